@@ -1,0 +1,48 @@
+/**
+ * String caps from SPEC §2, shared by the request and envelope schemas so both
+ * sides of the collector → writer contract enforce the same bounds.
+ */
+import { Schema } from "effect"
+
+export const MAX_ID = 128
+export const MAX_URL = 4096
+export const MAX_EVENT_TYPE = 100
+/** Free-text attribute fields the SPEC does not cap explicitly (utm values, labels). */
+export const MAX_TEXT = 512
+export const MAX_METADATA_BYTES = 16 * 1024
+
+/** A string of 1..`max` characters. */
+export const boundedId = (max: number = MAX_ID) =>
+  Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(max))
+
+/** A string of at most `max` characters (may be empty). */
+export const boundedText = (max: number) => Schema.String.check(Schema.isMaxLength(max))
+
+export const Id = boundedId(MAX_ID)
+export const Url = boundedText(MAX_URL)
+export const EventType = boundedId(MAX_EVENT_TYPE)
+export const Text = boundedText(MAX_TEXT)
+
+const serializedSize = (value: unknown): number | undefined => {
+  try {
+    return Buffer.byteLength(JSON.stringify(value) ?? "", "utf8")
+  } catch {
+    // cyclic or absurdly deep values cannot come from JSON.parse, but never throw from a filter
+    return undefined
+  }
+}
+
+/** A JSON object whose serialized form is at most 16 KiB. */
+export const Metadata = Schema.Record(Schema.String, Schema.Unknown).check(
+  Schema.makeFilter((value) => {
+    const size = serializedSize(value)
+    return size !== undefined && size <= MAX_METADATA_BYTES
+      ? undefined
+      : `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes`
+  })
+)
+export type Metadata = typeof Metadata.Type
+
+export const FiniteNumber = Schema.Finite
+/** Timestamps: numbers are epoch milliseconds; strings are parsed as dates (unparseable → absent). */
+export const TimestampInput = Schema.Union([Schema.Finite, boundedText(64)])

@@ -1,0 +1,62 @@
+/**
+ * Every setting of SPEC §9, read once from the environment through Effect `Config`.
+ * Absent URLs mean "start the embedded server" (see EmbeddedRedis / EmbeddedPostgres).
+ */
+import { Config, Context, Effect, Layer } from "effect"
+
+const list = (name: string, fallback: string) =>
+  Config.String(name).pipe(
+    Config.withDefault(fallback),
+    Config.map((raw) => raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0))
+  )
+
+const optionalString = (name: string) =>
+  Config.String(name).pipe(
+    Config.withDefault(""),
+    Config.map((s) => (s.trim() === "" ? undefined : s.trim()))
+  )
+
+export const AppConfigSchema = Config.all({
+  port: Config.Int("PORT").pipe(Config.withDefault(8787)),
+  host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
+  databaseUrl: optionalString("DATABASE_URL"),
+  primaryRedisUrl: optionalString("PRIMARY_REDIS_URL"),
+  spoolRedisUrl: optionalString("SPOOL_REDIS_URL"),
+  streamPrefix: Config.String("STREAM_PREFIX").pipe(Config.withDefault("spoolway")),
+  probeIntervalMs: Config.Int("PROBE_INTERVAL_MS").pipe(Config.withDefault(5000)),
+  spoolMaxEvents: Config.Int("SPOOL_MAX_EVENTS").pipe(Config.withDefault(1_000_000)),
+  writeKeys: list("COLLECTOR_WRITE_KEYS", ""),
+  trustedProxies: list("TRUSTED_PROXIES", "127.0.0.0/8,::1/128"),
+  corsOrigins: list("CORS_ORIGINS", "*"),
+  rateLimitPerMinute: Config.Int("RATE_LIMIT_PER_MINUTE").pipe(Config.withDefault(600)),
+  maxBodyBytes: Config.Int("MAX_BODY_BYTES").pipe(Config.withDefault(262_144)),
+  maxBatchEvents: Config.Int("MAX_BATCH_EVENTS").pipe(Config.withDefault(500)),
+  writerBatchSize: Config.Int("WRITER_BATCH_SIZE").pipe(Config.withDefault(500)),
+  writerBlockMs: Config.Int("WRITER_BLOCK_MS").pipe(Config.withDefault(1000)),
+  retentionDays: Config.Int("RETENTION_DAYS").pipe(Config.withDefault(90)),
+  dataDir: Config.String("SPOOLWAY_DATA_DIR").pipe(Config.withDefault(".data")),
+  /** timeout of one Redis command on the request path (enqueue), ms */
+  redisCommandTimeoutMs: Config.Int("REDIS_COMMAND_TIMEOUT_MS").pipe(Config.withDefault(1000))
+})
+
+export type AppConfigValues = Config.Success<typeof AppConfigSchema>
+
+export class AppConfig extends Context.Service<AppConfig, AppConfigValues>()("spoolway/layers/AppConfig") {
+  /** Reads the environment (the default ConfigProvider). */
+  static readonly layer = Layer.effect(
+    AppConfig,
+    Effect.gen(function*() {
+      return AppConfig.of(yield* AppConfigSchema)
+    })
+  )
+
+  /** A fixed configuration, for tests: the defaults overridden by `overrides`. */
+  static readonly layerWith = (overrides: Partial<AppConfigValues>) =>
+    Layer.effect(
+      AppConfig,
+      Effect.gen(function*() {
+        const values = yield* AppConfigSchema
+        return AppConfig.of({ ...values, ...overrides })
+      })
+    )
+}

@@ -1,0 +1,81 @@
+/**
+ * Zero-configuration Redis: starts a `redis-server` from PATH on a free loopback port
+ * with its data under `<dataDir>/<name>/`, and stops it (SIGTERM, then SIGKILL after
+ * 10 s) when the scope closes.
+ *
+ * Persistence: append-only file with `appendfsync everysec` by default. A crash of the
+ * Spoolway process or of redis-server loses nothing (the AOF is in the OS page cache);
+ * only an OS crash or power loss can lose up to ~1 s of accepted events. Set
+ * `appendfsync: "always"` for no loss at a large throughput cost.
+ */
+import { mkdirSync } from "node:fs"
+import { resolve } from "node:path"
+import { Duration, Effect, Schedule } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import { Redis } from "ioredis"
+import { EmbeddedServerError } from "../domain/Errors.ts"
+import { freePort } from "./FreePort.ts"
+
+export interface EmbeddedRedisOptions {
+  readonly name: string
+  readonly dataDir: string
+  readonly appendonly: boolean
+  readonly appendfsync?: "always" | "everysec" | "no"
+}
+
+export interface RunningRedis {
+  readonly url: string
+  readonly port: number
+  readonly pid: number
+}
+
+export const REDIS_INSTALL_HINT =
+  "redis-server was not found on PATH. Install Redis ≥ 7 (Debian/Ubuntu: `apt-get install redis-server`; " +
+  "macOS: `brew install redis`), or point PRIMARY_REDIS_URL / SPOOL_REDIS_URL at a running Redis."
+
+const waitForPing = (url: string) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })),
+    (client) =>
+      Effect.tryPromise(async () => {
+        if (client.status !== "ready") {
+          client.disconnect()
+          await client.connect()
+        }
+        await client.ping()
+      }).pipe(Effect.retry({ schedule: Schedule.spaced(Duration.millis(50)), times: 200 })),
+    (client) => Effect.sync(() => client.disconnect())
+  )
+
+export const startEmbeddedRedis = Effect.fn("startEmbeddedRedis")(function*(options: EmbeddedRedisOptions) {
+  const dir = resolve(options.dataDir, options.name)
+  mkdirSync(dir, { recursive: true })
+  const port = yield* freePort
+  const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+  const args = [
+    "--port", String(port),
+    "--bind", "127.0.0.1",
+    "--dir", dir,
+    "--save", "",
+    "--appendonly", options.appendonly ? "yes" : "no",
+    "--appendfsync", options.appendfsync ?? "everysec",
+    "--logfile", "redis.log",
+    "--daemonize", "no"
+  ]
+  const handle = yield* spawner.spawn(
+    ChildProcess.make("redis-server", args, { stdout: "ignore", stderr: "ignore", stdin: "ignore", forceKillAfter: "10 seconds" })
+  ).pipe(
+    Effect.mapError(() => new EmbeddedServerError({ server: "redis-server", message: REDIS_INSTALL_HINT }))
+  )
+  const url = `redis://127.0.0.1:${port}`
+  yield* waitForPing(url).pipe(
+    Effect.mapError((cause) =>
+      new EmbeddedServerError({
+        server: "redis-server",
+        message: `redis-server (${options.name}) did not answer on ${url}: ${String(cause)} — see ${dir}/redis.log`
+      })
+    )
+  )
+  yield* Effect.logInfo(`embedded redis-server '${options.name}' on ${url} (pid ${handle.pid}, data ${dir})`)
+  return { url, port, pid: handle.pid } satisfies RunningRedis
+})

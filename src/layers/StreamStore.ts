@@ -1,0 +1,79 @@
+/**
+ * The queue mechanism of SPEC §4: one Redis stream per side. `StreamStore` is the
+ * interface the programs use; `redisStreamStore` is the real one and
+ * `memoryStreamStore` an in-memory one that tests can make fail or hang.
+ */
+import { Effect } from "effect"
+import type { Redis } from "ioredis"
+import { StoreError } from "../domain/Errors.ts"
+import { ENVELOPE_FIELD } from "../domain/Envelope.ts"
+
+export interface StreamEntry {
+  readonly id: string
+  readonly payload: string
+}
+
+export interface StreamStore {
+  readonly name: string
+  /** PING; fails when the server is unreachable. */
+  readonly ping: Effect.Effect<void, StoreError>
+  /** Appends every payload atomically (MULTI/EXEC): all are stored or none. */
+  readonly append: (payloads: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
+  /** The oldest `count` entries, oldest first. */
+  readonly head: (count: number) => Effect.Effect<ReadonlyArray<StreamEntry>, StoreError>
+  /** Deletes entries by id. */
+  readonly remove: (ids: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
+  readonly length: Effect.Effect<number, StoreError>
+}
+
+const toStoreError = (store: string) => (cause: unknown) =>
+  new StoreError({ store, message: cause instanceof Error ? cause.message : String(cause) })
+
+/** A StreamStore on one stream key of an ioredis client. Every call is bounded by `timeoutMs`. */
+export const redisStreamStore = (options: {
+  readonly name: string
+  readonly client: Redis
+  readonly key: string
+  readonly timeoutMs: number
+}): StreamStore => {
+  const { client, key, name } = options
+  const onError = toStoreError(name)
+  const call = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> =>
+    Effect.tryPromise({ try: f, catch: onError }).pipe(
+      Effect.timeoutOrElse({
+        duration: options.timeoutMs,
+        orElse: () => Effect.fail(new StoreError({ store: name, message: `timed out after ${options.timeoutMs} ms` }))
+      })
+    )
+  return {
+    name,
+    ping: call(() => client.ping()).pipe(Effect.asVoid),
+    append: (payloads) =>
+      call(async () => {
+        if (payloads.length === 0) return
+        const tx = client.multi()
+        for (const payload of payloads) tx.xadd(key, "*", ENVELOPE_FIELD, payload)
+        const results = await tx.exec()
+        if (results === null) throw new Error("transaction aborted")
+        for (const [err] of results) if (err) throw err
+      }),
+    head: (count) =>
+      call(async () => {
+        const rows = await client.xrange(key, "-", "+", "COUNT", count)
+        return rows.map(([id, fields]) => ({ id, payload: fieldValue(fields) }))
+      }),
+    remove: (ids) =>
+      call(async () => {
+        if (ids.length > 0) await client.xdel(key, ...ids)
+      }),
+    length: call(() => client.xlen(key))
+  }
+}
+
+/** The envelope field of a stream entry's flat [field, value, …] list ("" when missing). */
+export const fieldValue = (fields: ReadonlyArray<string>): string => {
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === ENVELOPE_FIELD) return fields[i + 1] ?? ""
+  }
+  return ""
+}
