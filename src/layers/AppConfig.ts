@@ -36,7 +36,7 @@ export const AppConfigSchema = Config.all({
   retentionDays: Config.Int("RETENTION_DAYS").pipe(Config.withDefault(90)),
   dataDir: Config.String("SPOOLWAY_DATA_DIR").pipe(Config.withDefault(".data")),
   /** timeout of one Redis command on the request path (enqueue), ms */
-  redisCommandTimeoutMs: Config.Int("REDIS_COMMAND_TIMEOUT_MS").pipe(Config.withDefault(1000))
+  redisCommandTimeoutMs: Config.Int("REDIS_COMMAND_TIMEOUT_MS").pipe(Config.withDefault(250))
 })
 
 export type AppConfigValues = Config.Success<typeof AppConfigSchema>

@@ -35,7 +35,7 @@ export const REDIS_INSTALL_HINT =
 
 const waitForPing = (url: string) =>
   Effect.acquireUseRelease(
-    Effect.sync(() => new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })),
+    Effect.sync(() => new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null }).on("error", () => {})),
     (client) =>
       Effect.tryPromise(async () => {
         if (client.status !== "ready") {

@@ -19,9 +19,28 @@ export const acquireRedis = (url: string, name: string) =>
       }).on("error", () => {
         // connection errors are reported by the commands that fail and by the probe
       })
-    ),
-    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+    ).pipe(Effect.tap(awaitFirstConnect)),
+    (client) => Effect.promise(() => client.quit().then(() => undefined, () => client.disconnect()))
   )
+
+/**
+ * Gives a new client up to 2 s to connect, so the first probe does not fail merely
+ * because the socket is still opening. A server that is down is not an error here:
+ * the route starts unhealthy and the probe finds it later.
+ */
+const awaitFirstConnect = (client: Redis) =>
+  Effect.callback<void>((resume) => {
+    if (client.status === "ready") return resume(Effect.void)
+    const done = () => {
+      clearTimeout(timer)
+      client.off("ready", done)
+      client.off("error", done)
+      resume(Effect.void)
+    }
+    const timer = setTimeout(done, 2000)
+    client.once("ready", done)
+    client.once("error", done)
+  })
 
 /** A client for blocking reads (XREADGROUP BLOCK): may queue while reconnecting. */
 export const acquireBlockingRedis = (url: string, name: string) =>

@@ -19,12 +19,26 @@ export interface StreamStore {
   readonly ping: Effect.Effect<void, StoreError>
   /** Appends every payload atomically (MULTI/EXEC): all are stored or none. */
   readonly append: (payloads: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
+  /**
+   * Appends every payload atomically unless the stream would then hold more than
+   * `maxLength` entries; `false` (nothing written) when it would.
+   */
+  readonly appendBounded: (payloads: ReadonlyArray<string>, maxLength: number) => Effect.Effect<boolean, StoreError>
   /** The oldest `count` entries, oldest first. */
   readonly head: (count: number) => Effect.Effect<ReadonlyArray<StreamEntry>, StoreError>
   /** Deletes entries by id. */
   readonly remove: (ids: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
   readonly length: Effect.Effect<number, StoreError>
 }
+
+/** Atomic (a Lua script runs alone) bounded append: all payloads or none. */
+const APPEND_BOUNDED = `
+local max = tonumber(ARGV[1])
+local n = #ARGV - 2
+if redis.call('XLEN', KEYS[1]) + n > max then return 0 end
+for i = 3, #ARGV do redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[i]) end
+return 1
+`
 
 const toStoreError = (store: string) => (cause: unknown) =>
   new StoreError({ store, message: cause instanceof Error ? cause.message : String(cause) })
@@ -51,11 +65,21 @@ export const redisStreamStore = (options: {
     append: (payloads) =>
       call(async () => {
         if (payloads.length === 0) return
+        if (payloads.length === 1) {
+          await client.xadd(key, "*", ENVELOPE_FIELD, payloads[0]!)
+          return
+        }
         const tx = client.multi()
         for (const payload of payloads) tx.xadd(key, "*", ENVELOPE_FIELD, payload)
         const results = await tx.exec()
         if (results === null) throw new Error("transaction aborted")
         for (const [err] of results) if (err) throw err
+      }),
+    appendBounded: (payloads, maxLength) =>
+      call(async () => {
+        if (payloads.length === 0) return true
+        const added = await client.eval(APPEND_BOUNDED, 1, key, maxLength, ENVELOPE_FIELD, ...payloads)
+        return added === 1
       }),
     head: (count) =>
       call(async () => {

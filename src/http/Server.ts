@@ -1,0 +1,39 @@
+/** The HTTP server: tracking API, health, OpenAPI at /openapi.json, docs at /docs, CORS. */
+import { createServer } from "node:http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { HttpRouter } from "effect/http"
+import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { AppConfig } from "../layers/AppConfig.ts"
+import { Api } from "./Api.ts"
+import { HealthHandlers } from "./Health.ts"
+import { TrackingHandlers } from "./Tracking.ts"
+
+const cors = Layer.unwrap(
+  Effect.map(AppConfig, (config) =>
+    HttpRouter.cors({
+      // [] = "*" for Effect's cors; otherwise the listed origins are echoed back
+      allowedOrigins: config.corsOrigins.includes("*") ? [] : config.corsOrigins,
+      allowedMethods: ["GET", "POST", "OPTIONS"],
+      allowedHeaders: ["content-type", "x-write-key"],
+      maxAge: 86_400
+    }))
+)
+
+/** All routes of the collector, without a server (tests can serve them anywhere). */
+export const CollectorRoutes = Layer.mergeAll(
+  HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
+    Layer.provide([TrackingHandlers, HealthHandlers])
+  ),
+  HttpApiScalar.layer(Api, { path: "/docs" }),
+  cors
+)
+
+/** Serves `routes` on HOST:PORT (PORT 0 picks a free port). */
+export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>) =>
+  Layer.unwrap(
+    Effect.map(AppConfig, (config) =>
+      HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: config.port, host: config.host }))
+      ))
+  )

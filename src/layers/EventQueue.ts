@@ -1,0 +1,245 @@
+/**
+ * EventQueue: where an accepted envelope goes (SPEC §4). The route starts unhealthy;
+ * a probe (PING on a Schedule, the first at start) flips it. Enqueue writes to the
+ * primary stream while healthy; any primary failure marks it unhealthy and the same
+ * envelopes go to the bounded spool. A drain fiber forwards the spool to the primary
+ * while it is healthy. A call succeeds only once Redis acknowledged the write.
+ */
+import { Clock, Context, Duration, Effect, Layer, Ref, Schedule } from "effect"
+import type { RawEventEnvelope } from "../domain/Envelope.ts"
+import { encodeEnvelopeJson } from "../domain/Envelope.ts"
+import { QueueUnavailable } from "../domain/Errors.ts"
+import { primaryStreamKey, spoolStreamKey } from "../domain/Streams.ts"
+import { AppConfig } from "./AppConfig.ts"
+import { PrimaryRedis } from "./PrimaryRedis.ts"
+import { SpoolRedis } from "./SpoolRedis.ts"
+import { redisStreamStore, type StreamStore } from "./StreamStore.ts"
+
+export type Route = "primary" | "spool"
+
+export interface QueueCounters {
+  accepted: number
+  primary: number
+  spooled: number
+  drained: number
+  rejected: { primary_down: number; spool_down: number; spool_full: number }
+}
+
+export interface QueueStatus {
+  readonly primaryHealthy: boolean
+  readonly spoolHealthy: boolean
+  readonly spoolDepth: number | null
+  readonly oldestSpooledAgeMs: number | null
+  readonly counters: QueueCounters
+}
+
+export interface EventQueueOptions {
+  readonly primary: StreamStore
+  readonly spool: StreamStore
+  readonly probeInterval: Duration.Input
+  readonly spoolMaxEvents: number
+  /** entries per drain round trip */
+  readonly drainBatch?: number
+  /** how often the idle drain fiber looks at the spool */
+  readonly drainPoll?: Duration.Input
+}
+
+export class EventQueue extends Context.Service<EventQueue, {
+  /** Stores all envelopes on one side, or none (QueueUnavailable → 503). */
+  enqueue(envelopes: ReadonlyArray<RawEventEnvelope>): Effect.Effect<Route, QueueUnavailable>
+  /** One probe of both sides, now (the scheduled probe runs on its own). */
+  readonly probe: Effect.Effect<void>
+  readonly status: Effect.Effect<QueueStatus>
+  /** True while at least one side can take writes. */
+  readonly ready: Effect.Effect<boolean>
+}>()("spoolway/layers/EventQueue") {
+  static readonly make = (options: EventQueueOptions) => makeEventQueue(options)
+
+  /** The live queue: PrimaryRedis + SpoolRedis streams under STREAM_PREFIX. */
+  static readonly layer = Layer.effect(
+    EventQueue,
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const primary = yield* PrimaryRedis
+      const spool = yield* SpoolRedis
+      return yield* makeEventQueue({
+        primary: redisStreamStore({
+          name: "primary",
+          client: primary.client,
+          key: primaryStreamKey(config.streamPrefix),
+          timeoutMs: config.redisCommandTimeoutMs
+        }),
+        spool: redisStreamStore({
+          name: "spool",
+          client: spool.client,
+          key: spoolStreamKey(config.streamPrefix),
+          timeoutMs: config.redisCommandTimeoutMs
+        }),
+        probeInterval: Duration.millis(config.probeIntervalMs),
+        spoolMaxEvents: config.spoolMaxEvents
+      })
+    })
+  )
+}
+
+const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
+  const { primary, spool } = options
+  const drainBatch = options.drainBatch ?? 1000
+  const drainPoll = options.drainPoll ?? Duration.millis(100)
+  const primaryHealthy = yield* Ref.make(false)
+  const spoolHealthy = yield* Ref.make(false)
+  const counters: QueueCounters = {
+    accepted: 0,
+    primary: 0,
+    spooled: 0,
+    drained: 0,
+    rejected: { primary_down: 0, spool_down: 0, spool_full: 0 }
+  }
+
+  const setPrimaryHealth = (healthy: boolean, why: string) =>
+    Ref.getAndSet(primaryHealthy, healthy).pipe(
+      Effect.flatMap((was) =>
+        was === healthy
+          ? Effect.void
+          : healthy
+          ? Effect.logInfo("primary redis healthy: routing to primary").pipe(Effect.annotateLogs({ route: "primary" }))
+          : Effect.logWarning(`primary redis unhealthy (${why}): routing to spool`).pipe(Effect.annotateLogs({ route: "spool" }))
+      )
+    )
+
+  const setSpoolHealth = (healthy: boolean, why: string) =>
+    Ref.getAndSet(spoolHealthy, healthy).pipe(
+      Effect.flatMap((was) =>
+        was === healthy
+          ? Effect.void
+          : healthy
+          ? Effect.logInfo("spool redis healthy")
+          : Effect.logWarning(`spool redis unhealthy (${why})`)
+      )
+    )
+
+  const probe = Effect.all([
+    primary.ping.pipe(Effect.matchEffect({
+      onFailure: (e) => setPrimaryHealth(false, e.message),
+      onSuccess: () => setPrimaryHealth(true, "")
+    })),
+    spool.ping.pipe(Effect.matchEffect({
+      onFailure: (e) => setSpoolHealth(false, e.message),
+      onSuccess: () => setSpoolHealth(true, "")
+    }))
+  ], { concurrency: 2, discard: true })
+
+  const toSpool = (payloads: ReadonlyArray<string>, primaryWhy: string) =>
+    spool.appendBounded(payloads, options.spoolMaxEvents).pipe(
+      Effect.tap(() => setSpoolHealth(true, "")),
+      Effect.catch((e) =>
+        setSpoolHealth(false, e.message).pipe(
+          Effect.andThen(() => {
+            counters.rejected.spool_down += payloads.length
+            return Effect.fail(new QueueUnavailable({ reason: "spool_down", message: `primary: ${primaryWhy}; spool: ${e.message}` }))
+          })
+        )
+      ),
+      Effect.flatMap((stored) => {
+        if (stored) {
+          counters.spooled += payloads.length
+          counters.accepted += payloads.length
+          return Effect.succeed<Route>("spool")
+        }
+        counters.rejected.spool_full += payloads.length
+        return Effect.fail(new QueueUnavailable({ reason: "spool_full", message: `spool holds ${options.spoolMaxEvents} events` }))
+      })
+    )
+
+  const enqueue = (envelopes: ReadonlyArray<RawEventEnvelope>): Effect.Effect<Route, QueueUnavailable> =>
+    Effect.suspend(() => {
+      if (envelopes.length === 0) return Effect.succeed<Route>("primary")
+      const payloads = envelopes.map(encodeEnvelopeJson)
+      return Ref.get(primaryHealthy).pipe(
+        Effect.flatMap((healthy) =>
+          healthy
+            ? primary.append(payloads).pipe(
+              Effect.map((): Route => {
+                counters.primary += payloads.length
+                counters.accepted += payloads.length
+                return "primary"
+              }),
+              Effect.catch((e) => setPrimaryHealth(false, e.message).pipe(Effect.andThen(toSpool(payloads, e.message))))
+            )
+            : toSpool(payloads, "unhealthy")
+        )
+      )
+    })
+
+  /** Moves one batch spool → primary; true when something was moved. */
+  const drainOnce = Effect.gen(function*() {
+    if (!(yield* Ref.get(primaryHealthy))) return false
+    const entries = yield* spool.head(drainBatch)
+    if (entries.length === 0) return false
+    const moved = yield* primary.append(entries.map((e) => e.payload)).pipe(
+      Effect.as(true),
+      Effect.catch((e) => setPrimaryHealth(false, e.message).pipe(Effect.as(false)))
+    )
+    if (!moved) return false
+    // a crash here forwards these entries twice; the writer's idempotent insert absorbs it
+    yield* spool.remove(entries.map((e) => e.id))
+    counters.drained += entries.length
+    return true
+  })
+
+  const drainLoop = Effect.gen(function*() {
+    let total = 0
+    while (true) {
+      const moved = yield* drainOnce.pipe(
+        Effect.catch((e) =>
+          Effect.logWarning(`drain paused: ${e.message}`).pipe(Effect.andThen(Effect.sleep(Duration.seconds(1))), Effect.as(false))
+        )
+      )
+      if (moved) {
+        if (total === 0) yield* Effect.logInfo("draining spool to primary")
+        total = counters.drained
+        continue
+      }
+      if (total > 0) {
+        const depth = yield* spool.length.pipe(Effect.orElseSucceed(() => -1))
+        if (depth === 0) yield* Effect.logInfo(`spool drained (${counters.drained} events forwarded so far)`)
+        total = 0
+      }
+      yield* Effect.sleep(drainPoll)
+    }
+  })
+
+  yield* Effect.forkScoped(Effect.repeat(probe, Schedule.spaced(options.probeInterval)))
+  yield* Effect.forkScoped(drainLoop)
+
+  const oldestAge = (now: number) =>
+    spool.head(1).pipe(
+      Effect.map((entries) => {
+        const first = entries[0]
+        if (first === undefined) return null
+        try {
+          const receivedAt = Date.parse(JSON.parse(first.payload).receivedAt)
+          return Number.isFinite(receivedAt) ? Math.max(0, now - receivedAt) : null
+        } catch {
+          return null
+        }
+      })
+    )
+
+  const status = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const depth = yield* spool.length.pipe(Effect.orElseSucceed(() => null))
+    const age = depth !== null && depth > 0 ? yield* oldestAge(now).pipe(Effect.orElseSucceed(() => null)) : null
+    return {
+      primaryHealthy: yield* Ref.get(primaryHealthy),
+      spoolHealthy: yield* Ref.get(spoolHealthy),
+      spoolDepth: depth,
+      oldestSpooledAgeMs: age,
+      counters: structuredClone(counters)
+    } satisfies QueueStatus
+  })
+
+  const ready = Effect.map(Effect.all([Ref.get(primaryHealthy), Ref.get(spoolHealthy)]), ([p, s]) => p || s)
+
+  return EventQueue.of({ enqueue, probe, status, ready })
+})

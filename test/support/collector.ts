@@ -1,0 +1,82 @@
+/**
+ * Starts the real collector HTTP server (port 0) on real Redis for a test, and stops it.
+ */
+import { randomUUID } from "node:crypto"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { HttpServer } from "effect/http"
+import { Redis } from "ioredis"
+import { decodeEnvelopeJson, type RawEventEnvelope } from "../../src/domain/Envelope.ts"
+import { primaryStreamKey, spoolStreamKey } from "../../src/domain/Streams.ts"
+import { AppConfig, type AppConfigValues } from "../../src/layers/AppConfig.ts"
+import { EventQueue } from "../../src/layers/EventQueue.ts"
+import { fieldValue } from "../../src/layers/StreamStore.ts"
+import { CollectorHttp, LiveQueue } from "../../src/programs/Collector.ts"
+
+export const SHARED_REDIS = "redis://127.0.0.1:6379"
+
+export interface RunningCollector {
+  readonly baseUrl: string
+  readonly prefix: string
+  readonly close: () => Promise<void>
+  readonly queue: EventQueue["Service"]
+}
+
+export const uniquePrefix = (name: string) => `test:${name}:${randomUUID().slice(0, 8)}`
+
+export const startCollector = async (overrides: Partial<AppConfigValues> = {}): Promise<RunningCollector> => {
+  const prefix = overrides.streamPrefix ?? uniquePrefix("collector")
+  const config = AppConfig.layerWith({
+    port: 0,
+    host: "127.0.0.1",
+    primaryRedisUrl: SHARED_REDIS,
+    spoolRedisUrl: SHARED_REDIS,
+    streamPrefix: prefix,
+    ...overrides
+  })
+  const app = Layer.mergeAll(CollectorHttp, LiveQueue).pipe(Layer.provideMerge(LiveQueue), Layer.provideMerge(config))
+  const scope = await Effect.runPromise(Scope.make())
+  const context = await Effect.runPromise(Layer.buildWithScope(app, scope))
+  const server = Context.get(context, HttpServer.HttpServer)
+  const queue = Context.get(context, EventQueue)
+  await Effect.runPromise(queue.probe)
+  const address = server.address
+  if (address._tag === "UnixPathAddress") throw new Error("expected a TCP address")
+  return {
+    baseUrl: `http://127.0.0.1:${address.port}`,
+    prefix,
+    queue,
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
+
+/** Every envelope in a stream, decoded with the shared Schema (throws on a bad one). */
+export const readStream = async (redis: Redis, key: string): Promise<Array<RawEventEnvelope>> => {
+  const rows = await redis.xrange(key, "-", "+")
+  return rows.map(([, fields]) => {
+    const exit = decodeEnvelopeJson(fieldValue(fields))
+    if (exit._tag !== "Success") throw new Error(`undecodable envelope in ${key}`)
+    return exit.value
+  })
+}
+
+export const primaryEnvelopes = (redis: Redis, prefix: string) => readStream(redis, primaryStreamKey(prefix))
+export const spoolEnvelopes = (redis: Redis, prefix: string) => readStream(redis, spoolStreamKey(prefix))
+
+export const post = (
+  baseUrl: string,
+  path: string,
+  body: unknown,
+  init: { headers?: Record<string, string>; raw?: string | Uint8Array; contentType?: string | null } = {}
+) => {
+  const headers: Record<string, string> = { ...init.headers }
+  if (init.contentType !== null) headers["content-type"] = init.contentType ?? "application/json"
+  return fetch(`${baseUrl}${path}`, {
+    method: "POST",
+    headers,
+    body: init.raw ?? JSON.stringify(body)
+  })
+}
+
+export const cleanupKeys = async (redis: Redis, prefix: string) => {
+  await redis.del(primaryStreamKey(prefix), spoolStreamKey(prefix))
+}
