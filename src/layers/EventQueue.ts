@@ -13,7 +13,7 @@ import { primaryStreamKey, spoolStreamKey } from "../domain/Streams.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { PrimaryRedis } from "./PrimaryRedis.ts"
 import { SpoolRedis } from "./SpoolRedis.ts"
-import { redisStreamStore, type StreamStore } from "./StreamStore.ts"
+import { redisStreamStore, type StreamStore, withTimeout } from "./StreamStore.ts"
 
 export type Route = "primary" | "spool"
 
@@ -37,6 +37,8 @@ export interface EventQueueOptions {
   readonly primary: StreamStore
   readonly spool: StreamStore
   readonly probeInterval: Duration.Input
+  /** bound on every Redis call of the queue (enqueue, probe, drain) */
+  readonly commandTimeoutMs: number
   readonly spoolMaxEvents: number
   /** entries per drain round trip */
   readonly drainBatch?: number
@@ -63,18 +65,9 @@ export class EventQueue extends Context.Service<EventQueue, {
       const primary = yield* PrimaryRedis
       const spool = yield* SpoolRedis
       return yield* makeEventQueue({
-        primary: redisStreamStore({
-          name: "primary",
-          client: primary.client,
-          key: primaryStreamKey(config.streamPrefix),
-          timeoutMs: config.redisCommandTimeoutMs
-        }),
-        spool: redisStreamStore({
-          name: "spool",
-          client: spool.client,
-          key: spoolStreamKey(config.streamPrefix),
-          timeoutMs: config.redisCommandTimeoutMs
-        }),
+        primary: redisStreamStore({ name: "primary", client: primary.client, key: primaryStreamKey(config.streamPrefix) }),
+        spool: redisStreamStore({ name: "spool", client: spool.client, key: spoolStreamKey(config.streamPrefix) }),
+        commandTimeoutMs: config.redisCommandTimeoutMs,
         probeInterval: Duration.millis(config.probeIntervalMs),
         spoolMaxEvents: config.spoolMaxEvents
       })
@@ -83,7 +76,8 @@ export class EventQueue extends Context.Service<EventQueue, {
 }
 
 const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
-  const { primary, spool } = options
+  const primary = withTimeout(options.primary, options.commandTimeoutMs)
+  const spool = withTimeout(options.spool, options.commandTimeoutMs)
   const drainBatch = options.drainBatch ?? 1000
   const drainPoll = options.drainPoll ?? Duration.millis(100)
   const primaryHealthy = yield* Ref.make(false)

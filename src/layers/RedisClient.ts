@@ -5,7 +5,8 @@ import { Redis } from "ioredis"
  * An ioredis client for the request path, released with its scope. It never queues
  * commands while disconnected (`enableOfflineQueue: false`) and never retries a command
  * (`maxRetriesPerRequest: 0`): a failure must surface at once so the route can fail
- * over to the spool. It keeps reconnecting in the background (capped at 1 s).
+ * over to the spool. It keeps reconnecting in the background every ≤ 250 ms, so a
+ * restarted server is found by the next probe.
  */
 export const acquireRedis = (url: string, name: string) =>
   Effect.acquireRelease(
@@ -15,7 +16,7 @@ export const acquireRedis = (url: string, name: string) =>
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,
         connectTimeout: 2000,
-        retryStrategy: (times) => Math.min(times * 50, 1000)
+        retryStrategy: (times) => Math.min(times * 50, 250)
       }).on("error", () => {
         // connection errors are reported by the commands that fail and by the probe
       })

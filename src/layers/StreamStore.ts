@@ -43,22 +43,15 @@ return 1
 const toStoreError = (store: string) => (cause: unknown) =>
   new StoreError({ store, message: cause instanceof Error ? cause.message : String(cause) })
 
-/** A StreamStore on one stream key of an ioredis client. Every call is bounded by `timeoutMs`. */
+/** A StreamStore on one stream key of an ioredis client. */
 export const redisStreamStore = (options: {
   readonly name: string
   readonly client: Redis
   readonly key: string
-  readonly timeoutMs: number
 }): StreamStore => {
   const { client, key, name } = options
   const onError = toStoreError(name)
-  const call = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> =>
-    Effect.tryPromise({ try: f, catch: onError }).pipe(
-      Effect.timeoutOrElse({
-        duration: options.timeoutMs,
-        orElse: () => Effect.fail(new StoreError({ store: name, message: `timed out after ${options.timeoutMs} ms` }))
-      })
-    )
+  const call = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: onError })
   return {
     name,
     ping: call(() => client.ping()).pipe(Effect.asVoid),
@@ -91,6 +84,27 @@ export const redisStreamStore = (options: {
         if (ids.length > 0) await client.xdel(key, ...ids)
       }),
     length: call(() => client.xlen(key))
+  }
+}
+
+/**
+ * Bounds every call of `store` by `timeoutMs` (a hung server must not hang requests).
+ * A timed-out write may still land later; the writer's idempotent insert absorbs that.
+ */
+export const withTimeout = (store: StreamStore, timeoutMs: number): StreamStore => {
+  const bound = <A>(effect: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
+    Effect.timeoutOrElse(effect, {
+      duration: timeoutMs,
+      orElse: () => Effect.fail(new StoreError({ store: store.name, message: `timed out after ${timeoutMs} ms` }))
+    })
+  return {
+    name: store.name,
+    ping: bound(store.ping),
+    append: (payloads) => bound(store.append(payloads)),
+    appendBounded: (payloads, max) => bound(store.appendBounded(payloads, max)),
+    head: (count) => bound(store.head(count)),
+    remove: (ids) => bound(store.remove(ids)),
+    length: bound(store.length)
   }
 }
 
