@@ -6,6 +6,7 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
 import { AppConfig } from "./layers/AppConfig.ts"
+import { LoggingLayer } from "./layers/Logging.ts"
 import { CollectorLive } from "./programs/Collector.ts"
 
 const role = Flag.Literals("role", ["all", "collector", "writer"]).pipe(
@@ -18,7 +19,7 @@ const serve = Command.make("serve", { role }, ({ role }) =>
     const config = yield* AppConfig
     yield* Effect.logInfo(`spoolway serving role=${role} on http://${config.host}:${config.port}`)
     return yield* Layer.launch(CollectorLive)
-  }).pipe(Effect.provide(AppConfig.layer))
+  }).pipe(Effect.provide(AppConfig.layer), Effect.provide(LoggingLayer))
 ).pipe(Command.withDescription("run the pipeline (collector HTTP API, writer, maintenance)"))
 
 const spoolway = Command.make("spoolway").pipe(

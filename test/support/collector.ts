@@ -2,15 +2,19 @@
  * Starts the real collector HTTP server (port 0) on real Redis for a test, and stops it.
  */
 import { randomUUID } from "node:crypto"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Layer, References, Scope } from "effect"
 import { HttpServer } from "effect/http"
 import { Redis } from "ioredis"
 import { decodeEnvelopeJson, type RawEventEnvelope } from "../../src/domain/Envelope.ts"
 import { primaryStreamKey, spoolStreamKey } from "../../src/domain/Streams.ts"
 import { AppConfig, type AppConfigValues } from "../../src/layers/AppConfig.ts"
 import { EventQueue } from "../../src/layers/EventQueue.ts"
+import { parseLogLevel } from "../../src/layers/Logging.ts"
 import { fieldValue } from "../../src/layers/StreamStore.ts"
 import { CollectorHttp, LiveQueue } from "../../src/programs/Collector.ts"
+
+/** Tests log warnings and worse unless TEST_LOG_LEVEL says otherwise. */
+export const testLogLevel = Layer.succeed(References.MinimumLogLevel, parseLogLevel(process.env["TEST_LOG_LEVEL"] ?? "warn") ?? "Warn")
 
 export const SHARED_REDIS = "redis://127.0.0.1:6379"
 
@@ -33,7 +37,11 @@ export const startCollector = async (overrides: Partial<AppConfigValues> = {}): 
     streamPrefix: prefix,
     ...overrides
   })
-  const app = Layer.mergeAll(CollectorHttp, LiveQueue).pipe(Layer.provideMerge(LiveQueue), Layer.provideMerge(config))
+  const app = Layer.mergeAll(CollectorHttp, LiveQueue).pipe(
+    Layer.provideMerge(LiveQueue),
+    Layer.provideMerge(config),
+    Layer.provide(testLogLevel)
+  )
   const scope = await Effect.runPromise(Scope.make())
   const context = await Effect.runPromise(Layer.buildWithScope(app, scope))
   const server = Context.get(context, HttpServer.HttpServer)
