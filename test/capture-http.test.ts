@@ -259,3 +259,31 @@ describe("Redis unreachable", () => {
     expect(await primaryEnvelopes(redis, c.prefix)).toHaveLength(0)
   })
 })
+
+describe("GET /metrics", () => {
+  it("is Prometheus text whose counters match what was sent", async () => {
+    const c = await start({ writeKeys: ["m"], rateLimitPerMinute: 0 })
+    for (let i = 0; i < 3; i++) await post(c.baseUrl, "/track/event", { eventType: "e", sessionId: "s" }, { headers: { "x-write-key": "m" } })
+    await post(c.baseUrl, "/track/batch", { events: [{ eventType: "a", sessionId: "s" }, { eventType: "b", sessionId: "s" }] }, { headers: { "x-write-key": "m" } })
+    await post(c.baseUrl, "/track/event", { eventType: "e", sessionId: "s" })
+    await post(c.baseUrl, "/track/event", { eventType: 1 }, { headers: { "x-write-key": "m" } })
+    const res = await fetch(`${c.baseUrl}/metrics`)
+    expect(res.status).toBe(200)
+    expect(res.headers.get("content-type")).toContain("text/plain")
+    const text = await res.text()
+    // every non-comment line is `name{labels} value`
+    const samples = new Map<string, number>()
+    for (const line of text.split("\n")) {
+      if (line === "" || line.startsWith("#")) continue
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/.exec(line)
+      expect(m, line).not.toBeNull()
+      samples.set(m![1]!, Number(m![2]))
+    }
+    expect(samples.get("spoolway_accepted_events_total")).toBe(5)
+    expect(samples.get('spoolway_rejected_total{reason="unauthorized"}')).toBe(1)
+    expect(samples.get('spoolway_rejected_total{reason="invalid_request"}')).toBe(1)
+    expect(samples.get("spoolway_primary_healthy")).toBe(1)
+    expect(samples.get("spoolway_spool_depth")).toBe(0)
+    expect(samples.get("spoolway_http_request_duration_seconds_count")).toBe(6)
+  })
+})

@@ -6,7 +6,7 @@
  * empty, and nothing is accepted while both sides fail.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Schema } from "effect"
+import { Effect, Exit, Fiber, Metric, Schema, type Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { encodeEnvelopeJson, type RawEventEnvelope } from "../src/domain/Envelope.ts"
 import { EventQueue } from "../src/layers/EventQueue.ts"
@@ -21,6 +21,10 @@ const Op = Schema.Union([
 ])
 const Ops = Schema.Array(Op).check(Schema.isMaxLength(60))
 const SpoolMax = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 40 }))
+
+/** scoped, with its own metric registry (the counters the test reads are per queue) */
+const isolated = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) =>
+  Effect.scoped(effect).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
 
 let counter = 0
 const envelope = (): RawEventEnvelope => ({
@@ -41,7 +45,7 @@ interface Submission {
 
 describe("EventQueue under random outages", () => {
   it.effect.prop("every accepted event reaches the primary; nothing rejected is written", { ops: Ops, spoolMax: SpoolMax }, ({ ops, spoolMax }) =>
-    Effect.scoped(Effect.gen(function*() {
+    isolated(Effect.gen(function*() {
       const primary = memoryStreamStore("primary")
       const spool = memoryStreamStore("spool")
       const queue = yield* EventQueue.make({
@@ -110,7 +114,7 @@ describe("EventQueue under random outages", () => {
     })), { timeout: 120_000, arbitrary: { runs: 200 } })
 
   it.effect("starts unhealthy: before the first probe, events go to the spool", () =>
-    Effect.scoped(Effect.gen(function*() {
+    isolated(Effect.gen(function*() {
       const primary = memoryStreamStore("primary")
       const spool = memoryStreamStore("spool")
       primary.mode = "hang"
@@ -129,7 +133,7 @@ describe("EventQueue under random outages", () => {
     })))
 
   it.effect("a primary failure fails over at once; a full spool rejects the whole batch", () =>
-    Effect.scoped(Effect.gen(function*() {
+    isolated(Effect.gen(function*() {
       const primary = memoryStreamStore("primary")
       const spool = memoryStreamStore("spool")
       const queue = yield* EventQueue.make({ primary, spool, probeInterval: "5 seconds", commandTimeoutMs: 250, spoolMaxEvents: 3 })

@@ -6,7 +6,6 @@ import { Context, Effect, Layer } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { EventQueue } from "../layers/EventQueue.ts"
 import { Api } from "./Api.ts"
-import { HttpMetrics } from "./HttpMetrics.ts"
 import { json } from "./Responses.ts"
 
 export interface HealthReport {
@@ -23,7 +22,6 @@ export class HealthSource extends Context.Service<HealthSource, {
     HealthSource,
     Effect.gen(function*() {
       const queue = yield* EventQueue
-      const metrics = yield* HttpMetrics
       return HealthSource.of({
         report: Effect.map(queue.status, (status) => ({
           ready: status.primaryHealthy || status.spoolHealthy,
@@ -32,7 +30,7 @@ export class HealthSource extends Context.Service<HealthSource, {
             spoolHealthy: status.spoolHealthy,
             spoolDepth: status.spoolDepth,
             oldestSpooledAgeMs: status.oldestSpooledAgeMs,
-            counters: { ...status.counters, rejectedRequests: metrics.snapshot() }
+            counters: status.counters
           }
         }))
       })

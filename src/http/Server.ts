@@ -7,6 +7,7 @@ import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { Api } from "./Api.ts"
 import { HealthHandlers } from "./Health.ts"
+import { MetricsRoute } from "./MetricsRoute.ts"
 import { TrackingHandlers } from "./Tracking.ts"
 
 const cors = Layer.unwrap(
@@ -26,6 +27,7 @@ export const CollectorRoutes = Layer.mergeAll(
     Layer.provide([TrackingHandlers, HealthHandlers])
   ),
   HttpApiScalar.layer(Api, { path: "/docs" }),
+  MetricsRoute,
   cors
 )
 

@@ -3,13 +3,13 @@
  * body size (413) → JSON (400) → validation (400) → capture → 202, or 503 when
  * neither primary nor spool took the event. Bad input never reaches Redis.
  */
-import { ByteSize, Clock, Effect, Layer, Option } from "effect"
+import { ByteSize, Clock, Effect, Layer, Metric, Option } from "effect"
 import { HttpIncomingMessage, type HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { EdgeInfo, EventKind } from "../domain/Envelope.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
+import * as Metrics from "../layers/Metrics.ts"
 import { capture } from "../programs/Capture.ts"
-import { HttpMetrics } from "./HttpMetrics.ts"
 import { Api } from "./Api.ts"
 import { clientIp, makeTrustedProxies } from "./ClientIp.ts"
 import { makeRateLimiter } from "./RateLimiter.ts"
@@ -53,12 +53,17 @@ const edgeOf = (request: HttpServerRequest.HttpServerRequest, ip: string | undef
   return edge
 }
 
+/**
+ * A request that reached Redis must get its answer: shutdown waits for it instead of
+ * cutting the connection (a cut answer makes the client retry and store a twin).
+ */
+const uninterruptible = { uninterruptible: true } as const
+
 export const TrackingHandlers = HttpApiBuilder.group(
   Api,
   "tracking",
   Effect.fn(function*(handlers) {
     const config = yield* AppConfig
-    const metrics = yield* HttpMetrics
     const trusted = makeTrustedProxies(config.trustedProxies)
     const writeKeys = makeWriteKeyCheck(config.writeKeys)
     const limiter = makeRateLimiter(config.rateLimitPerMinute)
@@ -70,13 +75,26 @@ export const TrackingHandlers = HttpApiBuilder.group(
       )
     }
 
+    const rejectedBy = new Map<string, Metric.Counter<number>>()
     const reject = (reason: string, response: ReturnType<typeof json>) => {
-      metrics.rejected(reason)
-      return response
+      let counter = rejectedBy.get(reason)
+      if (counter === undefined) rejectedBy.set(reason, counter = Metrics.rejected(reason))
+      return Effect.as(Metric.update(counter, 1), response)
     }
 
-    const track = (kind: EventKind) =>
-      Effect.fnUntraced(function*({ request }: { readonly request: HttpServerRequest.HttpServerRequest }) {
+    const timed = <E, R>(handler: Effect.Effect<ReturnType<typeof json>, E, R>) =>
+      Effect.gen(function*() {
+        const start = yield* Clock.currentTimeNanos
+        const response = yield* handler
+        const end = yield* Clock.currentTimeNanos
+        yield* Metric.update(Metrics.requestDuration, Number(end - start) / 1e9)
+        return response
+      })
+
+    const track = (kind: EventKind) => (raw: { readonly request: HttpServerRequest.HttpServerRequest }) => timed(handle(kind, raw))
+
+    const handle = (kind: EventKind, { request }: { readonly request: HttpServerRequest.HttpServerRequest }) =>
+      Effect.gen(function*() {
         const ip = clientIp(
           Option.getOrUndefined(request.remoteAddress),
           header(request, "x-forwarded-for"),
@@ -85,15 +103,15 @@ export const TrackingHandlers = HttpApiBuilder.group(
         )
         const decision = limiter.take(ip ?? "unknown", yield* Clock.currentTimeMillis)
         if (!decision.allowed) {
-          return reject("rate_limited", errorResponse(429, "rate_limited", "too many requests from this client", {
+          return yield* reject("rate_limited", errorResponse(429, "rate_limited", "too many requests from this client", {
             "retry-after": String(decision.retryAfterSeconds)
           }))
         }
         if (!writeKeys.open && !writeKeys.accepts(header(request, "x-write-key") ?? queryParam(request.url, "writeKey"))) {
-          return reject("unauthorized", errorResponse(401, "unauthorized", "missing or invalid write key"))
+          return yield* reject("unauthorized", errorResponse(401, "unauthorized", "missing or invalid write key"))
         }
         if (!acceptedContentType(header(request, "content-type"))) {
-          return reject("unsupported_media_type", errorResponse(
+          return yield* reject("unsupported_media_type", errorResponse(
             415,
             "unsupported_media_type",
             "send application/json, or text/plain holding JSON"
@@ -101,7 +119,7 @@ export const TrackingHandlers = HttpApiBuilder.group(
         }
         const declared = Number(header(request, "content-length"))
         if (Number.isFinite(declared) && declared > config.maxBodyBytes) {
-          return reject("payload_too_large", errorResponse(413, "payload_too_large", `body exceeds ${config.maxBodyBytes} bytes`))
+          return yield* reject("payload_too_large", errorResponse(413, "payload_too_large", `body exceeds ${config.maxBodyBytes} bytes`))
         }
         const bytes = yield* request.arrayBuffer.pipe(
           Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
@@ -109,7 +127,7 @@ export const TrackingHandlers = HttpApiBuilder.group(
         )
         if (bytes._tag === "Failure") {
           const cause = bytes.failure.reason
-          return cause._tag === "RequestParseError" && cause.reason === "BodyTooLarge"
+          return yield* cause._tag === "RequestParseError" && cause.reason === "BodyTooLarge"
             ? reject("payload_too_large", errorResponse(413, "payload_too_large", `body exceeds ${config.maxBodyBytes} bytes`))
             : reject("malformed_body", errorResponse(400, "malformed_body", "the request body could not be read"))
         }
@@ -117,15 +135,14 @@ export const TrackingHandlers = HttpApiBuilder.group(
         try {
           body = JSON.parse(utf8.decode(bytes.success))
         } catch {
-          return reject("malformed_json", errorResponse(400, "malformed_json", "the body is not valid UTF-8 JSON"))
+          return yield* reject("malformed_json", errorResponse(400, "malformed_json", "the body is not valid UTF-8 JSON"))
         }
         const result = yield* capture(kind, body, edgeOf(request, ip), config.maxBatchEvents).pipe(Effect.result)
         if (result._tag === "Failure") {
           const error = result.failure
-          if (error._tag === "InvalidRequest") return reject("invalid_request", invalidResponse(error.issues))
-          return reject(error.reason, errorResponse(503, "unavailable", "the event was not accepted; retry later", {
-            "retry-after": retryAfter
-          }))
+          if (error._tag === "InvalidRequest") return yield* reject("invalid_request", invalidResponse(error.issues))
+          // the queue already counted the rejected events by reason
+          return errorResponse(503, "unavailable", "the event was not accepted; retry later", { "retry-after": retryAfter })
         }
         const outcome = result.success
         return outcome._tag === "Single"
@@ -134,14 +151,14 @@ export const TrackingHandlers = HttpApiBuilder.group(
       })
 
     return handlers
-      .handleRaw("view", track("view"))
-      .handleRaw("engagement", track("engagement"))
-      .handleRaw("interaction", track("interaction"))
-      .handleRaw("event", track("event"))
-      .handleRaw("batch", track("batch"))
-      .handleRaw("conversion", track("conversion"))
-      .handleRaw("funnel", track("funnel"))
-      .handleRaw("registrationFunnel", track("registration-funnel"))
+      .handleRaw("view", track("view"), uninterruptible)
+      .handleRaw("engagement", track("engagement"), uninterruptible)
+      .handleRaw("interaction", track("interaction"), uninterruptible)
+      .handleRaw("event", track("event"), uninterruptible)
+      .handleRaw("batch", track("batch"), uninterruptible)
+      .handleRaw("conversion", track("conversion"), uninterruptible)
+      .handleRaw("funnel", track("funnel"), uninterruptible)
+      .handleRaw("registrationFunnel", track("registration-funnel"), uninterruptible)
   })
 )
 

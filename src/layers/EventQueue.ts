@@ -5,12 +5,13 @@
  * envelopes go to the bounded spool. A drain fiber forwards the spool to the primary
  * while it is healthy. A call succeeds only once Redis acknowledged the write.
  */
-import { Clock, Context, Duration, Effect, Layer, Ref, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Metric, Ref, Schedule } from "effect"
 import type { RawEventEnvelope } from "../domain/Envelope.ts"
 import { encodeEnvelopeJson } from "../domain/Envelope.ts"
 import { QueueUnavailable } from "../domain/Errors.ts"
 import { primaryStreamKey, spoolStreamKey } from "../domain/Streams.ts"
 import { AppConfig } from "./AppConfig.ts"
+import * as Metrics from "./Metrics.ts"
 import { PrimaryRedis } from "./PrimaryRedis.ts"
 import { SpoolRedis } from "./SpoolRedis.ts"
 import { redisStreamStore, type StreamStore, withTimeout } from "./StreamStore.ts"
@@ -18,11 +19,10 @@ import { redisStreamStore, type StreamStore, withTimeout } from "./StreamStore.t
 export type Route = "primary" | "spool"
 
 export interface QueueCounters {
-  accepted: number
-  primary: number
-  spooled: number
-  drained: number
-  rejected: { primary_down: number; spool_down: number; spool_full: number }
+  readonly accepted: number
+  readonly spooled: number
+  readonly drained: number
+  readonly rejected: { readonly spool_down: number; readonly spool_full: number }
 }
 
 export interface QueueStatus {
@@ -82,13 +82,8 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
   const drainPoll = options.drainPoll ?? Duration.millis(100)
   const primaryHealthy = yield* Ref.make(false)
   const spoolHealthy = yield* Ref.make(false)
-  const counters: QueueCounters = {
-    accepted: 0,
-    primary: 0,
-    spooled: 0,
-    drained: 0,
-    rejected: { primary_down: 0, spool_down: 0, spool_full: 0 }
-  }
+  const rejectedSpoolDown = Metrics.rejected("spool_down")
+  const rejectedSpoolFull = Metrics.rejected("spool_full")
 
   const setPrimaryHealth = (healthy: boolean, why: string) =>
     Ref.getAndSet(primaryHealthy, healthy).pipe(
@@ -128,20 +123,20 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
       Effect.tap(() => setSpoolHealth(true, "")),
       Effect.catch((e) =>
         setSpoolHealth(false, e.message).pipe(
-          Effect.andThen(() => {
-            counters.rejected.spool_down += payloads.length
-            return Effect.fail(new QueueUnavailable({ reason: "spool_down", message: `primary: ${primaryWhy}; spool: ${e.message}` }))
-          })
+          Effect.andThen(Metric.update(rejectedSpoolDown, payloads.length)),
+          Effect.andThen(Effect.fail(new QueueUnavailable({ reason: "spool_down", message: `primary: ${primaryWhy}; spool: ${e.message}` })))
         )
       ),
       Effect.flatMap((stored) => {
         if (stored) {
-          counters.spooled += payloads.length
-          counters.accepted += payloads.length
-          return Effect.succeed<Route>("spool")
+          return Metric.update(Metrics.spooled, payloads.length).pipe(
+            Effect.andThen(Metric.update(Metrics.accepted, payloads.length)),
+            Effect.as<Route>("spool")
+          )
         }
-        counters.rejected.spool_full += payloads.length
-        return Effect.fail(new QueueUnavailable({ reason: "spool_full", message: `spool holds ${options.spoolMaxEvents} events` }))
+        return Metric.update(rejectedSpoolFull, payloads.length).pipe(
+          Effect.andThen(Effect.fail(new QueueUnavailable({ reason: "spool_full", message: `spool holds ${options.spoolMaxEvents} events` })))
+        )
       })
     )
 
@@ -153,11 +148,8 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
         Effect.flatMap((healthy) =>
           healthy
             ? primary.append(payloads).pipe(
-              Effect.map((): Route => {
-                counters.primary += payloads.length
-                counters.accepted += payloads.length
-                return "primary"
-              }),
+              Effect.andThen(Metric.update(Metrics.accepted, payloads.length)),
+              Effect.as<Route>("primary"),
               Effect.catch((e) => setPrimaryHealth(false, e.message).pipe(Effect.andThen(toSpool(payloads, e.message))))
             )
             : toSpool(payloads, "unhealthy")
@@ -165,39 +157,42 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
       )
     })
 
-  /** Moves one batch spool → primary; true when something was moved. */
+  /** Moves one batch spool → primary; the number of events moved. */
   const drainOnce = Effect.gen(function*() {
-    if (!(yield* Ref.get(primaryHealthy))) return false
+    if (!(yield* Ref.get(primaryHealthy))) return 0
     const entries = yield* spool.head(drainBatch)
-    if (entries.length === 0) return false
+    if (entries.length === 0) return 0
     const moved = yield* primary.append(entries.map((e) => e.payload)).pipe(
       Effect.as(true),
       Effect.catch((e) => setPrimaryHealth(false, e.message).pipe(Effect.as(false)))
     )
-    if (!moved) return false
+    if (!moved) return 0
     // a crash here forwards these entries twice; the writer's idempotent insert absorbs it
     yield* spool.remove(entries.map((e) => e.id))
-    counters.drained += entries.length
-    return true
+    yield* Metric.update(Metrics.drained, entries.length)
+    return entries.length
   })
 
   const drainLoop = Effect.gen(function*() {
-    let total = 0
+    let draining = false
+    let moved = 0
     while (true) {
-      const moved = yield* drainOnce.pipe(
+      const batch = yield* drainOnce.pipe(
         Effect.catch((e) =>
-          Effect.logWarning(`drain paused: ${e.message}`).pipe(Effect.andThen(Effect.sleep(Duration.seconds(1))), Effect.as(false))
+          Effect.logWarning(`drain paused: ${e.message}`).pipe(Effect.andThen(Effect.sleep(Duration.seconds(1))), Effect.as(0))
         )
       )
-      if (moved) {
-        if (total === 0) yield* Effect.logInfo("draining spool to primary")
-        total = counters.drained
+      if (batch > 0) {
+        if (!draining) yield* Effect.logInfo("draining spool to primary")
+        draining = true
+        moved += batch
         continue
       }
-      if (total > 0) {
+      if (draining) {
         const depth = yield* spool.length.pipe(Effect.orElseSucceed(() => -1))
-        if (depth === 0) yield* Effect.logInfo(`spool drained (${counters.drained} events forwarded so far)`)
-        total = 0
+        yield* Effect.logInfo(`drain ${depth === 0 ? "finished" : "paused"}: ${moved} events forwarded, ${depth} left`)
+        draining = false
+        moved = 0
       }
       yield* Effect.sleep(drainPoll)
     }
@@ -220,16 +215,26 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
       })
     )
 
+  const count = (metric: Metric.Counter<number>) => Effect.map(Metric.value(metric), (s) => s.count)
+
   const status = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const depth = yield* spool.length.pipe(Effect.orElseSucceed(() => null))
     const age = depth !== null && depth > 0 ? yield* oldestAge(now).pipe(Effect.orElseSucceed(() => null)) : null
+    const healthy = yield* Ref.get(primaryHealthy)
+    yield* Metric.update(Metrics.primaryHealthy, healthy ? 1 : 0)
+    if (depth !== null) yield* Metric.update(Metrics.spoolDepth, depth)
     return {
-      primaryHealthy: yield* Ref.get(primaryHealthy),
+      primaryHealthy: healthy,
       spoolHealthy: yield* Ref.get(spoolHealthy),
       spoolDepth: depth,
       oldestSpooledAgeMs: age,
-      counters: structuredClone(counters)
+      counters: {
+        accepted: yield* count(Metrics.accepted),
+        spooled: yield* count(Metrics.spooled),
+        drained: yield* count(Metrics.drained),
+        rejected: { spool_down: yield* count(rejectedSpoolDown), spool_full: yield* count(rejectedSpoolFull) }
+      }
     } satisfies QueueStatus
   })
 

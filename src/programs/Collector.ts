@@ -4,17 +4,13 @@
  */
 import { Layer } from "effect"
 import { HealthSource } from "../http/Health.ts"
-import { HttpMetrics } from "../http/HttpMetrics.ts"
 import { CollectorRoutes, serveHttp } from "../http/Server.ts"
 import { EventQueue } from "../layers/EventQueue.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
 
 /** The collector's routes with their services, given an EventQueue and AppConfig. */
-export const CollectorHttp = serveHttp(CollectorRoutes).pipe(
-  Layer.provide(HealthSource.collector),
-  Layer.provideMerge(HttpMetrics.layer)
-)
+export const CollectorHttp = serveHttp(CollectorRoutes).pipe(Layer.provide(HealthSource.collector))
 
 /** The queue on the live Redis pair (configured URLs or embedded servers). */
 export const LiveQueue = EventQueue.layer.pipe(Layer.provide([PrimaryRedis.layer, SpoolRedis.layer]))

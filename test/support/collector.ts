@@ -2,7 +2,7 @@
  * Starts the real collector HTTP server (port 0) on real Redis for a test, and stops it.
  */
 import { randomUUID } from "node:crypto"
-import { Context, Effect, Exit, Layer, References, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Metric, References, Scope } from "effect"
 import { HttpServer } from "effect/http"
 import { Redis } from "ioredis"
 import { decodeEnvelopeJson, type RawEventEnvelope } from "../../src/domain/Envelope.ts"
@@ -40,7 +40,9 @@ export const startCollector = async (overrides: Partial<AppConfigValues> = {}): 
   const app = Layer.mergeAll(CollectorHttp, LiveQueue).pipe(
     Layer.provideMerge(LiveQueue),
     Layer.provideMerge(config),
-    Layer.provide(testLogLevel)
+    Layer.provide(testLogLevel),
+    // each collector counts in its own registry, as a separate process would
+    Layer.provide(Layer.sync(Metric.MetricRegistry, () => new Map()))
   )
   const scope = await Effect.runPromise(Scope.make())
   const context = await Effect.runPromise(Layer.buildWithScope(app, scope))

@@ -1,0 +1,51 @@
+/**
+ * Every Prometheus metric Spoolway exports (SPEC §7), as Effect `Metric`s. Values
+ * live in the `Metric.MetricRegistry` of the running program, so two pipelines in
+ * one process (tests) do not mix counts. `/metrics` renders them with
+ * `PrometheusMetrics.format`; gauges are refreshed just before each scrape.
+ */
+import { Metric } from "effect"
+
+export const accepted = Metric.counter("spoolway_accepted_events_total", {
+  description: "events durably accepted (primary or spool)",
+  incremental: true
+})
+export const spooled = Metric.counter("spoolway_spooled_events_total", {
+  description: "events written to the spool because the primary was unreachable",
+  incremental: true
+})
+export const drained = Metric.counter("spoolway_drained_events_total", {
+  description: "events forwarded from the spool to the primary",
+  incremental: true
+})
+/** Rejected events (queue) and requests (HTTP), by reason. */
+export const rejected = (reason: string) =>
+  Metric.counter("spoolway_rejected_total", {
+    description: "requests or events rejected, by reason",
+    incremental: true,
+    attributes: { reason }
+  })
+export const written = Metric.counter("spoolway_written_events_total", {
+  description: "events newly stored in raw_events",
+  incremental: true
+})
+export const duplicates = Metric.counter("spoolway_duplicate_events_total", {
+  description: "redelivered events that were already stored (absorbed by the idempotent insert)",
+  incremental: true
+})
+export const poison = Metric.counter("spoolway_poison_events_total", {
+  description: "entries moved to ingest_failures",
+  incremental: true
+})
+export const spoolDepth = Metric.gauge("spoolway_spool_depth", { description: "events waiting in the spool" })
+export const streamLag = Metric.gauge("spoolway_stream_lag", {
+  description: "entries in the primary stream not yet delivered to the writer group"
+})
+export const pending = Metric.gauge("spoolway_stream_pending", {
+  description: "entries delivered to a writer but not yet acknowledged"
+})
+export const primaryHealthy = Metric.gauge("spoolway_primary_healthy", { description: "1 when the primary Redis is healthy" })
+export const requestDuration = Metric.histogram("spoolway_http_request_duration_seconds", {
+  description: "tracking request latency",
+  boundaries: Metric.exponentialBoundaries({ start: 0.0005, factor: 2, count: 14 })
+})
