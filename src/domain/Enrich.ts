@@ -1,0 +1,156 @@
+/**
+ * Writer-side enrichment of one envelope (SPEC §5 "Enrichment (views only)", §6 data model).
+ *
+ * Pure and synchronous: the day's salt (chosen by the envelope's `receivedAt` UTC day, see
+ * `saltDay`) and the geo record (from the `GeoLookup` service, for `envelope.edge.ip`) are
+ * inputs, so this runs without I/O and without Layers.
+ *
+ * - Views → {@link enrichView}: everything `raw_events` and `session_fingerprints` need.
+ * - Other events → {@link enrichEvent}: only the `raw_events` columns. Per SPEC §2 non-views do
+ *   not run device enrichment, bot detection, fingerprinting, visitor identity or tenant
+ *   resolution, so `deviceType`, `visitorIdDaily`, `tenantHost` are null and `isBot` is false
+ *   ("not flagged" — a NULL there would silently drop the event from `NOT is_bot` rollups).
+ *
+ * Column choices where the SPEC is silent:
+ *  - `timestamp`: the client timestamp (ms) when finite and representable as a PostgreSQL
+ *    timestamptz written in plain ISO form (years 0001–9999), else `receivedAt`.
+ *  - `referrer` (raw_events): `payload.referrer`, else the attribution referrer.
+ *  - `landingPage`: `payload.pageUrl`; an empty page url (the collector's `""` fallback) → null.
+ *  - `receivedAt` is passed through exactly as captured at the edge.
+ */
+import { resolveTrafficSource, type TrafficSource } from "./Attribution.ts"
+import { type DeviceInfo, type DeviceType, parseDevice } from "./Device.ts"
+import type { ClientDevice, EventKind, RawEventEnvelope } from "./Envelope.ts"
+import type { GeoInfo } from "./Geo.ts"
+import { hashIp, visitorIdDaily } from "./Identity.ts"
+import type { Metadata } from "./Limits.ts"
+import { tenantHost } from "./Tenant.ts"
+
+/** Columns of `raw_events` that come straight from the envelope. */
+export interface EventRowBase {
+  /** raw_events primary key (minted at the edge) */
+  readonly eventId: string
+  readonly kind: EventKind
+  readonly eventType: string
+  readonly sessionId: string
+  readonly userId: string | null
+  readonly pageUrl: string | null
+  readonly referrer: string | null
+  readonly metadata: Metadata | null
+  /** ISO-8601: client timestamp when usable, else `receivedAt` */
+  readonly timestamp: string
+  /** ISO-8601, the edge clock at capture, as-is */
+  readonly receivedAt: string
+}
+
+export interface EnrichedView extends EventRowBase {
+  readonly isView: true
+  /** device, browser, OS and the client's device data as sent (session_fingerprints) */
+  readonly device: DeviceInfo
+  readonly deviceType: DeviceType
+  readonly isBot: boolean
+  /** hex HMAC of the IP with the day's salt; null without an IP */
+  readonly ipHash: string | null
+  /** 32 bytes (raw_events.visitor_id_daily) */
+  readonly visitorIdDaily: Uint8Array
+  /** first-touch attribution (session_fingerprints) */
+  readonly traffic: TrafficSource
+  /** hostname to look up in `domains` (→ domain_id, corp_id); null when none */
+  readonly tenantHost: string | null
+  readonly landingPage: string | null
+  readonly geo: GeoInfo
+}
+
+export interface EnrichedEvent extends EventRowBase {
+  readonly isView: false
+  readonly deviceType: null
+  readonly isBot: false
+  readonly ipHash: null
+  readonly visitorIdDaily: null
+  readonly tenantHost: null
+}
+
+/**
+ * Client timestamps outside 0001-01-01 … 9999-12-31 (UTC) are not used: `toISOString` writes
+ * them in the expanded ±YYYYYY form and PostgreSQL rejects years beyond its range.
+ */
+const MIN_TS = new Date(0).setUTCFullYear(1, 0, 1) // Date.UTC would map year 1 to 1901
+const MAX_TS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
+/** The event time: client timestamp when finite and in range, else the edge `receivedAt`. */
+export const eventTimestamp = (timestamp: number | undefined, receivedAt: string): string => {
+  if (timestamp !== undefined && Number.isFinite(timestamp) && timestamp >= MIN_TS && timestamp <= MAX_TS) {
+    return new Date(timestamp).toISOString()
+  }
+  return receivedAt
+}
+
+const nonBlank = (value: string | undefined): string | undefined =>
+  value === undefined || value.trim().length === 0 ? undefined : value
+
+const rowBase = (envelope: RawEventEnvelope): EventRowBase => {
+  const { payload } = envelope
+  return {
+    eventId: envelope.eventId,
+    kind: envelope.kind,
+    eventType: payload.eventType,
+    sessionId: payload.sessionId,
+    userId: payload.userId ?? null,
+    pageUrl: payload.pageUrl ?? null,
+    referrer: nonBlank(payload.referrer) ?? nonBlank(payload.attribution?.referrer) ?? null,
+    metadata: payload.metadata ?? null,
+    timestamp: eventTimestamp(payload.timestamp, envelope.receivedAt),
+    receivedAt: envelope.receivedAt
+  }
+}
+
+/** How a view's device is parsed: the cached {@link parseDevice} by default. */
+export type DeviceParser = (ua: string | undefined, client?: ClientDevice) => DeviceInfo
+
+/** Build an `enrichView` over a given device parser (the benchmark's uncached baseline uses this). */
+export const makeEnrichView = (parse: DeviceParser) => (envelope: RawEventEnvelope, salt: Uint8Array, geo: GeoInfo): EnrichedView => {
+  const { edge, payload } = envelope
+  const device = parse(edge.ua, payload.clientDevice)
+  const attribution = payload.attribution
+  const traffic = resolveTrafficSource({
+    utmSource: attribution?.utmSource,
+    utmMedium: attribution?.utmMedium,
+    utmCampaign: attribution?.utmCampaign,
+    utmContent: attribution?.utmContent,
+    utmTerm: attribution?.utmTerm,
+    referrer: nonBlank(attribution?.referrer) ?? payload.referrer
+  })
+  return {
+    ...rowBase(envelope),
+    isView: true,
+    device,
+    deviceType: device.deviceType,
+    isBot: device.isBot,
+    ipHash: hashIp(salt, edge.ip),
+    visitorIdDaily: visitorIdDaily(salt, edge.ip, edge.ua, edge.lang),
+    traffic,
+    tenantHost: tenantHost(edge.headers),
+    landingPage: nonBlank(payload.pageUrl) ?? null,
+    geo
+  }
+}
+
+/**
+ * Enrich a view: device/bot, IP hash and daily visitor id (with `salt`, the salt of the
+ * envelope's `receivedAt` day), first-touch traffic source (attribution, its referrer falling
+ * back to the payload's referrer), tenant host, landing page and the given `geo`.
+ */
+export const enrichView: (envelope: RawEventEnvelope, salt: Uint8Array, geo: GeoInfo) => EnrichedView = makeEnrichView(
+  parseDevice
+)
+
+/** The `raw_events` row of a non-view event (no device, identity or tenant work — SPEC §2). */
+export const enrichEvent = (envelope: RawEventEnvelope): EnrichedEvent => ({
+  ...rowBase(envelope),
+  isView: false,
+  deviceType: null,
+  isBot: false,
+  ipHash: null,
+  visitorIdDaily: null,
+  tenantHost: null
+})
