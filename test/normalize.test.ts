@@ -193,3 +193,34 @@ describe("validation", () => {
     expect(parseRequest("event", body, 500)).toBeInstanceOf(InvalidRequest)
   })
 })
+
+describe("the normalized event must fit the envelope the writer decodes", () => {
+  it("metadata that fits alone but not with the merged fields is a 400 on metadata", () => {
+    // 16,384 bytes of metadata on its own: valid input, but metricType is merged in
+    const metadata = { p: "x".repeat(16_376) }
+    expect(Buffer.byteLength(JSON.stringify(metadata))).toBe(16_384)
+    const result = parseRequest("engagement", { userId: "u-1", metricType: "like", metadata }, 500)
+    expect(result).toBeInstanceOf(InvalidRequest)
+    expect((result as InvalidRequest).issues[0]!.path).toEqual(["metadata"])
+    expect((result as InvalidRequest).issues[0]!.message).toContain("merged")
+  })
+  it("in a batch the issue names the event's index", () => {
+    const events = [{ type: "ok", sessionId: "s" }, { type: "x", sessionId: "s", data: { p: "y".repeat(20_000) } }]
+    const result = parseRequest("interaction", { events }, 500) as InvalidRequest
+    expect(result.issues.map((i) => i.path)).toContainEqual(["events", 1, "data"])
+  })
+  it("a metricType whose engagement_ event type would pass 100 characters is a 400 on metricType", () => {
+    const ok = one("engagement", { userId: "u", metricType: "a".repeat(89) })
+    expect(ok.eventType).toHaveLength(100)
+    const result = parseRequest("engagement", { userId: "u", metricType: "a".repeat(90) }, 500) as InvalidRequest
+    expect(result).toBeInstanceOf(InvalidRequest)
+    expect(result.issues[0]!.path).toEqual(["metricType"])
+  })
+  it("metadata nested deeper than serialization allows is a 400 that says so", () => {
+    let deep: unknown = 1
+    for (let i = 0; i < 20_000; i++) deep = [deep]
+    const result = parseRequest("event", { eventType: "e", sessionId: "s", metadata: { deep } }, 500) as InvalidRequest
+    expect(result).toBeInstanceOf(InvalidRequest)
+    expect(result.issues[0]!.message).toContain("nested too deeply")
+  })
+})

@@ -23,11 +23,12 @@ export const Url = boundedText(MAX_URL)
 export const EventType = boundedId(MAX_EVENT_TYPE)
 export const Text = boundedText(MAX_TEXT)
 
+/** Serialized size in bytes, or undefined when the value cannot be serialized (too deep). */
 const serializedSize = (value: unknown): number | undefined => {
   try {
     return Buffer.byteLength(JSON.stringify(value) ?? "", "utf8")
   } catch {
-    // cyclic or absurdly deep values cannot come from JSON.parse, but never throw from a filter
+    // JSON.parse accepts nesting deeper than JSON.stringify's stack allows; never throw from a filter
     return undefined
   }
 }
@@ -36,9 +37,8 @@ const serializedSize = (value: unknown): number | undefined => {
 export const Metadata = Schema.Record(Schema.String, Schema.Unknown).check(
   Schema.makeFilter((value) => {
     const size = serializedSize(value)
-    return size !== undefined && size <= MAX_METADATA_BYTES
-      ? undefined
-      : `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes`
+    if (size === undefined) return "metadata is nested too deeply"
+    return size <= MAX_METADATA_BYTES ? undefined : `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes`
   })
 )
 export type Metadata = typeof Metadata.Type

@@ -3,6 +3,7 @@
  * Pure: request body in, NormalizedEvent(s) out.
  */
 import type { NormalizedEvent } from "./Envelope.ts"
+import { ENGAGEMENT_PREFIX } from "./Requests.ts"
 import type {
   ConversionRequest,
   EngagementRequest,
@@ -68,7 +69,7 @@ export const normalizeView = (body: ViewRequest): NormalizedEvent => {
 
 export const normalizeEngagement = (body: EngagementRequest): NormalizedEvent =>
   event(
-    { eventType: `engagement_${body.metricType}`, sessionId: body.userId, userId: body.userId, isView: false },
+    { eventType: `${ENGAGEMENT_PREFIX}${body.metricType}`, sessionId: body.userId, userId: body.userId, isView: false },
     { metadata: { ...body.metadata, ...defined({ metricType: body.metricType, targetId: body.targetId, targetType: body.targetType }) } }
   )
 

@@ -4,7 +4,7 @@
  */
 import { Schema } from "effect"
 import { AttributionInput, ClientDevice } from "./Envelope.ts"
-import { EventType, Id, Metadata, Text, TimestampInput, Url } from "./Limits.ts"
+import { boundedId, EventType, Id, MAX_EVENT_TYPE, Metadata, Text, TimestampInput, Url } from "./Limits.ts"
 
 const opt = Schema.optionalKey
 
@@ -23,9 +23,12 @@ export const ViewRequest = Schema.Struct({
 })
 export type ViewRequest = typeof ViewRequest.Type
 
+/** `engagement_<metricType>` must still fit the 100-character event type cap. */
+export const ENGAGEMENT_PREFIX = "engagement_"
+
 export const EngagementRequest = Schema.Struct({
   userId: Id,
-  metricType: EventType,
+  metricType: boundedId(MAX_EVENT_TYPE - ENGAGEMENT_PREFIX.length),
   targetId: opt(Id),
   targetType: opt(Text),
   metadata: opt(Metadata)

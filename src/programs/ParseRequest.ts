@@ -3,7 +3,7 @@
  * every error reported (by path), the batch bound checked before the items are decoded.
  */
 import { Exit, Predicate, Schema } from "effect"
-import type { EventKind, NormalizedEvent } from "../domain/Envelope.ts"
+import { type EventKind, NormalizedEvent } from "../domain/Envelope.ts"
 import {
   normalizeConversion,
   normalizeEngagement,
@@ -41,6 +41,38 @@ const decoder = <S extends Schema.Top & { readonly DecodingServices: never }, A>
   }
 }
 
+const isNormalizedEvent = Schema.is(NormalizedEvent)
+const decodeNormalized = Schema.decodeUnknownExit(NormalizedEvent, { errors: "all" })
+
+/**
+ * The normalized events must satisfy the envelope Schema the writer decodes with:
+ * merging fields into metadata can push it over its cap, and a 202 for an envelope the
+ * writer would call poison would break the promise. Issues are reported under the
+ * request path of the event (`["events", i, …]` for batches).
+ */
+const checkNormalized = (
+  kind: EventKind,
+  events: ReadonlyArray<NormalizedEvent>
+): ReadonlyArray<NormalizedEvent> | InvalidRequest => {
+  const issues: Array<{ path: Array<string | number>; message: string }> = []
+  events.forEach((event, index) => {
+    if (isNormalizedEvent(event)) return
+    const exit = decodeNormalized(event)
+    if (Exit.isSuccess(exit)) return
+    const prefix = isBatchKind(kind) ? ["events", index] : []
+    for (const reason of exit.cause.reasons) {
+      if (reason._tag !== "Fail") continue
+      for (const issue of issuesOf(reason.error.issue)) {
+        issues.push({
+          path: [...prefix, ...issue.path],
+          message: issue.path[0] === "metadata" ? `${issue.message} (after the endpoint's fields are merged in)` : issue.message
+        })
+      }
+    }
+  })
+  return issues.length === 0 ? events : new InvalidRequest({ issues })
+}
+
 const single = <T>(f: (body: T) => NormalizedEvent) => (body: T) => [f(body)]
 
 const decoders: Record<EventKind, (body: unknown) => ReadonlyArray<NormalizedEvent> | InvalidRequest> = {
@@ -69,5 +101,6 @@ export const parseRequest = (
       return invalid(["events"], `a batch holds at most ${maxBatchEvents} events (got ${events.length})`)
     }
   }
-  return decoders[kind](body)
+  const events = decoders[kind](body)
+  return events instanceof InvalidRequest ? events : checkNormalized(kind, events)
 }
