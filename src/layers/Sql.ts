@@ -1,0 +1,103 @@
+/**
+ * The `Sql` resource (SPEC §1, §6): PostgreSQL through `@effect/sql-pg`, at `DATABASE_URL`, or an
+ * embedded PostgreSQL (see EmbeddedPostgres.ts) when it is unset. Every layer here runs the
+ * pending migrations when it is built, so code and schema cannot drift apart.
+ *
+ * Migrations are a static record of imports (not a directory scan) so they load the same way
+ * under `node --experimental-strip-types`, vitest and a bundler.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted, Schedule } from "effect"
+import { Migrator, SqlClient } from "effect/sql"
+import migration0001 from "../../migrations/0001_initial.ts"
+import { AppConfig } from "./AppConfig.ts"
+import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
+
+/** Every migration, keyed `<id>_<name>`; add new files here. */
+export const migrations = {
+  "0001_initial": migration0001
+} as const
+
+export const MIGRATIONS_TABLE = "spoolway_migrations"
+
+const migrator = Migrator.make({})
+
+/**
+ * Runs the pending migrations (`spoolway migrate`, and every start). Returns the applied
+ * `[id, name]` pairs (empty when the schema was up to date). Concurrent runs are serialised by
+ * the migrator's table lock; one that loses the race sees nothing left to do.
+ */
+export const runMigrations = migrator({
+  loader: Migrator.fromRecord(migrations),
+  table: MIGRATIONS_TABLE
+}).pipe(
+  Effect.tap((applied) =>
+    applied.length > 0
+      ? Effect.logInfo(`applied migrations: ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
+      : Effect.void
+  ),
+  Effect.withSpan("runMigrations")
+)
+
+/** Pool settings shared by every layer here. */
+export interface SqlOptions {
+  readonly maxConnections?: number
+  readonly applicationName?: string
+}
+
+const clientLayer = (url: string, options: SqlOptions = {}) =>
+  PgClient.layer({
+    url: Redacted.make(url),
+    maxConnections: options.maxConnections ?? 8,
+    applicationName: options.applicationName ?? "spoolway",
+    connectTimeout: "10 seconds"
+  })
+
+/** Runs the migrations once the client is up (retrying while the server is still starting). */
+const withMigrations = <E, R>(client: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, E, R>) =>
+  Layer.effectDiscard(
+    runMigrations.pipe(
+      Effect.retry({
+        schedule: Schedule.spaced("500 millis"),
+        times: 20,
+        while: (error) => error._tag === "SqlError" && error.isRetryable
+      })
+    )
+  ).pipe(Layer.provideMerge(client))
+
+/** PostgreSQL at `url`, migrated. */
+export const layerUrl = (url: string, options?: SqlOptions) => withMigrations(clientLayer(url, options))
+
+/** PostgreSQL at `url`, without running migrations (for `migrate` itself, tools, tests). */
+export const layerUrlNoMigrations = (url: string, options?: SqlOptions) => clientLayer(url, options)
+
+/**
+ * `DATABASE_URL`, or an embedded PostgreSQL under `<dataDir>/pg` started (and stopped) with the
+ * layer's scope; migrated. Provides `PgClient` and `SqlClient`.
+ */
+export const layer = (options?: SqlOptions) =>
+  Layer.unwrap(
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      if (config.databaseUrl !== undefined) return layerUrl(config.databaseUrl, options)
+      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir })
+      return layerUrl(running.url, options)
+    })
+  )
+
+/** Same as {@link layer} but does not run the migrations (e.g. for `spoolway migrate`). */
+export const layerNoMigrations = (options?: SqlOptions) =>
+  Layer.unwrap(
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      if (config.databaseUrl !== undefined) return clientLayer(config.databaseUrl, options)
+      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir })
+      return clientLayer(running.url, options)
+    })
+  )
+
+/**
+ * The application's Sql layer (`DATABASE_URL` or embedded, migrated). Use this one constant
+ * everywhere so the layer — and an embedded server — is built once per program.
+ */
+export const SqlLive = layer()

@@ -1,0 +1,179 @@
+/**
+ * Shared fixtures of the writer tests: a fresh PostgreSQL database per test file (created
+ * through the `postgres` database, dropped afterwards), the shared Redis with a unique stream
+ * prefix, envelope builders and small SQL / Redis probes.
+ */
+import { randomUUID } from "node:crypto"
+import { PgClient } from "@effect/sql-pg"
+import { Context, Effect, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
+import { type EdgeInfo, encodeEnvelopeJson, type NormalizedEvent, type RawEventEnvelope } from "../src/domain/Envelope.ts"
+import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
+import { AppConfig } from "../src/layers/AppConfig.ts"
+import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
+import * as Sql from "../src/layers/Sql.ts"
+import { WriterDependencies } from "../src/programs/Writer.ts"
+
+export const PG_ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? "postgres://root@127.0.0.1:5432/postgres"
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379"
+
+const randomName = () => Math.random().toString(36).slice(2, 10)
+
+const adminQuery = (statement: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(statement)
+  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(PG_ADMIN_URL), maxConnections: 1 })), Effect.orDie)
+
+/** The URL of a database that exists for the life of the scope. */
+export const testDatabase = (prefix = "spoolway_test") =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const name = `${prefix}_${randomName()}`
+      yield* adminQuery(`CREATE DATABASE ${name}`)
+      const url = new URL(PG_ADMIN_URL)
+      url.pathname = `/${name}`
+      return { name, url: url.toString() }
+    }),
+    ({ name }) => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  )
+
+export class TestDb extends Context.Service<TestDb, { readonly name: string; readonly url: string }>()("test/TestDb") {
+  static readonly layer = Layer.effect(TestDb, testDatabase())
+}
+
+export const GEO_TABLE = {
+  "81.2.69.160": { country: "GB", region: "ENG", city: "London", isEu: false, timezone: "Europe/London" },
+  "89.160.20.112": { country: "SE", region: "E", city: "Linköping", isEu: true, timezone: "Europe/Stockholm" }
+} as const
+
+/**
+ * AppConfig (unique stream prefix), PrimaryRedis (the shared Redis), a fresh migrated
+ * database, GeoLookup (fixed table), Salts + Domains.
+ */
+export const writerTestLayer = (prefix = `wtest-${randomName()}`) => {
+  const sql = Layer.unwrap(Effect.map(TestDb, (db) => Sql.layerUrl(db.url))).pipe(Layer.provideMerge(TestDb.layer))
+  const base = Layer.mergeAll(
+    sql,
+    PrimaryRedis.layerUrl(REDIS_URL),
+    AppConfig.layerWith({ streamPrefix: prefix, writerBlockMs: 50, writerBatchSize: 100 }),
+    GeoLookup.layerTest(GEO_TABLE)
+  )
+  return WriterDependencies.pipe(Layer.provideMerge(base))
+}
+
+export const CHROME_MAC =
+  "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+export const IPHONE =
+  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
+export const GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+export interface EnvelopeInput {
+  readonly eventId?: string
+  readonly kind?: RawEventEnvelope["kind"]
+  readonly receivedAt?: string
+  readonly edge?: Partial<EdgeInfo>
+  readonly payload?: Partial<NormalizedEvent>
+}
+
+/** A view envelope (override anything). */
+export const viewEnvelope = (input: EnvelopeInput = {}): RawEventEnvelope => ({
+  v: 1,
+  eventId: input.eventId ?? randomUUID(),
+  kind: input.kind ?? "view",
+  receivedAt: input.receivedAt ?? new Date().toISOString(),
+  edge: {
+    ip: "81.2.69.160",
+    ua: CHROME_MAC,
+    lang: "en-GB,en;q=0.9",
+    headers: { origin: "https://shop.example.com" },
+    ...input.edge
+  },
+  payload: {
+    eventType: "pageview",
+    sessionId: `s-${randomName()}`,
+    pageUrl: "https://shop.example.com/pricing?plan=pro",
+    isView: true,
+    ...input.payload
+  }
+})
+
+/** A non-view event envelope. */
+export const eventEnvelope = (input: EnvelopeInput = {}): RawEventEnvelope =>
+  viewEnvelope({
+    kind: "event",
+    ...input,
+    payload: { eventType: "click", isView: false, pageUrl: "https://shop.example.com/", ...input.payload }
+  })
+
+/** XADD each payload (an envelope or a raw string) to `key`; returns the entry ids. */
+export const xadd = (key: string, payloads: ReadonlyArray<RawEventEnvelope | string>) =>
+  Effect.gen(function*() {
+    const { client } = yield* PrimaryRedis
+    const ids: Array<string> = []
+    for (const payload of payloads) {
+      const value = typeof payload === "string" ? payload : encodeEnvelopeJson(payload)
+      const id = yield* Effect.promise(() => client.xadd(key, "*", ENVELOPE_FIELD, value))
+      if (id !== null) ids.push(id)
+    }
+    return ids
+  })
+
+export const redis = <A>(f: (client: PrimaryRedis["Service"]["client"]) => Promise<A>) =>
+  Effect.flatMap(PrimaryRedis, ({ client }) => Effect.promise(() => f(client)))
+
+/** Deletes the test's stream keys at the end of the scope. */
+export const cleanupKeys = (...keys: ReadonlyArray<string>) =>
+  Effect.addFinalizer(() => redis((client) => client.del(...keys)).pipe(Effect.ignore))
+
+export const query = <A extends object = Record<string, unknown>>(statement: string, params: ReadonlyArray<unknown> = []) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe<A>(statement, params)).pipe(Effect.orDie)
+
+/** Registers a corp and a domain; returns their ids. */
+export const registerDomain = (hostname: string) =>
+  Effect.gen(function*() {
+    const [corp] = yield* query<{ id: number }>(`INSERT INTO corps (name) VALUES ($1) RETURNING id`, [`corp of ${hostname}`])
+    const [domain] = yield* query<{ id: number }>(
+      `INSERT INTO domains (hostname, corp_id) VALUES ($1, $2) RETURNING id`,
+      [hostname, corp!.id]
+    )
+    return { corpId: corp!.id, domainId: domain!.id }
+  })
+
+/** `aggregated_metrics` value of one key (0 when absent). */
+export const metricValue = (options: {
+  readonly domainId: number | null
+  readonly metric: string
+  readonly granularity?: "hour" | "day"
+  readonly dimension?: string
+  readonly dimensionValue?: string | null
+}) =>
+  Effect.map(
+    query<{ value: string }>(
+      `SELECT value::text AS value FROM aggregated_metrics
+       WHERE domain_id IS NOT DISTINCT FROM $1::int4 AND metric = $2 AND granularity = $3 AND dimension = $4
+         AND dimension_value IS NOT DISTINCT FROM $5::text`,
+      [
+        options.domainId,
+        options.metric,
+        options.granularity ?? "day",
+        options.dimension ?? "total",
+        options.dimensionValue ?? null
+      ]
+    ),
+    (rows) => rows.reduce((sum, row) => sum + Number(row.value), 0)
+  )
+
+/** All aggregated_metrics rows of a domain, as `metric|granularity|dimension|value → n`. */
+export const metricsOf = (domainId: number) =>
+  Effect.map(
+    query<{ k: string; v: string }>(
+      `SELECT metric || '|' || granularity || '|' || dimension || '|' || coalesce(dimension_value, '∅') AS k, value::text AS v
+       FROM aggregated_metrics WHERE domain_id = $1::int4 ORDER BY 1`,
+      [domainId]
+    ),
+    (rows) => Object.fromEntries(rows.map((row) => [row.k, Number(row.v)]))
+  )
+
+export const streamKeys = (name: string) => ({ streamKey: `wt-${name}-${randomName()}:events`, group: `wt-${name}:writers` })
