@@ -101,3 +101,12 @@ export class Api extends HttpApi.make("spoolway")
     description: "Durable, exactly-once analytics ingestion. A 2xx means the event is stored exactly once."
   }))
 {}
+
+/**
+ * The writer role serves only health (and /metrics): no tracking API. The same API id as
+ * `Api` so the one health implementation serves both.
+ */
+export class WriterApi extends HttpApi.make("spoolway")
+  .add(HealthApi)
+  .annotateMerge(OpenApi.annotations({ title: "Spoolway writer" }))
+{}

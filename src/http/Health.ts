@@ -2,9 +2,13 @@
  * /health, /health/live, /health/ready. What "health" reports depends on the role:
  * the collector contributes its queue route and spool, the writer its progress.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Metric } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { EventQueue } from "../layers/EventQueue.ts"
+import * as Metrics from "../layers/Metrics.ts"
+import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import { Writer } from "../programs/Writer.ts"
+import { streamStatus } from "../programs/WriterStream.ts"
 import { Api } from "./Api.ts"
 import { json } from "./Responses.ts"
 
@@ -14,30 +18,60 @@ export interface HealthReport {
   readonly fields: Record<string, unknown>
 }
 
+/** The collector's view: route state, spool depth and age, counters. */
+const collectorReport = Effect.gen(function*() {
+  const queue = yield* EventQueue
+  return Effect.map(queue.status, (status): HealthReport => ({
+    ready: status.primaryHealthy || status.spoolHealthy,
+    fields: {
+      primaryHealthy: status.primaryHealthy,
+      spoolHealthy: status.spoolHealthy,
+      spoolDepth: status.spoolDepth,
+      oldestSpooledAgeMs: status.oldestSpooledAgeMs,
+      counters: status.counters
+    }
+  }))
+})
+
+/** The writer's view: its counters and the stream (length, lag, pending); sets the stream gauges. */
+const writerReport = Effect.gen(function*() {
+  const writer = yield* Writer
+  const { client } = yield* PrimaryRedis
+  return Effect.gen(function*() {
+    const snapshot = yield* writer.snapshot
+    const stream = yield* streamStatus(client, writer.options.streamKey, writer.options.group).pipe(
+      Effect.orElseSucceed(() => null)
+    )
+    if (stream !== null) {
+      yield* Metric.update(Metrics.pending, stream.pending)
+      if (stream.lag !== null) yield* Metric.update(Metrics.streamLag, stream.lag)
+    }
+    return {
+      // the writer can work while it reaches the primary stream
+      ready: stream !== null,
+      fields: { writer: snapshot, stream }
+    } satisfies HealthReport
+  })
+})
+
+const combine = (reports: ReadonlyArray<Effect.Effect<HealthReport>>): Effect.Effect<HealthReport> =>
+  Effect.map(Effect.all(reports, { concurrency: "unbounded" }), (all) => ({
+    ready: all.every((r) => r.ready),
+    fields: Object.assign({}, ...all.map((r) => r.fields))
+  }))
+
 export class HealthSource extends Context.Service<HealthSource, {
   readonly report: Effect.Effect<HealthReport>
 }>()("spoolway/http/HealthSource") {
-  /** The collector's view: route state, spool depth and age, counters. */
-  static readonly collector = Layer.effect(
+  static readonly collector = Layer.effect(HealthSource, Effect.map(collectorReport, (report) => HealthSource.of({ report })))
+  static readonly writer = Layer.effect(HealthSource, Effect.map(writerReport, (report) => HealthSource.of({ report })))
+  static readonly all = Layer.effect(
     HealthSource,
-    Effect.gen(function*() {
-      const queue = yield* EventQueue
-      return HealthSource.of({
-        report: Effect.map(queue.status, (status) => ({
-          ready: status.primaryHealthy || status.spoolHealthy,
-          fields: {
-            primaryHealthy: status.primaryHealthy,
-            spoolHealthy: status.spoolHealthy,
-            spoolDepth: status.spoolDepth,
-            oldestSpooledAgeMs: status.oldestSpooledAgeMs,
-            counters: status.counters
-          }
-        }))
-      })
-    })
+    Effect.map(Effect.all([collectorReport, writerReport]), (reports) => HealthSource.of({ report: combine(reports) }))
   )
 }
 
+/** Also serves `WriterApi`: same API id, same group. */
 export const HealthHandlers = HttpApiBuilder.group(
   Api,
   "health",

@@ -5,7 +5,7 @@ import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { AppConfig } from "../layers/AppConfig.ts"
-import { Api } from "./Api.ts"
+import { Api, WriterApi } from "./Api.ts"
 import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
 import { TrackingHandlers } from "./Tracking.ts"
@@ -29,6 +29,12 @@ export const CollectorRoutes = Layer.mergeAll(
   HttpApiScalar.layer(Api, { path: "/docs" }),
   MetricsRoute,
   cors
+)
+
+/** The writer role's routes: health and metrics only. */
+export const WriterRoutes = Layer.mergeAll(
+  HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)),
+  MetricsRoute
 )
 
 /** Serves `routes` on HOST:PORT (PORT 0 picks a free port). */

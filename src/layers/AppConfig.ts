@@ -35,6 +35,12 @@ export const AppConfigSchema = Config.all({
   writerBlockMs: Config.Int("WRITER_BLOCK_MS").pipe(Config.withDefault(1000)),
   retentionDays: Config.Int("RETENTION_DAYS").pipe(Config.withDefault(90)),
   dataDir: Config.String("SPOOLWAY_DATA_DIR").pipe(Config.withDefault(".data")),
+  /**
+   * Embedded servers: false = this process owns them (serve: start, stop an orphan left by a
+   * killed run, stop at exit); true = attach to the ones a running `serve` owns, starting
+   * (and stopping) its own only when none runs (the maintenance commands).
+   */
+  embeddedAttach: Config.succeed(false),
   /** timeout of one Redis command on the request path (enqueue), ms */
   redisCommandTimeoutMs: Config.Int("REDIS_COMMAND_TIMEOUT_MS").pipe(Config.withDefault(250))
 })

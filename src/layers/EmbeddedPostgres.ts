@@ -35,6 +35,8 @@ export interface EmbeddedPostgresOptions {
   readonly database?: string
   /** how long to wait for the server to accept connections (default 60 s) */
   readonly startTimeout?: Duration.Input
+  /** use a server already running on this data dir (a running `serve`) instead of stopping it */
+  readonly attach?: boolean
 }
 
 export interface RunningPostgres {
@@ -167,6 +169,16 @@ export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function
     chmodSync(passwordFile, 0o600)
   }
 
+  const base = (port: number) => `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}`
+  if (options.attach === true && orphanPid(dir) !== undefined) {
+    // postmaster.pid: pid, data dir, start time, port, …
+    const port = Number.parseInt(readFileSync(resolve(dir, "postmaster.pid"), "utf8").split("\n")[3] ?? "", 10)
+    if (Number.isInteger(port) && port > 0) {
+      yield* Effect.logDebug(`attached to the embedded PostgreSQL on 127.0.0.1:${port}`)
+      return { url: `${base(port)}/${database}`, port, dataDir: dir } satisfies RunningPostgres
+    }
+  }
+
   if (isRoot()) yield* ensureTraversable(root, dir)
   yield* stopOrphan(dir)
   const port = yield* freePort
@@ -215,10 +227,9 @@ export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function
       )
   )
 
-  const base = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}`
-  yield* ensureDatabase(`${base}/postgres`, database).pipe(
+  yield* ensureDatabase(`${base(port)}/postgres`, database).pipe(
     Effect.mapError((cause) => fail(`could not create database ${database}: ${cause.message}`))
   )
   yield* Effect.logInfo(`embedded PostgreSQL on 127.0.0.1:${port} (data ${dir})`)
-  return { url: `${base}/${database}`, port, dataDir: dir } satisfies RunningPostgres
+  return { url: `${base(port)}/${database}`, port, dataDir: dir } satisfies RunningPostgres
 })

@@ -8,7 +8,7 @@
  * only an OS crash or power loss can lose up to ~1 s of accepted events. Set
  * `appendfsync: "always"` for no loss at a large throughput cost.
  */
-import { mkdirSync } from "node:fs"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { resolve } from "node:path"
 import { Duration, Effect, Schedule } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
@@ -21,7 +21,44 @@ export interface EmbeddedRedisOptions {
   readonly dataDir: string
   readonly appendonly: boolean
   readonly appendfsync?: "always" | "everysec" | "no"
+  /** use a redis-server already running on this data dir instead of replacing it */
+  readonly attach?: boolean
 }
+
+/** `<dir>/runtime.json`: where the redis-server of this data dir listens (for attaching). */
+const RUNTIME_FILE = "runtime.json"
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The redis-server recorded in `dir`, if its pid is alive and still a redis-server. */
+const runningOn = (dir: string): { readonly port: number; readonly pid: number } | undefined => {
+  try {
+    const { port, pid } = JSON.parse(readFileSync(resolve(dir, RUNTIME_FILE), "utf8")) as { port: number; pid: number }
+    if (!Number.isInteger(pid) || !isAlive(pid)) return undefined
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("redis-server") ? { port, pid } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Stops a redis-server left running on `dir` by a killed run: two servers must never share an AOF. */
+const stopOrphan = (dir: string, name: string) =>
+  Effect.gen(function*() {
+    const orphan = runningOn(dir)
+    if (orphan === undefined) return
+    yield* Effect.logWarning(`stopping redis-server '${name}' left running by a previous run (pid ${orphan.pid})`)
+    yield* Effect.sync(() => process.kill(orphan.pid, "SIGTERM"))
+    yield* Effect.sync(() => isAlive(orphan.pid)).pipe(
+      Effect.repeat({ schedule: Schedule.spaced(Duration.millis(100)), until: (alive) => !alive, times: 300 })
+    )
+  })
 
 export interface RunningRedis {
   readonly url: string
@@ -50,6 +87,13 @@ const waitForPing = (url: string) =>
 export const startEmbeddedRedis = Effect.fn("startEmbeddedRedis")(function*(options: EmbeddedRedisOptions) {
   const dir = resolve(options.dataDir, options.name)
   mkdirSync(dir, { recursive: true })
+  const existing = options.attach === true ? runningOn(dir) : undefined
+  if (existing !== undefined) {
+    const url = `redis://127.0.0.1:${existing.port}`
+    yield* Effect.logDebug(`attached to redis-server '${options.name}' on ${url} (pid ${existing.pid})`)
+    return { url, port: existing.port, pid: existing.pid } satisfies RunningRedis
+  }
+  yield* stopOrphan(dir, options.name)
   const port = yield* freePort
   const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
   const args = [
@@ -76,6 +120,7 @@ export const startEmbeddedRedis = Effect.fn("startEmbeddedRedis")(function*(opti
       })
     )
   )
+  writeFileSync(resolve(dir, RUNTIME_FILE), JSON.stringify({ port, pid: handle.pid }) + "\n")
   yield* Effect.logInfo(`embedded redis-server '${options.name}' on ${url} (pid ${handle.pid}, data ${dir})`)
   return { url, port, pid: handle.pid } satisfies RunningRedis
 })

@@ -80,7 +80,7 @@ export const layer = (options?: SqlOptions) =>
     Effect.gen(function*() {
       const config = yield* AppConfig
       if (config.databaseUrl !== undefined) return layerUrl(config.databaseUrl, options)
-      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir })
+      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach })
       return layerUrl(running.url, options)
     })
   )
@@ -91,7 +91,7 @@ export const layerNoMigrations = (options?: SqlOptions) =>
     Effect.gen(function*() {
       const config = yield* AppConfig
       if (config.databaseUrl !== undefined) return clientLayer(config.databaseUrl, options)
-      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir })
+      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach })
       return clientLayer(running.url, options)
     })
   )

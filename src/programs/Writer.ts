@@ -29,7 +29,7 @@
  * are handed to the other writers (`leaveGroup`).
  */
 import { hostname } from "node:os"
-import { Cause, Clock, Context, Duration, Effect, Fiber, Layer, Ref, Schedule } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Fiber, Layer, Metric, Ref, Schedule } from "effect"
 import type { Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
@@ -37,10 +37,12 @@ import { primaryStreamKey, writerGroup } from "../domain/Streams.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { Domains } from "../layers/Domains.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
+import * as Metrics from "../layers/Metrics.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { acquireBlockingRedis } from "../layers/RedisClient.ts"
 import { Salts } from "../layers/Salts.ts"
-import { applyRetention, ensurePartitionsAround, utcDay } from "./Partitions.ts"
+import { runMaintenance } from "./Maintenance.ts"
+import { ensurePartitionsAround } from "./Partitions.ts"
 import {
   type BatchEntry,
   BatchWriteError,
@@ -236,12 +238,7 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
   )
 
   const maintain = Effect.gen(function*() {
-    const at = yield* now
-    const created = yield* ensurePartitionsAround(at, 7)
-    if (created > 0) yield* Effect.logInfo(`writer: created ${created} raw_events partition(s)`)
-    yield* applyRetention({ nowMs: at, retentionDays: options.retentionDays })
-    const salts = yield* Salts
-    yield* salts.purge(utcDay(at), options.saltKeepDays)
+    yield* runMaintenance({ nowMs: yield* now, retentionDays: options.retentionDays, saltKeepDays: options.saltKeepDays })
   }).pipe(
     Effect.catchCause((cause) => Effect.logWarning("writer: maintenance failed", cause)),
     Effect.provideContext(context)
@@ -300,7 +297,11 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
   const awaitAcks = Effect.suspend(() => (pendingAck === undefined ? Effect.void : Fiber.join(pendingAck)))
 
   const record = (result: WriteResult) =>
-    Effect.flatMap(now, (at) =>
+    Effect.all([
+      Metric.update(Metrics.written, result.inserted),
+      Metric.update(Metrics.duplicates, result.duplicates),
+      Metric.update(Metrics.poison, result.poison)
+    ], { discard: true }).pipe(Effect.andThen(Effect.flatMap(now, (at) =>
       Ref.update(stats, (s) => ({
         ...s,
         batches: s.batches + 1,
@@ -310,7 +311,7 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
         sessions: s.sessions + result.newSessions,
         lastBatchAt: at,
         lastWriteAt: result.inserted > 0 ? at : s.lastWriteAt
-      })))
+      })))))
 
   /**
    * One attempt: transaction → COMMIT → (hook) → counters → XACK + XDEL started, uninterruptible

@@ -1,0 +1,83 @@
+/**
+ * `spoolway serve`: composes the roles through Layers.
+ * - collector: HTTP tracking API → EventQueue (primary stream, spool); never touches Postgres.
+ * - writer: consumer-group writer into Postgres, plus health/metrics; no tracking API.
+ * - all: both, sharing one PrimaryRedis.
+ * Shutdown (SIGTERM/SIGINT, via NodeRuntime): layers close in reverse order — the HTTP
+ * server stops accepting and finishes in-flight requests, the writer commits and acks its
+ * batch, the drain fiber stops between batches, embedded servers stop last.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { resolve } from "node:path"
+import { Effect, Layer } from "effect"
+import { EmbeddedServerError } from "../domain/Errors.ts"
+import { HealthSource } from "../http/Health.ts"
+import { CollectorRoutes, serveHttp, WriterRoutes } from "../http/Server.ts"
+import { AppConfig } from "../layers/AppConfig.ts"
+import { EventQueue } from "../layers/EventQueue.ts"
+import { GeoLookup } from "../layers/GeoLookup.ts"
+import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import { SpoolRedis } from "../layers/SpoolRedis.ts"
+import * as Sql from "../layers/Sql.ts"
+import { Writer } from "./Writer.ts"
+
+export type Role = "all" | "collector" | "writer"
+
+const Queue = EventQueue.layer.pipe(Layer.provide(SpoolRedis.layer))
+const WriterLive = Writer.layer.pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer)]))
+
+const roleLayer = (role: Role) => {
+  switch (role) {
+    case "collector":
+      return serveHttp(CollectorRoutes).pipe(Layer.provide(HealthSource.collector), Layer.provide(Queue))
+    case "writer":
+      return serveHttp(WriterRoutes).pipe(Layer.provide(HealthSource.writer), Layer.provide(WriterLive))
+    case "all":
+      return serveHttp(CollectorRoutes).pipe(
+        Layer.provide(HealthSource.all),
+        Layer.provide(Layer.merge(Queue, WriterLive))
+      )
+  }
+}
+
+/**
+ * One `serve` per data dir while it owns embedded servers: a second one would stop the
+ * first one's servers as orphans (or share an AOF).
+ */
+const dataDirLock = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const config = yield* AppConfig
+    const embedded = config.primaryRedisUrl === undefined || config.spoolRedisUrl === undefined || config.databaseUrl === undefined
+    if (!embedded) return
+    mkdirSync(config.dataDir, { recursive: true })
+    const lock = resolve(config.dataDir, "spoolway.pid")
+    if (existsSync(lock)) {
+      const pid = Number.parseInt(readFileSync(lock, "utf8"), 10)
+      const alive = Number.isInteger(pid) && pid !== process.pid && (() => {
+        try {
+          process.kill(pid, 0)
+          return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("node")
+        } catch {
+          return false
+        }
+      })()
+      if (alive) {
+        return yield* new EmbeddedServerError({
+          server: "spoolway",
+          message: `another 'spoolway serve' (pid ${pid}) runs on ${resolve(config.dataDir)}; stop it first or use another SPOOLWAY_DATA_DIR`
+        })
+      }
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(() => writeFileSync(lock, `${process.pid}\n`)),
+      () => Effect.sync(() => rmSync(lock, { force: true }))
+    )
+  })
+)
+
+/** The whole process for `role`, given AppConfig. PrimaryRedis is built once and shared. */
+export const daemon = (role: Role) =>
+  roleLayer(role).pipe(
+    Layer.provide(PrimaryRedis.layer),
+    Layer.provide(dataDirLock)
+  )

@@ -1,0 +1,85 @@
+/**
+ * `spoolway status`: primary health, spool depth and oldest age, stream length, the writer
+ * group's lag and pending count, and — from a running daemon's /health — the last write.
+ */
+import { Clock, Effect } from "effect"
+import { primaryStreamKey, spoolStreamKey, writerGroup } from "../domain/Streams.ts"
+import { AppConfig } from "../layers/AppConfig.ts"
+import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import { SpoolRedis } from "../layers/SpoolRedis.ts"
+import { streamStatus } from "./WriterStream.ts"
+
+export interface StatusReport {
+  readonly primary: { readonly url: string; readonly healthy: boolean; readonly error?: string }
+  readonly stream: { readonly key: string; readonly length: number; readonly lag: number | null; readonly pending: number; readonly consumers: number } | null
+  readonly spool: { readonly url: string; readonly depth: number | null; readonly oldestAgeMs: number | null }
+  readonly daemon: { readonly url: string; readonly reachable: boolean; readonly health?: unknown }
+}
+
+const attempt = <A>(f: () => Promise<A>) => Effect.tryPromise(f).pipe(Effect.result)
+
+export const status = Effect.gen(function*() {
+  const config = yield* AppConfig
+  const primary = yield* PrimaryRedis
+  const spool = yield* SpoolRedis
+  const now = yield* Clock.currentTimeMillis
+
+  const ping = yield* attempt(() => primary.client.ping())
+  const stream = ping._tag === "Success"
+    ? yield* streamStatus(primary.client, primaryStreamKey(config.streamPrefix), writerGroup(config.streamPrefix)).pipe(
+      Effect.map((s) => ({ key: primaryStreamKey(config.streamPrefix), length: s.length, lag: s.lag, pending: s.pending, consumers: s.consumers })),
+      Effect.orElseSucceed(() => null)
+    )
+    : null
+
+  const spoolKey = spoolStreamKey(config.streamPrefix)
+  const depth = yield* attempt(() => spool.client.xlen(spoolKey))
+  const oldest = yield* attempt(async () => {
+    const [first] = await spool.client.xrange(spoolKey, "-", "+", "COUNT", 1)
+    if (first === undefined) return null
+    const receivedAt = Date.parse(JSON.parse(first[1][1] ?? "{}").receivedAt)
+    return Number.isFinite(receivedAt) ? now - receivedAt : null
+  })
+
+  const daemonUrl = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${config.port}/health`
+  const daemon = yield* attempt(async () => {
+    const res = await fetch(daemonUrl, { signal: AbortSignal.timeout(1500) })
+    return res.json() as Promise<unknown>
+  })
+
+  return {
+    primary: {
+      url: primary.url,
+      healthy: ping._tag === "Success",
+      ...(ping._tag === "Failure" ? { error: String(ping.failure) } : {})
+    },
+    stream,
+    spool: {
+      url: spool.url,
+      depth: depth._tag === "Success" ? depth.success : null,
+      oldestAgeMs: oldest._tag === "Success" ? oldest.success : null
+    },
+    daemon: daemon._tag === "Success"
+      ? { url: daemonUrl, reachable: true, health: daemon.success }
+      : { url: daemonUrl, reachable: false }
+  } satisfies StatusReport
+})
+
+/** The report as aligned `key: value` lines. */
+export const formatStatus = (r: StatusReport): string => {
+  const health = r.daemon.health as { writer?: { lastWriteAt?: number | null; written?: number } } | undefined
+  const lastWrite = health?.writer?.lastWriteAt
+  const rows: Array<[string, string]> = [
+    ["primary", `${r.primary.healthy ? "healthy" : "UNREACHABLE"} (${r.primary.url.replace(/\/\/[^@]*@/, "//")})`],
+    ["stream length", r.stream ? String(r.stream.length) : "?"],
+    ["writer lag", r.stream?.lag === null || r.stream === null ? "?" : String(r.stream.lag)],
+    ["writer pending", r.stream ? String(r.stream.pending) : "?"],
+    ["writer consumers", r.stream ? String(r.stream.consumers) : "?"],
+    ["spool depth", r.spool.depth === null ? "UNREACHABLE" : String(r.spool.depth)],
+    ["oldest spooled", r.spool.oldestAgeMs === null ? "-" : `${Math.round(r.spool.oldestAgeMs / 1000)} s ago`],
+    ["daemon", r.daemon.reachable ? `up (${r.daemon.url})` : `not reachable at ${r.daemon.url}`],
+    ["last write", lastWrite ? new Date(lastWrite).toISOString() : "-"]
+  ]
+  const width = Math.max(...rows.map(([k]) => k.length))
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n")
+}
