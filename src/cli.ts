@@ -3,7 +3,7 @@
  *   serve --role all|collector|writer, migrate, status, replay-failures, salts rotate, retention
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Clock, Console, Effect, Layer } from "effect"
+import { Cause, Clock, Console, Effect, Exit, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
 import { AppConfig } from "./layers/AppConfig.ts"
 import { LoggingLayer } from "./layers/Logging.ts"
@@ -105,6 +105,9 @@ spoolway.pipe(
   Command.run({ version: "0.1.0" }),
   Effect.provide(LoggingLayer),
   Effect.provide(NodeServices.layer),
-  NodeRuntime.runMain
+  NodeRuntime.runMain({
+    // SIGTERM/SIGINT interrupt the program; a clean, complete shutdown then exits 0
+    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
+  })
 )
 

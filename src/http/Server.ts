@@ -2,7 +2,7 @@
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import { HttpRouter } from "effect/http"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { Api, WriterApi } from "./Api.ts"
@@ -37,11 +37,44 @@ export const WriterRoutes = Layer.mergeAll(
   MetricsRoute
 )
 
-/** Serves `routes` on HOST:PORT (PORT 0 picks a free port). */
+/**
+ * Once SIGTERM/SIGINT arrived, every response carries `Connection: close`, so keep-alive
+ * clients move to another instance instead of holding the closing server open.
+ */
+let draining = false
+const onSignal = () => {
+  draining = true
+}
+const DrainOnSignal = Layer.mergeAll(
+  Layer.effectDiscard(Effect.acquireRelease(
+    Effect.sync(() => {
+      process.on("SIGTERM", onSignal)
+      process.on("SIGINT", onSignal)
+    }),
+    () =>
+      Effect.sync(() => {
+        process.off("SIGTERM", onSignal)
+        process.off("SIGINT", onSignal)
+      })
+  )),
+  HttpRouter.middleware(
+    (httpEffect) => Effect.map(httpEffect, (response) => draining ? HttpServerResponse.setHeader(response, "connection", "close") : response),
+    { global: true }
+  )
+)
+
+/**
+ * Serves `routes` on HOST:PORT (PORT 0 picks a free port). On shutdown the server stops
+ * accepting, finishes in-flight requests (at most 10 s), then closes.
+ */
 export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>) =>
   Layer.unwrap(
     Effect.map(AppConfig, (config) =>
-      HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: config.port, host: config.host }))
+      HttpRouter.serve(Layer.merge(routes, DrainOnSignal), { disableLogger: true, disableListenLog: true }).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(createServer, {
+          port: config.port,
+          host: config.host,
+          gracefulShutdownTimeout: "10 seconds"
+        }))
       ))
   )

@@ -16,7 +16,8 @@
  * - The package registers process-wide SIGINT/SIGTERM/SIGHUP hooks at import that stop every
  *   cluster and call `process.exit`, which would race the program's own graceful shutdown
  *   (the writer committing its last batch). We remove exactly the listeners that the import
- *   added, except the `exit` one (a last-resort SIGINT to the server when the process exits).
+ *   added, the `exit` one included: on `exit` its async stop cannot run, and its callback
+ *   throws "done is not a function". Our scope finalizer stops the server.
  */
 import { randomBytes } from "node:crypto"
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
@@ -46,7 +47,7 @@ export interface RunningPostgres {
 }
 
 const SUPERUSER = "spoolway"
-const HOOKED_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message"] as const
+const HOOKED_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message", "exit"] as const
 
 type EmbeddedPostgresCtor = typeof EmbeddedPostgresClass
 
