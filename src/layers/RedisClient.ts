@@ -14,6 +14,8 @@ export const acquireRedis = (url: string, name: string) =>
       new Redis(url, {
         connectionName: `spoolway-${name}`,
         enableOfflineQueue: false,
+        // concurrent requests share one write per event-loop tick instead of one syscall each
+        enableAutoPipelining: true,
         maxRetriesPerRequest: 0,
         connectTimeout: 2000,
         retryStrategy: (times) => Math.min(times * 50, 250)

@@ -44,10 +44,12 @@ const roleLayer = (role: Role) => {
  * One `serve` per data dir while it owns embedded servers: a second one would stop the
  * first one's servers as orphans (or share an AOF).
  */
-const dataDirLock = Layer.effectDiscard(
+const dataDirLock = (role: Role) => Layer.effectDiscard(
   Effect.gen(function*() {
     const config = yield* AppConfig
-    const embedded = config.primaryRedisUrl === undefined || config.spoolRedisUrl === undefined || config.databaseUrl === undefined
+    const embedded = config.primaryRedisUrl === undefined ||
+      (role !== "writer" && config.spoolRedisUrl === undefined) ||
+      (role !== "collector" && config.databaseUrl === undefined)
     if (!embedded) return
     mkdirSync(config.dataDir, { recursive: true })
     const lock = resolve(config.dataDir, "spoolway.pid")
@@ -79,5 +81,5 @@ const dataDirLock = Layer.effectDiscard(
 export const daemon = (role: Role) =>
   roleLayer(role).pipe(
     Layer.provide(PrimaryRedis.layer),
-    Layer.provide(dataDirLock)
+    Layer.provide(dataDirLock(role))
   )
