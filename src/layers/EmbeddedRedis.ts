@@ -15,6 +15,7 @@ import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { Redis } from "ioredis"
 import { EmbeddedServerError } from "../domain/Errors.ts"
 import { freePort } from "./FreePort.ts"
+import { isRunning, stopPid } from "./Pids.ts"
 
 export interface EmbeddedRedisOptions {
   readonly name: string
@@ -28,21 +29,11 @@ export interface EmbeddedRedisOptions {
 /** `<dir>/runtime.json`: where the redis-server of this data dir listens (for attaching). */
 const RUNTIME_FILE = "runtime.json"
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** The redis-server recorded in `dir`, if its pid is alive and still a redis-server. */
 const runningOn = (dir: string): { readonly port: number; readonly pid: number } | undefined => {
   try {
     const { port, pid } = JSON.parse(readFileSync(resolve(dir, RUNTIME_FILE), "utf8")) as { port: number; pid: number }
-    if (!Number.isInteger(pid) || !isAlive(pid)) return undefined
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("redis-server") ? { port, pid } : undefined
+    return isRunning(pid, "redis-server") ? { port, pid } : undefined
   } catch {
     return undefined
   }
@@ -54,10 +45,7 @@ const stopOrphan = (dir: string, name: string) =>
     const orphan = runningOn(dir)
     if (orphan === undefined) return
     yield* Effect.logWarning(`stopping redis-server '${name}' left running by a previous run (pid ${orphan.pid})`)
-    yield* Effect.sync(() => process.kill(orphan.pid, "SIGTERM"))
-    yield* Effect.sync(() => isAlive(orphan.pid)).pipe(
-      Effect.repeat({ schedule: Schedule.spaced(Duration.millis(100)), until: (alive) => !alive, times: 300 })
-    )
+    yield* stopPid(orphan.pid, "SIGTERM")
   })
 
 export interface RunningRedis {

@@ -16,6 +16,7 @@ import { CollectorRoutes, serveHttp, WriterRoutes } from "../http/Server.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { EventQueue } from "../layers/EventQueue.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
+import { isRunning } from "../layers/Pids.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
 import * as Sql from "../layers/Sql.ts"
@@ -55,14 +56,7 @@ const dataDirLock = (role: Role) => Layer.effectDiscard(
     const lock = resolve(config.dataDir, "spoolway.pid")
     if (existsSync(lock)) {
       const pid = Number.parseInt(readFileSync(lock, "utf8"), 10)
-      const alive = Number.isInteger(pid) && pid !== process.pid && (() => {
-        try {
-          process.kill(pid, 0)
-          return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("node")
-        } catch {
-          return false
-        }
-      })()
+      const alive = isRunning(pid, "node")
       if (alive) {
         return yield* new EmbeddedServerError({
           server: "spoolway",
