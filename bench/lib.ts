@@ -48,6 +48,7 @@ const waitExit = (child: ChildProcess, ms: number) =>
 
 /** Stops one child we started: SIGTERM, then SIGKILL after `graceMs`. */
 export const stopChild = async (child: ChildProcess, graceMs = 5000) => {
+  expectedExit.add(child)
   if (isAlive(child) && child.pid !== undefined) {
     try {
       process.kill(child.pid, "SIGTERM")
@@ -97,11 +98,22 @@ const installHandlers = () => {
   }
 }
 
+/** Every exit of a child we started; `expected` = we stopped it (stopChild / killRedis). */
+export const exits: Array<{ name: string; pid: number; code: number | null; signal: string | null; at: number; expected: boolean }> = []
+const expectedExit = new WeakSet<ChildProcess>()
+
 export const track = (name: string, child: ChildProcess) => {
   installHandlers()
   running.add({ name, child })
+  child.on("exit", (code, signal) => {
+    exits.push({ name, pid: child.pid ?? -1, code, signal, at: Date.now(), expected: expectedExit.has(child) })
+  })
   return child
 }
+
+/** Unexpected exits so far, as text (empty when none). */
+export const unexpectedExits = () =>
+  exits.filter((e) => !e.expected).map((e) => `${e.name} pid ${e.pid} exited at ${new Date(e.at).toISOString()} code=${e.code} signal=${e.signal}`)
 
 /** Runs `main`, always stopping every started child afterwards; exit code 1 on error. */
 export const runBench = (main: () => Promise<void>) => {
@@ -223,6 +235,7 @@ export const startRedis = async (options: RedisOptions): Promise<RedisServer> =>
 
 /** SIGKILL (no shutdown, no final AOF flush): the crash case. */
 export const killRedis = async (server: RedisServer) => {
+  expectedExit.add(server.child)
   if (server.child.pid !== undefined && isAlive(server.child)) process.kill(server.child.pid, "SIGKILL")
   await waitExit(server.child, 5000)
   for (const t of running) if (t.child === server.child) running.delete(t)
@@ -345,6 +358,17 @@ export const startCollector = async (options: CollectorOptions): Promise<HttpSer
   return { name, port, url, child, logFile: options.logFile, output: () => readFileSync(options.logFile, "utf8") }
 }
 
+/** Throws, with the exit status and the log's tail, when a server we started has died. */
+export const assertAlive = (proc: HttpServerProc, when: string) => {
+  if (isAlive(proc.child)) return
+  const e = exits.find((x) => x.pid === proc.child.pid)
+  const tail = proc.output().trim().split("\n").slice(-15).join("\n")
+  throw new Error(
+    `${proc.name} (pid ${proc.child.pid}) is gone ${when}: exit code=${e?.code ?? proc.child.exitCode} signal=${e?.signal ?? proc.child.signalCode}` +
+      ` at ${e ? new Date(e.at).toISOString() : "?"}; last log lines:\n${tail}`
+  )
+}
+
 export const startBareServer = async (options: { redisUrl: string; streamKey: string; logFile: string }): Promise<HttpServerProc> => {
   const port = await freePort()
   const child = spawnLogged("bare-server", process.execPath, [join(BENCH_DIR, "bare-server.mjs")], {
@@ -446,6 +470,8 @@ export const startWrk = (options: WrkOptions): Running<WrkResult> => {
       })
     })
   })
+  expectedExit.add(child) // wrk ends by itself
+  done.catch(() => {}) // handled where awaited; never an unhandled rejection while the bench sleeps
   return { child, done }
 }
 
