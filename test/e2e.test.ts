@@ -93,4 +93,12 @@ it("a tracked view is stored enriched, fingerprinted and rolled up", async () =>
   expect(by("browser")).toEqual([["Safari", 1]])
   expect(by("country")).toEqual([["US", 1]])
   expect(by("utm_campaign")).toEqual([["black-friday", 1]])
+
+  // the writer's counters reach /metrics of the same process
+  const metrics = await (await fetch(`${daemon.baseUrl}/metrics`)).text()
+  const sample = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1])
+  expect(sample("spoolway_accepted_events_total")).toBe(1)
+  expect(sample("spoolway_written_events_total")).toBe(1)
+  expect(sample("spoolway_duplicate_events_total")).toBe(0)
+  expect(sample("spoolway_stream_pending")).toBe(0)
 }, 60_000)
