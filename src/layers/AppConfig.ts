@@ -33,6 +33,9 @@ export const AppConfigSchema = Config.all({
   maxBatchEvents: Config.Int("MAX_BATCH_EVENTS").pipe(Config.withDefault(500)),
   writerBatchSize: Config.Int("WRITER_BATCH_SIZE").pipe(Config.withDefault(500)),
   writerBlockMs: Config.Int("WRITER_BLOCK_MS").pipe(Config.withDefault(1000)),
+  /** entries pending this long in a (dead) writer are reclaimed by another (XAUTOCLAIM) */
+  writerClaimIdleMs: Config.Int("WRITER_CLAIM_IDLE_MS").pipe(Config.withDefault(30_000)),
+  writerClaimEveryMs: Config.Int("WRITER_CLAIM_EVERY_MS").pipe(Config.withDefault(10_000)),
   retentionDays: Config.Int("RETENTION_DAYS").pipe(Config.withDefault(90)),
   dataDir: Config.String("SPOOLWAY_DATA_DIR").pipe(Config.withDefault(".data")),
   /**

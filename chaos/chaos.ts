@@ -1,0 +1,740 @@
+/**
+ * The chaos run (issue 7): a steady mixed load at a pipeline made of real processes this run
+ * owns — primary redis-server and spool redis-server (both append-only), a PostgreSQL cluster,
+ * `spoolway serve --role collector`, two `spoolway serve --role writer` — while it
+ *   1. SIGKILLs the primary redis-server and restarts it on the same port and dir,
+ *   2. SIGKILLs a writer mid-batch (its consumer holds pending entries) N times, restarting it,
+ *   3. restarts PostgreSQL (fast shutdown, then immediate shutdown = crash recovery),
+ *   4. restarts the collector with a small SPOOL_MAX_EVENTS, kills the primary again and fills
+ *      the spool to its bound (503 + Retry-After), then brings the primary back;
+ * then waits for the spool and the stream to drain and reconciles (reconcile.ts).
+ *
+ * Used by `chaos/run.ts` (npm run chaos) and `test/chaos.test.ts` (short variant).
+ */
+import { type ChildProcess, fork } from "node:child_process"
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { cpus, loadavg, tmpdir } from "node:os"
+import { join } from "node:path"
+import { Redis } from "ioredis"
+import type { LoadColumns, LoadStats, StartMessage } from "./load.ts"
+import {
+  type Exited,
+  freePort,
+  installHandlers,
+  isAlive,
+  NODE_FLAGS,
+  onChildExit,
+  PgCluster,
+  RedisServer,
+  REPO_DIR,
+  otherCpuSampler,
+  removeDir,
+  runSpoolway,
+  sleep,
+  startSpoolway,
+  stopAll,
+  type SpoolwayProcess,
+  track
+} from "./procs.ts"
+import { openDb, type PhaseRow, reconcile, type Reconciliation } from "./reconcile.ts"
+import { CHAOS_DOMAINS } from "./workload.ts"
+
+export type Scenario = "primary-kill" | "writer-kill" | "pg-restart" | "spool-full"
+
+export interface ChaosOptions {
+  readonly name: string
+  /** target requests/s of the whole load */
+  readonly rate: number
+  readonly concurrency: number
+  readonly warmupMs: number
+  readonly cooldownMs: number
+  readonly order: ReadonlyArray<Scenario>
+  /** 1: how long the primary stays down */
+  readonly primaryDownMs: number
+  /** 2 */
+  readonly writerKills: number
+  readonly writerKillGapMs: number
+  /** 3 */
+  /** fast / immediate = `pg_ctl stop -m …`; sigkill = SIGKILL to the postmaster and all its children */
+  readonly pgRestarts: ReadonlyArray<"fast" | "immediate" | "sigkill">
+  readonly pgDownMs: number
+  readonly pgRunMs: number
+  /** 4: SPOOL_MAX_EVENTS of the restarted collector, and how long to keep answering 503 */
+  readonly spoolMax: number
+  readonly spoolFullHoldMs: number
+  readonly writers: number
+  readonly writerBatchSize: number
+  /** bound on the final wait for spool + stream to drain */
+  readonly drainTimeoutMs: number
+  /**
+   * Passed to the writers as WRITER_CLAIM_IDLE_MS / WRITER_CLAIM_EVERY_MS. Spoolway reads them
+   * only if its AppConfig knows them (otherwise the built-in 30 s / 10 s apply and the final
+   * drain takes up to ~40 s after the last writer kill).
+   */
+  readonly claimIdleMs?: number
+  readonly claimEveryMs?: number
+  readonly seed: number
+  /** keep the run directory (logs, data) even when everything passed */
+  readonly keep: boolean
+  /**
+   * Harness self-check: before reconciling, delete one stored accepted event, store one twice
+   * and store one event of a rejected request — the run must then FAIL with exactly these.
+   */
+  readonly sabotage?: boolean
+  readonly log: (line: string) => void
+}
+
+export const FULL: Omit<ChaosOptions, "log" | "seed" | "keep"> = {
+  name: "full",
+  rate: 2500,
+  concurrency: 64,
+  warmupMs: 20_000,
+  cooldownMs: 15_000,
+  order: ["primary-kill", "writer-kill", "pg-restart", "spool-full"],
+  primaryDownMs: 5_000,
+  writerKills: 10,
+  writerKillGapMs: 3_000,
+  pgRestarts: ["fast", "immediate", "sigkill"],
+  pgDownMs: 4_000,
+  pgRunMs: 10_000,
+  spoolMax: 20_000,
+  spoolFullHoldMs: 5_000,
+  writers: 2,
+  writerBatchSize: 500,
+  drainTimeoutMs: 150_000
+}
+
+export const QUICK: Omit<ChaosOptions, "log" | "seed" | "keep"> = {
+  ...FULL,
+  name: "quick",
+  warmupMs: 4_000,
+  cooldownMs: 3_000,
+  order: ["writer-kill", "primary-kill", "pg-restart", "spool-full"],
+  primaryDownMs: 3_000,
+  writerKills: 3,
+  writerKillGapMs: 2_000,
+  pgRestarts: ["fast", "sigkill"],
+  pgDownMs: 2_000,
+  pgRunMs: 3_000,
+  spoolMax: 8_000,
+  spoolFullHoldMs: 2_000,
+  drainTimeoutMs: 90_000,
+  claimIdleMs: 10_000,
+  claimEveryMs: 1_000
+}
+
+const SCENARIO_TITLE: Record<Scenario, string> = {
+  "primary-kill": "1 primary redis SIGKILL + restart",
+  "writer-kill": "2 writer SIGKILL mid-batch",
+  "pg-restart": "3 PostgreSQL restart",
+  "spool-full": "4 spool full (primary down) → 503"
+}
+
+export interface ChaosResult {
+  readonly ok: boolean
+  readonly failures: ReadonlyArray<string>
+  readonly notes: ReadonlyArray<string>
+  readonly reconciliation: Reconciliation | undefined
+  readonly table: string
+  readonly runDir: string
+}
+
+interface Health {
+  primaryHealthy?: boolean
+  spoolDepth?: number | null
+  counters?: { accepted: number; spooled: number; drained: number; rejected: { spool_down: number; spool_full: number } }
+}
+
+const getJson = async <A>(url: string): Promise<A | undefined> => {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) })
+    return (await res.json()) as A
+  } catch {
+    return undefined
+  }
+}
+
+/** Detects whether this Spoolway reads an env var (its AppConfig mentions the name). */
+const spoolwayReads = (name: string) => {
+  try {
+    return readFileSync(join(REPO_DIR, "src", "layers", "AppConfig.ts"), "utf8").includes(`"${name}"`) ||
+      readFileSync(join(REPO_DIR, "src", "programs", "Writer.ts"), "utf8").includes(`"${name}"`)
+  } catch {
+    return false
+  }
+}
+
+const fmt = (n: number) => n.toLocaleString("en-US")
+
+export const formatTable = (rows: ReadonlyArray<PhaseRow>, total: PhaseRow, othersCpu?: ReadonlyArray<number>): string => {
+  const header = [
+    "scenario",
+    "s",
+    "requests",
+    "req/s",
+    "events",
+    "2xx",
+    "503",
+    "4xx",
+    "other 5xx",
+    "no answer",
+    "lost",
+    "duplicated",
+    "stored rejected",
+    "p50 ms",
+    "p99 ms",
+    ...(othersCpu === undefined ? [] : ["other processes' CPU, % of a core"])
+  ]
+  const line = (r: PhaseRow, i: number) => [
+    r.phase,
+    r.seconds.toFixed(0),
+    fmt(r.requests),
+    fmt(Math.round(r.requests / Math.max(r.seconds, 0.001))),
+    fmt(r.events),
+    fmt(r.ok2xx),
+    fmt(r.c503),
+    fmt(r.c4xx),
+    fmt(r.bad5xx),
+    `${fmt(r.refused + r.unknown)}${r.unknown > 0 ? ` (${fmt(r.unknown)} unknown)` : ""}`,
+    fmt(r.lost),
+    fmt(r.duplicated),
+    fmt(r.storedRejected),
+    r.p50.toFixed(1),
+    r.p99.toFixed(1),
+    ...(othersCpu === undefined ? [] : [`${(othersCpu[i] ?? 0).toFixed(0)}`])
+  ]
+  const body = [...rows.map(line), line(total, rows.length).map((c, i) => (i === 0 ? `**${c}**` : c))]
+  return [
+    `| ${header.join(" | ")} |`,
+    `| ${header.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
+    ...body.map((cells) => `| ${cells.join(" | ")} |`)
+  ].join("\n")
+}
+
+/**
+ * WARN / ERROR lines of the pipeline's logs (JSON lines), grouped by role, level and message
+ * with numbers masked; for an ERROR also the first line of its cause.
+ */
+export const summarizeLogs = (runDir: string): Array<string> => {
+  const counts = new Map<string, number>()
+  for (const file of readdirSync(runDir)) {
+    const m = /^(collector|writer)-?\d*\.\d+\.log$/.exec(file)
+    if (m === null) continue
+    for (const line of readFileSync(join(runDir, file), "utf8").split("\n")) {
+      if (!line.startsWith("{")) continue
+      try {
+        const entry = JSON.parse(line) as { level?: string; message?: unknown; cause?: unknown }
+        if (entry.level !== "WARN" && entry.level !== "ERROR" && entry.level !== "FATAL") continue
+        const message = String(entry.message).replace(/[0-9]+/g, "N").slice(0, 170)
+        const cause = entry.level !== "WARN" && typeof entry.cause === "string"
+          ? ` — cause: ${entry.cause.split("\n")[0]!.replace(/[0-9]+/g, "N").slice(0, 120)}`
+          : ""
+        const key = `${m[1]} ${entry.level}: ${message}${cause}`
+        counts.set(key, (counts.get(key) ?? 0) + 1)
+      } catch {}
+    }
+  }
+  return [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${String(n).padStart(5)} × ${k}`)
+}
+
+export const runChaos = async (options: ChaosOptions): Promise<ChaosResult> => {
+  installHandlers()
+  const log = options.log
+  const t0 = Date.now()
+  const stamp = () => `+${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s`
+  const say = (line: string) => log(`[${stamp()}] ${line}`)
+  const failures: Array<string> = []
+  const notes: Array<string> = []
+  const runDir = mkdtempSync(join(tmpdir(), "spoolway-chaos-"))
+  chmodSync(runDir, 0o755) // PostgreSQL runs as `postgres` when we are root
+  const tag = `c${Math.random().toString(36).slice(2, 7)}`
+  const prefix = "chaos"
+  const streamKey = `${prefix}:events`
+  const group = `${prefix}:writers`
+  let reconciliation: Reconciliation | undefined
+  let table = ""
+  let stopping = false
+  const crashes: Array<Exited> = []
+
+  const claimSupported = spoolwayReads("WRITER_CLAIM_IDLE_MS")
+  say(`chaos run "${options.name}" in ${runDir} (marker tag ${tag}, seed ${options.seed})`)
+  say(
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}, node ${process.version}`
+  )
+  if (options.claimIdleMs !== undefined) {
+    say(
+      claimSupported
+        ? `writers: WRITER_CLAIM_IDLE_MS=${options.claimIdleMs} WRITER_CLAIM_EVERY_MS=${options.claimEveryMs ?? "-"}`
+        : `writers: this Spoolway has no WRITER_CLAIM_IDLE_MS; a killed writer's entries are reclaimed after the built-in 30 s idle`
+    )
+  }
+
+  const [pgPort, primaryPort, spoolPort, collectorPort, ...writerPorts] = await Promise.all(
+    Array.from({ length: 4 + options.writers }, () => freePort())
+  )
+  const pg = new PgCluster(runDir, pgPort!)
+  const primary = new RedisServer("redis-primary", primaryPort!, join(runDir, "redis-primary"))
+  const spool = new RedisServer("redis-spool", spoolPort!, join(runDir, "redis-spool"))
+  const dbUrl = pg.url("spoolway_chaos")
+  let collector: SpoolwayProcess | undefined
+  const writers: Array<SpoolwayProcess | undefined> = Array.from({ length: options.writers }, () => undefined)
+  let collectorStarts = 0
+  const writerStarts = writers.map(() => 0)
+  let loadChild: ChildProcess | undefined
+  let probe: Redis | undefined
+  let monitor: NodeJS.Timeout | undefined
+
+  const baseEnv = (): Record<string, string> => ({
+    DATABASE_URL: dbUrl,
+    PRIMARY_REDIS_URL: primary.url,
+    SPOOL_REDIS_URL: spool.url,
+    STREAM_PREFIX: prefix,
+    SPOOLWAY_DATA_DIR: join(runDir, "data"),
+    PROBE_INTERVAL_MS: "1000",
+    RATE_LIMIT_PER_MINUTE: "0",
+    WRITER_BATCH_SIZE: String(options.writerBatchSize),
+    WRITER_BLOCK_MS: "500",
+    LOG_LEVEL: "info",
+    LOG_FORMAT: "json",
+    ...(options.claimIdleMs !== undefined ? { WRITER_CLAIM_IDLE_MS: String(options.claimIdleMs) } : {}),
+    ...(options.claimEveryMs !== undefined ? { WRITER_CLAIM_EVERY_MS: String(options.claimEveryMs) } : {})
+  })
+
+  const startCollector = async (extra: Record<string, string> = {}) => {
+    collectorStarts++
+    collector = await startSpoolway(
+      "collector",
+      "collector",
+      collectorPort!,
+      { ...baseEnv(), ...extra },
+      join(runDir, `collector.${collectorStarts}.log`)
+    )
+    return collector
+  }
+  const startWriter = async (slot: number) => {
+    writerStarts[slot] = writerStarts[slot]! + 1
+    const w = await startSpoolway(
+      `writer-${slot}`,
+      "writer",
+      writerPorts[slot]!,
+      baseEnv(),
+      join(runDir, `writer-${slot}.${writerStarts[slot]}.log`)
+    )
+    writers[slot] = w
+    return w
+  }
+  const health = () => getJson<Health>(`http://127.0.0.1:${collectorPort}/health`)
+
+  // an exit we did not ask for: recorded as a crash (a finding) and the process restarted
+  const unsubscribe = onChildExit((e) => {
+    if (e.expected || stopping) return
+    crashes.push(e)
+    say(`CRASH: ${e.name} (pid ${e.pid}) exited by itself: code ${e.code} signal ${e.signal}`)
+    if (e.name === "collector") void startCollector().catch((err) => say(`collector restart failed: ${err}`))
+    const m = /^writer-(\d+)$/.exec(e.name)
+    if (m !== null) void startWriter(Number(m[1])).catch((err) => say(`writer restart failed: ${err}`))
+  })
+
+  const redisCall = async (...args: Array<string | number>): Promise<unknown> => {
+    if (probe === undefined) return undefined
+    try {
+      return await probe.call(String(args[0]), ...args.slice(1))
+    } catch {
+      return undefined
+    }
+  }
+  const streamState = async () => {
+    const len = await redisCall("XLEN", streamKey)
+    const pending = await redisCall("XPENDING", streamKey, group)
+    return {
+      length: typeof len === "number" ? len : undefined,
+      pending: Array.isArray(pending) ? Number(pending[0] ?? 0) : undefined
+    }
+  }
+  /** the group's consumers: name, pending entries, idle ms */
+  const consumers = async (): Promise<Array<{ name: string; pending: number; idle: number }>> => {
+    const reply = await redisCall("XINFO", "CONSUMERS", streamKey, group)
+    if (!Array.isArray(reply)) return []
+    return reply.flatMap((raw) => {
+      if (!Array.isArray(raw)) return []
+      const fields = new Map<string, unknown>()
+      for (let i = 0; i + 1 < raw.length; i += 2) fields.set(String(raw[i]), raw[i + 1])
+      return [{ name: String(fields.get("name")), pending: Number(fields.get("pending") ?? 0), idle: Number(fields.get("idle") ?? 0) }]
+    })
+  }
+  /** pending entries of the consumer run by `pid` (consumer names are `<host>-<pid>-<random>`) */
+  const consumerPending = async (pid: number) => (await consumers()).find((c) => c.name.includes(`-${pid}-`))
+
+  // load generator state
+  let stats: LoadStats | undefined
+  let loadDone: Promise<number> | undefined
+  const loadOut = join(runDir, "requests.json")
+  const phases: Array<{ name: string; startedAt: number; endedAt: number }> = []
+  /** CPU seconds other processes used during each phase */
+  const otherCpu: Array<number> = []
+  let sampleOthers: (() => number) | undefined
+  const attributeOthers = () => {
+    if (sampleOthers === undefined || phases.length === 0) return
+    const i = phases.length - 1
+    otherCpu[i] = (otherCpu[i] ?? 0) + sampleOthers()
+  }
+  const beginPhase = (name: string) => {
+    attributeOthers()
+    const now = Date.now()
+    const last = phases[phases.length - 1]
+    if (last !== undefined) last.endedAt = now
+    phases.push({ name, startedAt: now, endedAt: now })
+    loadChild?.send({ type: "phase", phase: phases.length - 1 })
+    say(`── phase: ${name}`)
+  }
+
+  const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 250) => {
+    const start = Date.now()
+    while (!(await check())) {
+      if (Date.now() - start > timeoutMs) {
+        say(`timed out after ${timeoutMs} ms waiting for ${what}`)
+        return false
+      }
+      await sleep(everyMs)
+    }
+    return true
+  }
+  const spoolDrained = () =>
+    waitFor("the collector to route to the primary with an empty spool", async () => {
+      const h = await health()
+      return h?.primaryHealthy === true && h.spoolDepth === 0
+    }, 60_000)
+
+  try {
+    // ---------------------------------------------------------------- set-up
+    say(`starting PostgreSQL (port ${pgPort}), redis primary (${primaryPort}) and spool (${spoolPort})`)
+    await pg.init()
+    await Promise.all([pg.start(), primary.start(), spool.start()])
+    {
+      const admin = await openDb(pg.url("postgres"), 1)
+      await admin.query(`CREATE DATABASE spoolway_chaos`)
+      await admin.close()
+    }
+    probe = new Redis(primary.url, {
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 1500,
+      retryStrategy: () => 200
+    })
+    probe.on("error", () => {})
+
+    // schema first (the first writer would do it too), then two registered domains so that
+    // some views get a tenant (the writers load the domain table at start)
+    {
+      const migrated = await runSpoolway(["migrate"], baseEnv())
+      say(`spoolway migrate: ${migrated.trim().split("\n").pop()}`)
+      const db = await openDb(dbUrl, 1)
+      const [corp] = await db.query<{ id: number }>(`INSERT INTO corps (name) VALUES ('chaos corp') RETURNING id`)
+      for (const host of CHAOS_DOMAINS) await db.query(`INSERT INTO domains (hostname, corp_id) VALUES ($1, $2)`, [host, corp!.id])
+      await db.close()
+    }
+    say(`starting the collector (port ${collectorPort}) and ${options.writers} writer(s) (ports ${writerPorts.join(", ")})`)
+    await Promise.all([startCollector(), ...writers.map((_, i) => startWriter(i))])
+
+    // ---------------------------------------------------------------- load
+    const child = fork(join(import.meta.dirname, "load.ts"), [], {
+      execPath: process.execPath,
+      execArgv: NODE_FLAGS,
+      stdio: ["ignore", "inherit", "inherit", "ipc"]
+    })
+    const loadTracked = track("load", child)
+    loadChild = child
+    loadDone = new Promise<number>((resolveDone, reject) => {
+      child.on("message", (msg: { readonly type: string; readonly requests?: number }) => {
+        if (msg.type === "stats") stats = msg as unknown as LoadStats
+        if (msg.type === "done") resolveDone(msg.requests ?? 0)
+      })
+      child.once("exit", (code) => reject(new Error(`load generator exited (${code}) before it was done`)))
+    })
+    loadDone.catch(() => {})
+    sampleOthers = otherCpuSampler(() => {
+      const pid = pg.pid()
+      return pid === undefined ? [] : [pid]
+    })
+    beginPhase("steady (warm-up)")
+    child.send({
+      type: "start",
+      port: collectorPort!,
+      rate: options.rate,
+      concurrency: options.concurrency,
+      tag,
+      seed: options.seed,
+      out: loadOut
+    } satisfies StartMessage)
+
+    let lastSent = 0
+    let lastAt = Date.now()
+    let monitoring = false
+    monitor = setInterval(() => {
+      attributeOthers()
+      if (monitoring) return
+      monitoring = true
+      void (async () => {
+        const h = await health()
+        const s = await streamState()
+        const now = Date.now()
+        const sent = stats?.sent ?? 0
+        const rate = ((sent - lastSent) * 1000) / Math.max(1, now - lastAt)
+        lastSent = sent
+        lastAt = now
+        say(
+          `load ${rate.toFixed(0)} req/s (sent ${fmt(sent)}, 2xx ${fmt(stats?.s2xx ?? 0)}, 503 ${fmt(stats?.s503 ?? 0)}, ` +
+            `other 5xx ${stats?.s5xxBad ?? 0}, no answer ${stats?.netErrors ?? 0}, in flight ${stats?.inflight ?? 0}) · ` +
+            `collector ${h === undefined ? "down" : `primary ${h.primaryHealthy ? "up" : "DOWN"}, spool ${h.spoolDepth}`} · ` +
+            `stream ${s.length ?? "?"} pending ${s.pending ?? "?"} · writers alive ${writers.filter((w) => w !== undefined && isAlive(w.child)).length}`
+        )
+      })().finally(() => {
+        monitoring = false
+      })
+    }, 5000)
+
+    await sleep(options.warmupMs)
+
+    // ---------------------------------------------------------------- scenarios
+    for (const scenario of options.order) {
+      beginPhase(SCENARIO_TITLE[scenario])
+      switch (scenario) {
+        case "primary-kill": {
+          const before = (await health())?.counters
+          say(`SIGKILL redis primary (pid ${primary.pid()})`)
+          await primary.kill("SIGKILL")
+          await sleep(options.primaryDownMs)
+          await primary.start()
+          say(`redis primary restarted on port ${primary.port}, same dir (pid ${primary.pid()})`)
+          await spoolDrained()
+          const after = (await health())?.counters
+          say(
+            `spooled during the outage: ${(after?.spooled ?? 0) - (before?.spooled ?? 0)}, drained: ${
+              (after?.drained ?? 0) - (before?.drained ?? 0)
+            }`
+          )
+          await sleep(3000)
+          break
+        }
+        case "writer-kill": {
+          for (let k = 0; k < options.writerKills; k++) {
+            const slot = k % options.writers
+            const w = writers[slot]
+            if (w === undefined || !isAlive(w.child)) {
+              say(`writer-${slot} is not running; restarting it`)
+              await startWriter(slot)
+              continue
+            }
+            // kill while the writer holds read, uncommitted or unacknowledged entries
+            let held: { name: string; pending: number } | undefined
+            const deadline = Date.now() + 5000
+            while (Date.now() < deadline) {
+              held = await consumerPending(w.pid)
+              if (held !== undefined && held.pending > 0) break
+              await sleep(5)
+            }
+            await w.stop("SIGKILL")
+            const left = held === undefined ? undefined : await consumerPending(w.pid)
+            say(
+              `kill ${k + 1}/${options.writerKills}: SIGKILL writer-${slot} (pid ${w.pid}, consumer ${held?.name ?? "?"}) holding ` +
+                `${held?.pending ?? 0} pending entr${held?.pending === 1 ? "y" : "ies"}; ${left?.pending ?? "?"} left pending to reclaim`
+            )
+            if ((held?.pending ?? 0) === 0) notes.push(`writer kill ${k + 1}: no pending entries seen within 5 s (not mid-batch)`)
+            const restarted = await startWriter(slot)
+            say(`writer-${slot} restarted (pid ${restarted.pid}, a new consumer)`)
+            await sleep(options.writerKillGapMs)
+          }
+          break
+        }
+        case "pg-restart": {
+          for (const mode of options.pgRestarts) {
+            if (mode === "sigkill") {
+              const pid = pg.pid()
+              const killed = await pg.crash()
+              say(`PostgreSQL SIGKILL: postmaster ${pid} and its ${killed - 1} children`)
+            } else {
+              say(`PostgreSQL stop -m ${mode} (postmaster pid ${pg.pid()})`)
+              await pg.stop(mode)
+            }
+            await sleep(options.pgDownMs)
+            await pg.start()
+            say(`PostgreSQL started again (pid ${pg.pid()})`)
+            await sleep(options.pgRunMs)
+          }
+          break
+        }
+        case "spool-full": {
+          const old = collector!
+          const stopped = await old.stop("SIGTERM")
+          say(`collector stopped by SIGTERM under load: exit ${stopped.code ?? stopped.signal} after ${stopped.ms} ms`)
+          if (stopped.code !== 0) failures.push(`collector SIGTERM under load exited ${stopped.code ?? stopped.signal}, not 0`)
+          await startCollector({ SPOOL_MAX_EVENTS: String(options.spoolMax) })
+          say(`collector restarted with SPOOL_MAX_EVENTS=${options.spoolMax} (pid ${collector!.pid})`)
+          await sleep(2000)
+          say(`SIGKILL redis primary (pid ${primary.pid()})`)
+          await primary.kill("SIGKILL")
+          const full = await waitFor("the spool to fill (503)", async () => {
+            const h = await health()
+            return (h?.counters?.rejected.spool_full ?? 0) > 0
+          }, 60_000, 100)
+          const h1 = await health()
+          say(`spool full: depth ${h1?.spoolDepth}, rejected spool_full ${h1?.counters?.rejected.spool_full}`)
+          if (!full) failures.push(`the spool never reported full (SPOOL_MAX_EVENTS=${options.spoolMax})`)
+          await sleep(options.spoolFullHoldMs)
+          await primary.start()
+          say(`redis primary restarted (pid ${primary.pid()})`)
+          await spoolDrained()
+          const h2 = await health()
+          say(`spool drained: rejected spool_full ${h2?.counters?.rejected.spool_full}, drained ${h2?.counters?.drained}`)
+          await sleep(2000)
+          break
+        }
+      }
+    }
+    beginPhase("steady (cool-down)")
+    await sleep(options.cooldownMs)
+
+    // ---------------------------------------------------------------- stop the load, drain
+    loadTracked.expected = true // it exits by itself once it wrote its results
+    child.send({ type: "stop" })
+    const requests = await loadDone
+    attributeOthers()
+    sampleOthers = undefined
+    const lastPhase = phases[phases.length - 1]!
+    lastPhase.endedAt = Date.now()
+    say(`load stopped: ${fmt(requests)} requests`)
+    clearInterval(monitor)
+    monitor = undefined
+
+    const drainStart = Date.now()
+    let lastDrainLog = drainStart
+    let stable = 0
+    const drained = await waitFor("the spool and the stream to drain", async () => {
+      const h = await health()
+      const s = await streamState()
+      const done = h?.primaryHealthy === true && h.spoolDepth === 0 && s.length === 0 && s.pending === 0
+      stable = done ? stable + 1 : 0
+      if (!done && Date.now() - lastDrainLog >= 5000) {
+        lastDrainLog = Date.now()
+        const holders = (await consumers()).filter((c) => c.pending > 0)
+        say(
+          `draining: spool ${h?.spoolDepth}, stream ${s.length}, pending ${s.pending}` +
+            (holders.length === 0 ? "" : ` (held by ${holders.map((c) => `${c.name}: ${c.pending}, idle ${(c.idle / 1000).toFixed(0)} s`).join("; ")})`)
+        )
+      }
+      return stable >= 3
+    }, options.drainTimeoutMs, 500)
+    say(drained ? `drained in ${((Date.now() - drainStart) / 1000).toFixed(1)} s` : `NOT drained`)
+    if (!drained) {
+      const s = await streamState()
+      failures.push(`not drained within ${options.drainTimeoutMs} ms: stream ${s.length}, pending ${s.pending}`)
+    }
+
+    // what the last writer processes saw (the counters of SIGKILLed ones died with them)
+    for (const [i, w] of writers.entries()) {
+      if (w === undefined) continue
+      const h = await getJson<{ writer?: { written: number; duplicates: number; poison: number; retries: number; batches: number } }>(
+        `http://127.0.0.1:${w.port}/health`
+      )
+      if (h?.writer !== undefined) {
+        say(
+          `writer-${i} (last process) counters: batches ${fmt(h.writer.batches)}, written ${fmt(h.writer.written)}, ` +
+            `duplicates skipped ${fmt(h.writer.duplicates)}, poison ${h.writer.poison}, retried attempts ${h.writer.retries}`
+        )
+      }
+    }
+
+    // graceful stop of the pipeline processes
+    stopping = true
+    const stops = await Promise.all([
+      collector!.stop("SIGTERM").then((r) => ({ name: "collector", ...r })),
+      ...writers.map((w, i) => (w === undefined ? Promise.resolve(undefined) : w.stop("SIGTERM").then((r) => ({ name: `writer-${i}`, ...r }))))
+    ])
+    for (const s of stops) {
+      if (s === undefined) continue
+      say(`${s.name} SIGTERM: exit ${s.code ?? s.signal} after ${s.ms} ms`)
+      if (s.code !== 0) failures.push(`${s.name} SIGTERM exited ${s.code ?? s.signal}, not 0`)
+    }
+
+    // ---------------------------------------------------------------- reconcile
+    if (!existsSync(loadOut)) throw new Error("the load generator wrote no results")
+    const cols = JSON.parse(readFileSync(loadOut, "utf8")) as LoadColumns
+    const phaseInfo = phases.map((p) => ({ name: p.name, seconds: (p.endedAt - p.startedAt) / 1000 }))
+    const db = await openDb(dbUrl, 2)
+    try {
+      if (options.sabotage === true) {
+        const t = `${tag}.`
+        const victim = cols.status.findIndex((st, i) => st === 202 && cols.events[i] === 1)
+        const twice = cols.status.findIndex((st, i) => st === 202 && i > victim && cols.events[i] === 1)
+        const rejected = cols.status.findIndex((st) => st === 503 || st === 400)
+        await db.query(`DELETE FROM raw_events WHERE session_id = $1`, [`${t}${victim}.0`])
+        await db.query(
+          `INSERT INTO raw_events SELECT id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot, metadata,
+                  "timestamp", received_at + interval '1 millisecond', visitor_id_daily, corp_id, domain_id
+             FROM raw_events WHERE session_id = $1`,
+          [`${t}${twice}.0`]
+        )
+        await db.query(
+          `INSERT INTO raw_events (id, kind, event_type, session_id, "timestamp", received_at)
+           VALUES (gen_random_uuid(), 'event', 'sabotage', $1, now(), now())`,
+          [`${t}${rejected}.0`]
+        )
+        say(`SABOTAGE (harness self-check): deleted request ${victim}, stored request ${twice} twice, stored rejected request ${rejected}`)
+      }
+      say(`reconciling ${fmt(cols.status.length)} requests against raw_events …`)
+      reconciliation = await reconcile(db, cols, phaseInfo)
+    } finally {
+      await db.close()
+    }
+    const r = reconciliation
+    const others = phases.map((p, i) => (100 * (otherCpu[i] ?? 0)) / Math.max(0.001, (p.endedAt - p.startedAt) / 1000))
+    const othersTotal = (100 * otherCpu.reduce((a, b) => a + b, 0)) / Math.max(0.001, (lastPhase.endedAt - phases[0]!.startedAt) / 1000)
+    table = formatTable(r.rows, r.total, [...others, othersTotal])
+    if (r.total.lost > 0) failures.push(`${r.total.lost} accepted event(s) LOST`)
+    if (r.total.duplicated > 0) failures.push(`${r.total.duplicated} DUPLICATED row(s)`)
+    if (r.duplicateIds > 0) failures.push(`${r.duplicateIds} eventId(s) stored more than once`)
+    if (r.total.storedRejected > 0) failures.push(`${r.total.storedRejected} event(s) stored although their request was rejected`)
+    if (r.total.partialUnknown > 0) failures.push(`${r.total.partialUnknown} unanswered request(s) stored in part`)
+    if (r.total.bad5xx > 0) failures.push(`${r.total.bad5xx} 5xx answer(s) other than 503 with Retry-After`)
+    if (r.total.wrongStatus > 0) failures.push(`${r.total.wrongStatus} answer(s) with the wrong status (valid → 4xx or invalid → 2xx)`)
+    if (r.total.badBody > 0) failures.push(`${r.total.badBody} 2xx answer(s) whose body is not as the contract says`)
+    if (r.total.idMismatch > 0) failures.push(`${r.total.idMismatch} stored row(s) whose id is not the eventId the 202 returned`)
+    if (r.unexpectedRows > 0) failures.push(`${r.unexpectedRows} stored row(s) no request of this run could have produced`)
+    if (r.ingestFailures > 0) failures.push(`${r.ingestFailures} envelope(s) in ingest_failures (poison) instead of raw_events`)
+    if (r.rollupMismatches.length > 0) failures.push(`${r.rollupMismatches.length} rollup bucket(s) disagree with the stored rows`)
+    if (crashes.length > 0) {
+      failures.push(`${crashes.length} process(es) exited by themselves: ${crashes.map((c) => `${c.name} (${c.code ?? c.signal})`).join(", ")}`)
+    }
+    const spoolScenario = r.rows.find((row) => row.phase === SCENARIO_TITLE["spool-full"])
+    if (spoolScenario !== undefined && spoolScenario.c503 === 0) failures.push(`no 503 + Retry-After observed while the spool was full`)
+
+    const groupConsumers = await consumers()
+    say(
+      `consumer group at the end: ${groupConsumers.length} consumers (${
+        groupConsumers.filter((c) => c.pending === 0).length
+      } without pending entries; consumers of SIGKILLed writers are never removed from the group)`
+    )
+    const logLines = summarizeLogs(runDir)
+    say(`pipeline log WARN/ERROR summary (${logLines.length} distinct):`)
+    for (const l of logLines.slice(0, 30)) log(`    ${l}`)
+    say(`raw_events rows: ${fmt(r.rawEvents)} · ingest_failures: ${r.ingestFailures} · rollup buckets checked: ${r.rollupBuckets}`)
+    for (const m of r.rollupMismatches.slice(0, 20)) say(`rollup mismatch: ${m}`)
+    for (const e of r.examples) say(`evidence: ${e}`)
+  } catch (error) {
+    failures.push(`harness error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`)
+    say(`harness error: ${error instanceof Error ? error.message : String(error)}`)
+  } finally {
+    stopping = true
+    if (monitor !== undefined) clearInterval(monitor)
+    unsubscribe()
+    probe?.disconnect()
+    await stopAll()
+    pg.forget()
+    const keep = options.keep || failures.length > 0
+    if (keep) say(`run directory kept (logs, data): ${runDir}`)
+    else removeDir(runDir)
+  }
+  say(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`)
+  return { ok: failures.length === 0, failures, notes, reconciliation, table, runDir }
+}
