@@ -173,14 +173,19 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
     return entries.length
   })
 
+  /** spool read/delete failures: 100 ms doubling to 5 s, jittered, for as long as it takes */
+  const drainBackoff = Schedule.exponential(Duration.millis(100)).pipe(
+    Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
+    Schedule.jittered
+  )
+
   const drainLoop = Effect.gen(function*() {
     let draining = false
     let moved = 0
     while (true) {
       const batch = yield* drainOnce.pipe(
-        Effect.catch((e) =>
-          Effect.logWarning(`drain paused: ${e.message}`).pipe(Effect.andThen(Effect.sleep(Duration.seconds(1))), Effect.as(0))
-        )
+        Effect.tapError((e) => Effect.logWarning(`drain: ${e.message}; retrying`)),
+        Effect.retry(drainBackoff)
       )
       if (batch > 0) {
         if (!draining) yield* Effect.logInfo("draining spool to primary")

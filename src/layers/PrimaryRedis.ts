@@ -25,7 +25,13 @@ export class PrimaryRedis extends Context.Service<PrimaryRedis, RedisHandle>()("
       if (config.primaryRedisUrl !== undefined) return PrimaryRedis.layerUrl(config.primaryRedisUrl)
       return Layer.unwrap(
         Effect.map(
-          startEmbeddedRedis({ name: "redis-primary", dataDir: config.dataDir, appendonly: true, attach: config.embeddedAttach }),
+          startEmbeddedRedis({
+            name: "redis-primary",
+            dataDir: config.dataDir,
+            appendonly: true,
+            appendfsync: config.appendfsync,
+            attach: config.embeddedAttach
+          }),
           (running) => PrimaryRedis.layerUrl(running.url)
         )
       ).pipe(Layer.provide(NodeServices.layer))

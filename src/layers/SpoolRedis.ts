@@ -19,7 +19,13 @@ export class SpoolRedis extends Context.Service<SpoolRedis, RedisHandle>()("spoo
       if (config.spoolRedisUrl !== undefined) return SpoolRedis.layerUrl(config.spoolRedisUrl)
       return Layer.unwrap(
         Effect.map(
-          startEmbeddedRedis({ name: "redis-spool", dataDir: config.dataDir, appendonly: true, attach: config.embeddedAttach }),
+          startEmbeddedRedis({
+            name: "redis-spool",
+            dataDir: config.dataDir,
+            appendonly: true,
+            appendfsync: config.appendfsync,
+            attach: config.embeddedAttach
+          }),
           (running) => SpoolRedis.layerUrl(running.url)
         )
       ).pipe(Layer.provide(NodeServices.layer))
