@@ -197,6 +197,23 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       assert.strictEqual(yield* pendingOf(keys.streamKey, keys.group), 0)
     }))
 
+  it.effect("maintenance removes dead writers' consumers that hold nothing, and keeps those that still hold entries", () =>
+    Effect.gen(function*() {
+      const keys = streamKeys("prune")
+      yield* cleanupKeys(keys.streamKey)
+      const writer = yield* makeWriter({ ...keys, consumer: "prune-live", pruneConsumersIdleMs: 50 })
+      yield* xadd(keys.streamKey, [eventEnvelope()])
+      yield* redis((c) => c.xreadgroup("GROUP", keys.group, "ghost-empty", "COUNT", 0, "STREAMS", keys.streamKey, "0"))
+      // a second dead writer that still holds the entry (pending 1)
+      yield* redis((c) => c.xreadgroup("GROUP", keys.group, "ghost-holding", "COUNT", 1, "STREAMS", keys.streamKey, ">"))
+      yield* Effect.sleep("120 millis")
+      yield* writer.maintain
+      const consumers = yield* redis((c) => c.xinfo("CONSUMERS", keys.streamKey, keys.group) as Promise<Array<Array<unknown>>>)
+      const names = consumers.map((fields) => String(fields[1]))
+      assert.notInclude(names, "ghost-empty")
+      assert.include(names, "ghost-holding")
+    }))
+
   it.effect("poison entries go to ingest_failures and are acknowledged; the rest of the batch is stored", () =>
     Effect.gen(function*() {
       const keys = streamKeys("poison")

@@ -82,6 +82,8 @@ export interface WriterOptions {
   /** reclaim entries pending (in any consumer) for at least this long */
   readonly claimIdleMs: number
   readonly claimEveryMs: number
+  /** consumers idle this long with nothing pending are dead writers' and are removed (maintenance) */
+  readonly pruneConsumersIdleMs: number
   /** entries delivered more often than this are poison */
   readonly maxDeliveries: number
   /** transient-error backoff: exponential from `retryBaseMs`, capped at `retryMaxMs` */
@@ -112,6 +114,7 @@ export const writerOptions = Effect.fnUntraced(function*(overrides: Partial<Writ
     blockMs: config.writerBlockMs,
     claimIdleMs: config.writerClaimIdleMs,
     claimEveryMs: config.writerClaimEveryMs,
+    pruneConsumersIdleMs: 600_000,
     maxDeliveries: 5,
     retryBaseMs: 100,
     retryMaxMs: 5_000,
@@ -239,6 +242,8 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
 
   const maintain = Effect.gen(function*() {
     yield* runMaintenance({ nowMs: yield* now, retentionDays: options.retentionDays, saltKeepDays: options.saltKeepDays })
+    const pruned = yield* Stream.pruneConsumers(h, options.pruneConsumersIdleMs)
+    if (pruned.length > 0) yield* Effect.logInfo(`writer: removed ${pruned.length} dead consumer(s) from the group: ${pruned.join(", ")}`)
   }).pipe(
     Effect.catchCause((cause) => Effect.logWarning("writer: maintenance failed", cause)),
     Effect.provideContext(context)

@@ -192,3 +192,19 @@ export const leaveGroup = (h: StreamHandles) =>
     yield* call(h.client, "XCLAIM", [h.key, h.group, h.consumer, 0, ...ids, "IDLE", 86_400_000, "JUSTID"])
     return ids.length
   })
+
+/**
+ * Removes consumers left in the group by writers that died (SIGKILL, crash): those holding
+ * nothing pending and idle for `minIdleMs`. Entries they held were reclaimed by XAUTOCLAIM
+ * first; a live writer that is removed anyway is re-created by its next XREADGROUP.
+ * Returns the names removed.
+ */
+export const pruneConsumers = (h: StreamHandles, minIdleMs: number) =>
+  Effect.gen(function*() {
+    const reply = yield* call(h.client, "XINFO", ["CONSUMERS", h.key, h.group])
+    const stale = (Array.isArray(reply) ? reply.map(fieldsOf) : [])
+      .filter((c) => c.get("name") !== h.consumer && Number(c.get("pending")) === 0 && Number(c.get("idle")) >= minIdleMs)
+      .map((c) => String(c.get("name")))
+    for (const name of stale) yield* call(h.client, "XGROUP", ["DELCONSUMER", h.key, h.group, name])
+    return stale
+  })
