@@ -281,7 +281,8 @@ describe("resolveTrafficSource — properties", () => {
       assert.include(TRAFFIC_SOURCES, result.source)
       let parseable = true
       try {
-        parseable = new URL(referrer.trim()).hostname.length > 0
+        // a host of only dots ("https://./") names no site: same as no referrer
+        parseable = new URL(referrer.trim()).hostname.replace(/\.+$/, "").length > 0
       } catch {
         parseable = false
       }
