@@ -10,11 +10,11 @@
  *   4. writer     bench/writer.ts           stream → PostgreSQL events/s vs COPY of the same rows
  *   5. e2e        bench/e2e.ts              Spoolway vs the seed's design (bench/seed-baseline.ts),
  *                                           same run, same load: collector stage (mixed and batch of 50),
- *                                           writer stage, end to end HTTP → PostgreSQL (max and paced
- *                                           at 10K events/s), ratios per stage
+ *                                           writer stage, end to end HTTP → PostgreSQL (max, paced at
+ *                                           10K events/s, capacity ladder), ratios per stage
  *   6. soak       bench/soak.ts             collector RSS over 5 minutes at 2K req/s
  *
- *   npm run bench                                  # everything, full durations (≈ 40–50 min)
+ *   npm run bench                                  # everything, full durations (≈ 35–45 min)
  *   BENCH_QUICK=1 npm run bench                    # short variant, smoke test (≈ 4–6 min on a quiet machine)
  *   BENCH_ONLY=e2e,soak npm run bench              # a subset (names above); BENCH_SKIP=spool,enrich
  *   npx node bench/all.ts                          # the same without npm

@@ -20,9 +20,14 @@
  *                        the queue is drained, end-to-end lag, request p50/p99.
  *  D  end to end, paced at the target (BENCH_E2E_TARGET_EPS events/s, default 10,000): does the
  *                        pipeline keep up (rows/s into PostgreSQL ≈ offered, lag bounded)?
+ *  E  capacity ladder  — paced steps (BENCH_E2E_LADDER_S, 30 s) ×1.25 up while the system keeps
+ *                        up (≥ 97 % of the accepted rate landed during the load, ≤ 2 s of events
+ *                        queued at its end), or down while it does not, starting above the target
+ *                        when D kept up, else at what D landed: the sustainable capacity.
  *
- * Rows in PostgreSQL are counted with count(*) at the boundaries of every phase and every
- * BENCH_E2E_COUNT_EVERY_S seconds; a cheap 1-s curve (accepted − queued) fills in between.
+ * Rows in PostgreSQL are counted with count(*) at the start, in the middle and at the end of the
+ * load and after the drain (BENCH_E2E_COUNT_EVERY_S adds periodic counts); a cheap 1-s curve
+ * (accepted events from the server's counter, entries still queued) fills in between.
  * End-to-end lag: a probe client in this process sends one view every 200 ms on its own
  * connection and polls PostgreSQL (by primary key, every 100 ms) until the row is visible:
  * lag = row visible − 202 received.
@@ -77,20 +82,26 @@ export const CONFIG = {
   collectorS: envNum("BENCH_E2E_COLLECTOR_S", 20, 5),
   e2eS: envNum("BENCH_E2E_DURATION_S", 60, 10),
   pacedS: envNum("BENCH_E2E_PACED_S", 60, 8),
+  /** phase E: seconds per step of the capacity ladder, and at most this many steps per system */
+  ladderS: envNum("BENCH_E2E_LADDER_S", 30, 5),
+  ladderSteps: envNum("BENCH_E2E_LADDER_STEPS", 5, 2),
   drainMaxS: envNum("BENCH_E2E_DRAIN_MAX_S", 300, 30),
   writerMaxS: envNum("BENCH_E2E_WRITER_MAX_S", 180, 30),
   warmupS: envNum("BENCH_E2E_WARMUP_S", 5, 2),
   targetEps: envNum("BENCH_E2E_TARGET_EPS", 10_000, 10_000),
   connections: envNum("BENCH_E2E_CONNECTIONS", 50, 50),
   wrkThreads: envNum("BENCH_E2E_WRK_THREADS", 1, 1),
-  countEveryS: envNum("BENCH_E2E_COUNT_EVERY_S", 5, 5),
+  /** extra count(*) samples during the load (0 = only at start, mid-load, end of load, end of drain):
+   *  on a table of a million rows under insert load one count(*) costs this process's backend
+   *  seconds of CPU — it would compete with the system under test */
+  countEveryS: envNum("BENCH_E2E_COUNT_EVERY_S", 0, 0),
   seedConcurrency: envNum("BENCH_SEED_CONCURRENCY", 32, 32),
   quietWaitS: envNum("BENCH_QUIET_WAIT_S", 120, 20),
   quietMaxBusyPct: envNum("BENCH_QUIET_MAX_BUSY_PCT", 40, 60),
   /** profiles of the end-to-end max phase (the first is the headline) */
   e2eProfiles: envStr("BENCH_E2E_PROFILES", "mixed,browser", "mixed").split(",").map((s) => s.trim()).filter(Boolean) as Array<Profile>,
-  /** phases to run: A (collector), B (writer), C (e2e max), D (e2e paced) */
-  phases: envStr("BENCH_E2E_PHASES", "A,B,C,D", "A,B,C,D").split(",").map((s) => s.trim().toUpperCase()).filter(Boolean),
+  /** phases to run: A (collector), B (writer), C (e2e max), D (e2e paced at the target), E (capacity ladder) */
+  phases: envStr("BENCH_E2E_PHASES", "A,B,C,D,E", "A,B,C,D").split(",").map((s) => s.trim().toUpperCase()).filter(Boolean),
   adminUrl: process.env["BENCH_PG_ADMIN_URL"] ?? "postgres://root@127.0.0.1:5432/postgres"
 }
 
@@ -757,6 +768,12 @@ export interface E2EPhase {
   readonly profile: Profile
   readonly mode: "max" | "paced"
   readonly offeredReqPerSec: number | null
+  /** paced phases: the events/s the request rate was derived from */
+  readonly offeredEps: number | null
+  /** a step of the capacity ladder (phase E) */
+  readonly ladder: boolean
+  /** paced: the rows landed as fast as they arrived (≥ 97 % of the accepted rate during the load, ≤ 2 s of events queued at its end) */
+  readonly keptUp: boolean | null
   readonly wrk: E2EWrkResult
   readonly loadS: number
   readonly rowsDuringLoad: number
@@ -855,7 +872,16 @@ const writerPhase = async (run: SystemRun, db: BenchDb): Promise<WriterPhase> =>
   return phase
 }
 
-const e2ePhase = async (run: SystemRun, profile: Profile, mode: "max" | "paced", logTag: string): Promise<E2EPhase> => {
+const keptUp = (p: { wrk: E2EWrkResult; pgEpsDuringLoad: number; backlogAtEnd: number }) =>
+  p.pgEpsDuringLoad >= 0.97 * p.wrk.eventsPerSec && p.backlogAtEnd <= 2 * p.wrk.eventsPerSec
+
+const e2ePhase = async (
+  run: SystemRun,
+  profile: Profile,
+  mode: "max" | "paced",
+  logTag: string,
+  paced: { eps: number; seconds: number; ladder: boolean } = { eps: CONFIG.targetEps, seconds: CONFIG.pacedS, ladder: false }
+): Promise<E2EPhase> => {
   const db = await createDb()
   try {
     await run.prepareDb(db)
@@ -867,8 +893,8 @@ const e2ePhase = async (run: SystemRun, profile: Profile, mode: "max" | "paced",
       const until = Date.now() + 60_000
       while ((await run.backlog()) > 0 && Date.now() < until) await sleep(250)
     }
-    const durationS = mode === "max" ? CONFIG.e2eS : CONFIG.pacedS
-    const rate = mode === "paced" ? Math.ceil(CONFIG.targetEps / EVENTS_PER_REQUEST[profile]) : undefined
+    const durationS = mode === "max" ? CONFIG.e2eS : paced.seconds
+    const rate = mode === "paced" ? Math.ceil(paced.eps / EVENTS_PER_REQUEST[profile]) : undefined
     await sleep(1000)
     const quiet = await quietGate(`${run.system} e2e ${profile} ${mode}`)
     assertRunning(proc, "before the end-to-end phase")
@@ -881,7 +907,7 @@ const e2ePhase = async (run: SystemRun, profile: Profile, mode: "max" | "paced",
     const acc0 = (await run.acceptedCounter(proc)) ?? 0
     probe.start()
     const tStart = Date.now()
-    log(`${run.system} e2e ${profile} ${mode === "max" ? "max" : `paced ${rate} req/s (≈ ${CONFIG.targetEps} events/s)`}: ${durationS}s, ${CONFIG.connections} connections`)
+    log(`${run.system} e2e ${profile} ${mode === "max" ? "max" : `paced ${rate} req/s (≈ ${paced.eps} events/s)${paced.ladder ? " [capacity ladder]" : ""}`}: ${durationS}s, ${CONFIG.connections} connections`)
     const pending = startE2EWrk({ url: proc.url, profile, mode, rate, durationS, tag: `e${logTag}` })
     cpu.add("wrk", pending.child.pid)
     // curve: accepted (server counter) and queued, every second; count(*) every countEveryS and at mid-load
@@ -900,7 +926,7 @@ const e2ePhase = async (run: SystemRun, profile: Profile, mode: "max" | "paced",
           midRows = { t, rows: await countRows(client, run.table) }
           entry.rows = midRows.rows - rows0
           lastCount = t
-        } else if (t - lastCount >= CONFIG.countEveryS * 1000) {
+        } else if (CONFIG.countEveryS > 0 && t - lastCount >= CONFIG.countEveryS * 1000) {
           entry.rows = (await countRows(client, run.table)) - rows0
           lastCount = t
         }
@@ -958,6 +984,9 @@ const e2ePhase = async (run: SystemRun, profile: Profile, mode: "max" | "paced",
       profile,
       mode,
       offeredReqPerSec: rate ?? null,
+      offeredEps: mode === "paced" ? paced.eps : null,
+      ladder: mode === "paced" && paced.ladder,
+      keptUp: null,
       wrk,
       loadS: round(loadS, 2),
       rowsDuringLoad: rowsEnd - rows0,
@@ -978,8 +1007,9 @@ const e2ePhase = async (run: SystemRun, profile: Profile, mode: "max" | "paced",
       quiet,
       rollupCheck
     }
+    if (mode === "paced") (phase as { keptUp: boolean | null }).keptUp = keptUp(phase)
     log(
-      `${run.system} e2e ${profile} ${mode}: HTTP ${round(wrk.reqPerSec, 0)} req/s = ${round(wrk.eventsPerSec, 0)} events/s accepted ` +
+      `${run.system} e2e ${profile} ${mode}${phase.keptUp === null ? "" : phase.keptUp ? " (kept up)" : " (FELL BEHIND)"}: HTTP ${round(wrk.reqPerSec, 0)} req/s = ${round(wrk.eventsPerSec, 0)} events/s accepted ` +
         `(p50 ${round(wrk.json.latency_us.p50 / 1000, 2)} ms, p99 ${round(wrk.json.latency_us.p99 / 1000, 2)} ms, non-2xx ${wrk.non2xx}); ` +
         `into PostgreSQL during load ${round(phase.pgEpsDuringLoad, 0)} rows/s (2nd half ${round(midEps, 0)}), overall ${round(phase.pgEpsOverall, 0)} rows/s; ` +
         `backlog at end ${phase.backlogAtEnd}, drain tail ${phase.drainTailS} s${drained ? "" : " (NOT drained)"}; rows ${rowsTotal} vs accepted ${expectedRows}; ` +
@@ -1035,11 +1065,31 @@ export const runSystem = async (system: SystemName, runStamp: string): Promise<A
       }
     }
   }
-  if (want("C") || want("D")) {
+  if (want("C") || want("D") || want("E")) {
     const runC = await mk(runStamp, `${keyBase}c`)
+    const head = CONFIG.e2eProfiles[0] ?? "mixed"
     try {
       if (want("C")) for (const profile of CONFIG.e2eProfiles) phases.push(await e2ePhase(runC, profile, "max", `e2e-${profile}-max`))
-      if (want("D")) phases.push(await e2ePhase(runC, CONFIG.e2eProfiles[0] ?? "mixed", "paced", `e2e-${CONFIG.e2eProfiles[0] ?? "mixed"}-paced`))
+      let d: E2EPhase | undefined
+      if (want("D")) {
+        d = await e2ePhase(runC, head, "paced", `e2e-${head}-paced`)
+        phases.push(d)
+      }
+      if (want("E")) {
+        // capacity ladder: paced steps × 1.25 (up while the system keeps up, down while it does
+        // not), starting above the target when phase D kept up, else at what D landed per second
+        let eps = d === undefined ? CONFIG.targetEps : d.keptUp ? Math.round(CONFIG.targetEps * 1.25) : Math.max(500, Math.round(d.pgEpsDuringLoad / 250) * 250)
+        let direction: "up" | "down" | undefined
+        for (let i = 0; i < CONFIG.ladderSteps; i++) {
+          const step = await e2ePhase(runC, head, "paced", `e2e-${head}-ladder-${eps}`, { eps, seconds: CONFIG.ladderS, ladder: true })
+          phases.push(step)
+          const ok = step.keptUp === true
+          if (direction === undefined) direction = ok ? "up" : "down"
+          if (direction === "up" && !ok) break
+          if (direction === "down" && ok) break
+          eps = Math.round((direction === "up" ? eps * 1.25 : eps / 1.25) / 250) * 250
+        }
+      }
     } finally {
       await runC.close()
     }
@@ -1090,7 +1140,7 @@ export const phaseTable = (phases: ReadonlyArray<Phase>) => {
       "| system | profile / load | HTTP req/s | accepted events/s | rows/s into PG during load | rows/s 2nd half | backlog at end | drain tail s | rows/s incl. drain | p50 ms | p99 ms | e2e lag p50 / p99 / max ms | rows vs accepted | RSS max MB | CPU % of one core: process / redis / PG backends + aux / wrk / other |",
       "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | --- |",
       ...e2e.map((p) =>
-        `| ${p.system}${flag(p)} | ${p.profile} ${p.mode === "max" ? "max" : `paced ${p.offeredReqPerSec} req/s`} | ${fmt(p.wrk.reqPerSec)} | ${fmt(p.wrk.eventsPerSec)} | ${fmt(p.pgEpsDuringLoad)} | ${fmt(p.pgEpsSecondHalf)} | ` +
+        `| ${p.system}${flag(p)} | ${p.profile} ${p.mode === "max" ? "max" : `paced ${fmt(p.offeredEps)} ev/s = ${p.offeredReqPerSec} req/s${p.ladder ? " (ladder)" : ""}: ${p.keptUp ? "kept up" : "fell behind"}`} | ${fmt(p.wrk.reqPerSec)} | ${fmt(p.wrk.eventsPerSec)} | ${fmt(p.pgEpsDuringLoad)} | ${fmt(p.pgEpsSecondHalf)} | ` +
         `${p.backlogAtEnd} | ${p.drainTailS}${p.drained ? "" : " (not drained)"} | ${fmt(p.pgEpsOverall)} | ${ms(p.wrk.json.latency_us.p50)} | ${ms(p.wrk.json.latency_us.p99)} | ` +
         `${fmt(p.probe.lagP50)} / ${fmt(p.probe.lagP99)} / ${fmt(p.probe.lagMax)} | ${p.rowsTotal} / ${p.expectedRows}${p.lostRows > 0 ? ` LOST ${p.lostRows}` : ""}${p.extraRows > 0 ? ` (+${p.extraRows} in flight)` : ""} | ` +
         `${fmt(p.rss.max)} | ${p.cpu.systemPct}% / ${p.cpu.redisPct}% / ${p.cpu.pgPct}% + ${p.cpu.pgAuxPct}% / ${p.cpu.wrkPct}% / ${p.cpu.otherPct}% |`
@@ -1102,6 +1152,31 @@ export const phaseTable = (phases: ReadonlyArray<Phase>) => {
     "CPU columns: % of one core (the machine has 2 cores = 200 %); \"other\" = processes that are not part of the phase (other sessions, kernel threads)")
   return lines.join("\n")
 }
+
+/** Sustainable end-to-end capacity from the paced phases (D and the E ladder) of one system. */
+export const capacity = (phases: ReadonlyArray<Phase>, system: SystemName) => {
+  const paced = phases.filter((p): p is E2EPhase => p.kind === "e2e" && p.system === system && p.mode === "paced")
+  if (paced.length === 0) return undefined
+  const kept = paced.filter((p) => p.keptUp === true)
+  const best = kept.reduce<E2EPhase | undefined>((a, p) => (a === undefined || p.pgEpsDuringLoad > a.pgEpsDuringLoad ? p : a), undefined)
+  const failed = paced.filter((p) => p.keptUp === false && (best === undefined || (p.offeredEps ?? 0) > (best.offeredEps ?? 0)))
+  const firstFail = failed.reduce<E2EPhase | undefined>((a, p) => (a === undefined || (p.offeredEps ?? 0) < (a.offeredEps ?? 0) ? p : a), undefined)
+  return {
+    /** highest rows/s landed while keeping up (undefined: it never kept up) */
+    keptEps: best?.pgEpsDuringLoad,
+    keptOffered: best?.offeredEps ?? undefined,
+    keptLagP99: best?.probe.lagP99,
+    /** the lowest offered rate it fell behind at (above the best kept one), and what it landed there */
+    failOffered: firstFail?.offeredEps ?? undefined,
+    failEps: firstFail?.pgEpsDuringLoad,
+    /** no step kept up: the most it landed in any paced step is an upper bound */
+    maxLanded: Math.max(...paced.map((p) => p.pgEpsDuringLoad))
+  }
+}
+const capText = (c: ReturnType<typeof capacity>) =>
+  c === undefined ? "—" : c.keptEps !== undefined
+    ? `${fmt(c.keptEps)}${c.failOffered !== undefined ? ` (fell behind at ${fmt(c.failOffered)})` : " (highest step tried)"}`
+    : `< ${fmt(c.maxLanded)} (never kept up)`
 
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !(b > 0) ? NaN : a / b)
 const fmtRatio = (r: number) => (Number.isFinite(r) ? `${round(r, 2)}×` : "—")
@@ -1210,6 +1285,19 @@ export const stageRatios = (phases: ReadonlyArray<Phase>): Array<StageRatio> => 
       })
     }
   }
+  {
+    const cs = capacity(phases, "spoolway")
+    const cb = capacity(phases, "seed")
+    if (cs || cb) {
+      out.push({
+        stage: "end to end: sustainable capacity, rows/s into PostgreSQL (paced steps it kept up with)",
+        spoolway: capText(cs),
+        seed: capText(cb),
+        ratio: ratio(cs?.keptEps, cb?.keptEps ?? cb?.maxLanded),
+        note: `kept up = ≥ 97 % of the accepted rate landed during the load and ≤ 2 s of events queued at its end; lag p99 at that rate ${fmt(cs?.keptLagP99)} vs ${fmt(cb?.keptLagP99)} ms`
+      })
+    }
+  }
   return out
 }
 
@@ -1223,21 +1311,42 @@ export const ratioTable = (rows: ReadonlyArray<StageRatio>) =>
 /** Verdicts against the issue's targets. */
 export const verdicts = (phases: ReadonlyArray<Phase>) => {
   const out: Array<string> = []
-  const sp = phases.filter((p): p is E2EPhase => p.kind === "e2e" && p.system === "spoolway")
-  const head = sp.find((p) => p.mode === "max" && p.profile === CONFIG.e2eProfiles[0])
-  const paced = sp.find((p) => p.mode === "paced")
-  if (head) {
+  const e2e = (system: SystemName) => phases.filter((p): p is E2EPhase => p.kind === "e2e" && p.system === system)
+  const head = e2e("spoolway").find((p) => p.mode === "max" && p.profile === CONFIG.e2eProfiles[0])
+  const paced = e2e("spoolway").find((p) => p.mode === "paced" && !p.ladder)
+  const seedHead = e2e("seed").find((p) => p.mode === "max" && p.profile === CONFIG.e2eProfiles[0])
+  const seedPaced = e2e("seed").find((p) => p.mode === "paced" && !p.ladder)
+  const cs = capacity(phases, "spoolway")
+  const cb = capacity(phases, "seed")
+  if (head || paced) {
     // sustained = the rows land as fast as the target rate arrives: either the max-load phase
-    // already stores ≥ target rows/s, or the paced phase keeps up (≥ 97 % of the target during
-    // the load, and at most 2 s worth of events still queued when the load stops)
-    const pacedOk = paced !== undefined && paced.pgEpsDuringLoad >= CONFIG.targetEps * 0.97 && paced.backlogAtEnd <= CONFIG.targetEps * 2
-    const met = head.pgEpsDuringLoad >= CONFIG.targetEps || pacedOk
-    out.push(`target ≥ ${CONFIG.targetEps} events/s sustained into PostgreSQL (one process, ${head.profile} load): during max load ${fmt(head.pgEpsDuringLoad)} rows/s` +
-      `${paced ? `; paced at ${CONFIG.targetEps} events/s: ${fmt(paced.wrk.eventsPerSec)} accepted, ${fmt(paced.pgEpsDuringLoad)} rows/s landed during the load, ${paced.backlogAtEnd} queued when it stopped, lag p99 ${fmt(paced.probe.lagP99)} ms` : ""} → ${met ? "MET" : "NOT MET"}`)
-    const seedHead = phases.find((p): p is E2EPhase => p.kind === "e2e" && p.system === "seed" && p.mode === "max" && p.profile === head.profile)
-    if (seedHead) {
-      const r = head.pgEpsDuringLoad / seedHead.pgEpsDuringLoad
-      out.push(`target ≥ 3× the seed design end to end (rows/s into PostgreSQL under max load): ${round(r, 2)}× → ${r >= 3 ? "MET" : "NOT MET"}`)
+    // already stores ≥ target rows/s, or the paced phase keeps up (≥ 97 % of the accepted rate
+    // during the load, at most 2 s worth of events still queued when the load stops)
+    const met = (head !== undefined && head.pgEpsDuringLoad >= CONFIG.targetEps) ||
+      (paced !== undefined && paced.keptUp === true && paced.pgEpsDuringLoad >= CONFIG.targetEps * 0.97)
+    const parts: Array<string> = []
+    if (head) parts.push(`under max load ${fmt(head.pgEpsDuringLoad)} rows/s during the load (${fmt(head.wrk.eventsPerSec)} events/s accepted)`)
+    if (paced) parts.push(`paced at ${CONFIG.targetEps} events/s: ${fmt(paced.wrk.eventsPerSec)} accepted, ${fmt(paced.pgEpsDuringLoad)} rows/s landed during the load, ${paced.backlogAtEnd} queued when it stopped, lag p99 ${fmt(paced.probe.lagP99)} ms`)
+    if (cs?.keptEps !== undefined) parts.push(`highest paced rate kept up with ${fmt(cs.keptEps)} rows/s`)
+    out.push(`target ≥ ${CONFIG.targetEps} events/s sustained into PostgreSQL (one process, ${(head ?? paced)!.profile} load): ${parts.join("; ")} → ${met ? "MET" : "NOT MET"}`)
+  }
+  {
+    const parts: Array<string> = []
+    if (head && seedHead) {
+      parts.push(`under max load ${round(head.pgEpsDuringLoad / seedHead.pgEpsDuringLoad, 2)}× during the load, ${round(head.pgEpsOverall / seedHead.pgEpsOverall, 2)}× including the drain`)
+    }
+    if (paced && seedPaced) parts.push(`at ${CONFIG.targetEps} events/s offered ${round(paced.pgEpsDuringLoad / seedPaced.pgEpsDuringLoad, 2)}×`)
+    let capRatio: number | undefined
+    if (cs?.keptEps !== undefined && cb !== undefined) {
+      capRatio = cs.keptEps / (cb.keptEps ?? cb.maxLanded)
+      parts.push(`sustainable capacity ${round(capRatio, 2)}× (${capText(cs)} vs ${capText(cb)} rows/s)${cs.failOffered === undefined ? " — Spoolway's is a lower bound: it kept up at every step" : ""}`)
+    }
+    if (parts.length > 0) {
+      // the verdict rests on sustained throughput: the capacity ladder, else the paced phase, else max load
+      const r = capRatio ??
+        (paced && seedPaced ? paced.pgEpsDuringLoad / seedPaced.pgEpsDuringLoad : head && seedHead ? head.pgEpsDuringLoad / seedHead.pgEpsDuringLoad : NaN)
+      out.push(`target ≥ 3× the seed design end to end (rows/s into PostgreSQL): ${parts.join("; ")} → ${r >= 3 ? "MET" : "NOT MET"} ` +
+        `(verdict on ${capRatio !== undefined ? "sustainable capacity" : paced && seedPaced ? "the paced phase" : "max load"})`)
     }
   }
   for (const p of phases) {

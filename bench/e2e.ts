@@ -4,7 +4,7 @@
  * job per event, one INSERT per row, aggregation as a separate repeatable job) on the same
  * machine, in the same run, with the same load (bench/wrk/e2e.lua) and the same measurements.
  * The harness and the phases (A collector, B writer, C end to end max, D end to end paced at
- * the target) are described in bench/e2e-lib.ts.
+ * the target, E capacity ladder) are described in bench/e2e-lib.ts.
  *
  *   npx node bench/e2e.ts                 # both systems (Spoolway first), ratios per stage
  *   npx node bench/e2e.ts spoolway        # one system only (also: seed)
@@ -15,10 +15,10 @@
  * and dropped). Results: bench/results/e2e-<stamp>.{txt,json} plus the servers' logs.
  *
  * Env knobs (full / quick defaults): BENCH_E2E_COLLECTOR_S (20/5), BENCH_E2E_DURATION_S (60/10),
- * BENCH_E2E_PACED_S (60/8), BENCH_E2E_TARGET_EPS (10000), BENCH_E2E_DRAIN_MAX_S (300/30),
+ * BENCH_E2E_PACED_S (60/8), BENCH_E2E_LADDER_S (30/5), BENCH_E2E_LADDER_STEPS (5/2), BENCH_E2E_TARGET_EPS (10000), BENCH_E2E_DRAIN_MAX_S (300/30),
  * BENCH_E2E_WRITER_MAX_S (180/30), BENCH_E2E_WARMUP_S (5/2), BENCH_E2E_CONNECTIONS (50),
  * BENCH_E2E_WRK_THREADS (1), BENCH_E2E_PROFILES (mixed,browser / mixed), BENCH_E2E_PHASES
- * (A,B,C,D), BENCH_E2E_COUNT_EVERY_S (5), BENCH_SEED_CONCURRENCY (32), BENCH_QUIET_WAIT_S (120/20),
+ * (A,B,C,D,E / A,B,C,D), BENCH_E2E_COUNT_EVERY_S (0 = boundaries only), BENCH_SEED_CONCURRENCY (32), BENCH_QUIET_WAIT_S (120/20),
  * BENCH_QUIET_MAX_BUSY_PCT (40/60), BENCH_RESULT_JSON (also write the JSON there).
  */
 import { requireNode24 } from "./lib.ts"

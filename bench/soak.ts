@@ -135,7 +135,8 @@ runBench(async () => {
         const mb = r.heapUsed / 2 ** 20
         perMinute[m] = Math.min(perMinute[m] ?? Infinity, mb)
       }
-      const mins = perMinute.map((x) => round(x, 1))
+      // whole minutes of load only (the last, partial bucket holds a few seconds without a GC)
+      const mins = perMinute.slice(0, Math.max(1, Math.floor(SOAK_S / 60))).map((x) => round(x, 1))
       heap = {
         perMinuteMinMb: mins,
         slopeMbPerMin: round(slope(mins.map((y, i) => [i, y] as const).slice(1)), 2),
