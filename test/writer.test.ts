@@ -197,6 +197,41 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       assert.strictEqual(yield* pendingOf(keys.streamKey, keys.group), 0)
     }))
 
+  it.effect("the transaction's connection dies (ROLLBACK fails too): the same batch is retried in place, stored once, the loop keeps running", () =>
+    Effect.gen(function*() {
+      const keys = streamKeys("connlost")
+      yield* cleanupKeys(keys.streamKey)
+      const site = yield* domainFor("connlost")
+      const sql = yield* SqlClient.SqlClient
+      const envelopes = [1, 2, 3, 4].map((i) =>
+        viewEnvelope({ edge: { headers: { origin: site.origin } }, payload: { sessionId: `cl-${i}` } })
+      )
+      yield* xadd(keys.streamKey, envelopes)
+      const writer = yield* makeWriter({
+        ...keys,
+        consumer: "connlost-a",
+        retryBaseMs: 20,
+        hooks: {
+          // attempt 1: the backend of this very transaction goes away (as in a PostgreSQL
+          // shutdown or crash), so the statement fails and the driver's ROLLBACK fails as well
+          beforeCommit: ({ attempt }) =>
+            attempt === 1 ? sql`SELECT pg_terminate_backend(pg_backend_pid())`.pipe(Effect.asVoid) : Effect.void
+        }
+      })
+      // drain ends with a defect if the failed ROLLBACK escapes the retry (the loop would restart)
+      const exit = yield* Effect.exit(writer.drain)
+      assert.isTrue(Exit.isSuccess(exit), Exit.isFailure(exit) ? String(exit.cause) : "")
+
+      assert.strictEqual(yield* countRows(`SELECT count(*)::int AS n FROM raw_events WHERE domain_id = $1::int4`, [site.domainId]), 4)
+      assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "pageviews" }), 4)
+      const stats = yield* writer.snapshot
+      assert.strictEqual(stats.retries, 1)
+      assert.strictEqual(stats.written, 4)
+      assert.strictEqual(stats.duplicates, 0)
+      assert.match(stats.lastError ?? "", /terminat|connection/i)
+      assert.strictEqual(yield* pendingOf(keys.streamKey, keys.group), 0)
+    }))
+
   it.effect("maintenance removes dead writers' consumers that hold nothing, and keeps those that still hold entries", () =>
     Effect.gen(function*() {
       const keys = streamKeys("prune")

@@ -32,7 +32,7 @@ import { hostname } from "node:os"
 import { Cause, Clock, Context, Duration, Effect, Fiber, Layer, Metric, Ref, Schedule } from "effect"
 import type { Scope } from "effect"
 import { SqlClient } from "effect/sql"
-import type { SqlError } from "effect/sql/SqlError"
+import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import { primaryStreamKey, writerGroup } from "../domain/Streams.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { Domains } from "../layers/Domains.ts"
@@ -203,6 +203,46 @@ interface Work {
   readonly batch: PreparedBatch
 }
 
+/**
+ * A transaction whose connection died (PostgreSQL shut down or crashed, backend terminated,
+ * network cut) fails its ROLLBACK too, and effect's `withTransaction` reports that as a defect
+ * (`Effect.orDie(rollback)`): the cause holds only Dies of SQL errors / of the batch's own error.
+ * Nothing was committed that a retry would store twice (the statements are idempotent: rows
+ * ON CONFLICT DO NOTHING, rollups only for rows the retry itself inserts), so this is a
+ * transient failure of the batch, retried in place like a lost connection before ROLLBACK —
+ * not a defect that restarts the loop and leaves the entries to be reclaimed (and counted as
+ * a delivery) later. Any other defect (a bug) stays a defect.
+ */
+export const recoverFailedRollback = <A, R>(
+  self: Effect.Effect<A, BatchWriteError, R>
+): Effect.Effect<A, BatchWriteError, R> =>
+  Effect.catchCause(self, (cause) => {
+    if (Cause.hasInterrupts(cause) || !Cause.hasDies(cause)) return Effect.failCause(cause)
+    const errors: Array<BatchWriteError> = []
+    const sqlDefects: Array<SqlError> = []
+    for (const reason of cause.reasons) {
+      const value = Cause.isFailReason(reason) ? reason.error : Cause.isDieReason(reason) ? reason.defect : undefined
+      if (value instanceof BatchWriteError) errors.push(value)
+      else if (isSqlError(value)) sqlDefects.push(value)
+      else return Effect.failCause(cause)
+    }
+    const first = errors[0]
+    const rollback = sqlDefects[0]
+    const message = [
+      first?.message,
+      rollback === undefined ? undefined : `ROLLBACK failed: ${describeSqlError(rollback)}`
+    ].filter((part) => part !== undefined).join("; ")
+    return Effect.fail(
+      new BatchWriteError({
+        message,
+        // a failed ROLLBACK means the connection is gone: whatever the statement error was, the
+        // retry runs on a new connection
+        transient: rollback !== undefined || errors.some((error) => error.transient),
+        cause: first ?? rollback
+      })
+    )
+  })
+
 const firstLine = (text: string) => {
   const newline = text.indexOf("\n")
   return newline === -1 ? text : text.slice(0, newline)
@@ -326,11 +366,11 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
   const attemptOnce = (batch: PreparedBatch, attempt: number) =>
     Effect.uninterruptible(
       Effect.gen(function*() {
-        const result = yield* writeBatch(batch, {
+        const result = yield* recoverFailedRollback(writeBatch(batch, {
           streamKey: options.streamKey,
           cache,
           beforeCommit: options.hooks.beforeCommit?.({ entryIds: batch.entryIds, events: batch.events.length, attempt })
-        })
+        }))
         if (options.hooks.afterCommit !== undefined) yield* options.hooks.afterCommit({ entryIds: batch.entryIds })
         yield* record(result)
         yield* startAck(batch.entryIds)
