@@ -713,11 +713,15 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosResult> => {
     say(
       `consumer group at the end: ${groupConsumers.length} consumers (${
         groupConsumers.filter((c) => c.pending === 0).length
-      } without pending entries; consumers of SIGKILLed writers are never removed from the group)`
+      } without pending entries; consumers of SIGKILLed writers stay until the hourly maintenance removes the idle, empty ones)`
     )
     const logLines = summarizeLogs(runDir)
     say(`pipeline log WARN/ERROR summary (${logLines.length} distinct):`)
     for (const l of logLines.slice(0, 30)) log(`    ${l}`)
+    // every fault the chaos injects has a handled path (retry, spool, reclaim): an ERROR means
+    // one was not handled (e.g. a writer loop restart after a defect)
+    const errorLines = logLines.filter((l) => / (ERROR|FATAL): /.test(l))
+    if (errorLines.length > 0) failures.push(`ERROR/FATAL lines in the pipeline's logs: ${errorLines.slice(0, 5).join(" | ")}`)
     say(`raw_events rows: ${fmt(r.rawEvents)} · ingest_failures: ${r.ingestFailures} · rollup buckets checked: ${r.rollupBuckets}`)
     for (const m of r.rollupMismatches.slice(0, 20)) say(`rollup mismatch: ${m}`)
     for (const e of r.examples) say(`evidence: ${e}`)
