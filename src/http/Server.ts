@@ -6,6 +6,7 @@ import { HttpRouter, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { Api, WriterApi } from "./Api.ts"
+import { handleClientErrors } from "./ClientErrors.ts"
 import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
 import { TrackingHandlers } from "./Tracking.ts"
@@ -71,7 +72,7 @@ export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>) =>
   Layer.unwrap(
     Effect.map(AppConfig, (config) =>
       HttpRouter.serve(Layer.merge(routes, DrainOnSignal), { disableLogger: true, disableListenLog: true }).pipe(
-        Layer.provideMerge(NodeHttpServer.layer(createServer, {
+        Layer.provideMerge(NodeHttpServer.layer(() => handleClientErrors(createServer()), {
           port: config.port,
           host: config.host,
           gracefulShutdownTimeout: "10 seconds"

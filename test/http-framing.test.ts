@@ -1,0 +1,110 @@
+/**
+ * Requests rejected by Node's HTTP parser (src/http/ClientErrors.ts): a JSON error body, the
+ * connection closed — and an event read earlier on the same pipelined connection still gets
+ * its 202. Real collector on real Redis, raw sockets (fetch cannot send broken framing).
+ */
+import { connect } from "node:net"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { primaryStreamKey } from "../src/domain/Streams.ts"
+import { type RunningCollector, startCollector } from "./support/collector.ts"
+import { Redis } from "ioredis"
+
+interface RawAnswer {
+  readonly text: string
+  /** the server closed the connection (rather than us timing out) */
+  readonly closed: boolean
+}
+
+/** Writes `bytes` in one go and collects everything until the server closes (or `waitMs`). */
+const exchange = (port: number, bytes: string, waitMs = 3_000) =>
+  new Promise<RawAnswer>((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1")
+    const chunks: Array<Buffer> = []
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resolve({ text: Buffer.concat(chunks).toString("latin1"), closed: false })
+    }, waitMs)
+    socket.on("connect", () => socket.write(bytes, "latin1"))
+    socket.on("data", (chunk) => chunks.push(chunk))
+    socket.on("error", (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+    socket.on("close", () => {
+      clearTimeout(timer)
+      resolve({ text: Buffer.concat(chunks).toString("latin1"), closed: true })
+    })
+  })
+
+/** Splits a byte stream of HTTP/1.1 responses (all with Content-Length) into status + body. */
+const responses = (text: string) => {
+  const out: Array<{ status: number; headers: string; body: string }> = []
+  let rest = text
+  while (rest.startsWith("HTTP/1.1 ")) {
+    const end = rest.indexOf("\r\n\r\n")
+    if (end === -1) break
+    const head = rest.slice(0, end)
+    const length = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0)
+    out.push({ status: Number(head.slice(9, 12)), headers: head, body: rest.slice(end + 4, end + 4 + length) })
+    rest = rest.slice(end + 4 + length)
+  }
+  return out
+}
+
+const eventRequest = (body: string) =>
+  `POST /track/event HTTP/1.1\r\nHost: example.com\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+
+describe("HTTP framing errors", () => {
+  let collector: RunningCollector
+  let port: number
+  const redis = new Redis("redis://127.0.0.1:6379", { lazyConnect: true })
+  beforeAll(async () => {
+    collector = await startCollector()
+    port = Number(new URL(collector.baseUrl).port)
+    await redis.connect()
+  })
+  afterAll(async () => {
+    await redis.del(primaryStreamKey(collector.prefix))
+    redis.disconnect()
+    await collector.close()
+  })
+
+  it("garbage pipelined behind a valid event: the event's 202 arrives first, then a JSON 400, then the close", async () => {
+    const body = JSON.stringify({ eventType: "pipelined", sessionId: "pipe-1" })
+    const answer = await exchange(port, `${eventRequest(body)}GARBAGE \u0001\r\n\r\n`)
+    expect(answer.closed).toBe(true)
+    const parsed = responses(answer.text)
+    expect(parsed.map((r) => r.status), answer.text).toEqual([202, 400])
+    const eventId = (JSON.parse(parsed[0]!.body) as { eventId: string }).eventId
+    expect(JSON.parse(parsed[1]!.body)).toEqual({ error: "bad_request", message: "malformed HTTP request" })
+    expect(parsed[1]!.headers).toMatch(/connection: close/i)
+    // the 202 was honest: the event is in the stream
+    const entries = await redis.xrange(primaryStreamKey(collector.prefix), "-", "+")
+    expect(entries.some(([, fields]) => fields.join(" ").includes(eventId))).toBe(true)
+  })
+
+  it("a malformed request alone gets a JSON 400 and nothing is stored", async () => {
+    const before = await redis.xlen(primaryStreamKey(collector.prefix))
+    const answer = await exchange(port, "NOT-HTTP\r\n\r\n")
+    expect(answer.closed).toBe(true)
+    const parsed = responses(answer.text)
+    expect(parsed.map((r) => r.status)).toEqual([400])
+    expect(parsed[0]!.headers).toMatch(/content-type: application\/json/i)
+    expect(JSON.parse(parsed[0]!.body)).toMatchObject({ error: "bad_request" })
+    expect(await redis.xlen(primaryStreamKey(collector.prefix))).toBe(before)
+  })
+
+  it("headers over Node's limit get a JSON 431", async () => {
+    const answer = await exchange(port, `POST /track/event HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`)
+    const parsed = responses(answer.text)
+    expect(parsed.map((r) => r.status)).toEqual([431])
+    expect(JSON.parse(parsed[0]!.body)).toMatchObject({ error: "headers_too_large" })
+  })
+
+  it("two valid pipelined events both get their 202 (no error path involved)", async () => {
+    const a = eventRequest(JSON.stringify({ eventType: "pipelined", sessionId: "pipe-2" }))
+    const b = eventRequest(JSON.stringify({ eventType: "pipelined", sessionId: "pipe-3" }))
+    const answer = await exchange(port, a + b, 1_500)
+    expect(responses(answer.text).map((r) => r.status)).toEqual([202, 202])
+  })
+})
