@@ -1,7 +1,8 @@
 /**
- * Requests rejected by Node's HTTP parser (src/http/ClientErrors.ts): a JSON error body, the
- * connection closed — and an event read earlier on the same pipelined connection still gets
- * its 202. Real collector on real Redis, raw sockets (fetch cannot send broken framing).
+ * Answers that no route produces: requests Node's HTTP parser rejects (src/http/ClientErrors.ts)
+ * get a JSON error body and a close — and an event read earlier on the same pipelined connection
+ * still gets its 202; a path no route serves gets a JSON 404. Real collector on real Redis, raw
+ * sockets (fetch cannot send broken framing).
  */
 import { connect } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -54,7 +55,7 @@ const responses = (text: string) => {
 const eventRequest = (body: string) =>
   `POST /track/event HTTP/1.1\r\nHost: example.com\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
 
-describe("HTTP framing errors", () => {
+describe("HTTP framing errors and unknown paths", () => {
   let collector: RunningCollector
   let port: number
   const redis = new Redis("redis://127.0.0.1:6379", { lazyConnect: true })
@@ -99,6 +100,15 @@ describe("HTTP framing errors", () => {
     const parsed = responses(answer.text)
     expect(parsed.map((r) => r.status)).toEqual([431])
     expect(JSON.parse(parsed[0]!.body)).toMatchObject({ error: "headers_too_large" })
+  })
+
+  it("a path no route serves gets a JSON 404 (and the connection stays usable)", async () => {
+    const ok = eventRequest(JSON.stringify({ eventType: "after-404", sessionId: "pipe-4" }))
+    const answer = await exchange(port, `GET /no/such/thing HTTP/1.1\r\nHost: x\r\n\r\n${ok}`, 1_500)
+    const parsed = responses(answer.text)
+    expect(parsed.map((r) => r.status)).toEqual([404, 202])
+    expect(parsed[0]!.headers).toMatch(/content-type: application\/json/i)
+    expect(JSON.parse(parsed[0]!.body)).toEqual({ error: "not_found", message: "no such endpoint" })
   })
 
   it("two valid pipelined events both get their 202 (no error path involved)", async () => {

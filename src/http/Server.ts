@@ -2,13 +2,14 @@
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { Api, WriterApi } from "./Api.ts"
 import { handleClientErrors } from "./ClientErrors.ts"
 import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
+import { errorResponse } from "./Responses.ts"
 import { TrackingHandlers } from "./Tracking.ts"
 
 const cors = Layer.unwrap(
@@ -65,13 +66,26 @@ const DrainOnSignal = Layer.mergeAll(
 )
 
 /**
+ * A path no route serves gets a JSON 404 (`{"error":"not_found",…}`) like every other error
+ * answer, instead of the router's empty one.
+ */
+const JsonNotFound = HttpRouter.middleware(
+  (httpEffect) =>
+    Effect.catch(httpEffect, (error) =>
+      HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
+        ? Effect.succeed(errorResponse(404, "not_found", "no such endpoint"))
+        : Effect.fail(error)),
+  { global: true }
+)
+
+/**
  * Serves `routes` on HOST:PORT (PORT 0 picks a free port). On shutdown the server stops
  * accepting, finishes in-flight requests (at most 10 s), then closes.
  */
 export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>) =>
   Layer.unwrap(
     Effect.map(AppConfig, (config) =>
-      HttpRouter.serve(Layer.merge(routes, DrainOnSignal), { disableLogger: true, disableListenLog: true }).pipe(
+      HttpRouter.serve(Layer.mergeAll(routes, DrainOnSignal, JsonNotFound), { disableLogger: true, disableListenLog: true }).pipe(
         Layer.provideMerge(NodeHttpServer.layer(() => handleClientErrors(createServer()), {
           port: config.port,
           host: config.host,
