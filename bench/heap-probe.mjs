@@ -1,9 +1,10 @@
-// Preloaded into the collector by bench/soak.ts (`node --import ./bench/heap-probe.mjs …`, through
-// lib.ts's BENCH_COLLECTOR_NODE_ARGS): appends process.memoryUsage() as one JSON line to
-// $BENCH_HEAP_FILE every second. Diagnostics only; the timer is unref'd, Spoolway's code is untouched.
+// Preloaded into a collector child (`node --import ./bench/heap-probe.mjs …`) by bench/soak.ts
+// (through lib.ts's BENCH_COLLECTOR_NODE_ARGS) and fuzz/http.ts: appends process.memoryUsage() as
+// one JSON line to $HEAP_PROBE_FILE every second. Diagnostics only; the timer is unref'd and
+// Spoolway's code is untouched.
 import { appendFileSync } from "node:fs"
 
-const file = process.env.BENCH_HEAP_FILE
+const file = process.env.HEAP_PROBE_FILE
 if (file) {
   const timer = setInterval(() => {
     const m = process.memoryUsage()

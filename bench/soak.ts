@@ -77,7 +77,7 @@ runBench(async () => {
   // heap probe (BENCH_SOAK_HEAP=0 to disable): process.memoryUsage() of the collector every second
   const heapFile = HEAP ? join(RESULTS_DIR, `soak-${runStamp}-heap.jsonl`) : undefined
   if (heapFile !== undefined) {
-    process.env["BENCH_HEAP_FILE"] = heapFile
+    process.env["HEAP_PROBE_FILE"] = heapFile
     process.env["BENCH_COLLECTOR_NODE_ARGS"] = `${process.env["BENCH_COLLECTOR_NODE_ARGS"] ?? ""} --import ${join(BENCH_DIR, "heap-probe.mjs")}`.trim()
   }
   const collector = await startCollector({ primaryUrl: primary.url, spoolUrl: spool.url, streamPrefix: prefix, logFile: `bench/results/soak-${runStamp}-collector.log` })

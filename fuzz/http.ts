@@ -11,7 +11,7 @@
  * (so loopback is untrusted and forwarded headers must be ignored), STREAM_PREFIX=fuzz.
  * Sends the generated cases (fuzz/generators.ts) over raw sockets (fuzz/client.ts), then
  * checks the stream (fuzz/run.ts). Samples the collector's RSS (/proc) and heap (a
- * preloaded probe, fuzz/heap-probe.mjs) every 2 s and checks /health/live.
+ * preloaded probe, bench/heap-probe.mjs) every 2 s and checks /health/live.
  *
  * Exit code 1 on any 5xx, any answer outside the contract, any stored envelope not
  * backed by a 202 (or a 202 not backed by envelopes), any undecodable envelope, a crash
@@ -157,7 +157,7 @@ const startCollector = async (redisUrl: string, logFile: string, heapFile: strin
     "--experimental-strip-types",
     "--no-warnings=ExperimentalWarning",
     "--import",
-    join(HERE, "heap-probe.mjs"),
+    join(REPO, "bench", "heap-probe.mjs"),
     "src/cli.ts",
     ...serveArgs()
   ]
@@ -172,7 +172,7 @@ const startCollector = async (redisUrl: string, logFile: string, heapFile: strin
     COLLECTOR_WRITE_KEYS: WRITE_KEY,
     TRUSTED_PROXIES: "10.0.0.0/8",
     LOG_LEVEL: "warn",
-    FUZZ_HEAP_FILE: heapFile
+    HEAP_PROBE_FILE: heapFile
   }
   const fd = openSync(logFile, "w")
   const child = spawn(process.execPath, cmd, { cwd: REPO, env, stdio: ["ignore", fd, fd] })
