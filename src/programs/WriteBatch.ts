@@ -30,7 +30,8 @@ import { Cause, Effect, Exit, Result, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { type EnrichedEvent, type EnrichedView, enrichEvent, enrichView } from "../domain/Enrich.ts"
-import { decodeEnvelopeJson, type RawEventEnvelope } from "../domain/Envelope.ts"
+import type { RawEventEnvelope } from "../domain/Envelope.ts"
+import { decodeEnvelope } from "../domain/EnvelopeDecode.ts"
 import type { GeoInfo } from "../domain/Geo.ts"
 import { tenantHost } from "../domain/Tenant.ts"
 import { Domains, type Tenant } from "../layers/Domains.ts"
@@ -225,7 +226,7 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
       })
       continue
     }
-    const exit = decodeEnvelopeJson(entry.payload)
+    const exit = decodeEnvelope(entry.payload)
     if (Exit.isFailure(exit)) {
       poison.push({
         entryId: entry.id,

@@ -1,0 +1,107 @@
+/**
+ * The writer's Node-side CPU per event, without Redis or PostgreSQL: the writer benchmark's
+ * workload (bench/writerWorkload.ts) as stream entries → `prepareBatch` (decode, enrich,
+ * statement parameters, rollups) batch by batch, with fixed salts and tenants and the real
+ * geoip-lite lookup. Reports CPU µs per event (process user + system time, best of N passes —
+ * CPU time rather than wall clock, so that it is usable on a shared machine) for
+ *   - decode: the envelope decoder alone;
+ *   - prepare: the whole `prepareBatch` (what the writer does before each transaction).
+ *
+ *   BENCH_EVENTS=100000 BENCH_BATCH=500 BENCH_PASSES=5 npx node bench/writer-cpu.ts
+ *
+ * BENCH_CPU_PROFILE=1 writes a .cpuprofile of the last prepare pass to bench/results/.
+ */
+import * as inspector from "node:inspector/promises"
+import { Effect, Exit, Layer } from "effect"
+import { decodeEnvelopeJson } from "../src/domain/Envelope.ts"
+import { decodeEnvelope } from "../src/domain/EnvelopeDecode.ts"
+import { Domains, type Tenant } from "../src/layers/Domains.ts"
+import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import { Salts } from "../src/layers/Salts.ts"
+import { type BatchEntry, prepareBatch, WriteCache } from "../src/programs/WriteBatch.ts"
+import { log, requireNode24, round, stamp, writeResult } from "./lib.ts"
+import { HOSTS, makeWorkload } from "./writerWorkload.ts"
+
+requireNode24()
+
+const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 100_000)
+const BATCH = Number(process.env["BENCH_BATCH"] ?? 500)
+const PASSES = Number(process.env["BENCH_PASSES"] ?? 5)
+const PROFILE = process.env["BENCH_CPU_PROFILE"] === "1"
+
+const tenants = new Map<string, Tenant>(HOSTS.map((host, i) => [host, { domainId: i + 1, corpId: i + 1 }]))
+const salt = new Uint8Array(32).fill(7)
+
+const layer = Layer.mergeAll(
+  GeoLookup.layer,
+  Layer.succeed(
+    Salts,
+    Salts.of({
+      saltFor: () => Effect.succeed(salt),
+      saltsFor: (days) => Effect.succeed(new Map([...days].map((day) => [day, salt]))),
+      purge: () => Effect.succeed(0)
+    })
+  ),
+  Layer.succeed(
+    Domains,
+    Domains.of({ resolve: (host) => (host === null ? null : tenants.get(host) ?? null), refresh: Effect.void, size: () => tenants.size })
+  )
+)
+
+const cpuMicros = () => {
+  const { system, user } = process.cpuUsage()
+  return user + system
+}
+
+const main = async () => {
+  const entries: Array<BatchEntry> = makeWorkload(EVENTS).map((envelope, i) => ({
+    id: `${i}-0`,
+    payload: JSON.stringify(envelope),
+    deliveries: 1
+  }))
+  const batches: Array<Array<BatchEntry>> = []
+  for (let i = 0; i < entries.length; i += BATCH) batches.push(entries.slice(i, i + BATCH))
+
+  const best = { schemaDecode: Infinity, decode: Infinity, prepare: Infinity }
+  for (let pass = 1; pass <= PASSES; pass++) {
+    let t = cpuMicros()
+    for (const entry of entries) if (Exit.isFailure(decodeEnvelopeJson(entry.payload))) throw new Error("undecodable")
+    best.schemaDecode = Math.min(best.schemaDecode, (cpuMicros() - t) / EVENTS)
+    t = cpuMicros()
+    for (const entry of entries) if (Exit.isFailure(decodeEnvelope(entry.payload))) throw new Error("undecodable")
+    best.decode = Math.min(best.decode, (cpuMicros() - t) / EVENTS)
+
+    const profiling = PROFILE && pass === PASSES
+    const session = profiling ? new inspector.Session() : undefined
+    if (session !== undefined) {
+      session.connect()
+      await session.post("Profiler.enable")
+      await session.post("Profiler.start")
+    }
+    t = cpuMicros()
+    await Effect.runPromise(
+      Effect.gen(function*() {
+        const cache = new WriteCache()
+        for (const batch of batches) {
+          const prepared = yield* prepareBatch(batch, { maxDeliveries: 5, cache })
+          if (prepared.events.length !== batch.length) throw new Error("poison in the workload")
+          // what the writer does after COMMIT when every row was new
+          cache.committed(prepared.plan!.sessions, prepared.plan!.seen)
+        }
+      }).pipe(Effect.provide(layer))
+    )
+    best.prepare = Math.min(best.prepare, (cpuMicros() - t) / EVENTS)
+    if (session !== undefined) {
+      const { profile } = await session.post("Profiler.stop")
+      log(`cpu profile: ${writeResult(`writer-cpu-${stamp()}.cpuprofile`, JSON.stringify(profile))}`)
+      session.disconnect()
+    }
+    log(`pass ${pass}: best so far (CPU µs/event) schema decode ${round(best.schemaDecode, 2)}, decode ${round(best.decode, 2)}, prepare ${round(best.prepare, 2)}`)
+  }
+  console.log(JSON.stringify({ events: EVENTS, batch: BATCH, passes: PASSES, cpuMicrosPerEvent: best }))
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
