@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { createHash, createHmac } from "node:crypto"
 import { Schema } from "effect"
-import { hashIp, saltDay, visitorIdDaily } from "../src/domain/Identity.ts"
+import { hashIp, makeVisitorIdentityCache, saltDay, visitorIdDaily } from "../src/domain/Identity.ts"
 
 const salt = Uint8Array.from({ length: 32 }, (_, i) => i + 1)
 const otherSalt = Uint8Array.from({ length: 32 }, (_, i) => 32 - i)
@@ -136,6 +136,51 @@ describe("visitorIdDaily", () => {
   it.prop("moving a character across a field boundary changes the id", [Schema.String, Schema.String, Schema.String], ([a, b, c]) => {
     // (a, "x"+b) vs (a+"x", b): same concatenation, different fields
     assert.notStrictEqual(hex(visitorIdDaily(salt, a, `x${b}`, c)), hex(visitorIdDaily(salt, `${a}x`, b, c)))
+  })
+})
+
+describe("makeVisitorIdentityCache", () => {
+  const Field = Schema.optionalKey(Schema.String)
+  const Fields = Schema.Struct({ ip: Field, ua: Field, lang: Field })
+
+  it.prop(
+    "always what hashIp and visitorIdDaily give, through hits, misses, field shifts and salt changes",
+    [Schema.Array(Schema.Struct({ fields: Fields, shift: Schema.Boolean, other: Schema.Boolean }))],
+    ([calls]) => {
+      const identity = makeVisitorIdentityCache(4) // tiny: evictions happen
+      for (const { fields, other, shift } of calls) {
+        const s = other ? otherSalt : salt
+        // (ip + "x", ua) vs (ip, "x" + ua): the same concatenation, different fields
+        const ip = shift && fields.ip !== undefined ? `${fields.ip}x` : fields.ip
+        const ua = shift && fields.ip !== undefined ? fields.ua?.slice(1) : fields.ua
+        for (let i = 0; i < 2; i++) {
+          const got = identity(s, ip, ua, fields.lang)
+          assert.strictEqual(got.ipHash, hashIp(s, ip))
+          assert.strictEqual(hex(got.visitorIdDaily), hex(visitorIdDaily(s, ip, ua, fields.lang)))
+        }
+      }
+    }
+  )
+
+  it("follows the salt's content when the same array is mutated, and across several salts", () => {
+    const identity = makeVisitorIdentityCache()
+    const mutable = Uint8Array.from(salt)
+    const before = identity(mutable, "203.0.113.7", "ua", "de")
+    mutable[0] = mutable[0]! ^ 0xff
+    const after = identity(mutable, "203.0.113.7", "ua", "de")
+    assert.notStrictEqual(after.ipHash, before.ipHash)
+    assert.strictEqual(after.ipHash, hashIp(mutable, "203.0.113.7"))
+    for (const s of [salt, otherSalt, Uint8Array.from(salt), mutable, salt]) {
+      assert.strictEqual(hex(identity(s, "1.2.3.4", "ua", undefined).visitorIdDaily), hex(visitorIdDaily(s, "1.2.3.4", "ua", undefined)))
+    }
+  })
+
+  it("missing and empty fields hash alike; no IP → no IP hash; a long UA is not cached but right", () => {
+    const identity = makeVisitorIdentityCache()
+    assert.deepStrictEqual(identity(salt, undefined, undefined, undefined), identity(salt, "", "", ""))
+    assert.isNull(identity(salt, "  ", "ua", "de").ipHash)
+    const long = "x".repeat(5000)
+    assert.strictEqual(hex(identity(salt, "1.2.3.4", long, "de").visitorIdDaily), hex(visitorIdDaily(salt, "1.2.3.4", long, "de")))
   })
 })
 

@@ -22,7 +22,7 @@ import { resolveTrafficSource, type TrafficSource } from "./Attribution.ts"
 import { type DeviceInfo, type DeviceType, parseDevice } from "./Device.ts"
 import type { ClientDevice, EventKind, RawEventEnvelope } from "./Envelope.ts"
 import type { GeoInfo } from "./Geo.ts"
-import { hashIp, visitorIdDaily } from "./Identity.ts"
+import { visitorIdentity } from "./Identity.ts"
 import type { Metadata } from "./Limits.ts"
 import { tenantHost } from "./Tenant.ts"
 
@@ -120,14 +120,15 @@ export const makeEnrichView = (parse: DeviceParser) => (envelope: RawEventEnvelo
     utmTerm: attribution?.utmTerm,
     referrer: nonBlank(attribution?.referrer) ?? payload.referrer
   })
+  const identity = visitorIdentity(salt, edge.ip, edge.ua, edge.lang)
   return {
     ...rowBase(envelope),
     isView: true,
     device,
     deviceType: device.deviceType,
     isBot: device.isBot,
-    ipHash: hashIp(salt, edge.ip),
-    visitorIdDaily: visitorIdDaily(salt, edge.ip, edge.ua, edge.lang),
+    ipHash: identity.ipHash,
+    visitorIdDaily: identity.visitorIdDaily,
     traffic,
     tenantHost: tenantHost(edge.headers),
     landingPage: nonBlank(payload.pageUrl) ?? null,

@@ -69,3 +69,67 @@ export const saltDay = (receivedAt: string | Date): string | null => {
   // years outside 0000–9999 are written as ±YYYYYY-…; keep the date part in either case
   return iso.slice(0, iso.indexOf("T"))
 }
+
+/** The two salted identity values of a view. */
+export interface VisitorIdentity {
+  /** {@link hashIp} */
+  readonly ipHash: string | null
+  /** {@link visitorIdDaily} (shared between the calls that hit the cache: do not mutate) */
+  readonly visitorIdDaily: Uint8Array
+}
+
+/** Inputs longer than this (a pathological UA) are hashed without being cached. */
+const MAX_CACHED_KEY = 1024
+
+/**
+ * `{ hashIp, visitorIdDaily }` memoised per salt and (ip, ua, lang): a visitor's later views on
+ * the same day cost a map lookup instead of an HMAC and a SHA-256 (≈ 2–3 µs). The results are
+ * exactly those of the two functions (missing and empty fields hash alike, as there). Salts
+ * are matched by content; the caches of the two most recent salts are kept (a batch around
+ * midnight holds two days) and each is emptied when it reaches `capacity`.
+ */
+export const makeVisitorIdentityCache = (capacity = 20_000) => {
+  interface PerSalt {
+    readonly salt: Uint8Array // a copy
+    readonly ref: Uint8Array // the caller's array, for a fast identity check
+    readonly map: Map<string, VisitorIdentity>
+  }
+  let recent: Array<PerSalt> = []
+  const sameBytes = (a: Uint8Array, b: Uint8Array) => {
+    if (a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+    return true
+  }
+  const cacheOf = (salt: Uint8Array): PerSalt => {
+    for (const entry of recent) if (entry.ref === salt && sameBytes(entry.salt, salt)) return entry
+    for (const entry of recent) if (sameBytes(entry.salt, salt)) return entry
+    const entry: PerSalt = { salt: Uint8Array.from(salt), ref: salt, map: new Map() }
+    recent = [entry, ...recent.slice(0, 1)]
+    return entry
+  }
+  return (salt: Uint8Array, ip: string | undefined, ua: string | undefined, lang: string | undefined): VisitorIdentity => {
+    const i = ip ?? ""
+    const l = lang ?? ""
+    const u = ua ?? ""
+    if (capacity <= 0 || i.length + l.length + u.length > MAX_CACHED_KEY) {
+      return { ipHash: hashIp(salt, ip), visitorIdDaily: visitorIdDaily(salt, ip, ua, lang) }
+    }
+    // unambiguous: the lengths of ip and lang delimit the three fields
+    const key = `${i.length},${l.length},${i}${l}${u}`
+    const { map } = cacheOf(salt)
+    const hit = map.get(key)
+    if (hit !== undefined) return hit
+    const identity: VisitorIdentity = { ipHash: hashIp(salt, ip), visitorIdDaily: visitorIdDaily(salt, ip, ua, lang) }
+    if (map.size >= capacity) map.clear()
+    map.set(key, identity)
+    return identity
+  }
+}
+
+/** The process-wide cache the writer's enrichment uses. */
+export const visitorIdentity: (
+  salt: Uint8Array,
+  ip: string | undefined,
+  ua: string | undefined,
+  lang: string | undefined
+) => VisitorIdentity = makeVisitorIdentityCache()
