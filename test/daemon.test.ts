@@ -134,6 +134,34 @@ describe("roles", () => {
   }, 60_000)
 })
 
+describe("role all: where the writer runs", () => {
+  for (const thread of [true, false]) {
+    it(`WRITER_THREAD=${thread}: events land once, /health and /metrics carry the writer's counters, SIGTERM exits 0`, async () => {
+      const prefix = `test:daemon:${randomUUID().slice(0, 8)}`
+      const d = await startDaemon(["serve"], envFor(prefix, { WRITER_THREAD: String(thread) }))
+      const ids: Array<string> = []
+      for (let i = 0; i < 20; i++) {
+        const res = await post(d.baseUrl, "/track/event", { eventType: "thread-check", sessionId: `t${i}` })
+        expect(res.status).toBe(202)
+        ids.push(((await res.json()) as { eventId: string }).eventId)
+      }
+      await waitFor("the rows", async () => {
+        const rows = await query<{ n: number }>(`SELECT count(*)::int AS n FROM raw_events WHERE id = ANY($1::uuid[])`, [ids])
+        return rows[0]!.n === ids.length
+      })
+      // counters reach the main thread within ~100 ms of the commit
+      await waitFor("the counters", async () => {
+        const health = (await (await fetch(`${d.baseUrl}/health`)).json()) as { writer?: { written: number } }
+        const metrics = await (await fetch(`${d.baseUrl}/metrics`)).text()
+        return health.writer?.written === ids.length && /^spoolway_written_events_total 20$/m.test(metrics)
+      }, 5_000)
+      expect(d.output().includes("writer running in a worker thread"), d.output()).toBe(thread)
+      expect(await d.stop("SIGTERM"), d.output()).toBe(0)
+      await redis.del(`${prefix}:events`, `${prefix}:spool`)
+    }, 60_000)
+  }
+})
+
 describe("maintenance commands", () => {
   const prefix = `test:cli:${randomUUID().slice(0, 8)}`
   let env: Record<string, string>

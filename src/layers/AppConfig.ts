@@ -46,6 +46,8 @@ export const AppConfigSchema = Config.all({
    * (and stopping) its own only when none runs (the maintenance commands).
    */
   embeddedAttach: Config.succeed(false),
+  /** `serve --role all`: the writer runs in a worker thread of the process (false: on the main thread) */
+  writerThread: Config.Boolean("WRITER_THREAD").pipe(Config.withDefault(true)),
   /** timeout of one Redis command on the request path (enqueue), ms */
   redisCommandTimeoutMs: Config.Int("REDIS_COMMAND_TIMEOUT_MS").pipe(Config.withDefault(250))
 })

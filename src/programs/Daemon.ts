@@ -2,7 +2,8 @@
  * `spoolway serve`: composes the roles through Layers.
  * - collector: HTTP tracking API → EventQueue (primary stream, spool); never touches Postgres.
  * - writer: consumer-group writer into Postgres, plus health/metrics; no tracking API.
- * - all: both, sharing one PrimaryRedis.
+ * - all: both in one process, sharing one PrimaryRedis; the writer in a worker thread
+ *   (WriterThread.ts) so the two use two cores.
  * Shutdown (SIGTERM/SIGINT, via NodeRuntime): layers close in reverse order — the HTTP
  * server stops accepting and finishes in-flight requests, the writer commits and acks its
  * batch, the drain fiber stops between batches, embedded servers stop last.
@@ -21,11 +22,14 @@ import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
 import * as Sql from "../layers/Sql.ts"
 import { Writer } from "./Writer.ts"
+import * as WriterThread from "./WriterThread.ts"
 
 export type Role = "all" | "collector" | "writer"
 
 const Queue = EventQueue.layer.pipe(Layer.provide(SpoolRedis.layer))
 const WriterLive = Writer.layer.pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer)]))
+/** role all: the writer in a worker thread (WriterThread.ts) unless WRITER_THREAD=false */
+const WriterForAll = Layer.unwrap(Effect.map(AppConfig, (config) => (config.writerThread ? WriterThread.layer : WriterLive)))
 
 const roleLayer = (role: Role) => {
   switch (role) {
@@ -36,7 +40,7 @@ const roleLayer = (role: Role) => {
     case "all":
       return serveHttp(CollectorRoutes).pipe(
         Layer.provide(HealthSource.all),
-        Layer.provide(Layer.merge(Queue, WriterLive))
+        Layer.provide(Layer.merge(Queue, WriterForAll))
       )
   }
 }

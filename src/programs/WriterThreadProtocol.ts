@@ -1,0 +1,18 @@
+/** Messages between the collector's thread and the writer's worker thread (WriterThread.ts). */
+import type { AppConfigValues } from "../layers/AppConfig.ts"
+import type { WriterOptions, WriterSnapshot } from "./Writer.ts"
+
+/** `workerData` of the writer thread: the resolved configuration (URLs of embedded servers filled in). */
+export interface WriterThreadInput {
+  readonly config: AppConfigValues & { readonly primaryRedisUrl: string; readonly databaseUrl: string }
+}
+
+/** Writer options as they cross the thread boundary (hooks are functions: test-only, in-process). */
+export type PortableWriterOptions = Omit<WriterOptions, "hooks">
+
+export type FromWriterThread =
+  | { readonly type: "ready"; readonly options: PortableWriterOptions; readonly snapshot: WriterSnapshot }
+  | { readonly type: "snapshot"; readonly snapshot: WriterSnapshot }
+  | { readonly type: "failed"; readonly message: string }
+
+export type ToWriterThread = { readonly type: "stop" }
