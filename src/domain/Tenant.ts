@@ -13,6 +13,8 @@
  * `chrome-extension://…`) or host-less falls through to the next one; none usable → null.
  */
 
+import { memoizeString } from "./Memo.ts"
+
 export interface TenantHeaders {
   readonly origin?: string | undefined
   readonly referer?: string | undefined
@@ -27,8 +29,10 @@ const normalizeHostname = (hostname: string): string | null => {
 }
 
 /** Hostname of an absolute http(s) URL (Origin, Referer), or null. */
-const hostOfUrl = (value: string | undefined): string | null => {
-  if (value === undefined) return null
+const hostOfUrl = (value: string | undefined): string | null => (value === undefined ? null : hostOfUrlMemo(value))
+
+/** (memoised: a site's Origin repeats on every event) */
+const hostOfUrlMemo = memoizeString((value: string): string | null => {
   const trimmed = value.trim()
   if (trimmed.length === 0) return null
   let url: URL
@@ -39,14 +43,16 @@ const hostOfUrl = (value: string | undefined): string | null => {
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") return null
   return normalizeHostname(url.hostname)
-}
+})
 
 /** A Host header is `host[:port]` only — anything with a path, userinfo, query or spaces is invalid. */
 const INVALID_HOST_CHARS = /[\s/\\?#@]/
 
 /** Hostname of a `Host` header value, or null. */
-const hostOfHostHeader = (value: string | undefined): string | null => {
-  if (value === undefined) return null
+const hostOfHostHeader = (value: string | undefined): string | null =>
+  value === undefined ? null : hostOfHostHeaderMemo(value)
+
+const hostOfHostHeaderMemo = memoizeString((value: string): string | null => {
   const trimmed = value.trim()
   if (trimmed.length === 0 || INVALID_HOST_CHARS.test(trimmed)) return null
   let url: URL
@@ -56,7 +62,7 @@ const hostOfHostHeader = (value: string | undefined): string | null => {
     return null
   }
   return normalizeHostname(url.hostname)
-}
+})
 
 /** The tenant hostname of a view: Origin → Referer → Host; null when none is usable. */
 export const tenantHost = (headers: TenantHeaders): string | null =>

@@ -22,6 +22,7 @@
  */
 import type { EnrichedEvent, EnrichedView } from "../domain/Enrich.ts"
 import { referrerHost } from "../domain/Attribution.ts"
+import { memoizeString } from "../domain/Memo.ts"
 
 export type Granularity = "hour" | "day"
 
@@ -54,8 +55,10 @@ const cap = (value: string | null): string | null =>
   value === null ? null : value.length > MAX_DIMENSION_VALUE ? value.slice(0, MAX_DIMENSION_VALUE) : value
 
 /** The path of a page URL (absolute or site-relative), without query and fragment. */
-export const pagePath = (pageUrl: string | null): string | null => {
-  if (pageUrl === null) return null
+export const pagePath = (pageUrl: string | null): string | null => (pageUrl === null ? null : pagePathOf(pageUrl))
+
+/** (memoised: page URLs repeat across events; URL parsing is ~1 µs) */
+const pagePathOf = memoizeString((pageUrl: string): string | null => {
   const trimmed = pageUrl.trim()
   if (trimmed.length === 0) return null
   if (trimmed.startsWith("/")) {
@@ -67,7 +70,7 @@ export const pagePath = (pageUrl: string | null): string | null => {
   } catch {
     return null
   }
-}
+})
 
 /** The dimensions of pageviews and sessions, in the order of {@link viewDimensionValues}. */
 export const VIEW_DIMENSIONS = [
@@ -190,21 +193,49 @@ const compareValues = (a: string | null, b: string | null) =>
   a === b ? 0 : a === null ? -1 : b === null ? 1 : a < b ? -1 : 1
 
 /**
+ * (bucket start, corp, domain) → value through nested maps on the numbers themselves: the
+ * per-event lookups build no key strings (scopes are compared by value, not by identity).
+ */
+class ScopedIndex<T> {
+  private readonly map = new Map<number, Map<number | null, Map<number | null, T>>>()
+  readonly values: Array<T> = []
+
+  getOrCreate(bucketStart: number, scope: Scope, make: () => T): T {
+    let byCorp = this.map.get(bucketStart)
+    if (byCorp === undefined) {
+      byCorp = new Map()
+      this.map.set(bucketStart, byCorp)
+    }
+    let byDomain = byCorp.get(scope.corpId)
+    if (byDomain === undefined) {
+      byDomain = new Map()
+      byCorp.set(scope.corpId, byDomain)
+    }
+    let value = byDomain.get(scope.domainId)
+    if (value === undefined) {
+      value = make()
+      byDomain.set(scope.domainId, value)
+      this.values.push(value)
+    }
+    return value
+  }
+}
+
+/**
  * Additive counters keyed by (bucket, granularity, scope, metric, dimension, value). Counters
  * are kept per hour; day buckets of rolling-up series are derived when the rows are taken.
  */
 export class MetricAccumulator {
-  private readonly buckets = new Map<string, BucketCounters>()
+  private readonly hours = new ScopedIndex<BucketCounters>()
+  private readonly days = new ScopedIndex<BucketCounters>()
 
   /** The counters of one bucket and scope (created on first use). */
   bucket(bucketStart: number, granularity: Granularity, scope: Scope): BucketCounters {
-    const key = bucketKey(bucketStart, granularity, scope)
-    let counters = this.buckets.get(key)
-    if (counters === undefined) {
-      counters = new BucketCounters(bucketStart, granularity, scope)
-      this.buckets.set(key, counters)
-    }
-    return counters
+    return (granularity === "hour" ? this.hours : this.days).getOrCreate(
+      bucketStart,
+      scope,
+      () => new BucketCounters(bucketStart, granularity, scope)
+    )
   }
 
   /** The hour bucket of `epochMs` (its day bucket follows for rolling-up series). */
@@ -219,15 +250,14 @@ export class MetricAccumulator {
   /** Rows (hour buckets, derived day buckets, explicit buckets) in a stable key order. */
   rows(): Array<MetricRow> {
     const all = new Map<string, BucketCounters>()
-    for (const [key, counters] of this.buckets) {
+    for (const counters of [...this.hours.values, ...this.days.values]) {
       const copy = new BucketCounters(counters.bucketStart, counters.granularity, counters.scope)
       for (const { rows, series: s } of counters.series.values()) {
         for (const row of rows.values()) copy.add(s, row.dimensionValue, row.value)
       }
-      all.set(key, copy)
+      all.set(bucketKey(counters.bucketStart, counters.granularity, counters.scope), copy)
     }
-    for (const counters of this.buckets.values()) {
-      if (counters.granularity !== "hour") continue
+    for (const counters of this.hours.values) {
       const day = dayStart(counters.bucketStart)
       const key = bucketKey(day, "day", counters.scope)
       let target = all.get(key)
@@ -279,27 +309,22 @@ const DAILY_FIELDS: ReadonlyArray<DailyField> = [
 
 /** `daily_metrics` counters per (UTC day, corp, domain). */
 export class DailyAccumulator {
-  private readonly entries = new Map<string, DailyRow>()
+  private readonly entries = new ScopedIndex<DailyRow>()
 
   add(epochMs: number, scope: Scope, field: DailyField, value: number): void {
     const day = dayStart(epochMs)
-    const key = `${day}\u0001${scope.corpId}\u0001${scope.domainId}`
-    let row = this.entries.get(key)
-    if (row === undefined) {
-      row = {
-        day,
-        corpId: scope.corpId,
-        domainId: scope.domainId,
-        pageviews: 0,
-        uniqueVisitors: 0,
-        sessions: 0,
-        events: 0,
-        conversions: 0,
-        conversionValue: 0,
-        botEvents: 0
-      }
-      this.entries.set(key, row)
-    }
+    const row = this.entries.getOrCreate(day, scope, () => ({
+      day,
+      corpId: scope.corpId,
+      domainId: scope.domainId,
+      pageviews: 0,
+      uniqueVisitors: 0,
+      sessions: 0,
+      events: 0,
+      conversions: 0,
+      conversionValue: 0,
+      botEvents: 0
+    }))
     row[field] += value
   }
 
@@ -310,11 +335,14 @@ export class DailyAccumulator {
   }
 
   get size(): number {
-    return this.entries.size
+    return this.entries.values.length
   }
 
   rows(): ReadonlyArray<DailyRow> {
-    return [...this.entries.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, row]) => row)
+    return this.entries.values
+      .map((row) => [`${row.day}\u0001${row.corpId}\u0001${row.domainId}`, row] as const)
+      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+      .map(([, row]) => row)
   }
 }
 
