@@ -36,9 +36,16 @@ interface Running {
   readonly exited: Deferred.Deferred<number>
 }
 
-export const layer = Layer.effect(
+export interface WriterThreadOptions {
+  /** the thread's entry module (default WriterWorker.ts; tests wrap it to inject a crash) */
+  readonly entry?: URL
+}
+
+/** The `Writer` service backed by a worker thread; requires AppConfig and PrimaryRedis. */
+export const layerWith = (threadOptions: WriterThreadOptions = {}) => Layer.effect(
   Writer,
   Effect.gen(function*() {
+    const entry = threadOptions.entry ?? WORKER_URL
     const config = yield* AppConfig
     const primary = yield* PrimaryRedis
     const databaseUrl = config.databaseUrl ??
@@ -66,7 +73,7 @@ export const layer = Layer.effect(
       counted = { written: 0, duplicates: 0, poison: 0 }
       const ready = yield* Deferred.make<PortableWriterOptions, EmbeddedServerError>()
       const exited = yield* Deferred.make<number>()
-      const worker = new Worker(WORKER_URL, { workerData: input, name: "spoolway-writer" })
+      const worker = new Worker(entry, { workerData: input, name: "spoolway-writer" })
       worker.on("message", (message: FromWriterThread) => {
         switch (message.type) {
           case "ready":
@@ -141,3 +148,5 @@ export const layer = Layer.effect(
     })
   })
 )
+
+export const layer = layerWith()

@@ -1,0 +1,87 @@
+/**
+ * The writer in a worker thread (src/programs/WriterThread.ts, `serve --role all`): a thread
+ * that crashes is restarted, and every entry — written before the crash, pending at the crash,
+ * added after it — is stored exactly once. Real Redis, a fresh PostgreSQL database, the real
+ * WriterWorker.ts (wrapped to throw once, test/support/crashingWriterWorker.ts).
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { assert, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { AppConfig } from "../src/layers/AppConfig.ts"
+import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
+import * as Sql from "../src/layers/Sql.ts"
+import { Writer } from "../src/programs/Writer.ts"
+import * as WriterThread from "../src/programs/WriterThread.ts"
+import { testLogLevel } from "./support/collector.ts"
+import { eventEnvelope, redis, testDatabase, xadd } from "./writerSupport.ts"
+
+const REDIS_URL = "redis://127.0.0.1:6379"
+
+const waitUntil = (what: string, check: Effect.Effect<boolean>, timeoutMs = 20_000) =>
+  Effect.gen(function*() {
+    const start = Date.now()
+    while (!(yield* check)) {
+      if (Date.now() - start > timeoutMs) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+      yield* Effect.sleep("50 millis")
+    }
+  })
+
+it.live("a crashed writer thread is restarted; entries before, during and after the crash are stored exactly once", () =>
+  Effect.gen(function*() {
+    const db = yield* testDatabase("spoolway_wthread")
+    const dataDir = mkdtempSync(join(tmpdir(), "spoolway-wthread-"))
+    yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dataDir, { recursive: true, force: true })))
+    const prefix = `wthread-${Math.random().toString(36).slice(2, 8)}`
+    const streamKey = `${prefix}:events`
+    const config = AppConfig.layerWith({
+      databaseUrl: db.url,
+      primaryRedisUrl: REDIS_URL,
+      streamPrefix: prefix,
+      dataDir,
+      writerBlockMs: 50,
+      writerBatchSize: 5,
+      // entries the crashed thread held are reclaimed by its successor after this idle time
+      writerClaimIdleMs: 500,
+      writerClaimEveryMs: 200
+    })
+    const primary = PrimaryRedis.layerUrl(REDIS_URL).pipe(Layer.provide(config))
+    const thread = WriterThread.layerWith({ entry: new URL("./support/crashingWriterWorker.ts", import.meta.url) }).pipe(
+      Layer.provideMerge(primary),
+      Layer.provide(config),
+      Layer.provide(testLogLevel)
+    )
+    const sql = Sql.layerUrlNoMigrations(db.url, { maxConnections: 1 })
+    const rowsOf = (ids: ReadonlyArray<string>) =>
+      Effect.flatMap(SqlClient.SqlClient, (client) =>
+        client.unsafe<{ id: string; n: number }>(
+          "SELECT id::text AS id, count(*)::int AS n FROM raw_events WHERE id = ANY($1::uuid[]) GROUP BY id",
+          [ids]
+        )).pipe(Effect.provide(sql), Effect.orDie)
+
+    yield* Effect.gen(function*() {
+      const writer = yield* Writer
+      const firstConsumer = (yield* writer.snapshot).consumer
+      const before = Array.from({ length: 20 }, (_, i) => eventEnvelope({ payload: { eventType: `before-${i}` } }))
+      yield* xadd(streamKey, before)
+      // the thread throws right after its first batch committed (others read, not committed);
+      // the supervisor starts another one, which reclaims what the dead one held
+      yield* waitUntil("the injected crash", Effect.sync(() => existsSync(join(dataDir, "crashed-once"))))
+      yield* waitUntil("a new writer thread", Effect.map(writer.snapshot, (s) => s.consumer !== firstConsumer))
+
+      const after = Array.from({ length: 20 }, (_, i) => eventEnvelope({ payload: { eventType: `after-${i}` } }))
+      yield* xadd(streamKey, after)
+      const ids = [...before, ...after].map((e) => e.eventId)
+      yield* waitUntil("every entry in raw_events", Effect.map(rowsOf(ids), (rows) => rows.length === ids.length))
+      const rows = yield* rowsOf(ids)
+      assert.deepStrictEqual(rows.filter((r) => r.n !== 1), [])
+      assert.strictEqual(rows.length, ids.length)
+    }).pipe(Effect.provide(thread))
+
+    // the scope closed: the thread stopped and left the group; nothing is left pending
+    const pending = yield* redis((c) => c.xpending(streamKey, `${prefix}:writers`) as Promise<Array<unknown>>)
+    assert.strictEqual(Number(pending[0]), 0)
+    yield* redis((c) => c.del(streamKey))
+  }).pipe(Effect.provide(PrimaryRedis.layerUrl(REDIS_URL).pipe(Layer.provide(AppConfig.layerWith({})))), Effect.scoped), { timeout: 60_000 })
