@@ -1,7 +1,8 @@
 /**
  * The tracking API (SPEC §2) as an `HttpApi`: the source of `/openapi.json` and `/docs`.
- * Tracking handlers read their bodies themselves (`handleRaw`) so that `text/plain`
- * beacons, 413/415 and the 400 body format follow the SPEC exactly.
+ * The tracking endpoints themselves are plain router routes (Tracking.ts: they read their
+ * bodies themselves so that `text/plain` beacons, 413/415 and the 400 body format follow the
+ * SPEC exactly, and they are the hot path); the `HttpApiBuilder` serves the health group.
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
@@ -103,8 +104,9 @@ export class Api extends HttpApi.make("spoolway")
 {}
 
 /**
- * The writer role serves only health (and /metrics): no tracking API. The same API id as
- * `Api` so the one health implementation serves both.
+ * Health only: the writer role's whole API, and what the collector's `HttpApiBuilder`
+ * serves (its tracking routes are Tracking.ts). The same API id as `Api` so the one health
+ * implementation serves both.
  */
 export class WriterApi extends HttpApi.make("spoolway")
   .add(HealthApi)

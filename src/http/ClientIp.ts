@@ -63,3 +63,24 @@ export const clientIp = (
   }
   return peerIp
 }
+
+/**
+ * `clientIp` with the answer for a peer that sent no forwarded headers (almost every
+ * request) remembered per peer address: a keep-alive connection asks once, not per request.
+ * At most `maxPeers` addresses are remembered (then the memo starts over).
+ */
+export const makeClientIpResolver = (trusted: TrustedProxies, maxPeers = 10_000) => {
+  const byPeer = new Map<string, string>()
+  return (peer: string | undefined, forwardedFor: string | undefined, realIp: string | undefined): string | undefined => {
+    if (peer === undefined || forwardedFor !== undefined || realIp !== undefined) {
+      return clientIp(peer, forwardedFor, realIp, trusted)
+    }
+    let ip = byPeer.get(peer)
+    if (ip === undefined) {
+      ip = clientIp(peer, undefined, undefined, trusted)!
+      if (byPeer.size >= maxPeers) byPeer.clear()
+      byPeer.set(peer, ip)
+    }
+    return ip
+  }
+}

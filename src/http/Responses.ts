@@ -8,3 +8,15 @@ export const errorResponse = (status: number, error: string, message: string, he
   json(status, { error, message }, headers)
 
 export const invalidResponse = (issues: ReadonlyArray<FieldIssue>) => json(400, { error: "invalid_request", issues })
+
+const acceptedOptions = { status: 202, contentType: "application/json" } as const
+
+/**
+ * `202 {"success":true,"eventId":"…"}` — the bytes `json(202, { success: true, eventId })` gives,
+ * without the intermediate object (hot path; an eventId is a UUID, nothing to escape).
+ */
+export const accepted = (eventId: string) =>
+  HttpServerResponse.text(`{"success":true,"eventId":"${eventId}"}`, acceptedOptions)
+
+/** `202 {"success":true,"count":n}` */
+export const batchAccepted = (count: number) => HttpServerResponse.text(`{"success":true,"count":${count}}`, acceptedOptions)

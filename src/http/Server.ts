@@ -3,14 +3,14 @@ import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
-import { HttpApiBuilder, HttpApiScalar } from "effect/http-api"
+import { HttpApiBuilder, HttpApiScalar, OpenApi } from "effect/http-api"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { Api, WriterApi } from "./Api.ts"
 import { handleClientErrors } from "./ClientErrors.ts"
 import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
 import { errorResponse } from "./Responses.ts"
-import { TrackingHandlers } from "./Tracking.ts"
+import { TrackingRoutes } from "./Tracking.ts"
 
 const cors = Layer.unwrap(
   Effect.map(AppConfig, (config) =>
@@ -23,11 +23,23 @@ const cors = Layer.unwrap(
     }))
 )
 
+/**
+ * GET /openapi.json: the whole collector API. The tracking endpoints are served by
+ * `TrackingRoutes` (plain routes, the hot path), so the `HttpApiBuilder` only serves health
+ * and this document is built from `Api` here.
+ */
+let openApiResponse: HttpServerResponse.HttpServerResponse | undefined
+const OpenApiRoute = HttpRouter.add(
+  "GET",
+  "/openapi.json",
+  Effect.sync(() => openApiResponse ??= HttpServerResponse.jsonUnsafe(OpenApi.fromApi(Api)))
+)
+
 /** All routes of the collector, without a server (tests can serve them anywhere). */
 export const CollectorRoutes = Layer.mergeAll(
-  HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([TrackingHandlers, HealthHandlers])
-  ),
+  HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)),
+  TrackingRoutes,
+  OpenApiRoute,
   HttpApiScalar.layer(Api, { path: "/docs" }),
   MetricsRoute,
   cors

@@ -2,24 +2,43 @@
  * The tracking endpoints: rate limit (429) → write key (401) → content type (415) →
  * body size (413) → JSON (400) → validation (400) → capture → 202, or 503 when
  * neither primary nor spool took the event. Bad input never reaches Redis.
+ *
+ * They are plain router routes; the `TrackingApi` group in Api.ts documents them
+ * (/openapi.json, /docs). This is the collector's hot path (issue 2), so a request costs
+ * three Effect steps — read the body, store the events, answer — and everything else
+ * (header checks, JSON, validation, envelopes, metrics) is synchronous code that
+ * allocates as little as it can: per-request allocation sets the GC pauses behind p99.
  */
-import { ByteSize, Clock, Effect, Layer, Metric, Option } from "effect"
-import { HttpIncomingMessage, type HttpServerRequest } from "effect/http"
-import { HttpApiBuilder } from "effect/http-api"
+import { Clock, Effect, Metric } from "effect"
+import { type Headers, HttpRouter, type HttpServerRequest, type HttpServerResponse } from "effect/http"
 import type { EdgeInfo, EventKind } from "../domain/Envelope.ts"
+import type { QueueUnavailable } from "../domain/Errors.ts"
+import type { InvalidRequest } from "../domain/Validation.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
+import { EventQueue } from "../layers/EventQueue.ts"
 import * as Metrics from "../layers/Metrics.ts"
-import { capture } from "../programs/Capture.ts"
-import { Api } from "./Api.ts"
-import { clientIp, makeTrustedProxies } from "./ClientIp.ts"
+import { capture, type CaptureResult } from "../programs/Capture.ts"
+import { type BodyResult, makeBodyReader } from "./Body.ts"
+import { makeClientIpResolver, makeTrustedProxies } from "./ClientIp.ts"
 import { makeRateLimiter } from "./RateLimiter.ts"
-import { errorResponse, invalidResponse, json } from "./Responses.ts"
+import { accepted, batchAccepted, errorResponse, invalidResponse } from "./Responses.ts"
 import { makeWriteKeyCheck } from "./WriteKeys.ts"
+
+export const TRACKING_PATHS: ReadonlyArray<readonly [EventKind, `/${string}`]> = [
+  ["view", "/track/view"],
+  ["engagement", "/track/engagement"],
+  ["interaction", "/track/interaction"],
+  ["event", "/track/event"],
+  ["batch", "/track/batch"],
+  ["conversion", "/track/conversion"],
+  ["funnel", "/track/funnel"],
+  ["registration-funnel", "/track/registration-funnel"]
+]
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
-const header = (request: HttpServerRequest.HttpServerRequest, name: string): string | undefined => {
-  const value = request.headers[name]
+const header = (headers: Headers.Headers, name: string): string | undefined => {
+  const value = headers[name]
   return typeof value === "string" ? value : undefined
 }
 
@@ -32,42 +51,37 @@ const queryParam = (url: string, name: string): string | undefined => {
 /** `application/json`, any `+json` type, or `text/plain` (sendBeacon). */
 export const acceptedContentType = (contentType: string | undefined): boolean => {
   if (contentType === undefined) return false
+  if (contentType === "application/json") return true
   const mime = contentType.split(";")[0]!.trim().toLowerCase()
   return mime === "application/json" || mime === "text/plain" || (mime.startsWith("application/") && mime.endsWith("+json"))
 }
 
-const edgeOf = (request: HttpServerRequest.HttpServerRequest, ip: string | undefined): EdgeInfo => {
-  const headers: { origin?: string; referer?: string; host?: string } = {}
-  const origin = header(request, "origin")
-  const referer = header(request, "referer")
-  const host = header(request, "host")
-  if (origin !== undefined) headers.origin = origin
-  if (referer !== undefined) headers.referer = referer
-  if (host !== undefined) headers.host = host
-  const edge: { ip?: string; ua?: string; lang?: string; headers: typeof headers } = { headers }
+const edgeOf = (headers: Headers.Headers, ip: string | undefined): EdgeInfo => {
+  const edgeHeaders: { origin?: string; referer?: string; host?: string } = {}
+  const origin = header(headers, "origin")
+  const referer = header(headers, "referer")
+  const host = header(headers, "host")
+  if (origin !== undefined) edgeHeaders.origin = origin
+  if (referer !== undefined) edgeHeaders.referer = referer
+  if (host !== undefined) edgeHeaders.host = host
+  const edge: { ip?: string; ua?: string; lang?: string; headers: typeof edgeHeaders } = { headers: edgeHeaders }
   if (ip !== undefined) edge.ip = ip
-  const ua = header(request, "user-agent")
+  const ua = header(headers, "user-agent")
   if (ua !== undefined) edge.ua = ua
-  const lang = header(request, "accept-language")
+  const lang = header(headers, "accept-language")
   if (lang !== undefined) edge.lang = lang
   return edge
 }
 
-/**
- * A request that reached Redis must get its answer: shutdown waits for it instead of
- * cutting the connection (a cut answer makes the client retry and store a twin).
- */
-const uninterruptible = { uninterruptible: true } as const
-
-export const TrackingHandlers = HttpApiBuilder.group(
-  Api,
-  "tracking",
-  Effect.fn(function*(handlers) {
+/** The routes, as a layer on the `HttpRouter` (needs AppConfig and EventQueue). */
+export const TrackingRoutes = HttpRouter.use((router) =>
+  Effect.gen(function*() {
     const config = yield* AppConfig
-    const trusted = makeTrustedProxies(config.trustedProxies)
+    const queue = yield* EventQueue
+    const resolveIp = makeClientIpResolver(makeTrustedProxies(config.trustedProxies))
     const writeKeys = makeWriteKeyCheck(config.writeKeys)
     const limiter = makeRateLimiter(config.rateLimitPerMinute)
-    const maxBody = ByteSize.bytes(config.maxBodyBytes)
+    const readBody = makeBodyReader(config.maxBodyBytes)
     const retryAfter = String(Math.max(1, Math.ceil(config.probeIntervalMs / 1000)))
     if (writeKeys.open) {
       yield* Effect.logWarning(
@@ -76,90 +90,102 @@ export const TrackingHandlers = HttpApiBuilder.group(
     }
 
     const rejectedBy = new Map<string, Metric.Counter<number>>()
-    const reject = (reason: string, response: ReturnType<typeof json>) => {
+    const rejectedCounter = (reason: string) => {
       let counter = rejectedBy.get(reason)
       if (counter === undefined) rejectedBy.set(reason, counter = Metrics.rejected(reason))
-      return Effect.as(Metric.update(counter, 1), response)
+      return counter
     }
 
-    const timed = <E, R>(handler: Effect.Effect<ReturnType<typeof json>, E, R>) =>
-      Effect.gen(function*() {
-        const start = yield* Clock.currentTimeNanos
-        const response = yield* handler
-        const end = yield* Clock.currentTimeNanos
-        yield* Metric.update(Metrics.requestDuration, Number(end - start) / 1e9)
-        return response
+    /** One request's state between its steps. */
+    interface Pending {
+      readonly kind: EventKind
+      readonly headers: Headers.Headers
+      readonly ip: string | undefined
+      readonly clock: Clock.Clock
+      readonly context: Parameters<Metric.Counter<number>["updateUnsafe"]>[1]
+      readonly startNanos: bigint
+    }
+
+    const finish = (p: Pending, response: HttpServerResponse.HttpServerResponse, rejectedReason?: string) => {
+      if (rejectedReason !== undefined) rejectedCounter(rejectedReason).updateUnsafe(1, p.context)
+      Metrics.requestDuration.updateUnsafe(Number(p.clock.currentTimeNanosUnsafe() - p.startNanos) / 1e9, p.context)
+      return response
+    }
+
+    const tooLarge = () => errorResponse(413, "payload_too_large", `body exceeds ${config.maxBodyBytes} bytes`)
+
+    /** The checks that need no body: a rejection, or undefined to go on. */
+    const gate = (request: HttpServerRequest.HttpServerRequest, p: Pending): HttpServerResponse.HttpServerResponse | undefined => {
+      const decision = limiter.take(p.ip ?? "unknown", p.clock.currentTimeMillisUnsafe())
+      if (!decision.allowed) {
+        return finish(
+          p,
+          errorResponse(429, "rate_limited", "too many requests from this client", { "retry-after": String(decision.retryAfterSeconds) }),
+          "rate_limited"
+        )
+      }
+      if (!writeKeys.open && !writeKeys.accepts(header(p.headers, "x-write-key") ?? queryParam(request.url, "writeKey"))) {
+        return finish(p, errorResponse(401, "unauthorized", "missing or invalid write key"), "unauthorized")
+      }
+      if (!acceptedContentType(header(p.headers, "content-type"))) {
+        return finish(
+          p,
+          errorResponse(415, "unsupported_media_type", "send application/json, or text/plain holding JSON"),
+          "unsupported_media_type"
+        )
+      }
+      const declared = Number(header(p.headers, "content-length"))
+      if (Number.isFinite(declared) && declared > config.maxBodyBytes) return finish(p, tooLarge(), "payload_too_large")
+      return undefined
+    }
+
+    const onCaptureFailure = (p: Pending) => (error: InvalidRequest | QueueUnavailable) =>
+      error._tag === "InvalidRequest"
+        ? finish(p, invalidResponse(error.issues), "invalid_request")
+        // the queue already counted the rejected events by reason
+        : finish(p, errorResponse(503, "unavailable", "the event was not accepted; retry later", { "retry-after": retryAfter }))
+
+    const onCaptured = (p: Pending) => (outcome: CaptureResult) =>
+      finish(p, outcome._tag === "Single" ? accepted(outcome.eventId) : batchAccepted(outcome.count))
+
+    const withBody = (p: Pending) => (bytes: BodyResult): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+      if (bytes === "too_large") return Effect.succeed(finish(p, tooLarge(), "payload_too_large"))
+      if (bytes === "unreadable") {
+        return Effect.succeed(finish(p, errorResponse(400, "malformed_body", "the request body could not be read"), "malformed_body"))
+      }
+      let body: unknown
+      try {
+        body = JSON.parse(utf8.decode(bytes))
+      } catch {
+        return Effect.succeed(finish(p, errorResponse(400, "malformed_json", "the body is not valid UTF-8 JSON"), "malformed_json"))
+      }
+      const edge = edgeOf(p.headers, p.ip)
+      return Effect.match(capture(queue, p.kind, body, edge, config.maxBatchEvents, p.clock.currentTimeMillisUnsafe()), {
+        onFailure: onCaptureFailure(p),
+        onSuccess: onCaptured(p)
+      })
+    }
+
+    const handler = (kind: EventKind) => (request: HttpServerRequest.HttpServerRequest) =>
+      Effect.withFiber((fiber) => {
+        const clock = fiber.getRef(Clock.Clock)
+        const headers = request.headers
+        const remote = request.remoteAddress
+        const p: Pending = {
+          kind,
+          headers,
+          ip: resolveIp(remote._tag === "Some" ? remote.value : undefined, header(headers, "x-forwarded-for"), header(headers, "x-real-ip")),
+          clock,
+          context: fiber.context,
+          startNanos: clock.currentTimeNanosUnsafe()
+        }
+        const rejected = gate(request, p)
+        if (rejected !== undefined) return Effect.succeed(rejected)
+        return Effect.flatMap(readBody(request), withBody(p))
       })
 
-    const track = (kind: EventKind) => (raw: { readonly request: HttpServerRequest.HttpServerRequest }) => timed(handle(kind, raw))
-
-    const handle = (kind: EventKind, { request }: { readonly request: HttpServerRequest.HttpServerRequest }) =>
-      Effect.gen(function*() {
-        const ip = clientIp(
-          Option.getOrUndefined(request.remoteAddress),
-          header(request, "x-forwarded-for"),
-          header(request, "x-real-ip"),
-          trusted
-        )
-        const decision = limiter.take(ip ?? "unknown", yield* Clock.currentTimeMillis)
-        if (!decision.allowed) {
-          return yield* reject("rate_limited", errorResponse(429, "rate_limited", "too many requests from this client", {
-            "retry-after": String(decision.retryAfterSeconds)
-          }))
-        }
-        if (!writeKeys.open && !writeKeys.accepts(header(request, "x-write-key") ?? queryParam(request.url, "writeKey"))) {
-          return yield* reject("unauthorized", errorResponse(401, "unauthorized", "missing or invalid write key"))
-        }
-        if (!acceptedContentType(header(request, "content-type"))) {
-          return yield* reject("unsupported_media_type", errorResponse(
-            415,
-            "unsupported_media_type",
-            "send application/json, or text/plain holding JSON"
-          ))
-        }
-        const declared = Number(header(request, "content-length"))
-        if (Number.isFinite(declared) && declared > config.maxBodyBytes) {
-          return yield* reject("payload_too_large", errorResponse(413, "payload_too_large", `body exceeds ${config.maxBodyBytes} bytes`))
-        }
-        const bytes = yield* request.arrayBuffer.pipe(
-          Effect.provideService(HttpIncomingMessage.MaxBodySize, maxBody),
-          Effect.result
-        )
-        if (bytes._tag === "Failure") {
-          const cause = bytes.failure.reason
-          return yield* cause._tag === "RequestParseError" && cause.reason === "BodyTooLarge"
-            ? reject("payload_too_large", errorResponse(413, "payload_too_large", `body exceeds ${config.maxBodyBytes} bytes`))
-            : reject("malformed_body", errorResponse(400, "malformed_body", "the request body could not be read"))
-        }
-        let body: unknown
-        try {
-          body = JSON.parse(utf8.decode(bytes.success))
-        } catch {
-          return yield* reject("malformed_json", errorResponse(400, "malformed_json", "the body is not valid UTF-8 JSON"))
-        }
-        const result = yield* capture(kind, body, edgeOf(request, ip), config.maxBatchEvents).pipe(Effect.result)
-        if (result._tag === "Failure") {
-          const error = result.failure
-          if (error._tag === "InvalidRequest") return yield* reject("invalid_request", invalidResponse(error.issues))
-          // the queue already counted the rejected events by reason
-          return errorResponse(503, "unavailable", "the event was not accepted; retry later", { "retry-after": retryAfter })
-        }
-        const outcome = result.success
-        return outcome._tag === "Single"
-          ? json(202, { success: true, eventId: outcome.eventId })
-          : json(202, { success: true, count: outcome.count })
-      })
-
-    return handlers
-      .handleRaw("view", track("view"), uninterruptible)
-      .handleRaw("engagement", track("engagement"), uninterruptible)
-      .handleRaw("interaction", track("interaction"), uninterruptible)
-      .handleRaw("event", track("event"), uninterruptible)
-      .handleRaw("batch", track("batch"), uninterruptible)
-      .handleRaw("conversion", track("conversion"), uninterruptible)
-      .handleRaw("funnel", track("funnel"), uninterruptible)
-      .handleRaw("registrationFunnel", track("registration-funnel"), uninterruptible)
+    // uninterruptible: a request that reached Redis must get its answer; shutdown waits for it
+    // instead of cutting the connection (a cut answer makes the client retry and store a twin)
+    yield* router.addAll(TRACKING_PATHS.map(([kind, path]) => HttpRouter.route("POST", path, handler(kind), { uninterruptible: true })))
   })
 )
-
-export type TrackingHandlersLayer = Layer.Success<typeof TrackingHandlers>

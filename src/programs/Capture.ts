@@ -1,14 +1,18 @@
 /**
  * capture: validated body → normalized events → envelopes (eventId, edge receivedAt)
  * → EventQueue. Answers only after the queue acknowledged the write.
+ *
+ * This runs once per tracking request (the collector's hot path), so it is written with
+ * plain `Effect` combinators around synchronous validation rather than a generator: no
+ * service lookups per call (the queue is passed in), one step per Redis round trip.
  */
 import { randomUUID } from "node:crypto"
-import { Clock, Effect } from "effect"
+import { Effect } from "effect"
 import type { EdgeInfo, EventKind, NormalizedEvent, RawEventEnvelope } from "../domain/Envelope.ts"
 import { ENVELOPE_VERSION } from "../domain/Envelope.ts"
 import type { QueueUnavailable } from "../domain/Errors.ts"
 import { InvalidRequest } from "../domain/Validation.ts"
-import { EventQueue, type Route } from "../layers/EventQueue.ts"
+import type { EventQueue, Route } from "../layers/EventQueue.ts"
 import { isBatchKind, parseRequest } from "./ParseRequest.ts"
 
 export type CaptureResult =
@@ -25,22 +29,23 @@ export const mintEnvelopes = (
   return events.map((payload) => ({ v: ENVELOPE_VERSION, eventId: randomUUID(), kind, receivedAt, edge, payload }))
 }
 
-export const capture = Effect.fnUntraced(function*(
+const emptyBatch = Effect.succeed<CaptureResult>({ _tag: "Batch", count: 0, route: "none" })
+
+/** Validates `body` as a `kind` request and stores its events (all or none) at `receivedAtMs`. */
+export const capture = (
+  queue: EventQueue["Service"],
   kind: EventKind,
   body: unknown,
   edge: EdgeInfo,
-  maxBatchEvents: number
-): Effect.fn.Return<CaptureResult, InvalidRequest | QueueUnavailable, EventQueue> {
+  maxBatchEvents: number,
+  receivedAtMs: number
+): Effect.Effect<CaptureResult, InvalidRequest | QueueUnavailable> => {
   const parsed = parseRequest(kind, body, maxBatchEvents)
-  if (parsed instanceof InvalidRequest) return yield* parsed
-  const queue = yield* EventQueue
-  const now = yield* Clock.currentTimeMillis
-  const envelopes = mintEnvelopes(kind, parsed, edge, now)
+  if (parsed instanceof InvalidRequest) return Effect.fail(parsed)
+  const envelopes = mintEnvelopes(kind, parsed, edge, receivedAtMs)
   if (isBatchKind(kind)) {
-    if (envelopes.length === 0) return { _tag: "Batch", count: 0, route: "none" }
-    const route = yield* queue.enqueue(envelopes)
-    return { _tag: "Batch", count: envelopes.length, route }
+    if (envelopes.length === 0) return emptyBatch
+    return Effect.map(queue.enqueue(envelopes), (route): CaptureResult => ({ _tag: "Batch", count: envelopes.length, route }))
   }
-  const route = yield* queue.enqueue(envelopes)
-  return { _tag: "Single", eventId: envelopes[0]!.eventId, route }
-})
+  return Effect.map(queue.enqueue(envelopes), (route): CaptureResult => ({ _tag: "Single", eventId: envelopes[0]!.eventId, route }))
+}
