@@ -149,3 +149,42 @@ describe("spool bound", () => {
     expect(health.counters.rejected.spool_full).toBe(2)
   }, 30_000)
 })
+
+describe("primary hangs", () => {
+  it("SIGSTOP the primary: a write waits at most REDIS_COMMAND_TIMEOUT_MS, then goes to the spool (202); the route flips", async () => {
+    const primary = await own(await redisProcess({ appendonly: false }))
+    const spool = await own(await redisProcess({ appendonly: false }))
+    const c = await own(await startCollector({
+      primaryRedisUrl: primary.url,
+      spoolRedisUrl: spool.url,
+      probeIntervalMs: 60_000,
+      redisCommandTimeoutMs: 300,
+      rateLimitPerMinute: 0,
+      streamPrefix: uniquePrefix("hang")
+    }))
+    const before = await post(c.baseUrl, "/track/event", { eventType: "before", sessionId: "s" })
+    expect(before.status).toBe(202)
+    process.kill(primary.pid()!, "SIGSTOP")
+    cleanups.push(async () => {
+      try {
+        process.kill(primary.pid()!, "SIGCONT")
+      } catch {}
+    })
+    const started = Date.now()
+    const hung = await post(c.baseUrl, "/track/event", { eventType: "hung", sessionId: "s" })
+    const waited = Date.now() - started
+    expect(hung.status).toBe(202)
+    expect(waited).toBeGreaterThanOrEqual(250)
+    expect(waited).toBeLessThan(2000)
+    const { eventId } = await hung.json() as { eventId: string }
+    const spooled = await spoolEnvelopes(client(spool.url), c.prefix)
+    expect(spooled.map((e) => e.eventId)).toEqual([eventId])
+    // the primary is marked unhealthy: the next event goes to the spool at once
+    const next = Date.now()
+    expect((await post(c.baseUrl, "/track/event", { eventType: "next", sessionId: "s" })).status).toBe(202)
+    expect(Date.now() - next).toBeLessThan(250)
+    expect(await spoolEnvelopes(client(spool.url), c.prefix)).toHaveLength(2)
+    const health = await (await fetch(`${c.baseUrl}/health`)).json() as { primaryHealthy: boolean }
+    expect(health.primaryHealthy).toBe(false)
+  }, 30_000)
+})

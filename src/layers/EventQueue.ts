@@ -5,7 +5,7 @@
  * envelopes go to the bounded spool. A drain fiber forwards the spool to the primary
  * while it is healthy. A call succeeds only once Redis acknowledged the write.
  */
-import { Clock, Context, Duration, Effect, Layer, Metric, Ref, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, Exit, Layer, Metric, Ref, Schedule } from "effect"
 import type { RawEventEnvelope } from "../domain/Envelope.ts"
 import { encodeEnvelopeJson } from "../domain/Envelope.ts"
 import { QueueUnavailable } from "../domain/Errors.ts"
@@ -65,8 +65,18 @@ export class EventQueue extends Context.Service<EventQueue, {
       const primary = yield* PrimaryRedis
       const spool = yield* SpoolRedis
       return yield* makeEventQueue({
-        primary: redisStreamStore({ name: "primary", client: primary.client, key: primaryStreamKey(config.streamPrefix) }),
-        spool: redisStreamStore({ name: "spool", client: spool.client, key: spoolStreamKey(config.streamPrefix) }),
+        primary: redisStreamStore({
+          name: "primary",
+          client: primary.client,
+          key: primaryStreamKey(config.streamPrefix),
+          timeoutMs: config.redisCommandTimeoutMs
+        }),
+        spool: redisStreamStore({
+          name: "spool",
+          client: spool.client,
+          key: spoolStreamKey(config.streamPrefix),
+          timeoutMs: config.redisCommandTimeoutMs
+        }),
         commandTimeoutMs: config.redisCommandTimeoutMs,
         probeInterval: Duration.millis(config.probeIntervalMs),
         spoolMaxEvents: config.spoolMaxEvents
@@ -140,22 +150,23 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
       })
     )
 
-  const enqueue = (envelopes: ReadonlyArray<RawEventEnvelope>): Effect.Effect<Route, QueueUnavailable> =>
-    Effect.suspend(() => {
-      if (envelopes.length === 0) return Effect.succeed<Route>("primary")
-      const payloads = envelopes.map(encodeEnvelopeJson)
-      return Ref.get(primaryHealthy).pipe(
-        Effect.flatMap((healthy) =>
-          healthy
-            ? primary.append(payloads).pipe(
-              Effect.andThen(Metric.update(Metrics.accepted, payloads.length)),
-              Effect.as<Route>("primary"),
-              Effect.catch((e) => setPrimaryHealth(false, e.message).pipe(Effect.andThen(toSpool(payloads, e.message))))
-            )
-            : toSpool(payloads, "unhealthy")
-        )
-      )
+  const toPrimary = Exit.succeed<Route>("primary")
+  const acceptedOnPrimary = (count: number) =>
+    Effect.withFiber<Route>((fiber) => {
+      Metrics.accepted.updateUnsafe(count, fiber.context)
+      return toPrimary
     })
+
+  // every tracking request comes through here: one Redis step while the primary is healthy
+  const enqueue = (envelopes: ReadonlyArray<RawEventEnvelope>): Effect.Effect<Route, QueueUnavailable> => {
+    if (envelopes.length === 0) return toPrimary
+    const payloads = envelopes.length === 1 ? [encodeEnvelopeJson(envelopes[0]!)] : envelopes.map(encodeEnvelopeJson)
+    if (!Ref.getUnsafe(primaryHealthy)) return toSpool(payloads, "unhealthy")
+    return Effect.matchEffect(primary.append(payloads), {
+      onFailure: (e) => setPrimaryHealth(false, e.message).pipe(Effect.andThen(toSpool(payloads, e.message))),
+      onSuccess: () => acceptedOnPrimary(payloads.length)
+    })
+  }
 
   /** Moves one batch spool → primary; the number of events moved. */
   const drainOnce = Effect.gen(function*() {

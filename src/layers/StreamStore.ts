@@ -15,6 +15,8 @@ export interface StreamEntry {
 
 export interface StreamStore {
   readonly name: string
+  /** Every call of this store already fails (StoreError) after at most this many ms. */
+  readonly boundedMs?: number
   /** PING; fails when the server is unreachable. */
   readonly ping: Effect.Effect<void, StoreError>
   /** Appends every payload atomically (MULTI/EXEC): all are stored or none. */
@@ -43,17 +45,45 @@ return 1
 const toStoreError = (store: string) => (cause: unknown) =>
   new StoreError({ store, message: cause instanceof Error ? cause.message : String(cause) })
 
-/** A StreamStore on one stream key of an ioredis client. */
+/**
+ * A StreamStore on one stream key of an ioredis client. With `timeoutMs`, every call fails
+ * with `timed out after <timeoutMs> ms` once that long passed without an answer — the same
+ * error `withTimeout` gives, but with one timer per call instead of a racing fiber (the
+ * enqueue of every tracking request goes through here). A timed-out write may still land
+ * later; the writer's idempotent insert absorbs that.
+ */
 export const redisStreamStore = (options: {
   readonly name: string
   readonly client: Redis
   readonly key: string
+  readonly timeoutMs?: number
 }): StreamStore => {
-  const { client, key, name } = options
+  const { client, key, name, timeoutMs } = options
   const onError = toStoreError(name)
-  const call = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: onError })
+  const call = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> =>
+    Effect.callback<A, StoreError>((resume) => {
+      let settled = false
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const settle = (effect: Effect.Effect<A, StoreError>) => {
+        if (settled) return
+        settled = true
+        if (timer !== undefined) clearTimeout(timer)
+        resume(effect)
+      }
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => settle(Effect.fail(new StoreError({ store: name, message: `timed out after ${timeoutMs} ms` }))), timeoutMs)
+      }
+      let promise: Promise<A>
+      try {
+        promise = f()
+      } catch (cause) {
+        return settle(Effect.fail(onError(cause)))
+      }
+      promise.then((value) => settle(Effect.succeed(value)), (cause) => settle(Effect.fail(onError(cause))))
+    })
   return {
     name,
+    ...(timeoutMs !== undefined ? { boundedMs: timeoutMs } : {}),
     ping: call(() => client.ping()).pipe(Effect.asVoid),
     append: (payloads) =>
       call(async () => {
@@ -92,6 +122,7 @@ export const redisStreamStore = (options: {
  * A timed-out write may still land later; the writer's idempotent insert absorbs that.
  */
 export const withTimeout = (store: StreamStore, timeoutMs: number): StreamStore => {
+  if (store.boundedMs !== undefined && store.boundedMs <= timeoutMs) return store
   const bound = <A>(effect: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
     Effect.timeoutOrElse(effect, {
       duration: timeoutMs,
@@ -99,6 +130,7 @@ export const withTimeout = (store: StreamStore, timeoutMs: number): StreamStore 
     })
   return {
     name: store.name,
+    boundedMs: timeoutMs,
     ping: bound(store.ping),
     append: (payloads) => bound(store.append(payloads)),
     appendBounded: (payloads, max) => bound(store.appendBounded(payloads, max)),
