@@ -541,7 +541,7 @@ interface SessionRow {
  * earliest view, the viewport of the latest view that has one, the user id of the earliest
  * view that has one.
  */
-const sessionRows = (events: ReadonlyArray<PreparedEvent>): Array<SessionRow> => {
+const sessionRows = (events: ReadonlyArray<PreparedEvent>, cache?: WriteCache): Array<SessionRow> => {
   const sessions = new Map<string, SessionRow>()
   for (const event of events) {
     if (!event.row.isView) continue
@@ -574,7 +574,9 @@ const sessionRows = (events: ReadonlyArray<PreparedEvent>): Array<SessionRow> =>
       current.userAt = event.receivedAtMs
     }
   }
-  return [...sessions.values()].sort((a, b) => compareStrings(a.sessionId, b.sessionId))
+  // only the rows that can change something are sorted and sent
+  const rows = cache === undefined ? [...sessions.values()] : cache.sessionsToWrite(sessions.values())
+  return rows.sort((a, b) => compareStrings(a.sessionId, b.sessionId))
 }
 
 const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params => {
@@ -667,22 +669,47 @@ interface SeenRow {
   readonly vid: Uint8Array
 }
 
-/** Hour and day seen-set rows of the human views, one per (bucket, domain, visitor), sorted. */
-const seenRows = (events: ReadonlyArray<PreparedEvent>): Array<SeenRow> => {
-  const rows = new Map<string, SeenRow>()
+/** The visitor id bytes as a map key (latin1: one char per byte); visitor ids are shared per visitor. */
+const vidKeys = new WeakMap<Uint8Array, string>()
+const vidKey = (vid: Uint8Array): string => {
+  let key = vidKeys.get(vid)
+  if (key === undefined) {
+    key = Buffer.from(vid.buffer, vid.byteOffset, vid.byteLength).toString("latin1")
+    vidKeys.set(vid, key)
+  }
+  return key
+}
+
+/**
+ * Hour and day seen-set rows of the human views, one per (bucket, domain, visitor), sorted;
+ * with a cache, without the rows this writer already stored.
+ */
+const seenRows = (events: ReadonlyArray<PreparedEvent>, cache?: WriteCache): Array<SeenRow> => {
+  const rows = new Map<string, SeenRow | null>()
   for (const event of events) {
     if (!event.row.isView || event.row.isBot) continue
     const vid = event.row.visitorIdDaily
-    const hex = Buffer.from(vid.buffer, vid.byteOffset, vid.byteLength).toString("latin1")
     const hour = hourStart(event.receivedAtMs)
     const day = dayStart(event.receivedAtMs)
-    const base = `${event.scope.domainId}|${hex}`
+    const base = `${event.scope.domainId}|${vidKey(vid)}`
     const hourKey = `${hour}|h|${base}`
     const dayKey = `${day}|d|${base}`
-    if (!rows.has(hourKey)) rows.set(hourKey, { key: hourKey, bucketStart: hour, granularity: "hour", scope: event.scope, vid })
-    if (!rows.has(dayKey)) rows.set(dayKey, { key: dayKey, bucketStart: day, granularity: "day", scope: event.scope, vid })
+    if (!rows.has(hourKey)) {
+      rows.set(
+        hourKey,
+        cache?.isSeen(hourKey) ? null : { key: hourKey, bucketStart: hour, granularity: "hour", scope: event.scope, vid }
+      )
+    }
+    if (!rows.has(dayKey)) {
+      rows.set(
+        dayKey,
+        cache?.isSeen(dayKey) ? null : { key: dayKey, bucketStart: day, granularity: "day", scope: event.scope, vid }
+      )
+    }
   }
-  return [...rows.entries()].sort((a, b) => compareStrings(a[0], b[0])).map(([, row]) => row)
+  const out: Array<SeenRow> = []
+  for (const row of rows.values()) if (row !== null) out.push(row)
+  return out.sort((a, b) => compareStrings(a.key, b.key))
 }
 
 const seenParams = (rows: ReadonlyArray<SeenRow>): Params => [
@@ -801,17 +828,27 @@ export class WriteCache {
   }
 
   /** The session rows that could change the stored fingerprint (or create it). */
-  sessionsToWrite(rows: ReadonlyArray<SessionRow>): Array<SessionRow> {
+  sessionsToWrite(rows: Iterable<SessionRow>): Array<SessionRow> {
     if (this.sessions.size === 0) return [...rows]
-    return rows.filter((row) => {
+    const out: Array<SessionRow> = []
+    for (const row of rows) {
       const known = this.sessions.get(row.sessionId)
-      if (known === undefined) return true
-      if (row.firstSeenMs < known.firstSeenMs) return true
-      if (row.userId !== null && !known.hasUser) return true
-      if (row.viewport === undefined || row.viewportAt < known.viewportAt) return false
-      const { height, width } = viewportOf(row)
-      return width !== known.viewportWidth || height !== known.viewportHeight
-    })
+      if (known === undefined || this.changes(row, known)) out.push(row)
+    }
+    return out
+  }
+
+  private changes(row: SessionRow, known: KnownSession): boolean {
+    if (row.firstSeenMs < known.firstSeenMs) return true
+    if (row.userId !== null && !known.hasUser) return true
+    if (row.viewport === undefined || row.viewportAt < known.viewportAt) return false
+    const { height, width } = viewportOf(row)
+    return width !== known.viewportWidth || height !== known.viewportHeight
+  }
+
+  /** Is this seen-set row (by key) one this writer has stored? */
+  isSeen(key: string): boolean {
+    return this.seen.has(key)
   }
 
   seenToWrite(rows: ReadonlyArray<SeenRow>): Array<SeenRow> {
@@ -873,12 +910,10 @@ const makePlan = Effect.fnUntraced(function*(events: ReadonlyArray<PreparedEvent
   if (events.length === 0) return undefined
   const raw = tryParams(() => rawParams(events))
   yield* Effect.yieldNow
-  const allSessions = sessionRows(events)
-  const sessions = cache === undefined ? allSessions : cache.sessionsToWrite(allSessions)
+  const sessions = sessionRows(events, cache)
   const fingerprints = tryParams(() => fingerprintParams(sessions))
   yield* Effect.yieldNow
-  const allSeen = seenRows(events)
-  const seen = cache === undefined ? allSeen : cache.seenToWrite(allSeen)
+  const seen = seenRows(events, cache)
   const seenParamsOrError = tryParams(() => seenParams(seen))
   yield* Effect.yieldNow
   const rollups = eventRollups(events.filter((e) => !e.resolveScope))
@@ -957,7 +992,7 @@ export const writeBatch = (
           ? plan.sessions
           : options.cache === undefined
           ? sessionRows(inserted)
-          : options.cache.sessionsToWrite(sessionRows(inserted))
+          : sessionRows(inserted, options.cache)
         sentSessions = sessions
         if (sessions.length > 0) {
           const returnedSessions = yield* run<{ readonly session_id: string; readonly inserted: boolean }>(
@@ -974,7 +1009,7 @@ export const writeBatch = (
           ? plan.seen
           : options.cache === undefined
           ? seenRows(inserted)
-          : options.cache.seenToWrite(seenRows(inserted))
+          : seenRows(inserted, options.cache)
         sentSeen = seen
         if (seen.length > 0) {
           const returnedSeen = yield* run<
