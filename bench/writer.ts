@@ -8,6 +8,9 @@
  *
  * Baseline in the same run: a plain `COPY … FROM STDIN` (node-postgres protocol, text format)
  * of exactly the rows the writer stored, into an unindexed, unpartitioned copy of raw_events.
+ * Intermediate reference in the same run: the writer's raw_events statement alone (INSERT …
+ * SELECT FROM unnest … ON CONFLICT DO NOTHING RETURNING, batches of BENCH_BATCH, one
+ * transaction each) of the same rows into a copy of raw_events with its key and index.
  *
  *   npx node bench/writer.ts
  *
@@ -19,8 +22,8 @@ import { readFileSync } from "node:fs"
 import * as inspector from "node:inspector/promises"
 import { createRequire } from "node:module"
 import { performance } from "node:perf_hooks"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Redacted } from "effect"
+import { PgClient, PgTypes } from "@effect/sql-pg"
+import { Effect, Layer, Redacted, Result } from "effect"
 import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
@@ -132,6 +135,80 @@ const copyChunks = async (client: any): Promise<{ chunks: Array<Buffer>; rows: n
 }
 
 // ---------------------------------------------------------------------------
+// intermediate reference: the writer's raw_events statement alone (INSERT … SELECT FROM unnest
+// of binary arrays … ON CONFLICT DO NOTHING RETURNING), one transaction per batch of the same
+// size, into a copy of raw_events with the same key and index — no decoding, enrichment,
+// fingerprints, seen-set, rollups or Redis. Parameters are built before timing (as the COPY
+// chunks are); their wire encoding is timed.
+
+const UNNEST_INSERT = `
+  INSERT INTO raw_events_unnest (id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot,
+                                 metadata, "timestamp", received_at, visitor_id_daily, corp_id, domain_id)
+  SELECT id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot, metadata::jsonb, ts,
+         received_at, visitor_id_daily, corp_id, domain_id
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+              $9::bool[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::bytea[], $14::int4[], $15::int4[])
+       AS t(id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot, metadata, ts,
+            received_at, visitor_id_daily, corp_id, domain_id)
+  ON CONFLICT DO NOTHING
+  RETURNING id, received_at`
+
+const arrayParam = (values: ReadonlyArray<unknown>, oid: number) => {
+  const result = PgTypes.array(values, oid)
+  if (Result.isFailure(result)) throw new Error(result.failure.message)
+  return result.success
+}
+
+const unnestReference = (dbUrl: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(`CREATE TABLE raw_events_unnest (LIKE raw_events INCLUDING DEFAULTS INCLUDING INDEXES)`)
+    const rows = yield* sql<Record<string, unknown>>`
+      SELECT id::text AS id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot,
+             metadata::text AS metadata, extract(epoch FROM "timestamp") * 1000 AS ts,
+             extract(epoch FROM received_at) * 1000 AS ra, visitor_id_daily, corp_id, domain_id
+      FROM raw_events ORDER BY received_at, id`
+    const O = PgTypes.OID
+    const batches: Array<ReadonlyArray<unknown>> = []
+    for (let i = 0; i < rows.length; i += BATCH) {
+      const chunk = rows.slice(i, i + BATCH).sort((a, b) => (String(a["id"]) < String(b["id"]) ? -1 : 1))
+      const col = (name: string) => chunk.map((r) => r[name] ?? null)
+      batches.push([
+        arrayParam(col("id"), O.uuid),
+        arrayParam(col("kind"), O.text),
+        arrayParam(col("event_type"), O.text),
+        arrayParam(col("session_id"), O.text),
+        arrayParam(col("user_id"), O.text),
+        arrayParam(col("page_url"), O.text),
+        arrayParam(col("referrer"), O.text),
+        arrayParam(col("device_type"), O.text),
+        arrayParam(col("is_bot"), O.bool),
+        arrayParam(col("metadata"), O.text),
+        arrayParam(chunk.map((r) => Number(r["ts"])), O.timestamptz),
+        arrayParam(chunk.map((r) => Number(r["ra"])), O.timestamptz),
+        arrayParam(col("visitor_id_daily"), O.bytea),
+        arrayParam(col("corp_id"), O.int4),
+        arrayParam(col("domain_id"), O.int4)
+      ])
+    }
+    const [{ pid }] = (yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`) as [{ pid: number }]
+    const pg0 = cpuTicks(pid) ?? 0
+    const cpu0 = process.cpuUsage()
+    const start = performance.now()
+    let inserted = 0
+    for (const params of batches) inserted += (yield* sql.withTransaction(sql.unsafe(UNNEST_INSERT, params))).length
+    const seconds = (performance.now() - start) / 1000
+    const cpu = process.cpuUsage(cpu0)
+    if (inserted !== rows.length) throw new Error(`unnest reference stored ${inserted} of ${rows.length} rows`)
+    return {
+      seconds,
+      rows: rows.length,
+      nodeCpuS: (cpu.user + cpu.system) / 1e6,
+      pgCpuS: ((cpuTicks(pid) ?? pg0) - pg0) / CLK_TCK
+    }
+  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(dbUrl), maxConnections: 1 })))
+
+// ---------------------------------------------------------------------------
 
 const adminSql = (statement: string) =>
   Effect.runPromise(
@@ -148,6 +225,11 @@ interface RoundResult {
   readonly copyS: number
   readonly copyEps: number
   readonly ratio: number
+  /** the raw_events unnest insert alone (see unnestReference) */
+  readonly unnestS: number
+  readonly unnestEps: number
+  readonly unnestNodeCpuS: number
+  readonly unnestPgCpuS: number
   readonly stored: number
   readonly pageviews: number
   readonly sessions: number
@@ -235,6 +317,12 @@ const runRound = async (round_: number): Promise<RoundResult> => {
     if (copied !== rows) throw new Error(`COPY stored ${copied} of ${rows} rows`)
     log(`round ${round_}: COPY of the same ${rows} rows in ${round(copyS, 2)} s`)
 
+    const unnest = await Effect.runPromise(unnestReference(dbUrl))
+    log(
+      `round ${round_}: raw_events unnest insert alone (batches of ${BATCH}) of the same ${unnest.rows} rows in ` +
+        `${round(unnest.seconds, 2)} s (CPU: node ${round(unnest.nodeCpuS, 2)} s, PostgreSQL ${round(unnest.pgCpuS, 2)} s)`
+    )
+
     const writerEps = EVENTS / result.writerS
     const copyEps = rows / copyS
     return {
@@ -244,6 +332,10 @@ const runRound = async (round_: number): Promise<RoundResult> => {
       copyS: round(copyS, 2),
       copyEps: Math.round(copyEps),
       ratio: round(writerEps / copyEps, 2),
+      unnestS: round(unnest.seconds, 2),
+      unnestEps: Math.round(unnest.rows / unnest.seconds),
+      unnestNodeCpuS: round(unnest.nodeCpuS, 2),
+      unnestPgCpuS: round(unnest.pgCpuS, 2),
       stored: result.counts.stored,
       pageviews: result.counts.pageviews,
       sessions: result.counts.sessions,
