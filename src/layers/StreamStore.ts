@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import type { Redis } from "ioredis"
 import { StoreError } from "../domain/Errors.ts"
 import { ENVELOPE_FIELD } from "../domain/Envelope.ts"
+import { coalesceWrites } from "./RedisClient.ts"
 
 export interface StreamEntry {
   readonly id: string
@@ -75,6 +76,7 @@ export const redisStreamStore = (options: {
       }
       let promise: Promise<A>
       try {
+        coalesceWrites(client)
         promise = f()
       } catch (cause) {
         return settle(Effect.fail(onError(cause)))
