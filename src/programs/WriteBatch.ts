@@ -975,17 +975,22 @@ export const writeBatch = (
           { readonly id: string; readonly received_at: Date; readonly corp_id: number | null; readonly domain_id: number | null }
         >(INSERT_RAW_EVENTS, plan.raw)
         allNew = returned.length === events.length
-        const resolvedScope = new Map<string, Scope>()
-        const keys = new Set<string>()
-        for (const r of returned) {
-          const key = `${r.id}|${r.received_at.getTime()}`
-          keys.add(key)
-          if (r.domain_id !== null || r.corp_id !== null) resolvedScope.set(key, { corpId: r.corp_id, domainId: r.domain_id })
+        if (allNew && !events.some((e) => e.resolveScope)) {
+          // the common case: every row is new and scoped — no need to match the returned rows
+          inserted = events
+        } else {
+          const resolvedScope = new Map<string, Scope>()
+          const keys = new Set<string>()
+          for (const r of returned) {
+            const key = `${r.id}|${r.received_at.getTime()}`
+            keys.add(key)
+            if (r.domain_id !== null || r.corp_id !== null) resolvedScope.set(key, { corpId: r.corp_id, domainId: r.domain_id })
+          }
+          inserted = (allNew ? events : events.filter((e) => keys.has(`${e.row.eventId}|${e.receivedAtMs}`))).map((e) => {
+            if (!e.resolveScope) return e
+            return { ...e, scope: resolvedScope.get(`${e.row.eventId}|${e.receivedAtMs}`) ?? NO_SCOPE }
+          })
         }
-        inserted = (allNew ? events : events.filter((e) => keys.has(`${e.row.eventId}|${e.receivedAtMs}`))).map((e) => {
-          if (!e.resolveScope) return e
-          return { ...e, scope: resolvedScope.get(`${e.row.eventId}|${e.receivedAtMs}`) ?? NO_SCOPE }
-        })
 
         // 2. session fingerprints of the inserted views
         const sessions = allNew
