@@ -24,7 +24,7 @@ export const EventType = boundedId(MAX_EVENT_TYPE)
 export const Text = boundedText(MAX_TEXT)
 
 /** Serialized size in bytes, or undefined when the value cannot be serialized (too deep). */
-const serializedSize = (value: unknown): number | undefined => {
+export const serializedSize = (value: unknown): number | undefined => {
   try {
     return Buffer.byteLength(JSON.stringify(value) ?? "", "utf8")
   } catch {

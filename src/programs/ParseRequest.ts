@@ -1,6 +1,9 @@
 /**
  * Decodes a tracking request body into normalized events: the endpoint's Schema with
  * every error reported (by path), the batch bound checked before the items are decoded.
+ * Custom events and batches of them — the bulk of the traffic — first try a hand-written
+ * check (domain/RequestCheck.ts) that gives the same events without the Schema machinery;
+ * whatever it does not accept is decoded by the Schema as before.
  */
 import { Exit, Predicate, Schema } from "effect"
 import { type EventKind, NormalizedEvent } from "../domain/Envelope.ts"
@@ -23,6 +26,7 @@ import {
   RegistrationFunnelRequest,
   ViewRequest
 } from "../domain/Requests.ts"
+import { isBatchRequest, isEventRequest } from "../domain/RequestCheck.ts"
 import { invalid, InvalidRequest, issuesOf } from "../domain/Validation.ts"
 
 const decoder = <S extends Schema.Top & { readonly DecodingServices: never }, A>(
@@ -86,14 +90,19 @@ const decoders: Record<EventKind, (body: unknown) => ReadonlyArray<NormalizedEve
   "registration-funnel": decoder(RegistrationFunnelRequest, single(normalizeRegistrationFunnel))
 }
 
+/**
+ * The hand-checked kinds: the events, or undefined to take the Schema path. No envelope
+ * check needed: `normalizeEvent` copies fields under the same caps the envelope Schema has
+ * (the property test checks that too).
+ */
+const fastPaths: Partial<Record<EventKind, (body: unknown) => ReadonlyArray<NormalizedEvent> | undefined>> = {
+  event: (body) => isEventRequest(body) ? [normalizeEvent(body)] : undefined,
+  batch: (body) => isBatchRequest(body) ? body.events.map(normalizeEvent) : undefined
+}
+
 export const isBatchKind = (kind: EventKind): boolean => kind === "batch" || kind === "interaction"
 
-/** Validates and normalizes one request body; never throws. */
-export const parseRequest = (
-  kind: EventKind,
-  body: unknown,
-  maxBatchEvents: number
-): ReadonlyArray<NormalizedEvent> | InvalidRequest => {
+const checkShape = (kind: EventKind, body: unknown, maxBatchEvents: number): InvalidRequest | undefined => {
   if (!Predicate.isObject(body) || Array.isArray(body)) return invalid([], "request body must be a JSON object")
   if (isBatchKind(kind)) {
     const events = (body as { events?: unknown }).events
@@ -101,6 +110,31 @@ export const parseRequest = (
       return invalid(["events"], `a batch holds at most ${maxBatchEvents} events (got ${events.length})`)
     }
   }
+  return undefined
+}
+
+/** Validates and normalizes one request body; never throws. */
+export const parseRequest = (
+  kind: EventKind,
+  body: unknown,
+  maxBatchEvents: number
+): ReadonlyArray<NormalizedEvent> | InvalidRequest => {
+  const bad = checkShape(kind, body, maxBatchEvents)
+  if (bad !== undefined) return bad
+  const fast = fastPaths[kind]?.(body)
+  if (fast !== undefined) return fast
+  const events = decoders[kind](body)
+  return events instanceof InvalidRequest ? events : checkNormalized(kind, events)
+}
+
+/** `parseRequest` without the hand-checked path: the Schema only (tests compare the two). */
+export const parseRequestWithSchema = (
+  kind: EventKind,
+  body: unknown,
+  maxBatchEvents: number
+): ReadonlyArray<NormalizedEvent> | InvalidRequest => {
+  const bad = checkShape(kind, body, maxBatchEvents)
+  if (bad !== undefined) return bad
   const events = decoders[kind](body)
   return events instanceof InvalidRequest ? events : checkNormalized(kind, events)
 }

@@ -1,0 +1,51 @@
+/**
+ * Hand-written checks for the common valid requests, the collector's hot path (issue 2):
+ * `true` only when the endpoint's Schema (Requests.ts) would accept the body as it is.
+ * Anything else — including a body that is valid in a way these checks do not recognise —
+ * goes to the Schema decode, which also writes the 400 report. They only read a body that
+ * came out of `JSON.parse`. test/request-check.test.ts holds them to the Schema.
+ */
+import type { BatchRequest, EventRequest } from "./Requests.ts"
+import { MAX_EVENT_TYPE, MAX_ID, MAX_METADATA_BYTES, MAX_URL, serializedSize } from "./Limits.ts"
+
+type Fields = Record<string, unknown>
+
+const isRecord = (value: unknown): value is Fields => typeof value === "object" && value !== null && !Array.isArray(value)
+
+/** a string of `min`..`max` UTF-16 code units (Schema.isMinLength / isMaxLength) */
+const isText = (value: unknown, min: number, max: number): value is string =>
+  typeof value === "string" && value.length >= min && value.length <= max
+
+const optionalText = (value: unknown, min: number, max: number) => value === undefined || isText(value, min, max)
+
+/** `Metadata`: a JSON object that serializes to at most 16 KiB */
+const optionalMetadata = (value: unknown) => {
+  if (value === undefined) return true
+  if (!isRecord(value)) return false
+  const size = serializedSize(value)
+  return size !== undefined && size <= MAX_METADATA_BYTES
+}
+
+/** `TimestampInput`: a finite number or a string of at most 64 characters */
+const optionalTimestamp = (value: unknown) =>
+  value === undefined || (typeof value === "number" ? Number.isFinite(value) : isText(value, 0, 64))
+
+/** What `EventRequest` accepts: eventType, sessionId, userId?, pageUrl?, metadata?, timestamp? */
+export const isEventRequest = (body: unknown): body is EventRequest => {
+  if (!isRecord(body)) return false
+  return isText(body.eventType, 1, MAX_EVENT_TYPE) &&
+    isText(body.sessionId, 1, MAX_ID) &&
+    optionalText(body.userId, 1, MAX_ID) &&
+    optionalText(body.pageUrl, 0, MAX_URL) &&
+    optionalTimestamp(body.timestamp) &&
+    optionalMetadata(body.metadata)
+}
+
+/** What `BatchRequest` accepts: `events`, an array of `EventRequest`s (the batch bound is checked before). */
+export const isBatchRequest = (body: unknown): body is BatchRequest => {
+  if (!isRecord(body)) return false
+  const events = body.events
+  if (!Array.isArray(events)) return false
+  for (let i = 0; i < events.length; i++) if (!isEventRequest(events[i])) return false
+  return true
+}

@@ -1,0 +1,141 @@
+/**
+ * The hand-written request checks (domain/RequestCheck.ts) against the Schema path:
+ * whenever the fast path accepts a body, the Schema accepts it too and both give the same
+ * normalized events (same JSON, key order included), and those satisfy the envelope Schema.
+ * Valid bodies generated from the endpoint's own Schema take the fast path.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Schema } from "effect"
+import { NormalizedEvent } from "../src/domain/Envelope.ts"
+import { isBatchRequest, isEventRequest } from "../src/domain/RequestCheck.ts"
+import { BatchRequest, EventRequest } from "../src/domain/Requests.ts"
+import { InvalidRequest } from "../src/domain/Validation.ts"
+import { parseRequest, parseRequestWithSchema } from "../src/programs/ParseRequest.ts"
+
+const MAX_BATCH = 500
+const isNormalized = Schema.is(NormalizedEvent)
+
+/** as the collector sees it: through JSON text */
+const viaJson = (value: unknown): unknown => JSON.parse(JSON.stringify(value) ?? "null")
+
+/** Both paths on `body`; returns whether the fast path accepted it. */
+const agree = (kind: "event" | "batch", body: unknown): boolean => {
+  const fastTaken = kind === "event" ? isEventRequest(body) : isBatchRequest(body)
+  const fast = parseRequest(kind, body, MAX_BATCH)
+  const slow = parseRequestWithSchema(kind, body, MAX_BATCH)
+  if (fastTaken) {
+    assert.isFalse(slow instanceof InvalidRequest, `fast path accepted what the Schema rejects: ${JSON.stringify(body)?.slice(0, 300)}`)
+    assert.isFalse(fast instanceof InvalidRequest)
+    assert.strictEqual(JSON.stringify(fast), JSON.stringify(slow))
+    for (const event of fast as ReadonlyArray<NormalizedEvent>) assert.isTrue(isNormalized(event))
+  } else {
+    // not taken: parseRequest is the Schema path, error report included
+    assert.deepStrictEqual(fast, slow)
+  }
+  return fastTaken
+}
+
+/** strings at and around every cap, plus arbitrary ones */
+const Edge = Schema.Literals([
+  "", "x", "x".repeat(64), "x".repeat(65), "x".repeat(100), "x".repeat(101), "x".repeat(128), "x".repeat(129),
+  "x".repeat(4096), "x".repeat(4097), "😀".repeat(50), "😀".repeat(51), "\ud800", "2026-11-29T12:00:00Z", "1700000000000", " 12 "
+])
+const Value = Schema.Union([Edge, Schema.String, Schema.Number, Schema.Boolean, Schema.Null, Schema.Json])
+const BigMetadata = Schema.Literals([16 * 1024 - 8, 16 * 1024 - 7, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 20_000])
+const FIELDS = ["eventType", "sessionId", "userId", "pageUrl", "metadata", "timestamp", "extra"] as const
+const Field = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: FIELDS.length - 1 }))
+const withField = (body: object, field: number, value: unknown, remove: boolean) => {
+  const copy: Record<string, unknown> = { ...body }
+  if (remove) delete copy[FIELDS[field]!]
+  else copy[FIELDS[field]!] = value
+  return copy
+}
+const NearMiss = Schema.Struct({
+  eventType: Schema.optionalKey(Value),
+  sessionId: Schema.optionalKey(Value),
+  userId: Schema.optionalKey(Value),
+  pageUrl: Schema.optionalKey(Value),
+  metadata: Schema.optionalKey(Schema.Union([Value, Schema.Record(Schema.String, Value)])),
+  timestamp: Schema.optionalKey(Value),
+  extra: Schema.optionalKey(Value)
+})
+
+describe("hand-checked requests ≡ the Schema", () => {
+  it.prop("valid /track/event bodies: fast path taken, same events", [EventRequest], ([body]) => {
+    assert.isTrue(agree("event", viaJson(body)))
+  }, { arbitrary: { runs: 500 } })
+
+  it.prop("valid /track/batch bodies: fast path taken, same events", [BatchRequest], ([body]) => {
+    assert.isTrue(agree("batch", viaJson(body)))
+  }, { arbitrary: { runs: 200 } })
+
+  it.prop("valid bodies with one field replaced (values at and around the caps) or removed", [EventRequest, Field, Value, Schema.Boolean], ([body, field, value, remove]) => {
+    agree("event", viaJson(withField(body, field, value, remove)))
+  }, { arbitrary: { runs: 3000 } })
+
+  it.prop("batches with one item changed so", [BatchRequest, Field, Value, Schema.Boolean, Schema.Int], ([batch, field, value, remove, at]) => {
+    const events = [...batch.events]
+    if (events.length > 0) {
+      const i = Math.abs(at) % events.length
+      events[i] = withField(events[i]!, field, value, remove) as typeof events[number]
+    }
+    agree("batch", viaJson({ events }))
+  }, { arbitrary: { runs: 1000 } })
+
+  it.prop("the request's field names with values of any kind", [NearMiss], ([body]) => {
+    agree("event", viaJson(body))
+  }, { arbitrary: { runs: 2000 } })
+
+  it.prop("batches of such items", [Schema.Array(NearMiss).check(Schema.isMaxLength(5))], ([events]) => {
+    agree("batch", viaJson({ events }))
+  }, { arbitrary: { runs: 500 } })
+
+  it.prop("metadata around the 16 KiB cap", [BigMetadata, Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 3 }))], ([size, emoji]) => {
+    // {"p":"…"} is 8 bytes plus the padding; emoji make bytes and characters differ
+    const pad = emoji === 0 ? "x".repeat(size - 8) : "😀".repeat(Math.floor((size - 8) / 4)) + "x".repeat((size - 8) % 4)
+    agree("event", { eventType: "e", sessionId: "s", metadata: { p: pad } })
+  }, { arbitrary: { runs: 50 } })
+
+  it.prop("any JSON", [Schema.Json], ([body]) => {
+    agree("event", viaJson(body))
+    agree("batch", viaJson(body))
+  }, { arbitrary: { runs: 300 } })
+
+  it("every field set to every edge value, on a minimal and a full body", () => {
+    const edges: ReadonlyArray<unknown> = [...Edge.literals, 0, -1, 1.5, 1_700_000_000_000, true, false, null, [], [1], {}, { a: 1 }, { a: "x".repeat(16_370) }]
+    const bases = [
+      { eventType: "e", sessionId: "s" },
+      { eventType: "e", sessionId: "s", userId: "u", pageUrl: "https://a.example/", metadata: { k: 1 }, timestamp: 1 }
+    ]
+    for (const base of bases) {
+      for (let field = 0; field < FIELDS.length; field++) {
+        agree("event", withField(base, field, undefined, true))
+        for (const value of edges) {
+          agree("event", viaJson(withField(base, field, value, false)))
+          agree("batch", { events: [base, viaJson(withField(base, field, value, false))] })
+        }
+      }
+    }
+  })
+
+  it("JSON-only edge cases", () => {
+    for (
+      const text of [
+        `{"eventType":"e","sessionId":"s","timestamp":1e400}`,
+        `{"eventType":"e","sessionId":"s","metadata":{"__proto__":{"x":1},"a":2}}`,
+        `{"eventType":"e","sessionId":"s","metadata":[]}`,
+        `{"eventType":"e","sessionId":"s","metadata":null}`,
+        `{"eventType":"e","sessionId":"s","userId":null}`,
+        `{"eventType":"e","sessionId":"s","__proto__":{"userId":""}}`,
+        `{"events":[{"eventType":"e","sessionId":"s"},null]}`,
+        `{"events":{"0":{"eventType":"e","sessionId":"s"},"length":1}}`
+      ]
+    ) {
+      agree("event", JSON.parse(text))
+      agree("batch", JSON.parse(text))
+    }
+    // deeper than JSON.stringify's stack: the Schema reports it, the fast path declines
+    const deep = JSON.parse(`{"eventType":"e","sessionId":"s","metadata":{"a":${"[".repeat(20_000)}${"]".repeat(20_000)}}}`)
+    assert.isFalse(agree("event", deep))
+  })
+})
