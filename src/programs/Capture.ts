@@ -19,13 +19,25 @@ export type CaptureResult =
   | { readonly _tag: "Single"; readonly eventId: string; readonly route: Route }
   | { readonly _tag: "Batch"; readonly count: number; readonly route: Route | "none" }
 
+// under load many requests share a millisecond: format each one once
+let lastMs = Number.NaN
+let lastIso = ""
+const isoAt = (ms: number): string => {
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString()
+    lastMs = ms
+  }
+  return lastIso
+}
+
 export const mintEnvelopes = (
   kind: EventKind,
   events: ReadonlyArray<NormalizedEvent>,
   edge: EdgeInfo,
   receivedAtMs: number
 ): Array<RawEventEnvelope> => {
-  const receivedAt = new Date(receivedAtMs).toISOString()
+  const receivedAt = isoAt(receivedAtMs)
+  if (events.length === 1) return [{ v: ENVELOPE_VERSION, eventId: randomUUID(), kind, receivedAt, edge, payload: events[0]! }]
   return events.map((payload) => ({ v: ENVELOPE_VERSION, eventId: randomUUID(), kind, receivedAt, edge, payload }))
 }
 
