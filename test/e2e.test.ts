@@ -94,9 +94,15 @@ it("a tracked view is stored enriched, fingerprinted and rolled up", async () =>
   expect(by("country")).toEqual([["US", 1]])
   expect(by("utm_campaign")).toEqual([["black-friday", 1]])
 
-  // the writer's counters reach /metrics of the same process
-  const metrics = await (await fetch(`${daemon.baseUrl}/metrics`)).text()
+  // the writer's counters reach /metrics of the same process (from the writer thread within
+  // ~100 ms of the commit the rows above are from)
+  let metrics = ""
   const sample = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1])
+  for (const start = Date.now(); Date.now() - start < 5_000;) {
+    metrics = await (await fetch(`${daemon.baseUrl}/metrics`)).text()
+    if (sample("spoolway_written_events_total") === 1) break
+    await new Promise((r) => setTimeout(r, 50))
+  }
   expect(sample("spoolway_accepted_events_total")).toBe(1)
   expect(sample("spoolway_written_events_total")).toBe(1)
   expect(sample("spoolway_duplicate_events_total")).toBe(0)
