@@ -5,8 +5,12 @@
  * sockets (fetch cannot send broken framing).
  */
 import { connect } from "node:net"
+import { Cause, Context, Effect, Exit, Layer, Logger, Scope } from "effect"
+import { HttpRouter, HttpServer } from "effect/http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { primaryStreamKey } from "../src/domain/Streams.ts"
+import { serveHttp } from "../src/http/Server.ts"
+import { AppConfig } from "../src/layers/AppConfig.ts"
 import { type RunningCollector, startCollector } from "./support/collector.ts"
 import { Redis } from "ioredis"
 
@@ -116,5 +120,35 @@ describe("HTTP framing errors and unknown paths", () => {
     const b = eventRequest(JSON.stringify({ eventType: "pipelined", sessionId: "pipe-3" }))
     const answer = await exchange(port, a + b, 1_500)
     expect(responses(answer.text).map((r) => r.status)).toEqual([202, 202])
+  })
+})
+
+describe("a defect in a handler", () => {
+  it("is answered 500 and logged at ERROR with its cause (the server runs without a request logger)", async () => {
+    const logged: Array<{ level: string; message: string; cause: string }> = []
+    const capture = Logger.make((options) => {
+      logged.push({ level: options.logLevel, message: String(options.message), cause: Cause.pretty(options.cause) })
+    })
+    const boom = HttpRouter.add("GET", "/boom", Effect.die(new Error("a bug in a handler")))
+    const app = serveHttp(boom).pipe(
+      Layer.provideMerge(AppConfig.layerWith({ port: 0, host: "127.0.0.1" })),
+      Layer.provide(Logger.layer([capture]))
+    )
+    const scope = await Effect.runPromise(Scope.make())
+    try {
+      const context = await Effect.runPromise(Layer.buildWithScope(app, scope))
+      const address = Context.get(context, HttpServer.HttpServer).address
+      if (address._tag === "UnixPathAddress") throw new Error("expected a TCP address")
+      const res = await fetch(`http://127.0.0.1:${address.port}/boom`)
+      expect(res.status).toBe(500)
+      const errors = logged.filter((l) => l.level === "Error")
+      expect(errors.map((l) => l.message)).toEqual(["HTTP request failed with a defect (answered 500)"])
+      expect(errors[0]!.cause).toContain("a bug in a handler")
+      // an unknown path is still a JSON 404, not a logged defect
+      expect((await fetch(`http://127.0.0.1:${address.port}/nothing-here`)).status).toBe(404)
+      expect(logged.filter((l) => l.level === "Error")).toHaveLength(1)
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
   })
 })

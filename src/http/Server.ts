@@ -1,7 +1,7 @@
 /** The HTTP server: tracking API, health, OpenAPI at /openapi.json, docs at /docs, CORS. */
 import { createServer } from "node:http"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Cause, Effect, Layer } from "effect"
 import { HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar, OpenApi } from "effect/http-api"
 import { AppConfig } from "../layers/AppConfig.ts"
@@ -59,36 +59,44 @@ let draining = false
 const onSignal = () => {
   draining = true
 }
-const DrainOnSignal = Layer.mergeAll(
-  Layer.effectDiscard(Effect.acquireRelease(
-    Effect.sync(() => {
-      process.on("SIGTERM", onSignal)
-      process.on("SIGINT", onSignal)
-    }),
-    () =>
-      Effect.sync(() => {
-        process.off("SIGTERM", onSignal)
-        process.off("SIGINT", onSignal)
-      })
-  )),
-  HttpRouter.middleware(
-    (httpEffect) => Effect.map(httpEffect, (response) => draining ? HttpServerResponse.setHeader(response, "connection", "close") : response),
-    { global: true }
-  )
-)
+const isRouteNotFound = (error: unknown) => HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
 
 /**
- * A path no route serves gets a JSON 404 (`{"error":"not_found",…}`) like every other error
- * answer, instead of the router's empty one.
+ * One global middleware (one step per request) for what every answer shares:
+ * - after SIGTERM/SIGINT: `Connection: close` (above);
+ * - a path no route serves: a JSON 404 (`{"error":"not_found",…}`) like every other error
+ *   answer, instead of the router's empty one;
+ * - a defect (a bug: the router answers it with an empty 500) is logged at ERROR with its
+ *   cause — the server runs without the request logger, so it would otherwise go unseen.
  */
-const JsonNotFound = HttpRouter.middleware(
+const ResponsePolicy = HttpRouter.middleware(
   (httpEffect) =>
-    Effect.catch(httpEffect, (error) =>
-      HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
-        ? Effect.succeed(errorResponse(404, "not_found", "no such endpoint"))
-        : Effect.fail(error)),
+    Effect.matchCauseEffect(httpEffect, {
+      onSuccess: (response) => Effect.succeed(draining ? HttpServerResponse.setHeader(response, "connection", "close") : response),
+      onFailure: (cause) => {
+        if (cause.reasons.some((reason) => Cause.isFailReason(reason) && isRouteNotFound(reason.error))) {
+          const response = errorResponse(404, "not_found", "no such endpoint")
+          return Effect.succeed(draining ? HttpServerResponse.setHeader(response, "connection", "close") : response)
+        }
+        return Cause.hasDies(cause)
+          ? Effect.logError("HTTP request failed with a defect (answered 500)", cause).pipe(Effect.andThen(Effect.failCause(cause)))
+          : Effect.failCause(cause)
+      }
+    }),
   { global: true }
 )
+
+const SignalListeners = Layer.effectDiscard(Effect.acquireRelease(
+  Effect.sync(() => {
+    process.on("SIGTERM", onSignal)
+    process.on("SIGINT", onSignal)
+  }),
+  () =>
+    Effect.sync(() => {
+      process.off("SIGTERM", onSignal)
+      process.off("SIGINT", onSignal)
+    })
+))
 
 /**
  * Serves `routes` on HOST:PORT (PORT 0 picks a free port). On shutdown the server stops
@@ -97,7 +105,7 @@ const JsonNotFound = HttpRouter.middleware(
 export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>) =>
   Layer.unwrap(
     Effect.map(AppConfig, (config) =>
-      HttpRouter.serve(Layer.mergeAll(routes, DrainOnSignal, JsonNotFound), { disableLogger: true, disableListenLog: true }).pipe(
+      HttpRouter.serve(Layer.mergeAll(routes, SignalListeners, ResponsePolicy), { disableLogger: true, disableListenLog: true }).pipe(
         Layer.provideMerge(NodeHttpServer.layer(() => handleClientErrors(createServer()), {
           port: config.port,
           host: config.host,
