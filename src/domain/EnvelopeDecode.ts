@@ -19,7 +19,7 @@
  * too (the property test fails when the two disagree on generated inputs).
  */
 import { Exit, type Schema } from "effect"
-import { decodeEnvelopeJson, type RawEventEnvelope } from "./Envelope.ts"
+import { decodeEnvelopeJson, EventKind, type RawEventEnvelope } from "./Envelope.ts"
 import { MAX_EVENT_TYPE, MAX_ID, MAX_METADATA_BYTES, MAX_TEXT, MAX_URL } from "./Limits.ts"
 
 type Json = Record<string, unknown>
@@ -28,16 +28,7 @@ type Json = Record<string, unknown>
 const UUID =
   /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|[fF]{8}-[fF]{4}-[fF]{4}-[fF]{4}-[fF]{12})$/
 
-const KINDS = new Set<unknown>([
-  "view",
-  "engagement",
-  "interaction",
-  "event",
-  "batch",
-  "conversion",
-  "funnel",
-  "registration-funnel"
-])
+const KINDS = new Set<unknown>(EventKind.literals)
 
 /** Declines (the Schema decides) — a sentinel, cheaper than exceptions. */
 const NO: unique symbol = Symbol("decline")

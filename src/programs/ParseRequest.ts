@@ -113,28 +113,23 @@ const checkShape = (kind: EventKind, body: unknown, maxBatchEvents: number): Inv
   return undefined
 }
 
+/** The Schema decode of a body that passed `checkShape`, then the envelope check. */
+const decodeChecked = (kind: EventKind, body: unknown): ReadonlyArray<NormalizedEvent> | InvalidRequest => {
+  const events = decoders[kind](body)
+  return events instanceof InvalidRequest ? events : checkNormalized(kind, events)
+}
+
 /** Validates and normalizes one request body; never throws. */
 export const parseRequest = (
   kind: EventKind,
   body: unknown,
   maxBatchEvents: number
-): ReadonlyArray<NormalizedEvent> | InvalidRequest => {
-  const bad = checkShape(kind, body, maxBatchEvents)
-  if (bad !== undefined) return bad
-  const fast = fastPaths[kind]?.(body)
-  if (fast !== undefined) return fast
-  const events = decoders[kind](body)
-  return events instanceof InvalidRequest ? events : checkNormalized(kind, events)
-}
+): ReadonlyArray<NormalizedEvent> | InvalidRequest =>
+  checkShape(kind, body, maxBatchEvents) ?? fastPaths[kind]?.(body) ?? decodeChecked(kind, body)
 
 /** `parseRequest` without the hand-checked path: the Schema only (tests compare the two). */
 export const parseRequestWithSchema = (
   kind: EventKind,
   body: unknown,
   maxBatchEvents: number
-): ReadonlyArray<NormalizedEvent> | InvalidRequest => {
-  const bad = checkShape(kind, body, maxBatchEvents)
-  if (bad !== undefined) return bad
-  const events = decoders[kind](body)
-  return events instanceof InvalidRequest ? events : checkNormalized(kind, events)
-}
+): ReadonlyArray<NormalizedEvent> | InvalidRequest => checkShape(kind, body, maxBatchEvents) ?? decodeChecked(kind, body)
