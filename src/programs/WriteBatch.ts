@@ -851,10 +851,6 @@ export class WriteCache {
     return this.seen.has(key)
   }
 
-  seenToWrite(rows: ReadonlyArray<SeenRow>): Array<SeenRow> {
-    return this.seen.size === 0 ? [...rows] : rows.filter((row) => !this.seen.has(row.key))
-  }
-
   /** After COMMIT: the state the database now holds for these rows. */
   committed(sessions: ReadonlyArray<SessionRow>, seen: ReadonlyArray<SeenRow>): void {
     if (this.sessions.size + sessions.length > this.maxSessions) this.sessions.clear()
@@ -995,8 +991,6 @@ export const writeBatch = (
         // 2. session fingerprints of the inserted views
         const sessions = allNew
           ? plan.sessions
-          : options.cache === undefined
-          ? sessionRows(inserted)
           : sessionRows(inserted, options.cache)
         sentSessions = sessions
         if (sessions.length > 0) {
@@ -1012,8 +1006,6 @@ export const writeBatch = (
         // 3. unique-visitor seen-set of the inserted human views
         const seen = allNew
           ? plan.seen
-          : options.cache === undefined
-          ? seenRows(inserted)
           : seenRows(inserted, options.cache)
         sentSeen = seen
         if (seen.length > 0) {

@@ -53,14 +53,13 @@ export const layerWith = (threadOptions: WriterThreadOptions = {}) => Layer.effe
     const input: WriterThreadInput = { config: { ...config, primaryRedisUrl: primary.url, databaseUrl } }
 
     const latest = yield* Ref.make<WriterSnapshot | undefined>(undefined)
-    /** counters already added to this process's metrics (a restarted thread counts from 0) */
+    /** counters of the current thread already added to this process's metrics (reset by `start`) */
     let counted = { written: 0, duplicates: 0, poison: 0 }
     const absorb = (snapshot: WriterSnapshot) =>
       Effect.gen(function*() {
-        const delta = (now: number, before: number) => (now >= before ? now - before : now)
-        yield* Metric.update(Metrics.written, delta(snapshot.written, counted.written))
-        yield* Metric.update(Metrics.duplicates, delta(snapshot.duplicates, counted.duplicates))
-        yield* Metric.update(Metrics.poison, delta(snapshot.poison, counted.poison))
+        yield* Metric.update(Metrics.written, snapshot.written - counted.written)
+        yield* Metric.update(Metrics.duplicates, snapshot.duplicates - counted.duplicates)
+        yield* Metric.update(Metrics.poison, snapshot.poison - counted.poison)
         counted = { written: snapshot.written, duplicates: snapshot.duplicates, poison: snapshot.poison }
         yield* Ref.set(latest, snapshot)
       })
