@@ -59,6 +59,9 @@ let draining = false
 const onSignal = () => {
   draining = true
 }
+const closeIfDraining = (response: HttpServerResponse.HttpServerResponse) =>
+  draining ? HttpServerResponse.setHeader(response, "connection", "close") : response
+
 const isRouteNotFound = (error: unknown) => HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
 
 /**
@@ -72,11 +75,10 @@ const isRouteNotFound = (error: unknown) => HttpServerError.isHttpServerError(er
 const ResponsePolicy = HttpRouter.middleware(
   (httpEffect) =>
     Effect.matchCauseEffect(httpEffect, {
-      onSuccess: (response) => Effect.succeed(draining ? HttpServerResponse.setHeader(response, "connection", "close") : response),
+      onSuccess: (response) => Effect.succeed(closeIfDraining(response)),
       onFailure: (cause) => {
         if (cause.reasons.some((reason) => Cause.isFailReason(reason) && isRouteNotFound(reason.error))) {
-          const response = errorResponse(404, "not_found", "no such endpoint")
-          return Effect.succeed(draining ? HttpServerResponse.setHeader(response, "connection", "close") : response)
+          return Effect.succeed(closeIfDraining(errorResponse(404, "not_found", "no such endpoint")))
         }
         return Cause.hasDies(cause)
           ? Effect.logError("HTTP request failed with a defect (answered 500)", cause).pipe(Effect.andThen(Effect.failCause(cause)))

@@ -11,7 +11,7 @@
  */
 import { Clock, Effect, Metric } from "effect"
 import { type Headers, HttpRouter, type HttpServerRequest, type HttpServerResponse } from "effect/http"
-import type { EdgeInfo, EventKind } from "../domain/Envelope.ts"
+import { type EdgeInfo, EventKind } from "../domain/Envelope.ts"
 import type { QueueUnavailable } from "../domain/Errors.ts"
 import type { InvalidRequest } from "../domain/Validation.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
@@ -24,16 +24,8 @@ import { makeRateLimiter } from "./RateLimiter.ts"
 import { accepted, batchAccepted, errorResponse, invalidResponse } from "./Responses.ts"
 import { makeWriteKeyCheck } from "./WriteKeys.ts"
 
-export const TRACKING_PATHS: ReadonlyArray<readonly [EventKind, `/${string}`]> = [
-  ["view", "/track/view"],
-  ["engagement", "/track/engagement"],
-  ["interaction", "/track/interaction"],
-  ["event", "/track/event"],
-  ["batch", "/track/batch"],
-  ["conversion", "/track/conversion"],
-  ["funnel", "/track/funnel"],
-  ["registration-funnel", "/track/registration-funnel"]
-]
+/** Every kind has its endpoint at `/track/<kind>` (SPEC §2). */
+export const TRACKING_PATHS: ReadonlyArray<readonly [EventKind, `/${string}`]> = EventKind.literals.map((kind) => [kind, `/track/${kind}`])
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
