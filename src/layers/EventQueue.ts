@@ -8,6 +8,7 @@
 import { Clock, Context, Duration, Effect, Exit, Layer, Metric, Ref, Schedule } from "effect"
 import type { RawEventEnvelope } from "../domain/Envelope.ts"
 import { encodeEnvelopeJson } from "../domain/Envelope.ts"
+import { cappedBackoff } from "../domain/Backoff.ts"
 import { QueueUnavailable } from "../domain/Errors.ts"
 import { primaryStreamKey, spoolStreamKey } from "../domain/Streams.ts"
 import { AppConfig } from "./AppConfig.ts"
@@ -185,10 +186,7 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
   })
 
   /** spool read/delete failures: 100 ms doubling to 5 s, jittered, for as long as it takes */
-  const drainBackoff = Schedule.exponential(Duration.millis(100)).pipe(
-    Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.seconds(5)))),
-    Schedule.jittered
-  )
+  const drainBackoff = cappedBackoff(100, 5_000)
 
   const drainLoop = Effect.gen(function*() {
     let draining = false

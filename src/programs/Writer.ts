@@ -33,6 +33,7 @@ import { Cause, Clock, Context, Duration, Effect, Fiber, Layer, Metric, Ref, Sch
 import type { Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
+import { cappedBackoff } from "../domain/Backoff.ts"
 import { primaryStreamKey, writerGroup } from "../domain/Streams.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { Domains } from "../layers/Domains.ts"
@@ -192,12 +193,6 @@ export interface WriterHandle {
   readonly leaveGroup: Effect.Effect<void>
 }
 
-const backoff = (baseMs: number, maxMs: number) =>
-  Schedule.exponential(Duration.millis(baseMs)).pipe(
-    Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(maxMs)))),
-    Schedule.jittered
-  )
-
 interface Work {
   readonly entries: ReadonlyArray<BatchEntry>
   readonly batch: PreparedBatch
@@ -271,7 +266,7 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
   const noteError = (message: string) =>
     Effect.flatMap(now, (at) => Ref.update(stats, (s) => ({ ...s, lastError: message, lastErrorAt: at })))
 
-  const schedule = backoff(options.retryBaseMs, options.retryMaxMs)
+  const schedule = cappedBackoff(options.retryBaseMs, options.retryMaxMs)
 
   // the group is (re)created on NOGROUP by the read loop too, so a Redis that is down at start
   // only delays the writer
