@@ -4,11 +4,12 @@
  * SIGINT/SIGTERM, and (synchronously, SIGKILL / immediate shutdown) from a process 'exit'
  * handler. Nothing here ever signals a process it did not start. Loopback only.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from "node:child_process"
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { join, resolve } from "node:path"
 import { Redis } from "ioredis"
+import { isAlive as isPidAlive } from "../src/layers/Pids.ts"
 
 export const REPO_DIR = resolve(import.meta.dirname, "..")
 export const CLI = join(REPO_DIR, "src", "cli.ts")
@@ -205,11 +206,14 @@ const isRoot = () => typeof process.getuid === "function" && process.getuid() ==
 const pgCommand = (bin: string, args: ReadonlyArray<string>): [string, Array<string>] =>
   isRoot() ? ["runuser", ["-u", "postgres", "--", join(PG_BIN, bin), ...args]] : [join(PG_BIN, bin), [...args]]
 
-const runPg = (bin: string, args: ReadonlyArray<string>, timeoutMs = 60_000) =>
+/**
+ * Runs a tracked child to completion (killed after `timeoutMs`): its stdout + stderr, or an
+ * error naming `what` with that output when it exits non-zero.
+ */
+const runToCompletion = (what: string, cmd: string, argv: ReadonlyArray<string>, options: SpawnOptions, timeoutMs: number) =>
   new Promise<string>((done, reject) => {
-    const [cmd, argv] = pgCommand(bin, args)
-    const child = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"] })
-    const t = track(`${bin}`, child)
+    const child = spawn(cmd, argv, { ...options, stdio: ["ignore", "pipe", "pipe"] })
+    const t = track(what, child)
     t.expected = true
     let out = ""
     child.stdout!.on("data", (d) => (out += d))
@@ -218,17 +222,13 @@ const runPg = (bin: string, args: ReadonlyArray<string>, timeoutMs = 60_000) =>
     child.once("exit", (code) => {
       clearTimeout(timer)
       if (code === 0) done(out)
-      else reject(new Error(`${bin} ${args.join(" ")} failed (${code}):\n${out}`))
+      else reject(new Error(`${what} failed (${code}):\n${out}`))
     })
   })
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
+const runPg = (bin: string, args: ReadonlyArray<string>, timeoutMs = 60_000) => {
+  const [cmd, argv] = pgCommand(bin, args)
+  return runToCompletion(`${bin} ${args.join(" ")}`, cmd, argv, {}, timeoutMs)
 }
 
 /** Direct children of `pid` (from /proc/<n>/stat). */
@@ -316,7 +316,7 @@ export class PgCluster {
       } catch {}
     }
     const deadline = Date.now() + 15_000
-    while (pids.some(alive) && Date.now() < deadline) await sleep(50)
+    while (pids.some(isPidAlive) && Date.now() < deadline) await sleep(50)
     this.running = false
     return pids.length
   }
@@ -407,24 +407,13 @@ export const removeDir = (dir: string) => {
 
 /** Runs one spoolway CLI command to completion (tracked, killed after `timeoutMs`); its output. */
 export const runSpoolway = (args: ReadonlyArray<string>, env: Record<string, string>, timeoutMs = 120_000) =>
-  new Promise<string>((done, reject) => {
-    const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], {
-      cwd: REPO_DIR,
-      env: { ...process.env, LOG_LEVEL: "warn", ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    const t = track(`spoolway ${args.join(" ")}`, child)
-    t.expected = true
-    let out = ""
-    child.stdout!.on("data", (d) => (out += d))
-    child.stderr!.on("data", (d) => (out += d))
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      if (code === 0) done(out)
-      else reject(new Error(`spoolway ${args.join(" ")} failed (${code}):\n${out}`))
-    })
-  })
+  runToCompletion(
+    `spoolway ${args.join(" ")}`,
+    process.execPath,
+    [...NODE_FLAGS, CLI, ...args],
+    { cwd: REPO_DIR, env: { ...process.env, LOG_LEVEL: "warn", ...env } },
+    timeoutMs
+  )
 
 // ---------------------------------------------------------------------------------------------
 // CPU used by processes that are not ours (other sessions' benchmarks share the machine)
