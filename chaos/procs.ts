@@ -7,8 +7,9 @@
 import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from "node:child_process"
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
-import { join, resolve } from "node:path"
+import { dirname, join, resolve } from "node:path"
 import { Redis } from "ioredis"
+import { makeReachableByPostgres } from "../src/layers/EmbeddedPostgres.ts"
 import { isAlive as isPidAlive } from "../src/layers/Pids.ts"
 
 export const REPO_DIR = resolve(import.meta.dirname, "..")
@@ -270,6 +271,9 @@ export class PgCluster {
       chownSync(this.dir, Number(ids), Number(gid))
       writeFileSync(this.logFile, "")
       chownSync(this.logFile, Number(ids), Number(gid))
+      // `postgres` must reach the binaries in this checkout's node_modules and the run dir
+      const problem = makeReachableByPostgres([PG_BIN, this.dir], [REPO_DIR, dirname(this.dir)])
+      if (problem !== undefined) throw new Error(problem)
     }
     await runPg("initdb", ["-D", this.dir, "-U", this.user, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])
   }

