@@ -42,6 +42,11 @@ const BATCH = Number(process.env["BENCH_BATCH"] ?? 500)
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 1)
 const ADMIN_URL = process.env["BENCH_PG_ADMIN_URL"] ?? "postgres://root@127.0.0.1:5432/postgres"
 const REDIS_URL = process.env["BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+/**
+ * WRITER_TRANSACTIONS per round: a comma list is used in turn (round 1 the first value, round
+ * 2 the second, …), so `BENCH_TRANSACTIONS=1,2 BENCH_ROUNDS=6` interleaves the two settings.
+ */
+const TRANSACTIONS = (process.env["BENCH_TRANSACTIONS"] ?? "2").split(",").map(Number)
 /** BENCH_CPU_PROFILE=1: writes a .cpuprofile of the writer phase to bench/results/ */
 const PROFILE = process.env["BENCH_CPU_PROFILE"] === "1"
 
@@ -220,6 +225,7 @@ const adminSql = (statement: string) =>
 
 interface RoundResult {
   readonly events: number
+  readonly transactions: number
   readonly writerS: number
   readonly writerEps: number
   readonly copyS: number
@@ -241,6 +247,7 @@ interface RoundResult {
 }
 
 const runRound = async (round_: number): Promise<RoundResult> => {
+  const transactions = TRANSACTIONS[(round_ - 1) % TRANSACTIONS.length]!
   const dbName = `spoolway_bench_${Math.random().toString(36).slice(2, 8)}`
   const dbUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${dbName}` }).toString()
   const prefix = `bench-writer-${Math.random().toString(36).slice(2, 8)}`
@@ -255,7 +262,7 @@ const runRound = async (round_: number): Promise<RoundResult> => {
         Layer.mergeAll(
           Sql.layerUrl(dbUrl),
           PrimaryRedis.layerUrl(REDIS_URL),
-          AppConfig.layerWith({ streamPrefix: prefix, writerBatchSize: BATCH, writerBlockMs: 100 }),
+          AppConfig.layerWith({ streamPrefix: prefix, writerBatchSize: BATCH, writerBlockMs: 100, writerTransactions: transactions }),
           GeoLookup.layer
         )
       )
@@ -301,7 +308,7 @@ const runRound = async (round_: number): Promise<RoundResult> => {
       }).pipe(Effect.scoped, Effect.provide(layer))
     )
     log(
-      `round ${round_}: writer stored ${result.counts.stored} rows in ${round(result.writerS, 2)} s ` +
+      `round ${round_} (${transactions} transaction(s) in flight): writer stored ${result.counts.stored} rows in ${round(result.writerS, 2)} s ` +
         `(CPU: writer process ${round(result.nodeCpuS, 2)} s, PostgreSQL backends ${round(result.pgCpuS, 2)} s)`
     )
 
@@ -327,6 +334,7 @@ const runRound = async (round_: number): Promise<RoundResult> => {
     const copyEps = rows / copyS
     return {
       events: EVENTS,
+      transactions,
       writerS: round(result.writerS, 2),
       writerEps: Math.round(writerEps),
       copyS: round(copyS, 2),
@@ -359,7 +367,7 @@ const main = async () => {
   const results: Array<RoundResult> = []
   for (let i = 1; i <= ROUNDS; i++) results.push(await runRound(i))
   const summary = {
-    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} npx node bench/writer.ts`,
+    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} BENCH_TRANSACTIONS=${TRANSACTIONS.join(",")} npx node bench/writer.ts`,
     machine: { nproc: machine.nproc, cpuModel: machine.cpuModel, node: machine.node, postgres: results[0]?.pgVersion, redis: machine.redis },
     rounds: results
   }

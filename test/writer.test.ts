@@ -387,6 +387,117 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       assert.strictEqual((yield* b.snapshot).lastError, null)
     }))
 
+  it.effect("three transactions in flight: redeliveries across overlapping batches are stored and counted once, as by a one-at-a-time writer", () =>
+    Effect.gen(function*() {
+      const overlapped = streamKeys("overlap")
+      const serial = streamKeys("serial")
+      yield* cleanupKeys(overlapped.streamKey, serial.streamKey)
+      const siteA = yield* domainFor("overlap")
+      const siteB = yield* domainFor("serial")
+      const t0 = Date.now() - 60_000
+      // 24 sessions of 4 views (viewport and user change on later views), 8 visitors (IP), 2 bot
+      // sessions, conversions; every entry is delivered twice, the copy 1–9 entries later
+      const workload = (site: { readonly origin: string }, tag: string) => {
+        const list: Array<ReturnType<typeof viewEnvelope>> = []
+        for (let i = 0; i < 96; i++) {
+          const session = i % 24
+          const bot = session >= 22
+          const at = new Date(t0 + ((i * 7919) % 50_000)).toISOString()
+          list.push(viewEnvelope({
+            receivedAt: at,
+            edge: { headers: { origin: site.origin }, ip: `81.2.69.${160 + (session % 8)}`, ...(bot ? { ua: GOOGLEBOT } : {}) },
+            payload: {
+              sessionId: `${tag}-s${session}`,
+              timestamp: Date.parse(at),
+              pageUrl: `https://x.example/p${i % 5}${session % 3 === 0 ? "?utm_source=news&utm_campaign=c" + (i % 2) : ""}`,
+              ...(i >= 48 && session % 2 === 0 ? { userId: `u-${session}` } : {}),
+              clientDevice: { viewportWidth: 800 + (i % 4) * 100 }
+            }
+          }))
+          if (i % 6 === 0) {
+            list.push(eventEnvelope({
+              kind: "conversion",
+              receivedAt: at,
+              edge: { headers: { origin: site.origin } },
+              payload: { eventType: "conversion", sessionId: `${tag}-s${session}`, metadata: { conversionType: "signup", value: i } }
+            }))
+          }
+        }
+        const stream: Array<ReturnType<typeof viewEnvelope>> = []
+        list.forEach((envelope, i) => {
+          stream.push(envelope)
+          stream.splice(Math.max(0, stream.length - 1 - (i % 9)), 0, envelope)
+        })
+        return { list, stream }
+      }
+      const a = workload(siteA, `ovl-${siteA.domainId}`)
+      const b = workload(siteB, `ser-${siteB.domainId}`)
+      yield* xadd(overlapped.streamKey, a.stream)
+      yield* xadd(serial.streamKey, b.stream)
+
+      // the first transaction waits (before COMMIT) until another one of this writer is open
+      const sql = yield* SqlClient.SqlClient
+      let overlapSeen = false
+      let waited = false
+      const waitForAnother = Effect.gen(function*() {
+        if (waited) return
+        waited = true
+        for (let i = 0; i < 100 && !overlapSeen; i++) {
+          const [row] = yield* sql<{ n: number }>`
+            SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+              AND query NOT LIKE '%pg_stat_activity%'`
+          if ((row?.n ?? 0) > 0) overlapSeen = true
+          else yield* Effect.sleep("20 millis")
+        }
+      })
+      const writerA = yield* makeWriter({
+        ...overlapped,
+        consumer: "overlap-a",
+        batchSize: 4,
+        transactions: 3,
+        hooks: { beforeCommit: () => waitForAnother }
+      })
+      yield* writerA.drain
+      const writerB = yield* makeWriter({ ...serial, consumer: "serial-b", batchSize: 4, transactions: 1 })
+      yield* writerB.drain
+      assert.isTrue(overlapSeen, "no two transactions were ever open together")
+
+      for (const [writer, site, work] of [[writerA, siteA, a], [writerB, siteB, b]] as const) {
+        const stats = yield* writer.snapshot
+        assert.strictEqual(stats.written, work.list.length)
+        assert.strictEqual(stats.duplicates, work.list.length)
+        assert.strictEqual(stats.retries, 0) // no deadlock, no lock timeout
+        assert.strictEqual(stats.lastError, null)
+        assert.strictEqual(
+          yield* countRows(`SELECT count(*)::int AS n FROM raw_events WHERE domain_id = $1::int4`, [site.domainId]),
+          work.list.length
+        )
+        assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "pageviews" }), 88) // 96 − 8 bot views
+        assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "sessions" }), 22)
+        assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "unique_visitors" }), 8)
+        assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "conversions" }), 16)
+        assert.strictEqual(yield* pendingOf(writer.options.streamKey, writer.options.group), 0)
+      }
+      // every rollup and every fingerprint as the one-at-a-time writer left them
+      assert.deepStrictEqual(yield* metricsOf(siteA.domainId), yield* metricsOf(siteB.domainId))
+      const fingerprints = (prefix: string) =>
+        Effect.map(
+          query<Record<string, unknown>>(
+            `SELECT * FROM session_fingerprints WHERE session_id LIKE $1 || '-%' ORDER BY session_id`,
+            [prefix]
+          ),
+          (rows) =>
+            rows.map(({ corp_id: _c, created_at: _t, domain_id: _d, session_id, updated_at: _u, ...rest }) => ({
+              ...rest,
+              session: String(session_id).slice(prefix.length)
+            }))
+        )
+      const fpA = yield* fingerprints(`ovl-${siteA.domainId}`)
+      assert.strictEqual(fpA.length, 24)
+      assert.deepStrictEqual(fpA, yield* fingerprints(`ser-${siteB.domainId}`))
+    }))
+
   it.effect("bots are stored with is_bot and absent from human rollups", () =>
     Effect.gen(function*() {
       const keys = streamKeys("bots")
@@ -525,6 +636,62 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       // the consumer left the group on the way out
       const consumers = yield* redis((c) => c.xinfo("CONSUMERS", keys.streamKey, keys.group) as Promise<Array<unknown>>)
       assert.strictEqual(consumers.length, 0)
+    }))
+
+  it.effect("stopping with two transactions in flight: both commit, the read-ahead commits, the rest is released and stored once by the next writer", () =>
+    Effect.gen(function*() {
+      const keys = streamKeys("stop2")
+      yield* cleanupKeys(keys.streamKey)
+      // one site per entry: transactions on the same site's rollup rows would wait for each other
+      const sites = yield* Effect.forEach(Array.from({ length: 8 }), () => domainFor("stop2"))
+      const envelopes = sites.map((site) => viewEnvelope({ edge: { headers: { origin: site.origin } } }))
+      const domainIds = sites.map((site) => site.domainId)
+      yield* xadd(keys.streamKey, envelopes)
+      const inside = yield* Deferred.make<void>()
+      let open = 0
+      let maxOpen = 0
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        Writer.layerWith({
+          ...keys,
+          consumer: "stop2-a",
+          batchSize: 1,
+          transactions: 2,
+          maintenance: false,
+          hooks: {
+            beforeCommit: () =>
+              Effect.gen(function*() {
+                maxOpen = Math.max(maxOpen, ++open)
+                if (open === 2) yield* Deferred.succeed(inside, undefined)
+                yield* Effect.sleep("300 millis")
+                open--
+              })
+          }
+        }),
+        scope
+      )
+      const writer = Context.get(context, Writer)
+      // stop while two transactions wait before their COMMIT
+      yield* Deferred.await(inside)
+      yield* Scope.close(scope, Exit.void)
+      const stored = yield* countRows(`SELECT count(*)::int AS n FROM raw_events WHERE domain_id = ANY($1::int4[])`, [domainIds])
+      const stats = yield* writer.snapshot
+      assert.strictEqual(maxOpen, 2)
+      // the two in flight and the batch read ahead meanwhile; nothing more was read
+      assert.strictEqual(stored, 3)
+      assert.strictEqual(stats.written, stored)
+      assert.strictEqual(yield* pendingOf(keys.streamKey, keys.group), 0)
+      assert.strictEqual(yield* redis((c) => c.xlen(keys.streamKey)), envelopes.length - stored)
+
+      const next = yield* makeWriter({ ...keys, consumer: "stop2-b" })
+      yield* next.drain
+      assert.strictEqual((yield* next.snapshot).duplicates, 0)
+      assert.strictEqual(
+        yield* countRows(`SELECT count(DISTINCT id)::int AS n FROM raw_events WHERE domain_id = ANY($1::int4[])`, [domainIds]),
+        envelopes.length
+      )
+      assert.strictEqual(yield* countRows(`SELECT count(*)::int AS n FROM raw_events WHERE domain_id = ANY($1::int4[])`, [domainIds]), envelopes.length)
+      for (const site of sites) assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "pageviews" }), 1)
     }))
 
   it.effect("later views only update the viewport and fill an empty user_id; an earlier view takes over the first touch", () =>

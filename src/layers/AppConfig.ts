@@ -35,6 +35,11 @@ export const AppConfigSchema = Config.all({
   maxBatchEvents: Config.Int("MAX_BATCH_EVENTS").pipe(Config.withDefault(500)),
   writerBatchSize: Config.Int("WRITER_BATCH_SIZE").pipe(Config.withDefault(500)),
   writerBlockMs: Config.Int("WRITER_BLOCK_MS").pipe(Config.withDefault(1000)),
+  /**
+   * Batch transactions one writer keeps in flight at once (each on its own connection): while
+   * one waits for its COMMIT's WAL flush or for row locks, the next one runs.
+   */
+  writerTransactions: Config.Int("WRITER_TRANSACTIONS").pipe(Config.withDefault(2)),
   /** entries pending this long in a (dead) writer are reclaimed by another (XAUTOCLAIM) */
   writerClaimIdleMs: Config.Int("WRITER_CLAIM_IDLE_MS").pipe(Config.withDefault(30_000)),
   writerClaimEveryMs: Config.Int("WRITER_CLAIM_EVERY_MS").pipe(Config.withDefault(10_000)),

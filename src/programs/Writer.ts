@@ -16,9 +16,10 @@
  *   retried `permanentAttempts` times, then the batch is split in halves until the offending
  *   entry is alone; that entry goes to `ingest_failures`.
  *
- * Throughput: a two-stage pipeline — batch N+1 is read, decoded, enriched and its statement
- * parameters and rollups computed while batch N is in its transaction; acknowledgements run
- * in the background, in commit order. Rows this writer already stored and that a later view
+ * Throughput: a pipeline — batch N+2 is read, decoded, enriched and its statement parameters
+ * and rollups computed while batches N and N+1 are in their transactions (`transactions`,
+ * WRITER_TRANSACTIONS, default 2, each on its own connection); acknowledgements run in the
+ * background, in commit order. Rows this writer already stored and that a later view
  * would not change (known sessions, visitors already counted for a bucket) are not sent again
  * (WriteCache).
  *
@@ -80,6 +81,8 @@ export interface WriterOptions {
   readonly batchSize: number
   /** XREADGROUP BLOCK (WRITER_BLOCK_MS) */
   readonly blockMs: number
+  /** batch transactions in flight at once (WRITER_TRANSACTIONS, at least 1) */
+  readonly transactions: number
   /** reclaim entries pending (in any consumer) for at least this long */
   readonly claimIdleMs: number
   readonly claimEveryMs: number
@@ -113,6 +116,7 @@ export const writerOptions = Effect.fnUntraced(function*(overrides: Partial<Writ
     consumer: defaultConsumerName(),
     batchSize: config.writerBatchSize,
     blockMs: config.writerBlockMs,
+    transactions: config.writerTransactions,
     claimIdleMs: config.writerClaimIdleMs,
     claimEveryMs: config.writerClaimEveryMs,
     pruneConsumersIdleMs: 600_000,
@@ -529,15 +533,32 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
       : commitAndSettle(work).pipe(Effect.andThen(awaitAcks), Effect.as(work.entries.length)))
 
   /**
-   * Two-stage pipeline: while batch N is in its transaction (the database works, this process
-   * mostly waits), batch N+1 is read and prepared (decode, enrich, rollups, parameters).
-   * Commits stay sequential, in read order. When interrupted, the batch being committed
-   * finishes (uninterruptible); a batch already read ahead is committed too (one attempt) —
-   * whatever remains pending is released to the other writers by `leaveGroup`.
+   * Pipeline: while batches N and N+1 are in their transactions (one connection each, up to
+   * `transactions` at once), batch N+2 is read and prepared (decode, enrich, rollups,
+   * parameters). One transaction waiting for its COMMIT's WAL flush, or for a rollup row the
+   * other holds, leaves the database and this process work to do on the next one. Overlapping
+   * transactions are safe: every statement takes its row locks in one global order (tables in
+   * statement order, rows sorted by conflict key — no deadlocks), a row inserted by both is
+   * kept and counted by the one that commits first (the other waits on its key, then finds it
+   * ON CONFLICT), and the WriteCache only learns what has committed. Acknowledgements follow
+   * the commits, in commit order. When interrupted, the transactions in flight finish their
+   * current attempt (uninterruptible) and a batch already read ahead is committed too (one
+   * attempt) — whatever remains pending is released to the other writers by `leaveGroup`.
    */
   const pipeline = (stopWhenIdle: boolean): Effect.Effect<void> => {
+    const depth = Math.max(1, Math.floor(options.transactions))
     let next: Fiber.Fiber<Work | undefined> | undefined
+    /** batches in their transactions, oldest first */
+    const committing: Array<Fiber.Fiber<void>> = []
+    const awaitCommits = Effect.suspend(() =>
+      Effect.forEach(committing.splice(0), (fiber) => Fiber.join(fiber), { discard: true })
+    )
+    // an interrupted commit still finishes its current attempt (it is uninterruptible)
+    const stopCommits = Effect.suspend(() =>
+      Effect.forEach(committing.splice(0), (fiber) => Fiber.interrupt(fiber), { discard: true })
+    )
     const handoff = Effect.gen(function*() {
+      yield* stopCommits
       const fiber = next
       if (fiber === undefined) return
       yield* Fiber.interrupt(fiber)
@@ -556,8 +577,12 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
       let idle = 0
       next = yield* Effect.forkChild(fetchWork)
       while (true) {
+        // a free transaction slot first: meanwhile the read-ahead batch stays in `next`, where
+        // the shutdown handoff finds it
+        if (committing.length >= depth) yield* Fiber.join(committing.shift()!)
         const work = yield* Fiber.join(next)
         if (work === undefined) {
+          yield* awaitCommits // nothing new: let the transactions in flight finish (or fail)
           if (stopWhenIdle) {
             if (++idle > 1) return yield* awaitAcks
             nextClaimAt = 0 // one more look, at idle entries too
@@ -567,15 +592,17 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
         }
         idle = 0
         next = yield* Effect.forkChild(fetchWork)
-        yield* commitAndSettle(work)
+        committing.push(yield* Effect.forkChild(commitAndSettle(work)))
       }
     }).pipe(
       Effect.onExit((exit) => {
         if (exit._tag === "Success") return Effect.void
         if (Cause.hasInterruptsOnly(exit.cause)) return handoff
-        // a defect: stop the read-ahead; its entries stay pending and are reclaimed later
+        // a defect: stop the read-ahead and the other transactions' retries; their entries stay
+        // pending and are reclaimed later
         const fiber = next
-        return (fiber === undefined ? Effect.void : Fiber.interrupt(fiber)).pipe(
+        return stopCommits.pipe(
+          Effect.andThen(fiber === undefined ? Effect.void : Fiber.interrupt(fiber)),
           Effect.andThen(Effect.sync(() => inFlight.clear()))
         )
       })
