@@ -69,7 +69,10 @@ it.live("a crashed writer thread is restarted; entries before, during and after 
       // the thread throws right after its first batch committed (others read, not committed);
       // the supervisor starts another one, which reclaims what the dead one held
       yield* waitUntil("the injected crash", Effect.sync(() => existsSync(join(dataDir, "crashed-once"))))
-      yield* waitUntil("a new writer thread", Effect.map(writer.snapshot, (s) => s.consumer !== firstConsumer))
+      // the restarted thread runs under the same consumer name: a new thread is told by its
+      // counters starting again (it reports written 0 when ready)
+      yield* waitUntil("a new writer thread", Effect.map(writer.snapshot, (s) => s.written === 0))
+      assert.strictEqual((yield* writer.snapshot).consumer, firstConsumer)
 
       const after = Array.from({ length: 20 }, (_, i) => eventEnvelope({ payload: { eventType: `after-${i}` } }))
       yield* xadd(streamKey, after)
@@ -78,10 +81,15 @@ it.live("a crashed writer thread is restarted; entries before, during and after 
       const rows = yield* rowsOf(ids)
       assert.deepStrictEqual(rows.filter((r) => r.n !== 1), [])
       assert.strictEqual(rows.length, ids.length)
+      // one consumer in the group: the dead thread's name is the live one's
+      const consumers = yield* redis((c) => c.xinfo("CONSUMERS", streamKey, `${prefix}:writers`) as Promise<Array<Array<unknown>>>)
+      assert.deepStrictEqual(consumers.map((c) => c[1]), [firstConsumer])
     }).pipe(Effect.provide(thread))
 
-    // the scope closed: the thread stopped and left the group; nothing is left pending
+    // the scope closed: the thread stopped and left the group; nothing is left pending, and no
+    // dead consumer stays behind
     const pending = yield* redis((c) => c.xpending(streamKey, `${prefix}:writers`) as Promise<Array<unknown>>)
     assert.strictEqual(Number(pending[0]), 0)
+    assert.deepStrictEqual(yield* redis((c) => c.xinfo("CONSUMERS", streamKey, `${prefix}:writers`)), [])
     yield* redis((c) => c.del(streamKey))
   }).pipe(Effect.provide(PrimaryRedis.layerUrl(REDIS_URL).pipe(Layer.provide(AppConfig.layerWith({})))), Effect.scoped), { timeout: 60_000 })

@@ -13,7 +13,9 @@
  * `spoolway_written/duplicate/poison` counters of this process's `/metrics`. Shutdown: the main
  * thread asks the thread to stop; the writer commits and acknowledges its batch and leaves the
  * group, then the thread exits (after 30 s it is terminated; entries it held stay pending and
- * are reclaimed by the next writer). A thread that dies unexpectedly is restarted after a second.
+ * are reclaimed by the next writer). A thread that dies unexpectedly is restarted after a second,
+ * under the same consumer name: it reclaims what its predecessor left pending (once idle for
+ * WRITER_CLAIM_IDLE_MS) and the group keeps no dead consumer.
  * `WRITER_THREAD=false` keeps the writer on the main thread.
  */
 import { Worker } from "node:worker_threads"
@@ -23,7 +25,7 @@ import { AppConfig } from "../layers/AppConfig.ts"
 import { startEmbeddedPostgres } from "../layers/EmbeddedPostgres.ts"
 import * as Metrics from "../layers/Metrics.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
-import { Writer, type WriterSnapshot } from "./Writer.ts"
+import { defaultConsumerName, Writer, type WriterSnapshot } from "./Writer.ts"
 import type { FromWriterThread, PortableWriterOptions, ToWriterThread, WriterThreadInput } from "./WriterThreadProtocol.ts"
 
 const WORKER_URL = new URL("./WriterWorker.ts", import.meta.url)
@@ -50,7 +52,10 @@ export const layerWith = (threadOptions: WriterThreadOptions = {}) => Layer.effe
     const primary = yield* PrimaryRedis
     const databaseUrl = config.databaseUrl ??
       (yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach })).url
-    const input: WriterThreadInput = { config: { ...config, primaryRedisUrl: primary.url, databaseUrl } }
+    const input: WriterThreadInput = {
+      config: { ...config, primaryRedisUrl: primary.url, databaseUrl },
+      consumer: defaultConsumerName()
+    }
 
     const latest = yield* Ref.make<WriterSnapshot | undefined>(undefined)
     /** counters of the current thread already added to this process's metrics (reset by `start`) */

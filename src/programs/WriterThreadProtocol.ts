@@ -5,6 +5,11 @@ import type { WriterOptions, WriterSnapshot } from "./Writer.ts"
 /** `workerData` of the writer thread: the resolved configuration (URLs of embedded servers filled in). */
 export interface WriterThreadInput {
   readonly config: AppConfigValues & { readonly primaryRedisUrl: string; readonly databaseUrl: string }
+  /**
+   * The consumer name, the same for every thread the supervisor starts: a restarted thread
+   * takes over the entries its predecessor left pending, and no dead consumer stays in the group.
+   */
+  readonly consumer: string
 }
 
 /** Writer options as they cross the thread boundary (hooks are functions: test-only, in-process). */

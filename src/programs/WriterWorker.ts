@@ -16,10 +16,10 @@ import type { FromWriterThread, ToWriterThread, WriterThreadInput } from "./Writ
 
 const port = parentPort
 if (port === null) throw new Error("WriterWorker.ts runs as a worker thread only")
-const { config } = workerData as WriterThreadInput
+const { config, consumer } = workerData as WriterThreadInput
 const send = (message: FromWriterThread) => port.postMessage(message)
 
-const WriterInThread = Writer.layer.pipe(
+const WriterInThread = Writer.layerWith({ consumer }).pipe(
   Layer.provide([
     Sql.layerUrl(config.databaseUrl),
     Layer.orDie(GeoLookup.layer),
