@@ -647,7 +647,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const envelopes = sites.map((site) => viewEnvelope({ edge: { headers: { origin: site.origin } } }))
       const domainIds = sites.map((site) => site.domainId)
       yield* xadd(keys.streamKey, envelopes)
-      const inside = yield* Deferred.make<void>()
+      const bothInside = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
       let open = 0
       let maxOpen = 0
       const scope = yield* Scope.make()
@@ -662,8 +663,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
             beforeCommit: () =>
               Effect.gen(function*() {
                 maxOpen = Math.max(maxOpen, ++open)
-                if (open === 2) yield* Deferred.succeed(inside, undefined)
-                yield* Effect.sleep("300 millis")
+                if (open === 2) yield* Deferred.succeed(bothInside, undefined)
+                yield* Deferred.await(release)
                 open--
               })
           }
@@ -671,9 +672,16 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
         scope
       )
       const writer = Context.get(context, Writer)
-      // stop while two transactions wait before their COMMIT
-      yield* Deferred.await(inside)
-      yield* Scope.close(scope, Exit.void)
+      // two transactions wait before their COMMIT; the third entry is read (pending for this
+      // consumer) and given time to be prepared: the read-ahead batch
+      yield* Deferred.await(bothInside)
+      while ((yield* pendingOf(keys.streamKey, keys.group)) < 3) yield* Effect.sleep("10 millis")
+      yield* Effect.sleep("300 millis")
+      // stop now; the transactions finish once released
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* Effect.sleep("100 millis")
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(closing)
       const stored = yield* countRows(`SELECT count(*)::int AS n FROM raw_events WHERE domain_id = ANY($1::int4[])`, [domainIds])
       const stats = yield* writer.snapshot
       assert.strictEqual(maxOpen, 2)
