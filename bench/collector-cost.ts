@@ -5,7 +5,7 @@
  *
  *   flock /tmp/spoolway-bench.lock npx node --experimental-strip-types --no-warnings=ExperimentalWarning bench/collector-cost.ts
  *
- * Sends COST_REQUESTS (20000) single-event POST /track/event requests over COST_CONNECTIONS (50)
+ * Sends COST_REQUESTS (20000) single-event POST /track/event (COST_PATH, body COST_BODY) requests over COST_CONNECTIONS (50)
  * keep-alive connections after COST_WARMUP (20000) warm-up requests; repeats COST_REPEATS (3)
  * times per server. Per request: CPU µs (user+sys, all threads, incl. GC), KB allocated,
  * scavenges. COST_TARGETS=collector,bare (default both); COST_NODE_ARGS adds node flags to
@@ -24,6 +24,8 @@ const CONNECTIONS = Number(process.env.COST_CONNECTIONS ?? 50)
 const REPEATS = Number(process.env.COST_REPEATS ?? 3)
 const TARGETS = (process.env.COST_TARGETS ?? "collector,bare").split(",")
 const BODY = process.env.COST_BODY
+/** COST_PATH=/track/view with a view body in COST_BODY measures page views */
+const PATH = process.env.COST_PATH ?? "/track/event"
 
 interface Probe {
   readonly cpuUs: number
@@ -55,7 +57,7 @@ const readLines = (file: string) => {
 const load = (url: string, n: number, connections: number, halfway?: () => void) =>
   new Promise<{ statuses: Record<number, number>; ms: number }>((resolve, reject) => {
     const agent = new Agent({ keepAlive: true, maxSockets: connections })
-    const target = new URL("/track/event", url)
+    const target = new URL(PATH, url)
     const statuses: Record<number, number> = {}
     let sent = 0
     let done = 0
