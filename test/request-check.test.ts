@@ -7,8 +7,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Schema } from "effect"
 import { NormalizedEvent } from "../src/domain/Envelope.ts"
-import { isBatchRequest, isEventRequest } from "../src/domain/RequestCheck.ts"
-import { BatchRequest, EventRequest } from "../src/domain/Requests.ts"
+import { isBatchRequest, isEventRequest, viewRequestOf } from "../src/domain/RequestCheck.ts"
+import { BatchRequest, EventRequest, ViewRequest } from "../src/domain/Requests.ts"
 import { InvalidRequest } from "../src/domain/Validation.ts"
 import { parseRequest, parseRequestWithSchema } from "../src/programs/ParseRequest.ts"
 
@@ -137,5 +137,137 @@ describe("hand-checked requests ≡ the Schema", () => {
     // deeper than JSON.stringify's stack: the Schema reports it, the fast path declines
     const deep = JSON.parse(`{"eventType":"e","sessionId":"s","metadata":{"a":${"[".repeat(20_000)}${"]".repeat(20_000)}}}`)
     assert.isFalse(agree("event", deep))
+  })
+})
+
+/**
+ * /track/view: the check recognises exactly the bodies the request Schema accepts, and
+ * parseRequest gives the Schema path's result to the letter (events with their key order, or
+ * the same 400 report) — for a valid body through the hand-checked copy.
+ */
+const isViewRequest = Schema.is(ViewRequest)
+const decodeView = Schema.decodeUnknownExit(ViewRequest)
+const agreeView = (body: unknown): boolean => {
+  const recognised = viewRequestOf(body) !== undefined
+  assert.strictEqual(recognised, decodeView(body)._tag === "Success", `check ≠ Schema on ${JSON.stringify(body)?.slice(0, 300)}`)
+  const fast = parseRequest("view", body, MAX_BATCH)
+  const slow = parseRequestWithSchema("view", body, MAX_BATCH)
+  assert.strictEqual(JSON.stringify(fast), JSON.stringify(slow))
+  if (!(fast instanceof InvalidRequest)) for (const event of fast) assert.isTrue(isNormalized(event))
+  return recognised
+}
+
+const VIEW_FIELDS = [
+  "sessionId", "pageUrl", "contentId", "contentType", "app", "duration", "referrer", "userId", "metadata", "clientDevice",
+  "attribution", "extra",
+  "clientDevice.screenWidth", "clientDevice.viewportHeight", "clientDevice.language", "clientDevice.languages",
+  "clientDevice.cookiesEnabled", "clientDevice.doNotTrack", "clientDevice.extra",
+  "attribution.utmSource", "attribution.referrer", "attribution.extra"
+] as const
+const ViewField = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: VIEW_FIELDS.length - 1 }))
+const withViewField = (body: object, field: number, value: unknown, remove: boolean) => {
+  const copy: Record<string, unknown> = { ...body }
+  const [outer, inner] = VIEW_FIELDS[field]!.split(".") as [string, string | undefined]
+  if (inner === undefined) {
+    if (remove) delete copy[outer]
+    else copy[outer] = value
+    return copy
+  }
+  const nested: Record<string, unknown> = typeof copy[outer] === "object" && copy[outer] !== null ? { ...(copy[outer] as object) } : {}
+  if (remove) delete nested[inner]
+  else nested[inner] = value
+  copy[outer] = nested
+  return copy
+}
+const NearMissDevice = Schema.Struct({
+  screenWidth: Schema.optionalKey(Value),
+  language: Schema.optionalKey(Value),
+  languages: Schema.optionalKey(Schema.Union([Value, Schema.Array(Value)])),
+  cookiesEnabled: Schema.optionalKey(Value),
+  doNotTrack: Schema.optionalKey(Value),
+  other: Schema.optionalKey(Value)
+})
+const NearMissView = Schema.Struct({
+  sessionId: Schema.optionalKey(Value),
+  pageUrl: Schema.optionalKey(Value),
+  contentId: Schema.optionalKey(Value),
+  contentType: Schema.optionalKey(Value),
+  duration: Schema.optionalKey(Value),
+  referrer: Schema.optionalKey(Value),
+  userId: Schema.optionalKey(Value),
+  metadata: Schema.optionalKey(Schema.Union([Value, Schema.Record(Schema.String, Value)])),
+  clientDevice: Schema.optionalKey(Schema.Union([Value, NearMissDevice])),
+  attribution: Schema.optionalKey(Schema.Union([Value, Schema.Record(Schema.String, Value)]))
+})
+const FULL_VIEW = {
+  sessionId: "s",
+  pageUrl: "https://a.example/p?utm_source=x",
+  contentId: "c",
+  contentType: "article",
+  app: "web",
+  duration: 12.5,
+  referrer: "https://www.google.com/",
+  userId: "u",
+  metadata: { k: 1 },
+  clientDevice: {
+    screenWidth: 1920, screenHeight: 1080, viewportWidth: 1200, viewportHeight: 800, pixelRatio: 2, colorDepth: 24,
+    language: "en-GB", languages: ["en-GB", "en"], timezone: "Europe/London", timezoneOffset: 0, deviceMemory: 8,
+    hardwareConcurrency: 8, touchPoints: 0, cookiesEnabled: true, doNotTrack: null
+  },
+  attribution: { utmSource: "news", utmMedium: "email", utmCampaign: "spring", utmContent: "a", utmTerm: "b", referrer: "https://r.example/" }
+}
+
+describe("hand-checked views ≡ the Schema", () => {
+  it.prop("valid /track/view bodies: recognised, same events", [ViewRequest], ([body]) => {
+    const json = viaJson(body)
+    assert.isTrue(isViewRequest(json))
+    assert.isTrue(agreeView(json))
+  }, { arbitrary: { runs: 500 } })
+
+  it.prop("valid views with one field (or nested field) replaced (values at and around the caps) or removed", [ViewRequest, ViewField, Value, Schema.Boolean], ([body, field, value, remove]) => {
+    agreeView(viaJson(withViewField(body, field, value, remove)))
+  }, { arbitrary: { runs: 3000 } })
+
+  it.prop("the view's field names with values of any kind", [NearMissView], ([body]) => {
+    agreeView(viaJson(body))
+  }, { arbitrary: { runs: 2000 } })
+
+  it.prop("any JSON", [Schema.Json], ([body]) => {
+    agreeView(viaJson(body))
+  }, { arbitrary: { runs: 300 } })
+
+  it.prop("metadata around the 16 KiB cap, before and after contentType / app / duration are merged in", [BigMetadata, Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 3 }))], ([size, merged]) => {
+    const pad = "x".repeat(size - 8)
+    const extra = merged === 0 ? {} : merged === 1 ? { contentType: "article" } : merged === 2 ? { app: "web" } : { duration: 1.5 }
+    agreeView({ sessionId: "s", metadata: { p: pad }, ...extra })
+  }, { arbitrary: { runs: 60 } })
+
+  it("every field set to every edge value, on a minimal and a full body", () => {
+    const edges: ReadonlyArray<unknown> = [...Edge.literals, 0, -1, 1.5, 1_700_000_000_000, true, false, null, [], [1], ["a"], Array(33).fill("a"), {}, { a: 1 }, { a: "x".repeat(16_370) }]
+    for (const base of [{ sessionId: "s" }, FULL_VIEW]) {
+      assert.isTrue(agreeView(base))
+      for (let field = 0; field < VIEW_FIELDS.length; field++) {
+        agreeView(withViewField(base, field, undefined, true))
+        for (const value of edges) agreeView(viaJson(withViewField(base, field, value, false)))
+      }
+    }
+  })
+
+  it("JSON-only edge cases", () => {
+    for (
+      const text of [
+        `{"sessionId":"s","duration":1e400}`,
+        `{"sessionId":"s","clientDevice":{"screenWidth":-1e400}}`,
+        `{"sessionId":"s","clientDevice":{"__proto__":{"screenWidth":1},"touchPoints":2}}`,
+        `{"sessionId":"s","attribution":{"__proto__":{"utmSource":"x"}}}`,
+        `{"sessionId":"s","__proto__":{"pageUrl":"x"}}`,
+        `{"sessionId":"s","clientDevice":null}`,
+        `{"sessionId":"s","clientDevice":[]}`,
+        `{"sessionId":"s","attribution":"x"}`,
+        `{"sessionId":"s","metadata":{"__proto__":{"x":1},"a":2},"app":"a"}`
+      ]
+    ) {
+      agreeView(JSON.parse(text))
+    }
   })
 })

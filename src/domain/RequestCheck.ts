@@ -5,8 +5,9 @@
  * goes to the Schema decode, which also writes the 400 report. They only read a body that
  * came out of `JSON.parse`. test/request-check.test.ts holds them to the Schema.
  */
-import type { BatchRequest, EventRequest } from "./Requests.ts"
-import { MAX_EVENT_TYPE, MAX_ID, MAX_METADATA_BYTES, MAX_URL, serializedSize } from "./Limits.ts"
+import { AttributionInput, ClientDevice } from "./Envelope.ts"
+import type { BatchRequest, EventRequest, ViewRequest } from "./Requests.ts"
+import { MAX_EVENT_TYPE, MAX_ID, MAX_METADATA_BYTES, MAX_TEXT, MAX_URL, serializedSize } from "./Limits.ts"
 
 type Fields = Record<string, unknown>
 
@@ -25,6 +26,9 @@ const optionalMetadata = (value: unknown) => {
   const size = serializedSize(value)
   return size !== undefined && size <= MAX_METADATA_BYTES
 }
+
+const isFinite = (value: unknown) => typeof value === "number" && Number.isFinite(value)
+const optionalFinite = (value: unknown) => value === undefined || isFinite(value)
 
 /** `TimestampInput`: a finite number or a string of at most 64 characters */
 const optionalTimestamp = (value: unknown) =>
@@ -48,4 +52,96 @@ export const isBatchRequest = (body: unknown): body is BatchRequest => {
   if (!Array.isArray(events)) return false
   for (let i = 0; i < events.length; i++) if (!isEventRequest(events[i])) return false
   return true
+}
+
+type Check = (value: unknown) => boolean
+const text: Check = (value) => isText(value, 0, MAX_TEXT)
+const url: Check = (value) => isText(value, 0, MAX_URL)
+
+/**
+ * The nested objects of a view, copied the way the Schema decodes them: only the Schema's
+ * fields, in the Schema's order (unknown keys are dropped, as decoding does). `undefined`
+ * when a field is invalid — or when the Schema has a field these checks do not know (the
+ * fast path then stays off for that object rather than drift from the Schema).
+ */
+const copier = (fields: ReadonlyArray<string>, checks: Record<string, Check>) => {
+  const plan = fields.map((field) => [field, checks[field]] as const)
+  if (plan.some(([, check]) => check === undefined)) return (_: unknown): Fields | undefined => undefined
+  return (value: unknown): Fields | undefined => {
+    if (!isRecord(value)) return undefined
+    const out: Fields = {}
+    for (const [field, check] of plan) {
+      if (!Object.hasOwn(value, field)) continue
+      const v = value[field]
+      if (!check!(v)) return undefined
+      out[field] = v
+    }
+    return out
+  }
+}
+
+const copyClientDevice = copier(Object.keys(ClientDevice.fields), {
+  screenWidth: isFinite,
+  screenHeight: isFinite,
+  viewportWidth: isFinite,
+  viewportHeight: isFinite,
+  pixelRatio: isFinite,
+  colorDepth: isFinite,
+  language: text,
+  languages: (value) => Array.isArray(value) && value.length <= 32 && value.every(text),
+  timezone: text,
+  timezoneOffset: isFinite,
+  deviceMemory: isFinite,
+  hardwareConcurrency: isFinite,
+  touchPoints: isFinite,
+  cookiesEnabled: (value) => typeof value === "boolean",
+  doNotTrack: (value) => value === null || typeof value === "boolean" || text(value)
+})
+
+const copyAttribution = copier(Object.keys(AttributionInput.fields), {
+  utmSource: text,
+  utmMedium: text,
+  utmCampaign: text,
+  utmContent: text,
+  utmTerm: text,
+  referrer: url
+})
+
+/**
+ * What `ViewRequest` decodes `body` to — only its fields, nested objects stripped of unknown
+ * keys — or undefined when the check does not recognise the body as valid (the Schema decides).
+ */
+export const viewRequestOf = (body: unknown): ViewRequest | undefined => {
+  if (!isRecord(body)) return undefined
+  if (
+    !isText(body.sessionId, 1, MAX_ID) ||
+    !optionalText(body.pageUrl, 0, MAX_URL) ||
+    !optionalText(body.contentId, 1, MAX_ID) ||
+    !optionalText(body.contentType, 0, MAX_TEXT) ||
+    !optionalText(body.app, 0, MAX_TEXT) ||
+    !optionalFinite(body.duration) ||
+    !optionalText(body.referrer, 0, MAX_URL) ||
+    !optionalText(body.userId, 1, MAX_ID) ||
+    !optionalMetadata(body.metadata)
+  ) return undefined
+  const view: Record<string, unknown> = { sessionId: body.sessionId }
+  if (body.pageUrl !== undefined) view.pageUrl = body.pageUrl
+  if (body.contentId !== undefined) view.contentId = body.contentId
+  if (body.contentType !== undefined) view.contentType = body.contentType
+  if (body.app !== undefined) view.app = body.app
+  if (body.duration !== undefined) view.duration = body.duration
+  if (body.referrer !== undefined) view.referrer = body.referrer
+  if (body.userId !== undefined) view.userId = body.userId
+  if (body.metadata !== undefined) view.metadata = body.metadata
+  if (body.clientDevice !== undefined) {
+    const device = copyClientDevice(body.clientDevice)
+    if (device === undefined) return undefined
+    view.clientDevice = device
+  }
+  if (body.attribution !== undefined) {
+    const attribution = copyAttribution(body.attribution)
+    if (attribution === undefined) return undefined
+    view.attribution = attribution
+  }
+  return view as ViewRequest
 }

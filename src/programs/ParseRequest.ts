@@ -1,8 +1,8 @@
 /**
  * Decodes a tracking request body into normalized events: the endpoint's Schema with
  * every error reported (by path), the batch bound checked before the items are decoded.
- * Custom events and batches of them — the bulk of the traffic — first try a hand-written
- * check (domain/RequestCheck.ts) that gives the same events without the Schema machinery;
+ * Page views, custom events and batches of them — the bulk of the traffic — first try a
+ * hand-written check (domain/RequestCheck.ts) that gives the same events without the Schema machinery;
  * whatever it does not accept is decoded by the Schema as before.
  */
 import { Exit, Predicate, Schema } from "effect"
@@ -26,7 +26,8 @@ import {
   RegistrationFunnelRequest,
   ViewRequest
 } from "../domain/Requests.ts"
-import { isBatchRequest, isEventRequest } from "../domain/RequestCheck.ts"
+import { MAX_METADATA_BYTES, serializedSize } from "../domain/Limits.ts"
+import { isBatchRequest, isEventRequest, viewRequestOf } from "../domain/RequestCheck.ts"
 import { invalid, InvalidRequest, issuesOf } from "../domain/Validation.ts"
 
 const decoder = <S extends Schema.Top & { readonly DecodingServices: never }, A>(
@@ -91,11 +92,28 @@ const decoders: Record<EventKind, (body: unknown) => ReadonlyArray<NormalizedEve
 }
 
 /**
+ * A view by the hand check. Of the envelope check only the metadata cap can fail: the view's
+ * contentType / app / duration are merged into its metadata (every other field is copied
+ * under the same cap the envelope Schema has).
+ */
+const fastView = (body: unknown): ReadonlyArray<NormalizedEvent> | undefined => {
+  const view = viewRequestOf(body)
+  if (view === undefined) return undefined
+  const event = normalizeView(view)
+  if (event.metadata !== undefined && (view.contentType !== undefined || view.app !== undefined || view.duration !== undefined)) {
+    const size = serializedSize(event.metadata)
+    if (size === undefined || size > MAX_METADATA_BYTES) return undefined
+  }
+  return [event]
+}
+
+/**
  * The hand-checked kinds: the events, or undefined to take the Schema path. No envelope
  * check needed: `normalizeEvent` copies fields under the same caps the envelope Schema has
  * (the property test checks that too).
  */
 const fastPaths: Partial<Record<EventKind, (body: unknown) => ReadonlyArray<NormalizedEvent> | undefined>> = {
+  view: fastView,
   event: (body) => isEventRequest(body) ? [normalizeEvent(body)] : undefined,
   batch: (body) => isBatchRequest(body) ? body.events.map(normalizeEvent) : undefined
 }
