@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { type Duration, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
@@ -20,12 +20,12 @@ import { eventEnvelope, redis, testDatabase, xadd } from "./writerSupport.ts"
 
 const REDIS_URL = "redis://127.0.0.1:6379"
 
-const waitUntil = (what: string, check: Effect.Effect<boolean>, timeoutMs = 20_000) =>
+const waitUntil = (what: string, check: Effect.Effect<boolean>, timeoutMs = 20_000, every: Duration.Input = "50 millis") =>
   Effect.gen(function*() {
     const start = Date.now()
     while (!(yield* check)) {
       if (Date.now() - start > timeoutMs) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-      yield* Effect.sleep("50 millis")
+      yield* Effect.sleep(every)
     }
   })
 
@@ -43,8 +43,9 @@ it.live("a crashed writer thread is restarted; entries before, during and after 
       dataDir,
       writerBlockMs: 50,
       writerBatchSize: 5,
-      // entries the crashed thread held are reclaimed by its successor after this idle time
-      writerClaimIdleMs: 500,
+      // far beyond the test's waits: entries the crashed thread held must be released to its
+      // successor at the restart, not left to become idle
+      writerClaimIdleMs: 120_000,
       writerClaimEveryMs: 200
     })
     const primary = PrimaryRedis.layerUrl(REDIS_URL).pipe(Layer.provide(config))
@@ -64,11 +65,16 @@ it.live("a crashed writer thread is restarted; entries before, during and after 
     yield* Effect.gen(function*() {
       const writer = yield* Writer
       const firstConsumer = (yield* writer.snapshot).consumer
-      const before = Array.from({ length: 20 }, (_, i) => eventEnvelope({ payload: { eventType: `before-${i}` } }))
+      // enough that the thread is still busy with them when it crashes
+      const before = Array.from({ length: 600 }, (_, i) => eventEnvelope({ payload: { eventType: `before-${i}` } }))
       yield* xadd(streamKey, before)
       // the thread throws right after its first batch committed (others read, not committed);
-      // the supervisor starts another one, which reclaims what the dead one held
-      yield* waitUntil("the injected crash", Effect.sync(() => existsSync(join(dataDir, "crashed-once"))))
+      // the supervisor releases what the dead one held and starts another one, which takes it
+      // over at once
+      yield* waitUntil("the injected crash", Effect.sync(() => existsSync(join(dataDir, "crashed-once"))), 20_000, "5 millis")
+      // the dead thread held entries (read, not committed) — the case this test is about
+      const held = yield* redis((c) => c.xpending(streamKey, `${prefix}:writers`) as Promise<Array<unknown>>)
+      assert.isAbove(Number(held[0]), 0)
       // the restarted thread runs under the same consumer name: a new thread is told by its
       // counters starting again (it reports written 0 when ready)
       yield* waitUntil("a new writer thread", Effect.map(writer.snapshot, (s) => s.written === 0))

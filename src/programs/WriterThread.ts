@@ -14,8 +14,9 @@
  * thread asks the thread to stop; the writer commits and acknowledges its batch and leaves the
  * group, then the thread exits (after 30 s it is terminated; entries it held stay pending and
  * are reclaimed by the next writer). A thread that dies unexpectedly is restarted after a second,
- * under the same consumer name: it reclaims what its predecessor left pending (once idle for
- * WRITER_CLAIM_IDLE_MS) and the group keeps no dead consumer.
+ * under the same consumer name. What the dead thread held (read, not committed) is released as a
+ * graceful stop would (marked long idle), so the new thread's first XAUTOCLAIM takes it over at
+ * once; the group keeps no dead consumer.
  * `WRITER_THREAD=false` keeps the writer on the main thread.
  */
 import { Worker } from "node:worker_threads"
@@ -25,7 +26,9 @@ import { AppConfig } from "../layers/AppConfig.ts"
 import { startEmbeddedPostgres } from "../layers/EmbeddedPostgres.ts"
 import * as Metrics from "../layers/Metrics.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import { primaryStreamKey, writerGroup } from "../domain/Streams.ts"
 import { defaultConsumerName, Writer, type WriterSnapshot } from "./Writer.ts"
+import * as Stream from "./WriterStream.ts"
 import type { FromWriterThread, PortableWriterOptions, ToWriterThread, WriterThreadInput } from "./WriterThreadProtocol.ts"
 
 const WORKER_URL = new URL("./WriterWorker.ts", import.meta.url)
@@ -109,6 +112,22 @@ export const layerWith = (threadOptions: WriterThreadOptions = {}) => Layer.effe
       return { running: { worker, exited } satisfies Running, options }
     })
 
+    /**
+     * What a dead thread held (read, not committed) is marked long idle, as a graceful stop
+     * would have done: its successor's first XAUTOCLAIM takes it over at once instead of after
+     * WRITER_CLAIM_IDLE_MS. (The thread is gone: nothing else works on these entries.)
+     */
+    const releasePending = Stream.leaveGroup({
+      key: primaryStreamKey(config.streamPrefix),
+      group: writerGroup(config.streamPrefix),
+      consumer: input.consumer,
+      client: primary.client,
+      blocking: primary.client
+    }).pipe(
+      Effect.tap((released) => released > 0 ? Effect.logInfo(`writer thread: released ${released} pending entr${released === 1 ? "y" : "ies"} for its successor`) : Effect.void),
+      Effect.catch((error) => Effect.logWarning(`writer thread: could not release its pending entries (${error.message}); they are reclaimed once idle`))
+    )
+
     const first = yield* start
     let current: Running = first.running
     let stopping = false
@@ -118,6 +137,7 @@ export const layerWith = (threadOptions: WriterThreadOptions = {}) => Layer.effe
       const code = yield* Deferred.await(current.exited)
       if (stopping) return yield* Effect.never
       yield* Effect.logError(`writer thread exited unexpectedly (code ${code}); restarting in ${RESTART_DELAY}`)
+      yield* releasePending
       yield* Effect.sleep(RESTART_DELAY)
       const next = yield* start.pipe(
         Effect.catch((error) => Effect.as(Effect.logError(`writer thread failed to restart: ${error.message}`), undefined))
