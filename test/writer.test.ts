@@ -600,6 +600,42 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       assert.strictEqual(metrics["events|day|total|∅"], 2)
     }))
 
+  it.effect("a header-less event right behind its session's first view, while that view's transaction is still open, takes the view's tenant", () =>
+    Effect.gen(function*() {
+      const keys = streamKeys("inflight-scope")
+      yield* cleanupKeys(keys.streamKey)
+      const site = yield* domainFor("inflight-scope")
+      const view = viewEnvelope({ edge: { headers: { origin: site.origin } }, payload: { sessionId: `ifs-${site.domainId}` } })
+      const event = eventEnvelope({ edge: { headers: {} }, payload: { eventType: "server-side", sessionId: `ifs-${site.domainId}` } })
+      yield* xadd(keys.streamKey, [view, event])
+      // the view's transaction stays open (before COMMIT) until the event's has started and inserted
+      const sql = yield* SqlClient.SqlClient
+      let held = false
+      let overlapped = false
+      const holdFirst = Effect.gen(function*() {
+        if (held) return
+        held = true
+        for (let i = 0; i < 100 && !overlapped; i++) {
+          const [row] = yield* sql<{ n: number }>`
+            SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+              AND query NOT LIKE '%pg_stat_activity%'`
+          if ((row?.n ?? 0) > 0) overlapped = true
+          else yield* Effect.sleep("20 millis")
+        }
+        yield* Effect.sleep("200 millis")
+      })
+      const writer = yield* makeWriter({ ...keys, consumer: "ifs-a", batchSize: 1, transactions: 2, hooks: { beforeCommit: () => holdFirst } })
+      yield* writer.drain
+      assert.isTrue(overlapped, "the two transactions did not overlap")
+      const [row] = yield* query<{ domain_id: number | null; corp_id: number | null }>(
+        `SELECT domain_id, corp_id FROM raw_events WHERE id = $1::uuid`,
+        [event.eventId]
+      )
+      assert.deepStrictEqual(row, { domain_id: site.domainId, corp_id: site.corpId })
+      assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "events" }), 2)
+    }))
+
   it.effect("Writer.layer runs in the background and stops only between batches (the in-flight batch commits and acks)", () =>
     Effect.gen(function*() {
       const keys = streamKeys("layer")

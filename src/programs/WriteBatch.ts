@@ -20,8 +20,9 @@
  *
  * Tenant of non-view events (the SPEC resolves tenants for views; left open for the rest): the
  * event's own Origin / Referer / Host when it names a registered domain, else the tenant of
- * its session (a view in the same batch, else the session's stored fingerprint, looked up by
- * the insert itself), else NULL — so conversions and other events count per domain too.
+ * its session (a view in the same batch, else a view in an earlier batch whose transaction is
+ * still in flight, else the session's stored fingerprint, looked up by the insert itself), else
+ * NULL — so conversions and other events count per domain too.
  * Bot detection follows the enrichment module: only views are parsed, so `is_bot` is false
  * for non-view events.
  */
@@ -94,6 +95,8 @@ export interface PreparedBatch {
   readonly poison: ReadonlyArray<PoisonEntry>
   /** entries of this batch that repeated an (eventId, receivedAt) already in the batch */
   readonly inBatchDuplicates: number
+  /** the tenant of each session that has a view with a tenant in this batch (its first such view) */
+  readonly viewScopes: ReadonlyMap<string, Scope>
   /**
    * Statement parameters and rollups computed ahead (outside the transaction, while the
    * previous batch is being written), valid when every event turns out to be new — the
@@ -192,6 +195,11 @@ export interface PrepareOptions {
   readonly maxDeliveries: number
   /** rows this writer knows are stored (skipped when they would change nothing) */
   readonly cache?: WriteCache | undefined
+  /**
+   * Tenants of sessions viewed in earlier batches whose transactions may not have committed yet
+   * (see Writer.ts: transactions in flight) — invisible to this batch's fingerprint lookup.
+   */
+  readonly pendingViewScopes?: ((sessionId: string) => Scope | undefined) | undefined
 }
 
 const compareStrings = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
@@ -320,11 +328,11 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
   }
 
   // A non-view event without tenant headers of its own (e.g. sent server-side) takes the
-  // tenant of its session: a view of this batch, else (inside the transaction) the stored
-  // fingerprint.
+  // tenant of its session: a view of this batch, else a view of an earlier batch still in its
+  // transaction, else (inside the transaction) the stored fingerprint.
   for (const index of unscoped) {
     const event = events[index]!
-    const scope = sessionScope.get(event.row.sessionId)
+    const scope = sessionScope.get(event.row.sessionId) ?? options.pendingViewScopes?.(event.row.sessionId)
     events[index] = scope !== undefined ? { ...event, scope } : { ...event, resolveScope: true }
   }
 
@@ -334,6 +342,7 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
     events,
     poison,
     inBatchDuplicates,
+    viewScopes: sessionScope,
     plan: yield* makePlan(events, options.cache)
   } satisfies PreparedBatch
 })

@@ -45,6 +45,7 @@ import { acquireBlockingRedis } from "../layers/RedisClient.ts"
 import { Salts } from "../layers/Salts.ts"
 import { runMaintenance } from "./Maintenance.ts"
 import { ensurePartitionsAround } from "./Partitions.ts"
+import type { Scope as TenantScope } from "./Rollups.ts"
 import {
   type BatchEntry,
   BatchWriteError,
@@ -400,8 +401,22 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
     )
   }
 
+  /**
+   * The session tenants of batches read and not yet settled, oldest first. A later batch is
+   * prepared, and its transaction may insert, before these commit: its header-less events look
+   * their session's tenant up here, as they would in the fingerprint a committed view left.
+   */
+  const unsettledViewScopes: Array<ReadonlyMap<string, TenantScope>> = []
+  const pendingViewScopes = (sessionId: string) => {
+    for (const scopes of unsettledViewScopes) {
+      const scope = scopes.get(sessionId)
+      if (scope !== undefined) return scope
+    }
+    return undefined
+  }
+
   const prepare = (entries: ReadonlyArray<BatchEntry>) =>
-    prepareBatch(entries, { maxDeliveries: options.maxDeliveries, cache }).pipe(
+    prepareBatch(entries, { maxDeliveries: options.maxDeliveries, cache, pendingViewScopes }).pipe(
       Effect.provideContext(context),
       Effect.tapError((error) =>
         Effect.gen(function*() {
@@ -443,6 +458,7 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
           eventId: work.batch.events[0]?.row.eventId ?? null
         }],
         inBatchDuplicates: 0,
+        viewScopes: new Map(),
         plan: undefined
       }
       yield* Effect.logWarning(`writer: entry ${entry.id} cannot be written → ingest_failures: ${firstLine(error.message)}`)
@@ -517,12 +533,17 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
   const fetchWork: Effect.Effect<Work | undefined> = Effect.flatMap(fetchEntries, (entries) => {
     if (entries.length === 0) return Effect.succeed(undefined)
     for (const entry of entries) inFlight.add(entry.id)
-    return Effect.map(prepare(entries), (batch) => ({ entries, batch }))
+    return Effect.map(prepare(entries), (batch) => {
+      if (batch.viewScopes.size > 0) unsettledViewScopes.push(batch.viewScopes)
+      return { entries, batch }
+    })
   })
 
   const settle = (work: Work) =>
     Effect.sync(() => {
       for (const entry of work.entries) inFlight.delete(entry.id)
+      const at = unsettledViewScopes.indexOf(work.batch.viewScopes)
+      if (at !== -1) unsettledViewScopes.splice(at, 1)
     })
 
   const commitAndSettle = (work: Work) => commitWork(work).pipe(Effect.ensuring(settle(work)))
@@ -603,7 +624,10 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
         const fiber = next
         return stopCommits.pipe(
           Effect.andThen(fiber === undefined ? Effect.void : Fiber.interrupt(fiber)),
-          Effect.andThen(Effect.sync(() => inFlight.clear()))
+          Effect.andThen(Effect.sync(() => {
+            inFlight.clear()
+            unsettledViewScopes.length = 0
+          }))
         )
       })
     )
