@@ -684,9 +684,12 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const domainIds = sites.map((site) => site.domainId)
       yield* xadd(keys.streamKey, envelopes)
       const bothInside = yield* Deferred.make<void>()
+      // the first transaction is released last: the stop must wait for it as well
+      const releaseFirst = yield* Deferred.make<void>()
       const release = yield* Deferred.make<void>()
       let open = 0
       let maxOpen = 0
+      let entered = 0
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(
         Writer.layerWith({
@@ -699,8 +702,9 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
             beforeCommit: () =>
               Effect.gen(function*() {
                 maxOpen = Math.max(maxOpen, ++open)
+                const first = ++entered === 1
                 if (open === 2) yield* Deferred.succeed(bothInside, undefined)
-                yield* Deferred.await(release)
+                yield* Deferred.await(first ? releaseFirst : release)
                 open--
               })
           }
@@ -717,6 +721,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
       yield* Effect.sleep("100 millis")
       yield* Deferred.succeed(release, undefined)
+      yield* Effect.sleep("400 millis")
+      yield* Deferred.succeed(releaseFirst, undefined)
       yield* Fiber.join(closing)
       const stored = yield* countRows(`SELECT count(*)::int AS n FROM raw_events WHERE domain_id = ANY($1::int4[])`, [domainIds])
       const stats = yield* writer.snapshot

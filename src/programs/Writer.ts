@@ -569,14 +569,24 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
   const pipeline = (stopWhenIdle: boolean): Effect.Effect<void> => {
     const depth = Math.max(1, Math.floor(options.transactions))
     let next: Fiber.Fiber<Work | undefined> | undefined
-    /** batches in their transactions, oldest first */
+    /**
+     * Batches in their transactions, oldest first. A fiber leaves the list only once it has
+     * ended, so that a stop (or a defect) arriving while the loop waits for one still finds it.
+     */
     const committing: Array<Fiber.Fiber<void>> = []
-    const awaitCommits = Effect.suspend(() =>
-      Effect.forEach(committing.splice(0), (fiber) => Fiber.join(fiber), { discard: true })
+    const awaitOldest = Effect.suspend(() => Fiber.join(committing[0]!)).pipe(
+      Effect.andThen(Effect.sync(() => committing.shift()))
+    )
+    const awaitCommits = Effect.suspend(() => Effect.forEach([...committing], (fiber) => Fiber.join(fiber), { discard: true })).pipe(
+      Effect.andThen(Effect.sync(() => {
+        committing.length = 0
+      }))
     )
     // an interrupted commit still finishes its current attempt (it is uninterruptible)
-    const stopCommits = Effect.suspend(() =>
-      Effect.forEach(committing.splice(0), (fiber) => Fiber.interrupt(fiber), { discard: true })
+    const stopCommits = Effect.suspend(() => Effect.forEach([...committing], (fiber) => Fiber.interrupt(fiber), { discard: true })).pipe(
+      Effect.andThen(Effect.sync(() => {
+        committing.length = 0
+      }))
     )
     const handoff = Effect.gen(function*() {
       yield* stopCommits
@@ -600,7 +610,7 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
       while (true) {
         // a free transaction slot first: meanwhile the read-ahead batch stays in `next`, where
         // the shutdown handoff finds it
-        if (committing.length >= depth) yield* Fiber.join(committing.shift()!)
+        if (committing.length >= depth) yield* awaitOldest
         const work = yield* Fiber.join(next)
         if (work === undefined) {
           yield* awaitCommits // nothing new: let the transactions in flight finish (or fail)
