@@ -43,6 +43,31 @@ const pendingOf = (streamKey: string, group: string) =>
 const countRows = (statement: string, params: ReadonlyArray<unknown> = []) =>
   Effect.map(query<{ n: number }>(statement, params), (rows) => Number(rows[0]?.n ?? 0))
 
+/**
+ * A `beforeCommit` hook that holds the first transaction only (before its COMMIT) until another
+ * transaction of this database is open — up to 2 s — then `afterMs` more; `overlapped()` tells
+ * whether one was.
+ */
+const holdFirstUntilAnotherOpens = Effect.fnUntraced(function*(afterMs: number = 0) {
+  const sql = yield* SqlClient.SqlClient
+  let held = false
+  let overlapped = false
+  const hook = Effect.gen(function*() {
+    if (held) return
+    held = true
+    for (let i = 0; i < 100 && !overlapped; i++) {
+      const [row] = yield* sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+          AND query NOT LIKE '%pg_stat_activity%'`
+      if ((row?.n ?? 0) > 0) overlapped = true
+      else yield* Effect.sleep("20 millis")
+    }
+    if (afterMs > 0) yield* Effect.sleep(afterMs)
+  })
+  return { hook, overlapped: () => overlapped }
+})
+
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("writer", (it) => {
   it.effect("the same envelope delivered 3 times (and drained again later) is stored once and counted once", () =>
     Effect.gen(function*() {
@@ -436,32 +461,18 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       yield* xadd(serial.streamKey, b.stream)
 
       // the first transaction waits (before COMMIT) until another one of this writer is open
-      const sql = yield* SqlClient.SqlClient
-      let overlapSeen = false
-      let waited = false
-      const waitForAnother = Effect.gen(function*() {
-        if (waited) return
-        waited = true
-        for (let i = 0; i < 100 && !overlapSeen; i++) {
-          const [row] = yield* sql<{ n: number }>`
-            SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
-              AND query NOT LIKE '%pg_stat_activity%'`
-          if ((row?.n ?? 0) > 0) overlapSeen = true
-          else yield* Effect.sleep("20 millis")
-        }
-      })
+      const hold = yield* holdFirstUntilAnotherOpens()
       const writerA = yield* makeWriter({
         ...overlapped,
         consumer: "overlap-a",
         batchSize: 4,
         transactions: 3,
-        hooks: { beforeCommit: () => waitForAnother }
+        hooks: { beforeCommit: () => hold.hook }
       })
       yield* writerA.drain
       const writerB = yield* makeWriter({ ...serial, consumer: "serial-b", batchSize: 4, transactions: 1 })
       yield* writerB.drain
-      assert.isTrue(overlapSeen, "no two transactions were ever open together")
+      assert.isTrue(hold.overlapped(), "no two transactions were ever open together")
 
       for (const [writer, site, work] of [[writerA, siteA, a], [writerB, siteB, b]] as const) {
         const stats = yield* writer.snapshot
@@ -609,25 +620,10 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const event = eventEnvelope({ edge: { headers: {} }, payload: { eventType: "server-side", sessionId: `ifs-${site.domainId}` } })
       yield* xadd(keys.streamKey, [view, event])
       // the view's transaction stays open (before COMMIT) until the event's has started and inserted
-      const sql = yield* SqlClient.SqlClient
-      let held = false
-      let overlapped = false
-      const holdFirst = Effect.gen(function*() {
-        if (held) return
-        held = true
-        for (let i = 0; i < 100 && !overlapped; i++) {
-          const [row] = yield* sql<{ n: number }>`
-            SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
-              AND query NOT LIKE '%pg_stat_activity%'`
-          if ((row?.n ?? 0) > 0) overlapped = true
-          else yield* Effect.sleep("20 millis")
-        }
-        yield* Effect.sleep("200 millis")
-      })
-      const writer = yield* makeWriter({ ...keys, consumer: "ifs-a", batchSize: 1, transactions: 2, hooks: { beforeCommit: () => holdFirst } })
+      const hold = yield* holdFirstUntilAnotherOpens(200)
+      const writer = yield* makeWriter({ ...keys, consumer: "ifs-a", batchSize: 1, transactions: 2, hooks: { beforeCommit: () => hold.hook } })
       yield* writer.drain
-      assert.isTrue(overlapped, "the two transactions did not overlap")
+      assert.isTrue(hold.overlapped(), "the two transactions did not overlap")
       const [row] = yield* query<{ domain_id: number | null; corp_id: number | null }>(
         `SELECT domain_id, corp_id FROM raw_events WHERE id = $1::uuid`,
         [event.eventId]
