@@ -3,6 +3,7 @@
  * and the maintenance commands (SPEC §7).
  */
 import { randomUUID } from "node:crypto"
+import { Agent, request } from "node:http"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { SqlClient } from "effect/sql"
@@ -111,6 +112,46 @@ describe("graceful shutdown", () => {
     expect(await second.stop("SIGINT")).toBe(0)
     await redis.del(`${prefix}:events`, `${prefix}:spool`)
   }, 90_000)
+})
+
+describe("lame duck", () => {
+  /** one POST over a keep-alive agent; resolves with the status or the socket error's code */
+  const send = (agent: Agent, baseUrl: string) =>
+    new Promise<string>((resolve) => {
+      const req = request(`${baseUrl}/track/event`, { method: "POST", agent, headers: { "content-type": "application/json" } }, (res) => {
+        res.resume()
+        res.on("end", () => resolve(`${res.statusCode}${res.headers.connection === "close" ? " close" : ""}`))
+      })
+      req.on("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
+      req.end(JSON.stringify({ eventType: "lame-duck", sessionId: "s" }))
+    })
+
+  it("SIGTERM under keep-alive load: no request is reset — each is answered (Connection: close once draining) or its connection refused", async () => {
+    const prefix = `test:daemon:${randomUUID().slice(0, 8)}`
+    const daemon = await startDaemon(["serve", "--role", "collector"], envFor(prefix, { SHUTDOWN_GRACE_MS: "2000" }))
+    const agent = new Agent({ keepAlive: true, maxSockets: 32 })
+    const tally = new Map<string, number>()
+    let running = true
+    // 32 connections, each with its own short pause, so some are idle whenever the signal comes
+    const loops = Array.from({ length: 32 }, async (_, i) => {
+      while (running) {
+        const outcome = await send(agent, daemon.baseUrl)
+        tally.set(outcome, (tally.get(outcome) ?? 0) + 1)
+        await new Promise((r) => setTimeout(r, (i % 8) * 3))
+      }
+    })
+    await new Promise((r) => setTimeout(r, 1500))
+    const code = await daemon.stop("SIGTERM")
+    running = false
+    await Promise.all(loops)
+    agent.destroy()
+    const counts = Object.fromEntries(tally)
+    expect(code, daemon.output()).toBe(0)
+    expect(counts["ECONNRESET"], JSON.stringify(counts)).toBeUndefined()
+    expect(Object.keys(counts).sort(), JSON.stringify(counts)).toEqual(["202", "202 close", "ECONNREFUSED"])
+    expect(counts["202"]).toBeGreaterThan(100)
+    await redis.del(`${prefix}:events`, `${prefix}:spool`)
+  }, 60_000)
 })
 
 describe("roles", () => {

@@ -1,5 +1,6 @@
 /** The HTTP server: tracking API, health, OpenAPI at /openapi.json, docs at /docs, CORS. */
-import { createServer } from "node:http"
+import { createServer, type Server as NodeServer } from "node:http"
+import { Server as NetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Effect, Layer } from "effect"
 import { HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
@@ -90,8 +91,9 @@ const ResponsePolicy = HttpRouter.middleware(
 
 const SignalListeners = Layer.effectDiscard(Effect.acquireRelease(
   Effect.sync(() => {
-    process.on("SIGTERM", onSignal)
-    process.on("SIGINT", onSignal)
+    // ahead of the runtime's own listener, which starts the shutdown (finalizers) at once
+    process.prependListener("SIGTERM", onSignal)
+    process.prependListener("SIGINT", onSignal)
   }),
   () =>
     Effect.sync(() => {
@@ -100,18 +102,52 @@ const SignalListeners = Layer.effectDiscard(Effect.acquireRelease(
     })
 ))
 
+const IN_FLIGHT_TIMEOUT_MS = 10_000
+
 /**
- * Serves `routes` on HOST:PORT (PORT 0 picks a free port). On shutdown the server stops
- * accepting, finishes in-flight requests (at most 10 s), then closes.
+ * Lame duck, after SIGTERM/SIGINT and before the server's own shutdown: stop accepting
+ * connections but keep the open ones for up to `graceMs`, answering their requests with
+ * `Connection: close` (above), so that keep-alive clients close them after an answer; then
+ * close the idle rest and give requests in flight up to 10 s. Closing idle keep-alive
+ * connections at once (what `server.close()` does) resets requests that clients are sending on
+ * them at that moment — unanswered, so a client cannot tell whether they were taken.
+ */
+const lameDuck = (server: NodeServer, graceMs: number) =>
+  Effect.gen(function*() {
+    if (!draining || !server.listening) return
+    // net.Server's close: stops listening and keeps the open connections (http.Server's close
+    // also closes the idle ones at once); calls back once every connection has ended
+    const allClosed = yield* Effect.cached(Effect.callback<void>((resume) => {
+      NetServer.prototype.close.call(server, () => resume(Effect.void))
+    }))
+    const closedWithin = (ms: number) =>
+      Effect.timeoutOrElse(Effect.as(allClosed, true), { duration: ms, orElse: () => Effect.succeed(false) })
+    if (graceMs > 0 && (yield* closedWithin(graceMs))) return
+    server.closeIdleConnections()
+    if (yield* closedWithin(IN_FLIGHT_TIMEOUT_MS)) return
+    yield* Effect.logWarning(`HTTP: requests still in flight ${IN_FLIGHT_TIMEOUT_MS} ms after the grace; closing their connections`)
+    server.closeAllConnections()
+  })
+
+/**
+ * Serves `routes` on HOST:PORT (PORT 0 picks a free port). On shutdown after a signal the server
+ * stops accepting and lets keep-alive clients finish for SHUTDOWN_GRACE_MS (`lameDuck`); then
+ * it finishes in-flight requests (at most 10 s) and closes.
  */
 export const serveHttp = <E, R>(routes: Layer.Layer<never, E, R>) =>
   Layer.unwrap(
-    Effect.map(AppConfig, (config) =>
-      HttpRouter.serve(Layer.mergeAll(routes, SignalListeners, ResponsePolicy), { disableLogger: true, disableListenLog: true }).pipe(
-        Layer.provideMerge(NodeHttpServer.layer(() => handleClientErrors(createServer()), {
+    Effect.map(AppConfig, (config) => {
+      const server = handleClientErrors(createServer())
+      const served = HttpRouter.serve(Layer.mergeAll(routes, SignalListeners, ResponsePolicy), { disableLogger: true, disableListenLog: true }).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(() => server, {
           port: config.port,
           host: config.host,
           gracefulShutdownTimeout: "10 seconds"
         }))
-      ))
+      )
+      // built after the server, so released before it: the lame duck runs first
+      return Layer.effectDiscard(Effect.addFinalizer(() => lameDuck(server, config.shutdownGraceMs))).pipe(
+        Layer.provideMerge(served)
+      )
+    })
   )

@@ -54,7 +54,12 @@ export const AppConfigSchema = Config.all({
   /** `serve --role all`: the writer runs in a worker thread of the process (false: on the main thread) */
   writerThread: Config.Boolean("WRITER_THREAD").pipe(Config.withDefault(true)),
   /** timeout of one Redis command on the request path (enqueue), ms */
-  redisCommandTimeoutMs: Config.Int("REDIS_COMMAND_TIMEOUT_MS").pipe(Config.withDefault(250))
+  redisCommandTimeoutMs: Config.Int("REDIS_COMMAND_TIMEOUT_MS").pipe(Config.withDefault(250)),
+  /**
+   * After SIGTERM/SIGINT: how long open keep-alive connections may still send a request (answered
+   * with `Connection: close`) before idle ones are closed, ms (0 = close them at once)
+   */
+  shutdownGraceMs: Config.Int("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(2000))
 })
 
 export type AppConfigValues = Config.Success<typeof AppConfigSchema>
