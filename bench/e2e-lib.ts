@@ -52,6 +52,7 @@ import {
   round,
   runBench,
   sleep,
+  spawnWrk,
   stamp,
   startRedis,
   stopChild,
@@ -440,34 +441,21 @@ export const startE2EWrk = (options: {
     BENCH_THREADS: String(threads),
     BENCH_TAG: options.tag
   }
-  const child = spawn("wrk", args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
-  track("wrk-e2e", child)
-  let out = ""
-  child.stdout!.on("data", (d) => (out += d))
-  child.stderr!.on("data", (d) => (out += d))
-  const done = new Promise<E2EWrkResult>((resolveDone, reject) => {
-    child.on("error", reject)
-    child.on("exit", (code) => {
-      const line = out.split("\n").find((l) => l.startsWith("BENCH_JSON "))
-      if (code !== 0 || line === undefined) return reject(new Error(`wrk failed (exit ${code}):\n${out}`))
-      const json = JSON.parse(line.slice("BENCH_JSON ".length))
-      let non2xx = 0
-      for (const [s, n] of Object.entries(json.statuses as Record<string, number>)) if (Number(s) < 200 || Number(s) >= 300) non2xx += n
-      const durationS = json.duration_us / 1e6
-      const e = json.errors
-      resolveDone({
-        raw: `$ wrk ${args.join(" ")}   # env ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}\n${out}`,
-        json,
-        durationS,
-        reqPerSec: json.requests / durationS,
-        eventsPerSec: json.accepted_events / durationS,
-        non2xx,
-        socketErrors: e.connect + e.read + e.write + e.timeout
-      })
-    })
+  return spawnWrk("wrk-e2e", args, env, (json, raw): E2EWrkResult => {
+    let non2xx = 0
+    for (const [s, n] of Object.entries(json.statuses as Record<string, number>)) if (Number(s) < 200 || Number(s) >= 300) non2xx += n
+    const durationS = json.duration_us / 1e6
+    const e = json.errors
+    return {
+      raw,
+      json,
+      durationS,
+      reqPerSec: json.requests / durationS,
+      eventsPerSec: json.accepted_events / durationS,
+      non2xx,
+      socketErrors: e.connect + e.read + e.write + e.timeout
+    }
   })
-  done.catch(() => {})
-  return { child, done }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -443,34 +443,44 @@ export const startWrk = (options: WrkOptions): Running<WrkResult> => {
     BENCH_TAG: options.tag ?? "b",
     BENCH_IDS_FILE: options.idsFile ?? ""
   }
+  return spawnWrk("wrk", args, env, (json, raw) => {
+    let ok2xx = 0
+    let non2xx = 0
+    for (const [s, n] of Object.entries(json.statuses as Record<string, number>)) {
+      if (Number(s) >= 200 && Number(s) < 300) ok2xx += n as number
+      else non2xx += n as number
+    }
+    return { raw, json, reqPerSec: json.requests / (json.duration_us / 1e6), ok2xx, non2xx }
+  })
+}
+
+/**
+ * Runs wrk (`args`, with `env` for its Lua script, a script of bench/wrk that prints one
+ * `BENCH_JSON {…}` line from `done()`) as a tracked child; `summarize` turns that JSON and the
+ * whole output (prefixed with the command line) into the result.
+ */
+export const spawnWrk = <A>(
+  name: string,
+  args: ReadonlyArray<string>,
+  env: Record<string, string>,
+  summarize: (json: any, raw: string) => A
+): Running<A> => {
   const child = spawn("wrk", args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
-  track("wrk", child)
+  track(name, child)
+  expectedExit.add(child) // wrk ends by itself
   let out = ""
   child.stdout!.on("data", (d) => (out += d))
   child.stderr!.on("data", (d) => (out += d))
-  const done = new Promise<WrkResult>((resolveDone, reject) => {
+  const done = new Promise<A>((resolveDone, reject) => {
     child.on("error", reject)
     child.on("exit", (code) => {
       for (const t of running) if (t.child === child) running.delete(t)
       const line = out.split("\n").find((l) => l.startsWith("BENCH_JSON "))
       if (code !== 0 || line === undefined) return reject(new Error(`wrk failed (exit ${code}):\n${out}`))
-      const json = JSON.parse(line.slice("BENCH_JSON ".length))
-      let ok2xx = 0
-      let non2xx = 0
-      for (const [s, n] of Object.entries(json.statuses as Record<string, number>)) {
-        if (Number(s) >= 200 && Number(s) < 300) ok2xx += n as number
-        else non2xx += n as number
-      }
-      resolveDone({
-        raw: `$ wrk ${args.join(" ")}   # env ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}\n${out}`,
-        json,
-        reqPerSec: json.requests / (json.duration_us / 1e6),
-        ok2xx,
-        non2xx
-      })
+      const raw = `$ wrk ${args.join(" ")}   # env ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}\n${out}`
+      resolveDone(summarize(JSON.parse(line.slice("BENCH_JSON ".length)), raw))
     })
   })
-  expectedExit.add(child) // wrk ends by itself
   done.catch(() => {}) // handled where awaited; never an unhandled rejection while the bench sleeps
   return { child, done }
 }
