@@ -152,6 +152,36 @@ describe("lame duck", () => {
     expect(counts["202"]).toBeGreaterThan(100)
     await redis.del(`${prefix}:events`, `${prefix}:spool`)
   }, 60_000)
+
+  it("a request still in flight when the grace ends (its body arriving slowly) is answered before the process exits", async () => {
+    const prefix = `test:daemon:${randomUUID().slice(0, 8)}`
+    const daemon = await startDaemon(["serve", "--role", "collector"], envFor(prefix, { SHUTDOWN_GRACE_MS: "300" }))
+    const body = JSON.stringify({ eventType: "slow-body", sessionId: "s" })
+    const answer = new Promise<{ status: number; connection: string | undefined; eventId: string }>((resolve, reject) => {
+      const req = request(`${daemon.baseUrl}/track/event`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) }
+      }, (res) => {
+        let text = ""
+        res.on("data", (d) => (text += d))
+        res.on("end", () => resolve({ status: res.statusCode!, connection: res.headers.connection, eventId: JSON.parse(text).eventId }))
+      })
+      req.on("error", reject)
+      req.write(body.slice(0, 10))
+      // the rest well after the signal and the grace
+      setTimeout(() => req.end(body.slice(10)), 1200)
+    })
+    await new Promise((r) => setTimeout(r, 300))
+    const exited = daemon.stop("SIGTERM")
+    const result = await answer
+    expect(result.status).toBe(202)
+    expect(result.connection).toBe("close")
+    expect(await exited, daemon.output()).toBe(0)
+    // accepted means stored in the stream
+    const entries = await redis.xrange(`${prefix}:events`, "-", "+")
+    expect(entries.some(([, fields]) => fields.join(" ").includes(result.eventId))).toBe(true)
+    await redis.del(`${prefix}:events`, `${prefix}:spool`)
+  }, 60_000)
 })
 
 describe("roles", () => {

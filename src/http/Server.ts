@@ -2,7 +2,7 @@
 import { createServer, type Server as NodeServer } from "node:http"
 import { Server as NetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Cause, Effect, Layer } from "effect"
+import { Cause, Deferred, Effect, Layer } from "effect"
 import { HttpRouter, HttpServerError, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiScalar, OpenApi } from "effect/http-api"
 import { AppConfig } from "../layers/AppConfig.ts"
@@ -117,11 +117,10 @@ const lameDuck = (server: NodeServer, graceMs: number) =>
     if (!draining || !server.listening) return
     // net.Server's close: stops listening and keeps the open connections (http.Server's close
     // also closes the idle ones at once); calls back once every connection has ended
-    const allClosed = yield* Effect.cached(Effect.callback<void>((resume) => {
-      NetServer.prototype.close.call(server, () => resume(Effect.void))
-    }))
+    const allClosed = Deferred.makeUnsafe<void>()
+    NetServer.prototype.close.call(server, () => Deferred.doneUnsafe(allClosed, Effect.void))
     const closedWithin = (ms: number) =>
-      Effect.timeoutOrElse(Effect.as(allClosed, true), { duration: ms, orElse: () => Effect.succeed(false) })
+      Effect.timeoutOrElse(Effect.as(Deferred.await(allClosed), true), { duration: ms, orElse: () => Effect.succeed(false) })
     if (graceMs > 0 && (yield* closedWithin(graceMs))) return
     server.closeIdleConnections()
     if (yield* closedWithin(IN_FLIGHT_TIMEOUT_MS)) return
