@@ -42,7 +42,7 @@ it.live("a crashed writer thread is restarted; entries before, during and after 
       streamPrefix: prefix,
       dataDir,
       writerBlockMs: 50,
-      writerBatchSize: 5,
+      writerBatchSize: 20,
       // far beyond the test's waits: entries the crashed thread held must be released to its
       // successor at the restart, not left to become idle
       writerClaimIdleMs: 120_000,
@@ -65,13 +65,19 @@ it.live("a crashed writer thread is restarted; entries before, during and after 
     yield* Effect.gen(function*() {
       const writer = yield* Writer
       const firstConsumer = (yield* writer.snapshot).consumer
-      // enough that the thread is still busy with them when it crashes
-      const before = Array.from({ length: 600 }, (_, i) => eventEnvelope({ payload: { eventType: `before-${i}` } }))
+      // a backlog, and more entries until the thread crashes — which it does while holding some
+      // (a batch read ahead is not acknowledged for a while); the supervisor releases what the
+      // dead one held and starts another one, which takes it over at once
+      const crashed = () => existsSync(join(dataDir, "crashed-once"))
+      const before = Array.from({ length: 1000 }, (_, i) => eventEnvelope({ payload: { eventType: `backlog-${i}` } }))
       yield* xadd(streamKey, before)
-      // the thread throws right after its first batch committed (others read, not committed);
-      // the supervisor releases what the dead one held and starts another one, which takes it
-      // over at once
-      yield* waitUntil("the injected crash", Effect.sync(() => existsSync(join(dataDir, "crashed-once"))), 20_000, "5 millis")
+      while (!crashed()) {
+        if (before.length > 50_000) return yield* Effect.die(new Error("the writer thread never crashed"))
+        const more = Array.from({ length: 10 }, (_, i) => eventEnvelope({ payload: { eventType: `before-${before.length + i}` } }))
+        before.push(...more)
+        yield* xadd(streamKey, more)
+        yield* Effect.sleep("5 millis")
+      }
       // the dead thread held entries (read, not committed) — the case this test is about
       const held = yield* redis((c) => c.xpending(streamKey, `${prefix}:writers`) as Promise<Array<unknown>>)
       assert.isAbove(Number(held[0]), 0)
