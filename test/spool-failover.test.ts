@@ -4,8 +4,9 @@
  */
 import { Redis } from "ioredis"
 import { afterEach, describe, expect, it } from "vitest"
+import type { AppConfigValues } from "../src/layers/AppConfig.ts"
 import { post, primaryEnvelopes, type RunningCollector, spoolEnvelopes, startCollector, uniquePrefix } from "./support/collector.ts"
-import { type RedisProcess, redisProcess } from "./support/redisProcess.ts"
+import { redisProcess } from "./support/redisProcess.ts"
 
 const cleanups: Array<() => Promise<void>> = []
 afterEach(async () => {
@@ -23,6 +24,13 @@ const client = (url: string) => {
   r.on("error", () => {})
   cleanups.push(async () => r.disconnect())
   return r
+}
+/** Own primary and spool redis-servers and a collector on them (all stopped after the test). */
+const pipeline = async (appendonly: boolean, config: Partial<AppConfigValues>) => {
+  const primary = await own(await redisProcess({ appendonly }))
+  const spool = await own(await redisProcess({ appendonly }))
+  const c = await own(await startCollector({ primaryRedisUrl: primary.url, spoolRedisUrl: spool.url, ...config }))
+  return { primary, spool, c }
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -55,15 +63,11 @@ const PROBE_MS = 1000
 
 describe("primary outage", () => {
   it("SIGKILL the primary under load: no non-2xx while the spool is up; after restart the spool drains within 2 probe intervals and every accepted event is in the primary", async () => {
-    const primary: RedisProcess = await own(await redisProcess({ appendonly: true }))
-    const spool: RedisProcess = await own(await redisProcess({ appendonly: true }))
-    const c = await own(await startCollector({
-      primaryRedisUrl: primary.url,
-      spoolRedisUrl: spool.url,
+    const { primary, spool, c } = await pipeline(true, {
       probeIntervalMs: PROBE_MS,
       rateLimitPerMinute: 0,
       streamPrefix: uniquePrefix("failover")
-    }))
+    })
     const stream = steadyStream(c, 4)
     await sleep(500)
     await primary.kill("SIGKILL")
@@ -91,14 +95,10 @@ describe("primary outage", () => {
 
 describe("spool crash", () => {
   it("SIGKILL the spool redis-server after events were spooled, restart it on the same data dir: the events are still there and drain", async () => {
-    const primary = await own(await redisProcess({ appendonly: true }))
-    const spool = await own(await redisProcess({ appendonly: true }))
-    const c = await own(await startCollector({
-      primaryRedisUrl: primary.url,
-      spoolRedisUrl: spool.url,
+    const { primary, spool, c } = await pipeline(true, {
       probeIntervalMs: PROBE_MS,
       streamPrefix: uniquePrefix("spoolcrash")
-    }))
+    })
     await primary.kill("SIGKILL")
     const ids: Array<string> = []
     for (let i = 0; i < 30; i++) {
@@ -124,15 +124,11 @@ describe("spool crash", () => {
 
 describe("spool bound", () => {
   it("a full spool answers 503 + Retry-After and leaves both streams untouched", async () => {
-    const primary = await own(await redisProcess({ appendonly: false }))
-    const spool = await own(await redisProcess({ appendonly: false }))
-    const c = await own(await startCollector({
-      primaryRedisUrl: primary.url,
-      spoolRedisUrl: spool.url,
+    const { primary, spool, c } = await pipeline(false, {
       probeIntervalMs: 60_000,
       spoolMaxEvents: 5,
       streamPrefix: uniquePrefix("full")
-    }))
+    })
     await primary.kill("SIGKILL")
     const statuses: Array<number> = []
     for (let i = 0; i < 5; i++) statuses.push((await post(c.baseUrl, "/track/event", { eventType: "e", sessionId: "s" })).status)
@@ -152,16 +148,12 @@ describe("spool bound", () => {
 
 describe("primary hangs", () => {
   it("SIGSTOP the primary: a write waits at most REDIS_COMMAND_TIMEOUT_MS, then goes to the spool (202); the route flips", async () => {
-    const primary = await own(await redisProcess({ appendonly: false }))
-    const spool = await own(await redisProcess({ appendonly: false }))
-    const c = await own(await startCollector({
-      primaryRedisUrl: primary.url,
-      spoolRedisUrl: spool.url,
+    const { primary, spool, c } = await pipeline(false, {
       probeIntervalMs: 60_000,
       redisCommandTimeoutMs: 300,
       rateLimitPerMinute: 0,
       streamPrefix: uniquePrefix("hang")
-    }))
+    })
     const before = await post(c.baseUrl, "/track/event", { eventType: "before", sessionId: "s" })
     expect(before.status).toBe(202)
     process.kill(primary.pid()!, "SIGSTOP")
