@@ -20,9 +20,8 @@
  */
 import { Exit, type Schema } from "effect"
 import { decodeEnvelopeJson, EventKind, type RawEventEnvelope } from "./Envelope.ts"
-import { MAX_EVENT_TYPE, MAX_ID, MAX_METADATA_BYTES, MAX_TEXT, MAX_URL } from "./Limits.ts"
-
-type Json = Record<string, unknown>
+import { MAX_EVENT_TYPE, MAX_ID, MAX_METADATA_BYTES, MAX_URL } from "./Limits.ts"
+import { copyAttribution, copyClientDevice, type Fields as Json, isFinite, isRecord } from "./StructCopy.ts"
 
 /** Schema.isUUID() */
 const UUID =
@@ -33,11 +32,6 @@ const KINDS = new Set<unknown>(EventKind.literals)
 /** Declines (the Schema decides) — a sentinel, cheaper than exceptions. */
 const NO: unique symbol = Symbol("decline")
 type No = typeof NO
-
-const isRecord = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
-
-/** Schema.Finite */
-const isFinite = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u)
 
 /** A string of at most `max` UTF-16 units (Schema.isMaxLength). */
 const isText = (u: unknown, max: number): u is string => typeof u === "string" && u.length <= max
@@ -56,88 +50,6 @@ const isMetadata = (u: unknown): u is Json => {
   if (json === undefined) return false
   // UTF-8 takes at most 3 bytes per UTF-16 unit: most metadata needs no byte count
   return json.length * 3 <= MAX_METADATA_BYTES || Buffer.byteLength(json, "utf8") <= MAX_METADATA_BYTES
-}
-
-const CLIENT_NUMBERS = [
-  "screenWidth",
-  "screenHeight",
-  "viewportWidth",
-  "viewportHeight",
-  "pixelRatio",
-  "colorDepth"
-] as const
-
-const clientDevice = (u: unknown): Json | No => {
-  if (!isRecord(u)) return NO
-  // keys in the order of the ClientDevice struct
-  const out: Json = {}
-  for (const key of CLIENT_NUMBERS) {
-    const value = u[key]
-    if (value !== undefined) {
-      if (!isFinite(value)) return NO
-      out[key] = value
-    }
-  }
-  const { language, languages, timezone } = u
-  if (language !== undefined) {
-    if (!isText(language, MAX_TEXT)) return NO
-    out["language"] = language
-  }
-  if (languages !== undefined) {
-    if (!Array.isArray(languages) || languages.length > 32) return NO
-    for (let i = 0; i < languages.length; i++) if (!isText(languages[i], MAX_TEXT)) return NO
-    out["languages"] = languages
-  }
-  if (timezone !== undefined) {
-    if (!isText(timezone, MAX_TEXT)) return NO
-    out["timezone"] = timezone
-  }
-  const { cookiesEnabled, deviceMemory, doNotTrack, hardwareConcurrency, timezoneOffset, touchPoints } = u
-  if (timezoneOffset !== undefined) {
-    if (!isFinite(timezoneOffset)) return NO
-    out["timezoneOffset"] = timezoneOffset
-  }
-  if (deviceMemory !== undefined) {
-    if (!isFinite(deviceMemory)) return NO
-    out["deviceMemory"] = deviceMemory
-  }
-  if (hardwareConcurrency !== undefined) {
-    if (!isFinite(hardwareConcurrency)) return NO
-    out["hardwareConcurrency"] = hardwareConcurrency
-  }
-  if (touchPoints !== undefined) {
-    if (!isFinite(touchPoints)) return NO
-    out["touchPoints"] = touchPoints
-  }
-  if (cookiesEnabled !== undefined) {
-    if (typeof cookiesEnabled !== "boolean") return NO
-    out["cookiesEnabled"] = cookiesEnabled
-  }
-  if (doNotTrack !== undefined) {
-    if (doNotTrack !== null && typeof doNotTrack !== "boolean" && !isText(doNotTrack, MAX_TEXT)) return NO
-    out["doNotTrack"] = doNotTrack
-  }
-  return out
-}
-
-const ATTRIBUTION_TEXTS = ["utmSource", "utmMedium", "utmCampaign", "utmContent", "utmTerm"] as const
-
-const attribution = (u: unknown): Json | No => {
-  if (!isRecord(u)) return NO
-  const out: Json = {}
-  for (const key of ATTRIBUTION_TEXTS) {
-    const value = u[key]
-    if (value !== undefined) {
-      if (!isText(value, MAX_TEXT)) return NO
-      out[key] = value
-    }
-  }
-  const referrer = u["referrer"]
-  if (referrer !== undefined) {
-    if (!isText(referrer, MAX_URL)) return NO
-    out["referrer"] = referrer
-  }
-  return out
 }
 
 const payloadOf = (u: unknown): Json | No => {
@@ -169,18 +81,19 @@ const payloadOf = (u: unknown): Json | No => {
   }
   out["isView"] = isView
   if (client !== undefined) {
-    const device = clientDevice(client)
-    if (device === NO) return NO
+    const device = copyClientDevice(client)
+    if (device === undefined) return NO
     out["clientDevice"] = device
   }
   if (attr !== undefined) {
-    const decoded = attribution(attr)
-    if (decoded === NO) return NO
+    const decoded = copyAttribution(attr)
+    if (decoded === undefined) return NO
     out["attribution"] = decoded
   }
   return out
 }
 
+// hand-unrolled rather than a StructCopy copier: every envelope passes here (≈ 0.1 µs less)
 const edgeOf = (u: unknown): Json | No => {
   if (!isRecord(u)) return NO
   const { headers, ip, lang, ua } = u

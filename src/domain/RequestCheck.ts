@@ -5,13 +5,9 @@
  * goes to the Schema decode, which also writes the 400 report. They only read a body that
  * came out of `JSON.parse`. test/request-check.test.ts holds them to the Schema.
  */
-import { AttributionInput, ClientDevice } from "./Envelope.ts"
 import type { BatchRequest, EventRequest, ViewRequest } from "./Requests.ts"
 import { MAX_EVENT_TYPE, MAX_ID, MAX_METADATA_BYTES, MAX_TEXT, MAX_URL, serializedSize } from "./Limits.ts"
-
-type Fields = Record<string, unknown>
-
-const isRecord = (value: unknown): value is Fields => typeof value === "object" && value !== null && !Array.isArray(value)
+import { copyAttribution, copyClientDevice, isFinite, isRecord } from "./StructCopy.ts"
 
 /** a string of `min`..`max` UTF-16 code units (Schema.isMinLength / isMaxLength) */
 const isText = (value: unknown, min: number, max: number): value is string =>
@@ -27,7 +23,6 @@ const optionalMetadata = (value: unknown) => {
   return size !== undefined && size <= MAX_METADATA_BYTES
 }
 
-const isFinite = (value: unknown) => typeof value === "number" && Number.isFinite(value)
 const optionalFinite = (value: unknown) => value === undefined || isFinite(value)
 
 /** `TimestampInput`: a finite number or a string of at most 64 characters */
@@ -53,59 +48,6 @@ export const isBatchRequest = (body: unknown): body is BatchRequest => {
   for (let i = 0; i < events.length; i++) if (!isEventRequest(events[i])) return false
   return true
 }
-
-type Check = (value: unknown) => boolean
-const text: Check = (value) => isText(value, 0, MAX_TEXT)
-const url: Check = (value) => isText(value, 0, MAX_URL)
-
-/**
- * The nested objects of a view, copied the way the Schema decodes them: only the Schema's
- * fields, in the Schema's order (unknown keys are dropped, as decoding does). `undefined`
- * when a field is invalid — or when the Schema has a field these checks do not know (the
- * fast path then stays off for that object rather than drift from the Schema).
- */
-const copier = (fields: ReadonlyArray<string>, checks: Record<string, Check>) => {
-  const plan = fields.map((field) => [field, checks[field]] as const)
-  if (plan.some(([, check]) => check === undefined)) return (_: unknown): Fields | undefined => undefined
-  return (value: unknown): Fields | undefined => {
-    if (!isRecord(value)) return undefined
-    const out: Fields = {}
-    for (const [field, check] of plan) {
-      if (!Object.hasOwn(value, field)) continue
-      const v = value[field]
-      if (!check!(v)) return undefined
-      out[field] = v
-    }
-    return out
-  }
-}
-
-const copyClientDevice = copier(Object.keys(ClientDevice.fields), {
-  screenWidth: isFinite,
-  screenHeight: isFinite,
-  viewportWidth: isFinite,
-  viewportHeight: isFinite,
-  pixelRatio: isFinite,
-  colorDepth: isFinite,
-  language: text,
-  languages: (value) => Array.isArray(value) && value.length <= 32 && value.every(text),
-  timezone: text,
-  timezoneOffset: isFinite,
-  deviceMemory: isFinite,
-  hardwareConcurrency: isFinite,
-  touchPoints: isFinite,
-  cookiesEnabled: (value) => typeof value === "boolean",
-  doNotTrack: (value) => value === null || typeof value === "boolean" || text(value)
-})
-
-const copyAttribution = copier(Object.keys(AttributionInput.fields), {
-  utmSource: text,
-  utmMedium: text,
-  utmCampaign: text,
-  utmContent: text,
-  utmTerm: text,
-  referrer: url
-})
 
 /**
  * What `ViewRequest` decodes `body` to — only its fields, nested objects stripped of unknown
