@@ -5,6 +5,7 @@
  * from any other peer are ignored: they would let anyone forge identity and geo.
  */
 import { BlockList, isIP } from "node:net"
+import { memoizeString } from "../domain/Memo.ts"
 
 export interface TrustedProxies {
   readonly isTrusted: (ip: string) => boolean
@@ -70,17 +71,9 @@ export const clientIp = (
  * At most `maxPeers` addresses are remembered (then the memo starts over).
  */
 export const makeClientIpResolver = (trusted: TrustedProxies, maxPeers = 10_000) => {
-  const byPeer = new Map<string, string>()
-  return (peer: string | undefined, forwardedFor: string | undefined, realIp: string | undefined): string | undefined => {
-    if (peer === undefined || forwardedFor !== undefined || realIp !== undefined) {
-      return clientIp(peer, forwardedFor, realIp, trusted)
-    }
-    let ip = byPeer.get(peer)
-    if (ip === undefined) {
-      ip = clientIp(peer, undefined, undefined, trusted)!
-      if (byPeer.size >= maxPeers) byPeer.clear()
-      byPeer.set(peer, ip)
-    }
-    return ip
-  }
+  const ofPeer = memoizeString((peer) => clientIp(peer, undefined, undefined, trusted)!, maxPeers)
+  return (peer: string | undefined, forwardedFor: string | undefined, realIp: string | undefined): string | undefined =>
+    peer === undefined || forwardedFor !== undefined || realIp !== undefined
+      ? clientIp(peer, forwardedFor, realIp, trusted)
+      : ofPeer(peer)
 }

@@ -34,6 +34,7 @@ import { type EnrichedEvent, type EnrichedView, enrichEvent, enrichView } from "
 import type { RawEventEnvelope } from "../domain/Envelope.ts"
 import { decodeEnvelope } from "../domain/EnvelopeDecode.ts"
 import type { GeoInfo } from "../domain/Geo.ts"
+import { memoizeString } from "../domain/Memo.ts"
 import { tenantHost } from "../domain/Tenant.ts"
 import { Domains, type Tenant } from "../layers/Domains.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
@@ -348,21 +349,13 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
 })
 
 /** geoip lookups repeat for every event of a visitor: a small cache per GeoLookup service. */
-const geoCaches = new WeakMap<GeoLookup["Service"], Map<string, GeoInfo>>()
+const geoCaches = new WeakMap<GeoLookup["Service"], (ip: string) => GeoInfo>()
 const GEO_CACHE_SIZE = 100_000
 const geoOf = (geo: GeoLookup["Service"], ip: string | undefined): GeoInfo => {
   if (ip === undefined) return geo.lookup(ip)
-  let geoCache = geoCaches.get(geo)
-  if (geoCache === undefined) {
-    geoCache = new Map()
-    geoCaches.set(geo, geoCache)
-  }
-  const hit = geoCache.get(ip)
-  if (hit !== undefined) return hit
-  const info = geo.lookup(ip)
-  if (geoCache.size >= GEO_CACHE_SIZE) geoCache.clear()
-  geoCache.set(ip, info)
-  return info
+  let lookup = geoCaches.get(geo)
+  if (lookup === undefined) geoCaches.set(geo, lookup = memoizeString((address) => geo.lookup(address), GEO_CACHE_SIZE))
+  return lookup(ip)
 }
 
 const NO_SCOPE: Scope = { corpId: null, domainId: null }
