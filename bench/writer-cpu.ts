@@ -46,7 +46,12 @@ const layer = Layer.mergeAll(
   ),
   Layer.succeed(
     Domains,
-    Domains.of({ resolve: (host) => (host === null ? null : tenants.get(host) ?? null), refresh: Effect.void, size: () => tenants.size })
+    Domains.of({
+      resolve: (host) => (host === null ? null : tenants.get(host) ?? null),
+      byId: (id) => [...tenants.values()].find((t) => t.domainId === id) ?? null,
+      refresh: Effect.void,
+      size: () => tenants.size
+    })
   )
 )
 

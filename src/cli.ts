@@ -15,6 +15,7 @@ import { daemon } from "./programs/Daemon.ts"
 import { rotateSalts, runMaintenance } from "./programs/Maintenance.ts"
 import { replayFailures } from "./programs/ReplayFailures.ts"
 import { formatStatus, status } from "./programs/Status.ts"
+import { sitesCommand } from "./main/SitesCommand.ts"
 
 /** Maintenance commands use the servers a running `serve` owns, or start their own briefly. */
 const attached = AppConfig.layerWith({ embeddedAttach: true })
@@ -98,7 +99,7 @@ const retention = Command.make("retention", { keepDays }, ({ keepDays }) =>
 
 const spoolway = Command.make("spoolway").pipe(
   Command.withDescription("Spoolway: durable, exactly-once analytics ingestion"),
-  Command.withSubcommands([serve, migrate, statusCommand, replay, salts, retention])
+  Command.withSubcommands([serve, migrate, statusCommand, replay, salts, retention, sitesCommand])
 )
 
 spoolway.pipe(

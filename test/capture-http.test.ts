@@ -131,13 +131,14 @@ describe("accepted events", () => {
     await redis.del(`${c.prefix}:events`)
   })
 
-  it("answers CORS preflight and sets allow-origin on responses", async () => {
+  it("answers CORS preflight (CORS_ORIGINS=*, no site): the caller's origin, with credentials", async () => {
     const pre = await fetch(`${c.baseUrl}/track/event`, {
       method: "OPTIONS",
       headers: { origin: "https://a.example", "access-control-request-method": "POST" }
     })
-    expect(pre.status).toBeLessThan(300)
-    expect(pre.headers.get("access-control-allow-origin")).toBe("*")
+    expect(pre.status).toBe(204)
+    expect(pre.headers.get("access-control-allow-origin")).toBe("https://a.example")
+    expect(pre.headers.get("access-control-allow-credentials")).toBe("true")
   })
 
   it("serves health, OpenAPI and docs without a key", async () => {

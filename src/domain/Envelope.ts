@@ -73,7 +73,13 @@ export const EdgeInfo = Schema.Struct({
     origin: opt(Schema.String),
     referer: opt(Schema.String),
     host: opt(Schema.String)
-  })
+  }),
+  /**
+   * The site (its id, = `domain_id`) whose key the collector admitted the request with (issue
+   * 13); absent in open mode and for the legacy global keys. The writer takes the tenant from
+   * it when present (an explicit origin or a server-side call need not name a site hostname).
+   */
+  site: opt(Schema.Int)
 })
 export type EdgeInfo = typeof EdgeInfo.Type
 

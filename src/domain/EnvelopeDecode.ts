@@ -126,6 +126,11 @@ const edgeOf = (u: unknown): Json | No => {
     h["host"] = host
   }
   out["headers"] = h
+  const site = u["site"]
+  if (site !== undefined) {
+    if (!Number.isSafeInteger(site)) return NO
+    out["site"] = site
+  }
   return out
 }
 

@@ -77,3 +77,16 @@ export const makeClientIpResolver = (trusted: TrustedProxies, maxPeers = 10_000)
       ? clientIp(peer, forwardedFor, realIp, trusted)
       : ofPeer(peer)
 }
+
+/**
+ * The first (leftmost) address of an `X-Forwarded-For` value — the client as the first sender
+ * states it. Believed only from a caller authenticated with a site's server key.
+ */
+export const firstForwardedIp = (forwardedFor: string | undefined): string | undefined => {
+  if (forwardedFor === undefined) return undefined
+  for (const hop of forwardedFor.split(",")) {
+    const ip = normalizeIp(hop)
+    if (isIP(ip) !== 0) return ip
+  }
+  return undefined
+}

@@ -7,6 +7,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import { EventQueue } from "../layers/EventQueue.ts"
 import * as Metrics from "../layers/Metrics.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import { SiteRegistry } from "../layers/SiteRegistry.ts"
 import { Writer } from "../programs/Writer.ts"
 import { streamStatus } from "../programs/WriterStream.ts"
 import { Api } from "./Api.ts"
@@ -21,6 +22,7 @@ export interface HealthReport {
 /** The collector's view: route state, spool depth and age, counters. */
 const collectorReport = Effect.gen(function*() {
   const queue = yield* EventQueue
+  const sites = yield* SiteRegistry
   return Effect.map(queue.status, (status): HealthReport => ({
     ready: status.primaryHealthy || status.spoolHealthy,
     fields: {
@@ -28,7 +30,9 @@ const collectorReport = Effect.gen(function*() {
       spoolHealthy: status.spoolHealthy,
       spoolDepth: status.spoolDepth,
       oldestSpooledAgeMs: status.oldestSpooledAgeMs,
-      counters: status.counters
+      counters: status.counters,
+      // what the tracking API enforces: open, or N sites (registry version, where it came from)
+      sites: sites.info()
     }
   }))
 })

@@ -1,4 +1,7 @@
-/** The HTTP server: tracking API, health, OpenAPI at /openapi.json, docs at /docs, CORS. */
+/**
+ * The HTTP server: tracking API, health, OpenAPI at /openapi.json, docs at /docs. CORS is the
+ * tracking routes' own (Cors.ts): preflights on other paths are 404 like any unknown path.
+ */
 import { createServer, type Server as NodeServer } from "node:http"
 import { Server as NetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
@@ -12,17 +15,6 @@ import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
 import { errorResponse } from "./Responses.ts"
 import { TrackingRoutes } from "./Tracking.ts"
-
-const cors = Layer.unwrap(
-  Effect.map(AppConfig, (config) =>
-    HttpRouter.cors({
-      // [] = "*" for Effect's cors; otherwise the listed origins are echoed back
-      allowedOrigins: config.corsOrigins.includes("*") ? [] : config.corsOrigins,
-      allowedMethods: ["GET", "POST", "OPTIONS"],
-      allowedHeaders: ["content-type", "x-write-key"],
-      maxAge: 86_400
-    }))
-)
 
 /**
  * GET /openapi.json: the whole collector API. The tracking endpoints are served by
@@ -42,8 +34,7 @@ export const CollectorRoutes = Layer.mergeAll(
   TrackingRoutes,
   OpenApiRoute,
   HttpApiScalar.layer(Api, { path: "/docs" }),
-  MetricsRoute,
-  cors
+  MetricsRoute
 )
 
 /** The writer role's routes: health and metrics only. */

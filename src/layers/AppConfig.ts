@@ -29,7 +29,13 @@ export const AppConfigSchema = Config.all({
   appendfsync: Config.Literals(["always", "everysec", "no"], "REDIS_APPENDFSYNC").pipe(Config.withDefault("everysec" as const)),
   writeKeys: list("COLLECTOR_WRITE_KEYS", ""),
   trustedProxies: list("TRUSTED_PROXIES", "127.0.0.0/8,::1/128"),
+  /** allowed CORS origins while no site is defined (with sites, the sites' origins decide) */
   corsOrigins: list("CORS_ORIGINS", "*"),
+  /**
+   * How often the collector looks for a new site registry on the primary Redis, and the writer
+   * for a change of the sites in PostgreSQL to publish there, ms
+   */
+  sitesRefreshMs: Config.Int("SITES_REFRESH_MS").pipe(Config.withDefault(2000)),
   rateLimitPerMinute: Config.Int("RATE_LIMIT_PER_MINUTE").pipe(Config.withDefault(600)),
   maxBodyBytes: Config.Int("MAX_BODY_BYTES").pipe(Config.withDefault(262_144)),
   maxBatchEvents: Config.Int("MAX_BATCH_EVENTS").pipe(Config.withDefault(500)),

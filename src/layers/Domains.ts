@@ -3,7 +3,10 @@
  * memory and refreshed in the background (default every 60 s) by a fiber scoped to the layer.
  * Lookups are synchronous. A hostname is looked up as given (lower-case, see Tenant.ts), then
  * with a leading `www.` removed or added, so `www.example.com` finds `example.com` when only
- * one of them is registered; unknown → null.
+ * one of them is registered; unknown → null. A site's alias hostname (`www.` or any other,
+ * `spoolway sites add --alias`) resolves to the site's own id. Besides the full refresh, the
+ * table is reloaded within `sitesCheckEvery` (2 s) of a change made with `spoolway sites`
+ * (`site_registry.version`), so a new site's first events find it.
  */
 import { Context, Duration, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
@@ -16,23 +19,47 @@ export interface Tenant {
 
 export class Domains extends Context.Service<Domains, {
   resolve(hostname: string | null): Tenant | null
+  /** the tenant of a site (or domain) by its id; null when unknown (e.g. purged) */
+  byId(id: number): Tenant | null
   /** Reloads the table now. */
   readonly refresh: Effect.Effect<void, SqlError>
   readonly size: () => number
 }>()("spoolway/layers/Domains") {
-  static readonly layerWith = (options: { readonly refreshEvery?: Duration.Input } = {}) =>
+  static readonly layerWith = (
+    options: { readonly refreshEvery?: Duration.Input; readonly sitesCheckEvery?: Duration.Input } = {}
+  ) =>
     Layer.effect(
       Domains,
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         let table = new Map<string, Tenant>()
+        let byId = new Map<number, Tenant>()
+        let sitesVersion: string | undefined
 
         const refresh = Effect.gen(function*() {
+          // an alias of a site (domains.site_id, migration 0003) resolves to the site's id
           const rows = yield* sql<{ readonly id: number; readonly hostname: string; readonly corp_id: number | null }>`
-            SELECT id, hostname, corp_id FROM domains`
+            SELECT coalesce(site_id, id) AS id, hostname, corp_id FROM domains`
           const next = new Map<string, Tenant>()
-          for (const row of rows) next.set(row.hostname.toLowerCase(), { domainId: row.id, corpId: row.corp_id })
+          const nextById = new Map<number, Tenant>()
+          for (const row of rows) {
+            const tenant: Tenant = { domainId: row.id, corpId: row.corp_id }
+            next.set(row.hostname.toLowerCase(), tenant)
+            if (!nextById.has(row.id)) nextById.set(row.id, tenant)
+          }
           table = next
+          byId = nextById
+        })
+
+        const versionOf = Effect.map(
+          sql<{ readonly version: string }>`SELECT version::text AS version FROM site_registry`,
+          (rows) => rows[0]?.version
+        )
+        const refreshOnSiteChange = Effect.gen(function*() {
+          const version = yield* versionOf
+          if (version === sitesVersion) return
+          yield* refresh
+          sitesVersion = version
         })
 
         const resolve = (hostname: string | null): Tenant | null => {
@@ -42,7 +69,14 @@ export class Domains extends Context.Service<Domains, {
           return (hostname.startsWith("www.") ? table.get(hostname.slice(4)) : table.get(`www.${hostname}`)) ?? null
         }
 
+        sitesVersion = yield* versionOf
         yield* refresh
+        yield* Effect.sleep(options.sitesCheckEvery ?? Duration.seconds(2)).pipe(
+          Effect.andThen(refreshOnSiteChange),
+          Effect.catchCause((cause) => Effect.logWarning("domains: site registry check failed", cause)),
+          Effect.forever,
+          Effect.forkScoped
+        )
         yield* Effect.sleep(options.refreshEvery ?? Duration.seconds(60)).pipe(
           Effect.andThen(refresh),
           Effect.catchCause((cause) => Effect.logWarning("domains refresh failed", cause)),
@@ -50,7 +84,7 @@ export class Domains extends Context.Service<Domains, {
           Effect.forkScoped
         )
 
-        return Domains.of({ resolve, refresh, size: () => table.size })
+        return Domains.of({ resolve, byId: (id) => byId.get(id) ?? null, refresh, size: () => table.size })
       })
     )
 

@@ -11,13 +11,15 @@ import { Effect, Layer, Redacted, Schedule } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
 import migration0001 from "../../migrations/0001_initial.ts"
 import migration0002 from "../../migrations/0002_rollup_fillfactor.ts"
+import migration0003 from "../../migrations/0003_sites.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 
 /** Every migration, keyed `<id>_<name>`; add new files here. */
 export const migrations = {
   "0001_initial": migration0001,
-  "0002_rollup_fillfactor": migration0002
+  "0002_rollup_fillfactor": migration0002,
+  "0003_sites": migration0003
 } as const
 
 export const MIGRATIONS_TABLE = "spoolway_migrations"

@@ -19,6 +19,7 @@ import { EventQueue } from "../layers/EventQueue.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
 import { isRunning } from "../layers/Pids.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import { SiteRegistry } from "../layers/SiteRegistry.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
 import * as Sql from "../layers/Sql.ts"
 import { Writer } from "./Writer.ts"
@@ -26,7 +27,7 @@ import * as WriterThread from "./WriterThread.ts"
 
 export type Role = "all" | "collector" | "writer"
 
-const Queue = EventQueue.layer.pipe(Layer.provide(SpoolRedis.layer))
+const Queue = Layer.merge(EventQueue.layer, SiteRegistry.layer).pipe(Layer.provide(SpoolRedis.layer))
 const WriterLive = Writer.layer.pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer)]))
 /** role all: the writer in a worker thread (WriterThread.ts) unless WRITER_THREAD=false */
 const WriterForAll = Layer.unwrap(Effect.map(AppConfig, (config) => (config.writerThread ? WriterThread.layer : WriterLive)))

@@ -43,6 +43,7 @@ import * as Metrics from "../layers/Metrics.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { acquireBlockingRedis } from "../layers/RedisClient.ts"
 import { Salts } from "../layers/Salts.ts"
+import { SitePublisher } from "../layers/SitePublisher.ts"
 import { runMaintenance } from "./Maintenance.ts"
 import { ensurePartitionsAround } from "./Partitions.ts"
 import type { Scope as TenantScope } from "./Rollups.ts"
@@ -707,7 +708,7 @@ export class Writer extends Context.Service<Writer, {
         )
         return Writer.of({ consumer: writer.options.consumer, options: writer.options, snapshot: writer.snapshot })
       })
-    ).pipe(Layer.provide(Layer.mergeAll(Salts.layer, Domains.layer)))
+    ).pipe(Layer.provide(Layer.mergeAll(Salts.layer, Domains.layer)), Layer.merge(SitePublisher.layer))
 
   /** Requires AppConfig, PrimaryRedis, SqlClient (migrated — see Sql.layer) and GeoLookup. */
   static readonly layer = Writer.layerWith()

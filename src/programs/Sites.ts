@@ -1,0 +1,161 @@
+/**
+ * The `spoolway sites` operations (issue 13): validate the input, change the sites in
+ * PostgreSQL (SiteStore), then publish the registry to the primary Redis so collectors enforce
+ * the change within SITES_REFRESH_MS. A publication that fails does not undo the change: every
+ * writer finds the new version in PostgreSQL and publishes it itself.
+ */
+import { randomBytes } from "node:crypto"
+import { Effect } from "effect"
+import {
+  formatKey,
+  hashKey,
+  InvalidSiteInput,
+  KEY_BYTES,
+  type KeyKind,
+  normalizeHostname,
+  normalizeOrigin,
+  normalizeTimezone
+} from "../domain/Site.ts"
+import { AppConfig } from "../layers/AppConfig.ts"
+import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import { publishSnapshot } from "../layers/SitePublisher.ts"
+import { type PurgeReport, type SiteRecord, SiteStore } from "../layers/SiteStore.ts"
+
+export const DEFAULT_TIMEZONE = "UTC"
+export const DEFAULT_GRACE_HOURS = 24
+
+/** Whether the collectors can learn the change now (else: from the next writer check). */
+export type Publication = { readonly published: true } | { readonly published: false; readonly error: string }
+
+const newKey = (kind: KeyKind) => formatKey(kind, randomBytes(KEY_BYTES))
+
+const hostnameOf = (field: string, raw: string) => {
+  const hostname = normalizeHostname(raw)
+  return hostname === undefined
+    ? Effect.fail(InvalidSiteInput.of(field, raw, "not a hostname (e.g. example.com: no scheme, port or path)"))
+    : Effect.succeed(hostname)
+}
+
+/** Publishes the registry in PostgreSQL now. */
+export const publish = Effect.gen(function*() {
+  const store = yield* SiteStore
+  const primary = yield* PrimaryRedis
+  const config = yield* AppConfig
+  const snapshot = yield* store.snapshot
+  return yield* publishSnapshot(primary.client, config.streamPrefix, snapshot).pipe(
+    Effect.as<Publication>({ published: true }),
+    Effect.catch((error) => Effect.succeed<Publication>({ published: false, error: error.message }))
+  )
+})
+
+export interface AddSiteInput {
+  readonly hostname: string
+  readonly aliases: ReadonlyArray<string>
+  readonly corp: string | undefined
+  readonly timezone: string | undefined
+  readonly origins: ReadonlyArray<string>
+}
+
+export interface AddedSite {
+  readonly site: SiteRecord
+  /** shown once: only their digests are stored */
+  readonly writeKey: string
+  readonly serverKey: string
+  readonly publication: Publication
+}
+
+export const addSite = Effect.fn("Sites.add")(function*(input: AddSiteInput) {
+  const hostname = yield* hostnameOf("hostname", input.hostname)
+  const aliases: Array<string> = []
+  for (const raw of input.aliases) {
+    const alias = yield* hostnameOf("alias", raw)
+    if (alias === hostname) return yield* InvalidSiteInput.of("alias", raw, "is the site's own hostname")
+    if (!aliases.includes(alias)) aliases.push(alias)
+  }
+  const timezone = normalizeTimezone(input.timezone ?? DEFAULT_TIMEZONE)
+  if (timezone === undefined) {
+    return yield* InvalidSiteInput.of("timezone", input.timezone ?? "", "not an IANA timezone (e.g. Europe/Berlin, America/New_York, UTC)")
+  }
+  const origins: Array<string> = []
+  for (const raw of input.origins) {
+    const origin = normalizeOrigin(raw)
+    if (origin === undefined) {
+      return yield* InvalidSiteInput.of("origin", raw, "not an http(s) origin (scheme://host[:port], nothing after it)")
+    }
+    if (!origins.includes(origin)) origins.push(origin)
+  }
+  const corp = input.corp?.trim()
+  if (corp !== undefined && corp.length === 0) return yield* InvalidSiteInput.of("corp", input.corp ?? "", "is empty")
+
+  const writeKey = newKey("write")
+  const serverKey = newKey("server")
+  const store = yield* SiteStore
+  const site = yield* store.add({
+    hostname,
+    aliases,
+    corp,
+    timezone,
+    origins: origins.length === 0 ? null : origins,
+    writeKeyHash: hashKey(writeKey),
+    serverKeyHash: hashKey(serverKey)
+  })
+  return { site, writeKey, serverKey, publication: yield* publish } satisfies AddedSite
+})
+
+export const listSites = Effect.flatMap(SiteStore, (store) => store.list)
+
+export interface RotatedKeys {
+  readonly site: SiteRecord
+  readonly writeKey?: string
+  readonly serverKey?: string
+  readonly publication: Publication
+}
+
+/** New keys of `kinds`; each previous key keeps working for `graceMs`. */
+export const rotateKeys = Effect.fn("Sites.rotate")(function*(hostname: string, kinds: ReadonlyArray<KeyKind>, graceMs: number) {
+  const store = yield* SiteStore
+  const found = yield* store.find(yield* hostnameOf("hostname", hostname))
+  if (found.removedAt !== null) return yield* InvalidSiteInput.of("hostname", hostname, "belongs to a removed site")
+  let site = found
+  const keys: { writeKey?: string; serverKey?: string } = {}
+  for (const kind of kinds) {
+    const key = newKey(kind)
+    site = yield* store.rotate(site.id, kind, hashKey(key), graceMs)
+    if (kind === "write") keys.writeKey = key
+    else keys.serverKey = key
+  }
+  return { site, ...keys, publication: yield* publish } satisfies RotatedKeys
+})
+
+export interface RemovedSite {
+  readonly site: SiteRecord
+  /** rows deleted per table (purge only) */
+  readonly purged: PurgeReport | undefined
+  /** active sites left: 0 means the collectors are open again */
+  readonly activeSites: number
+  readonly publication: Publication
+}
+
+/** The site owning `hostname` (for a confirmation before a purge). */
+export const findSite = Effect.fn("Sites.find")(function*(hostname: string) {
+  const store = yield* SiteStore
+  return yield* store.find(yield* hostnameOf("hostname", hostname))
+})
+
+/** Stops accepting the site's events; with `purge` also deletes its hostnames and data. */
+export const removeSite = Effect.fn("Sites.remove")(function*(site: SiteRecord, purge: boolean) {
+  const store = yield* SiteStore
+  const purged = purge ? yield* store.purge(site.id) : undefined
+  if (!purge) yield* store.remove(site.id)
+  const activeSites = (yield* store.list).filter((s) => s.removedAt === null).length
+  return { site, purged, activeSites, publication: yield* publish } satisfies RemovedSite
+})
+
+/** The origins a site allows, spelled out (the default: every hostname over http and https). */
+export const effectiveOrigins = (site: SiteRecord): ReadonlyArray<string> => {
+  if (site.origins !== null) return site.origins
+  return [site.hostname, ...site.aliases].flatMap((h) => {
+    const host = h.includes(":") ? `[${h}]` : h
+    return [`http://${host}`, `https://${host}`]
+  })
+}
