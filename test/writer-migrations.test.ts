@@ -22,6 +22,8 @@ const tables = [
   "raw_events",
   "raw_events_default",
   "session_fingerprints",
+  "site_registry",
+  "sites",
   "spoolway_migrations",
   "visitor_salts",
   "visitor_seen"

@@ -330,3 +330,8 @@ export class InvalidSiteInput extends Schema.TaggedError<InvalidSiteInput>()("In
   static readonly of = (field: string, value: string, reason: string) =>
     new InvalidSiteInput({ field, message: `invalid ${field} '${value}': ${reason}` })
 }
+
+/** A missing, unknown, expired or removed site's server key (→ 401). */
+export class InvalidServerKey extends Schema.TaggedError<InvalidServerKey>()("InvalidServerKey", {
+  message: Schema.String
+}) {}
