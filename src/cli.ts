@@ -15,6 +15,7 @@ import { daemon } from "./programs/Daemon.ts"
 import { rotateSalts, runMaintenance } from "./programs/Maintenance.ts"
 import { replayFailures } from "./programs/ReplayFailures.ts"
 import { formatStatus, status } from "./programs/Status.ts"
+import { databaseUrlFlag, printDatabaseUrl } from "./main/DatabaseUrl.ts"
 import { sitesCommand } from "./main/SitesCommand.ts"
 
 /** Maintenance commands use the servers a running `serve` owns, or start their own briefly. */
@@ -42,12 +43,18 @@ const migrate = Command.make("migrate", {}, () =>
 
 const json = Flag.Boolean("json").pipe(Flag.withDescription("print JSON"), Flag.withDefault(false))
 
-const statusCommand = Command.make("status", { json }, ({ json }) =>
+const statusReport = (json: boolean) =>
   Effect.gen(function*() {
     const report = yield* status
     yield* Console.log(json ? JSON.stringify(report, null, 2) : formatStatus(report))
   }).pipe(Effect.provide(Layer.mergeAll(PrimaryRedis.layer, SpoolRedis.layer).pipe(Layer.provideMerge(attached))))
-).pipe(Command.withDescription("primary health, spool depth and age, stream lag and pending, last write"))
+
+const statusCommand = Command.make("status", { json, databaseUrl: databaseUrlFlag }, ({ databaseUrl, json }) =>
+  Effect.gen(function*() {
+    if (databaseUrl) return yield* printDatabaseUrl
+    yield* statusReport(json)
+  })
+).pipe(Command.withDescription("primary health, spool depth and age, stream lag and pending, last write, the running serve and its database"))
 
 const replay = Command.make(
   "replay-failures",

@@ -150,6 +150,25 @@ const ensureDatabase = (adminUrl: string, database: string) =>
   }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(adminUrl), maxConnections: 1 })))
 
 /**
+ * The embedded PostgreSQL running on `dataDir` (started by a `spoolway serve`), with the URL
+ * to reach it — for attaching to it and for `spoolway status`; undefined when none runs.
+ */
+export const runningEmbeddedPostgres = (dataDir: string, database = "spoolway"): RunningPostgres | undefined => {
+  const root = resolve(dataDir)
+  const dir = resolve(root, "pg")
+  if (orphanPid(dir) === undefined) return undefined
+  try {
+    // postmaster.pid: pid, data dir, start time, port, …
+    const port = Number.parseInt(readFileSync(resolve(dir, "postmaster.pid"), "utf8").split("\n")[3] ?? "", 10)
+    const password = readFileSync(resolve(root, "pg.password"), "utf8").trim()
+    if (!Number.isInteger(port) || port <= 0) return undefined
+    return { url: `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`, port, dataDir: dir }
+  } catch {
+    return undefined
+  }
+}
+
+/**
  * Starts (initialising on first use) an embedded PostgreSQL; stopped when the scope closes.
  */
 export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function*(options: EmbeddedPostgresOptions) {
@@ -178,13 +197,10 @@ export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function
   }
 
   const base = (port: number) => `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}`
-  if (options.attach === true && orphanPid(dir) !== undefined) {
-    // postmaster.pid: pid, data dir, start time, port, …
-    const port = Number.parseInt(readFileSync(resolve(dir, "postmaster.pid"), "utf8").split("\n")[3] ?? "", 10)
-    if (Number.isInteger(port) && port > 0) {
-      yield* Effect.logDebug(`attached to the embedded PostgreSQL on 127.0.0.1:${port}`)
-      return { url: `${base(port)}/${database}`, port, dataDir: dir } satisfies RunningPostgres
-    }
+  const running = options.attach === true ? runningEmbeddedPostgres(root, database) : undefined
+  if (running !== undefined) {
+    yield* Effect.logDebug(`attached to the embedded PostgreSQL on 127.0.0.1:${running.port}`)
+    return running
   }
 
   if (isRoot()) yield* ensureReachable(root)

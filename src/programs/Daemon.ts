@@ -19,6 +19,7 @@ import { EventQueue } from "../layers/EventQueue.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
 import { isRunning } from "../layers/Pids.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import * as ServeInfo from "../layers/ServeInfo.ts"
 import { SiteRegistry } from "../layers/SiteRegistry.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
 import * as Sql from "../layers/Sql.ts"
@@ -78,7 +79,8 @@ const dataDirLock = (role: Role) => Layer.effectDiscard(
 
 /** The whole process for `role`, given AppConfig. PrimaryRedis is built once and shared. */
 export const daemon = (role: Role) =>
-  roleLayer(role).pipe(
+  ServeInfo.layer(role).pipe(
+    Layer.provideMerge(roleLayer(role)),
     Layer.provide(PrimaryRedis.layer),
     Layer.provide(dataDirLock(role))
   )

@@ -1,11 +1,18 @@
 /**
  * `spoolway status`: primary health, spool depth and oldest age, stream length, the writer
  * group's lag and pending count, and — from a running daemon's /health — the last write.
+ *
+ * The daemon is the `serve` running on the same data dir (`<dataDir>/serve.json`, ServeInfo.ts:
+ * its real port, whatever PORT says now); without one, HOST:PORT. The database is DATABASE_URL
+ * (password hidden), else the embedded PostgreSQL of the data dir while a `serve` runs it — a
+ * full URL a user can pass to `psql` (`psql "$(spoolway status --database-url)"`).
  */
 import { Clock, Effect } from "effect"
 import { primaryStreamKey, spoolStreamKey, writerGroup } from "../domain/Streams.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import { runningEmbeddedPostgres } from "../layers/EmbeddedPostgres.ts"
+import { readServeInfo, withoutPassword } from "../layers/ServeInfo.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
 import { streamStatus } from "./WriterStream.ts"
 
@@ -13,7 +20,27 @@ export interface StatusReport {
   readonly primary: { readonly url: string; readonly healthy: boolean; readonly error?: string }
   readonly stream: { readonly key: string; readonly length: number; readonly lag: number | null; readonly pending: number; readonly consumers: number } | null
   readonly spool: { readonly url: string; readonly depth: number | null; readonly oldestAgeMs: number | null }
-  readonly daemon: { readonly url: string; readonly reachable: boolean; readonly health?: unknown }
+  readonly daemon: {
+    readonly url: string
+    readonly reachable: boolean
+    readonly health?: unknown
+    /** where the address came from: the running serve of this data dir, or HOST:PORT */
+    readonly found: "serve.json" | "HOST:PORT"
+    readonly pid?: number
+    readonly role?: string
+  }
+  readonly database: {
+    /** for psql; null when there is none to reach now */
+    readonly url: string | null
+    readonly source: "DATABASE_URL" | "embedded" | "embedded (not running)"
+  }
+}
+
+/** The database a user can reach now: DATABASE_URL (password hidden), or the running embedded one. */
+export const databaseOf = (databaseUrl: string | undefined, dataDir: string): StatusReport["database"] => {
+  if (databaseUrl !== undefined) return { url: withoutPassword(databaseUrl), source: "DATABASE_URL" }
+  const embedded = runningEmbeddedPostgres(dataDir)
+  return embedded === undefined ? { url: null, source: "embedded (not running)" } : { url: embedded.url, source: "embedded" }
 }
 
 const attempt = <A>(f: () => Promise<A>) => Effect.tryPromise(f).pipe(Effect.result)
@@ -41,7 +68,11 @@ export const status = Effect.gen(function*() {
     return Number.isFinite(receivedAt) ? now - receivedAt : null
   })
 
-  const daemonUrl = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${config.port}/health`
+  const serve = readServeInfo(config.dataDir)
+  const daemonUrl = serve !== undefined
+    ? `${serve.url}/health`
+    : `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${config.port}/health`
+  const found = serve !== undefined ? { found: "serve.json" as const, pid: serve.pid, role: serve.role } : { found: "HOST:PORT" as const }
   const daemon = yield* attempt(async () => {
     const res = await fetch(daemonUrl, { signal: AbortSignal.timeout(1500) })
     return res.json() as Promise<unknown>
@@ -60,8 +91,9 @@ export const status = Effect.gen(function*() {
       oldestAgeMs: oldest._tag === "Success" ? oldest.success : null
     },
     daemon: daemon._tag === "Success"
-      ? { url: daemonUrl, reachable: true, health: daemon.success }
-      : { url: daemonUrl, reachable: false }
+      ? { url: daemonUrl, reachable: true, health: daemon.success, ...found }
+      : { url: daemonUrl, reachable: false, ...found },
+    database: databaseOf(config.databaseUrl, config.dataDir)
   } satisfies StatusReport
 })
 
@@ -77,8 +109,18 @@ export const formatStatus = (r: StatusReport): string => {
     ["writer consumers", r.stream ? String(r.stream.consumers) : "?"],
     ["spool depth", r.spool.depth === null ? "UNREACHABLE" : String(r.spool.depth)],
     ["oldest spooled", r.spool.oldestAgeMs === null ? "-" : `${Math.round(r.spool.oldestAgeMs / 1000)} s ago`],
-    ["daemon", r.daemon.reachable ? `up (${r.daemon.url})` : `not reachable at ${r.daemon.url}`],
-    ["last write", lastWrite ? new Date(lastWrite).toISOString() : "-"]
+    [
+      "daemon",
+      (r.daemon.reachable ? `up (${r.daemon.url})` : `not reachable at ${r.daemon.url}`) +
+        (r.daemon.pid !== undefined ? `, pid ${r.daemon.pid}, role ${r.daemon.role}` : "")
+    ],
+    ["last write", lastWrite ? new Date(lastWrite).toISOString() : "-"],
+    [
+      "database",
+      r.database.url === null
+        ? "embedded PostgreSQL not running (it runs while spoolway serve does)"
+        : `${r.database.url}  (${r.database.source}; psql "$(spoolway status --database-url)")`
+    ]
   ]
   const width = Math.max(...rows.map(([k]) => k.length))
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n")
