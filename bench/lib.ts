@@ -269,10 +269,10 @@ export interface HttpServerProc {
   readonly output: () => string
 }
 
-const spawnLogged = (name: string, cmd: string, args: Array<string>, env: Record<string, string>, logFile: string) => {
+const spawnLogged = (name: string, cmd: string, args: Array<string>, env: Record<string, string>, logFile: string, cwd = REPO_DIR) => {
   mkdirSync(dirname(logFile), { recursive: true })
   const fd = openSync(logFile, "w")
-  const child = spawn(cmd, args, { cwd: REPO_DIR, env: { ...process.env, ...env }, stdio: ["ignore", fd, fd] })
+  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", fd, fd] })
   closeSync(fd)
   track(name, child)
   return child
@@ -320,6 +320,8 @@ export interface CollectorOptions {
   readonly logFile: string
   /** wait until /health says primaryHealthy (default true) */
   readonly waitPrimary?: boolean
+  /** run `src/cli.ts` of another checkout (a baseline), default this one */
+  readonly cwd?: string
 }
 
 /** Extra node flags for the collector, diagnostics only (e.g. "--trace-gc"): BENCH_COLLECTOR_NODE_ARGS. */
@@ -351,7 +353,7 @@ export const startCollector = async (options: CollectorOptions): Promise<HttpSer
     "serve",
     "--role",
     "collector"
-  ], env, options.logFile)
+  ], env, options.logFile, options.cwd)
   const url = `http://127.0.0.1:${port}`
   await waitHttp({ child, name }, `${url}/health`, (r) =>
     r.status === 200 && (options.waitPrimary === false || r.body?.primaryHealthy === true))

@@ -11,12 +11,17 @@ export const invalidResponse = (issues: ReadonlyArray<FieldIssue>) => json(400, 
 
 const acceptedOptions = { status: 202, contentType: "application/json" } as const
 
+const acceptedOptionsWith = (headers: Readonly<Record<string, string>> | undefined) =>
+  headers === undefined ? acceptedOptions : { ...acceptedOptions, headers }
+
 /**
  * `202 {"success":true,"eventId":"…"}` — the bytes `json(202, { success: true, eventId })` gives,
- * without the intermediate object (hot path; an eventId is a UUID, nothing to escape).
+ * without the intermediate object (hot path; an eventId is a UUID, nothing to escape). `headers`
+ * (CORS) are built into the response at once: adding them afterwards copies it.
  */
-export const accepted = (eventId: string) =>
-  HttpServerResponse.text(`{"success":true,"eventId":"${eventId}"}`, acceptedOptions)
+export const accepted = (eventId: string, headers?: Readonly<Record<string, string>>) =>
+  HttpServerResponse.text(`{"success":true,"eventId":"${eventId}"}`, acceptedOptionsWith(headers))
 
 /** `202 {"success":true,"count":n}` */
-export const batchAccepted = (count: number) => HttpServerResponse.text(`{"success":true,"count":${count}}`, acceptedOptions)
+export const batchAccepted = (count: number, headers?: Readonly<Record<string, string>>) =>
+  HttpServerResponse.text(`{"success":true,"count":${count}}`, acceptedOptionsWith(headers))

@@ -121,9 +121,14 @@ export const TrackingRoutes = HttpRouter.use((router) =>
       readonly startNanos: bigint
     }
 
-    const finish = (p: Pending, response: HttpServerResponse.HttpServerResponse, rejectedReason?: string) => {
+    const record = (p: Pending, rejectedReason?: string) => {
       if (rejectedReason !== undefined) rejectedCounter(rejectedReason).updateUnsafe(1, p.context)
       Metrics.requestDuration.updateUnsafe(Number(p.clock.currentTimeNanosUnsafe() - p.startNanos) / 1e9, p.context)
+    }
+
+    /** Records the request and adds the CORS headers to its answer. */
+    const finish = (p: Pending, response: HttpServerResponse.HttpServerResponse, rejectedReason?: string) => {
+      record(p, rejectedReason)
       return HttpServerResponse.setHeaders(response, p.cors)
     }
 
@@ -158,8 +163,11 @@ export const TrackingRoutes = HttpRouter.use((router) =>
         // the queue already counted the rejected events by reason
         : finish(p, errorResponse(503, "unavailable", "the event was not accepted; retry later", { "retry-after": retryAfter }))
 
-    const onCaptured = (p: Pending) => (outcome: CaptureResult) =>
-      finish(p, outcome._tag === "Single" ? accepted(outcome.eventId) : batchAccepted(outcome.count))
+    // the common answer: built with its CORS headers at once (adding them copies the response)
+    const onCaptured = (p: Pending) => (outcome: CaptureResult) => {
+      record(p)
+      return outcome._tag === "Single" ? accepted(outcome.eventId, p.cors) : batchAccepted(outcome.count, p.cors)
+    }
 
     const withBody = (p: Pending) => (bytes: BodyResult): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
       if (bytes === "too_large") return Effect.succeed(finish(p, tooLarge(), "payload_too_large"))

@@ -1,7 +1,10 @@
-/** Write keys (COLLECTOR_WRITE_KEYS), compared in constant time. */
-import { createHash, timingSafeEqual } from "node:crypto"
+/**
+ * The global legacy write keys (COLLECTOR_WRITE_KEYS), compared in constant time. With sites
+ * defined they still admit a request, from an origin of any site (src/domain/Site.ts `admit`).
+ */
+import { hash, timingSafeEqual } from "node:crypto"
 
-const digest = (value: string) => createHash("sha256").update(value).digest()
+const digest = (value: string) => hash("sha256", value, "buffer")
 
 export interface WriteKeyCheck {
   readonly open: boolean
