@@ -33,7 +33,8 @@ const errorBody = (status: number, description: string) =>
 
 const trackingErrors = [
   errorBody(400, "invalid_request (every bad field by path) or malformed_json"),
-  errorBody(401, "missing or wrong write key (X-Write-Key header or ?writeKey=)"),
+  errorBody(401, "missing or wrong key (X-Write-Key, Authorization: Bearer, or ?writeKey=)"),
+  errorBody(403, "origin_not_allowed: a write key from an origin that is not its site's (see docs/sites.md)"),
   errorBody(413, "body larger than MAX_BODY_BYTES"),
   errorBody(415, "content type other than application/json or text/plain"),
   errorBody(429, "rate limited; see Retry-After"),
@@ -71,7 +72,9 @@ export class TrackingApi extends HttpApiGroup.make("tracking", { topLevel: true 
   .annotateMerge(OpenApi.annotations({
     title: "Tracking",
     description: "Bodies are JSON (application/json, or text/plain holding JSON for navigator.sendBeacon). " +
-      "Send the write key as X-Write-Key or ?writeKey=. 202 means durably accepted."
+      "Send the site's write key as X-Write-Key or ?writeKey= (pages: the request's Origin must be one of the site's), " +
+      "or its server key as Authorization: Bearer (server-side; X-Forwarded-For and User-Agent are the visitor's). " +
+      "202 means durably accepted."
   }))
 {}
 
