@@ -236,6 +236,12 @@ describe("the registry changes while the collector runs", () => {
     // the site is removed (version 6): its key stops working; the other site keeps the API closed
     await publish(prefix, registry(6, siteList().filter((s) => s.id !== A)))
     await waitFor("removal", async () => (await send(c, "json", K.write, ALLOWED)).status === 401)
+    // a registry that does not decode is ignored (the one in force stays)
+    await redis.set(sitesKey(prefix), "{not a registry")
+    await redis.set(sitesVersionKey(prefix), "99")
+    await new Promise((r) => setTimeout(r, 300))
+    expect((await send(c, "json", "anything", DISALLOWED)).status).toBe(401)
+    await redis.set(sitesVersionKey(prefix), "6")
     // a stale registry written straight into Redis (bypassing the publisher's check) is ignored
     await redis.set(sitesKey(prefix), JSON.stringify(registry(2)))
     await redis.set(sitesVersionKey(prefix), "2")

@@ -39,12 +39,23 @@ export const normalizeHostname = (input: string): string | undefined => {
   if (trimmed.length === 0 || trimmed.length > 253 || NOT_IN_HOSTNAME.test(trimmed)) return undefined
   const bracketed = trimmed.startsWith("[") && trimmed.endsWith("]")
   if (!bracketed && trimmed.includes(":")) return undefined // a port, or an IPv6 literal without brackets
+  const url = webUrl(`http://${trimmed}`)
+  return url === undefined ? undefined : hostnameOf(url)
+}
+
+/** `value` as an http(s) URL, or undefined. */
+const webUrl = (value: string): URL | undefined => {
   let url: URL
   try {
-    url = new URL(`http://${trimmed}`)
+    url = new URL(value.trim())
   } catch {
     return undefined
   }
+  return url.protocol === "http:" || url.protocol === "https:" ? url : undefined
+}
+
+/** A URL's hostname as sites store it: no IPv6 brackets, no trailing dots; undefined when empty. */
+const hostnameOf = (url: URL): string | undefined => {
   let host = url.hostname
   if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1)
   while (host.endsWith(".")) host = host.slice(0, -1)
@@ -68,13 +79,8 @@ export const normalizeTimezone = (tz: string): string | undefined => {
  * http(s) origin (a path, query, fragment or userinfo makes it something else).
  */
 export const normalizeOrigin = (input: string): string | undefined => {
-  let url: URL
-  try {
-    url = new URL(input.trim())
-  } catch {
-    return undefined
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return undefined
+  const url = webUrl(input)
+  if (url === undefined) return undefined
   if (url.username !== "" || url.password !== "" || url.pathname !== "/" || url.search !== "" || url.hash !== "") return undefined
   return url.origin
 }
@@ -86,17 +92,9 @@ export interface RequestOrigin {
 }
 
 const requestOriginOf = (value: string): RequestOrigin | null => {
-  let url: URL
-  try {
-    url = new URL(value.trim())
-  } catch {
-    return null
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return null
-  let hostname = url.hostname
-  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1)
-  while (hostname.endsWith(".")) hostname = hostname.slice(0, -1)
-  return hostname.length === 0 ? null : { origin: url.origin, hostname }
+  const url = webUrl(value)
+  const hostname = url === undefined ? undefined : hostnameOf(url)
+  return url === undefined || hostname === undefined ? null : { origin: url.origin, hostname }
 }
 
 /** (memoised: a site's Origin repeats on every request; Referers repeat per page) */

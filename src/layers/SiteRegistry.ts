@@ -75,6 +75,8 @@ const makeSiteRegistry = Effect.gen(function*() {
   let json = ""
   /** version of the registry last written to the local copy */
   let copied = -1
+  /** a published registry that did not decode (warned once) */
+  let undecodable = ""
 
   const announce = Effect.suspend(() => {
     if (!index.open) {
@@ -96,7 +98,10 @@ const makeSiteRegistry = Effect.gen(function*() {
     Effect.gen(function*() {
       const decoded = decodeSnapshotJson(candidate)
       if (Exit.isFailure(decoded)) {
-        yield* Effect.logWarning(`sites: the registry on the ${from} does not decode; keeping version ${index.version}`)
+        if (undecodable !== candidate) {
+          undecodable = candidate
+          yield* Effect.logWarning(`sites: the registry on the ${from} does not decode; keeping version ${index.version}`)
+        }
         return false
       }
       const snapshot = decoded.value
@@ -119,6 +124,8 @@ const makeSiteRegistry = Effect.gen(function*() {
     if (published !== null && Number(published) > index.version) {
       const fresh = yield* call(() => primary.client.get(sitesKey(prefix)))
       if (fresh !== null) yield* adopt(fresh, "primary")
+    } else if (published !== null && Number(published) === index.version) {
+      source = "primary" // the local copy is what the primary holds
     }
     if (source === "primary" && copied !== index.version) yield* writeCopy(index.version, json)
   }).pipe(Effect.catchCause((cause) => Effect.logDebug("sites: primary Redis not readable; keeping the registry in force", cause)))

@@ -59,19 +59,8 @@ export class SiteStore extends Context.Service<SiteStore, {
   static readonly layer = Layer.effect(SiteStore, Effect.map(SqlClient.SqlClient, (sql) => makeSiteStore(sql)))
 }
 
-interface RecordRow {
-  readonly id: number
-  readonly hostname: string
-  readonly aliases: ReadonlyArray<string> | null
-  readonly corpId: number | null
-  readonly corp: string | null
-  readonly timezone: string
-  readonly origins: ReadonlyArray<string> | null
-  readonly createdAt: Date
-  readonly removedAt: Date | null
-  readonly writeKeyGraceUntil: Date | null
-  readonly serverKeyGraceUntil: Date | null
-}
+/** a row of `records`: `array_agg` of no alias is NULL */
+type RecordRow = Omit<SiteRecord, "aliases"> & { readonly aliases: ReadonlyArray<string> | null }
 
 const toRecord = (row: RecordRow): SiteRecord => ({ ...row, aliases: row.aliases ?? [] })
 
