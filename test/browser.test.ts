@@ -89,9 +89,10 @@ describe.skipIf(!haveBrowser)("a real browser on an allowed and on a disallowed 
   let daemon: Daemon | undefined
   let env: Record<string, string> = {}
   const servers: Array<Server> = []
-  const userDataDir = mkdtempSync(join(tmpdir(), "spoolway-chromium-"))
+  let userDataDir = ""
 
   beforeAll(async () => {
+    userDataDir = mkdtempSync(join(tmpdir(), "spoolway-chromium-"))
     scope = await Effect.runPromise(Scope.make())
     const db = await Effect.runPromise(Scope.provide(testDatabase("spoolway_browser"), scope))
     const ctx = await Effect.runPromise(Scope.provide(Layer.build(PgClient.layer({ url: Redacted.make(db.url), maxConnections: 2 })), scope))

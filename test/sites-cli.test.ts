@@ -37,8 +37,7 @@ beforeAll(async () => {
     DATABASE_URL: db.url,
     PRIMARY_REDIS_URL: SHARED_REDIS,
     SPOOL_REDIS_URL: SHARED_REDIS,
-    STREAM_PREFIX: prefix,
-    SPOOLWAY_DATA_DIR: `/tmp/spoolway-sites-cli-${randomUUID().slice(0, 8)}`
+    STREAM_PREFIX: prefix
   }
 }, 60_000)
 afterAll(async () => {

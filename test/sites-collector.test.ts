@@ -20,6 +20,7 @@ import {
   startCollector,
   uniquePrefix
 } from "./support/collector.ts"
+import { startDaemon } from "./support/daemon.ts"
 
 const redis = new Redis(SHARED_REDIS)
 const started: Array<RunningCollector> = []
@@ -284,6 +285,31 @@ describe("no PostgreSQL, no primary Redis: the local copy keeps the sites enforc
     expect(spooled.map((e) => e.edge.site)).toEqual([A])
     expect(await primaryEnvelopes(redis, prefix)).toHaveLength(0)
   })
+})
+
+describe("an edge collector process whose DATABASE_URL points nowhere", () => {
+  it("serve --role collector enforces the sites it learnt from Redis; PostgreSQL is never asked", async () => {
+    const prefix = uniquePrefix("sites-edge")
+    prefixes.add(prefix)
+    await publish(prefix, registry(21))
+    const daemon = await startDaemon(["serve", "--role", "collector"], {
+      DATABASE_URL: "postgres://nobody@127.0.0.1:1/nothing",
+      PRIMARY_REDIS_URL: SHARED_REDIS,
+      SPOOL_REDIS_URL: SHARED_REDIS,
+      STREAM_PREFIX: prefix,
+      RATE_LIMIT_PER_MINUTE: "0"
+    })
+    try {
+      const c = { baseUrl: daemon.baseUrl } as RunningCollector
+      expect((await send(c, "json", K.write, ALLOWED)).status).toBe(202)
+      expect((await send(c, "beacon ?writeKey=", K.write, DISALLOWED)).status).toBe(403)
+      expect((await send(c, "text/plain", "sw_pub_nope", ALLOWED)).status).toBe(401)
+      expect((await primaryEnvelopes(redis, prefix)).map((e) => e.edge.site)).toEqual([A])
+    } finally {
+      expect(await daemon.stop("SIGTERM")).toBe(0)
+    }
+    expect(daemon.output()).not.toMatch(/postgres|5432|127\.0\.0\.1:1\b/i)
+  }, 60_000)
 })
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,19 @@
 /** Runs the real `spoolway` CLI as a child process (same Node as the tests), stopped by pid. */
 import { type ChildProcess, spawn } from "node:child_process"
-import { resolve } from "node:path"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
 import { freePort } from "./redisProcess.ts"
 
 const CLI = resolve(import.meta.dirname, "../../src/cli.ts")
+
+/**
+ * The data dir of this test file's processes unless a test gives its own: not the checkout's
+ * `.data`, where a `serve` of another test file (or of a developer) would be found by `status`
+ * (`serve.json`) or hold the lock.
+ */
+const DATA_DIR = mkdtempSync(join(tmpdir(), "spoolway-test-data-"))
+process.on("exit", () => rmSync(DATA_DIR, { recursive: true, force: true }))
 const NODE_ARGS = ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", CLI]
 
 export interface Daemon {
@@ -20,7 +30,7 @@ export const startDaemon = async (args: ReadonlyArray<string>, env: Record<strin
   const p = port ?? (await freePort())
   let out = ""
   const child = spawn(process.execPath, [...NODE_ARGS, ...args], {
-    env: { ...process.env, LOG_LEVEL: "info", ...env, PORT: String(p), HOST: "127.0.0.1" },
+    env: { ...process.env, LOG_LEVEL: "info", SPOOLWAY_DATA_DIR: DATA_DIR, ...env, PORT: String(p), HOST: "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"]
   })
   child.stdout!.on("data", (d) => (out += d))
@@ -60,7 +70,7 @@ export const runCli = (args: ReadonlyArray<string>, env: Record<string, string>)
   new Promise<{ code: number | null; out: string }>((resolvePromise) => {
     let out = ""
     const child = spawn(process.execPath, [...NODE_ARGS, ...args], {
-      env: { ...process.env, LOG_LEVEL: "warn", ...env },
+      env: { ...process.env, LOG_LEVEL: "warn", SPOOLWAY_DATA_DIR: DATA_DIR, ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })
     child.stdout.on("data", (d) => (out += d))
