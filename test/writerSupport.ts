@@ -1,7 +1,8 @@
 /**
  * Shared fixtures of the writer tests: a fresh PostgreSQL database per test file (created
  * through the `postgres` database, dropped afterwards), the shared Redis with a unique stream
- * prefix, envelope builders and small SQL / Redis probes.
+ * prefix, envelope builders, small SQL / Redis probes, and writers whose PostgreSQL sink has
+ * test hooks around its transaction.
  */
 import { randomUUID } from "node:crypto"
 import { PgClient } from "@effect/sql-pg"
@@ -12,8 +13,11 @@ import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
+import * as PgSink from "../src/layers/PgSink.ts"
+import type { PgSinkTestHooks } from "../src/layers/PgSink.ts"
 import * as Sql from "../src/layers/Sql.ts"
-import { WriterDependencies } from "../src/programs/Writer.ts"
+import { makeWriter as makeWriterOnSink, Writer, WriterDependencies } from "../src/programs/Writer.ts"
+import type { WriterOptions } from "../src/programs/WriterOptions.ts"
 
 export const PG_ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? "postgres://root@127.0.0.1:5432/postgres"
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379"
@@ -177,3 +181,22 @@ export const metricsOf = (domainId: number) =>
   )
 
 export const streamKeys = (name: string) => ({ streamKey: `wt-${name}-${randomName()}:events`, group: `wt-${name}:writers` })
+
+/** Writer options plus, optionally, the test hooks of its PostgreSQL sink (PgSink.layerTest). */
+export type TestWriterOptions = Partial<WriterOptions> & { readonly hooks?: PgSinkTestHooks }
+
+/**
+ * `makeWriter` (src/programs/Writer.ts); with `hooks`, on a PostgreSQL sink of its own that
+ * runs them around its transaction (failures, pauses and crashes before or after COMMIT).
+ */
+export const makeWriter = (overrides: TestWriterOptions = {}) => {
+  const { hooks, ...options } = overrides
+  if (hooks === undefined) return makeWriterOnSink(options)
+  return Effect.flatMap(Layer.build(PgSink.layerTest(hooks)), (sink) => makeWriterOnSink(options).pipe(Effect.provide(sink)))
+}
+
+/** `Writer.layerWith`; with `hooks`, on a PostgreSQL sink that runs them (see {@link makeWriter}). */
+export const writerLayerWith = (overrides: TestWriterOptions = {}) => {
+  const { hooks, ...options } = overrides
+  return hooks === undefined ? Writer.layerWith(options) : Writer.layerWith(options).pipe(Layer.provide(PgSink.layerTest(hooks)))
+}

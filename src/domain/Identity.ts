@@ -12,6 +12,7 @@
  * - The salt is the one of the event's `receivedAt` UTC day ({@link saltDay}).
  */
 import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto"
+import { utcDay } from "./Time.ts"
 
 const NUL = Buffer.of(0)
 
@@ -64,10 +65,7 @@ export const visitorIdDaily = (
  */
 export const saltDay = (receivedAt: string | Date): string | null => {
   const time = typeof receivedAt === "string" ? Date.parse(receivedAt) : receivedAt.getTime()
-  if (!Number.isFinite(time)) return null
-  const iso = new Date(time).toISOString()
-  // years outside 0000–9999 are written as ±YYYYYY-…; keep the date part in either case
-  return iso.slice(0, iso.indexOf("T"))
+  return Number.isFinite(time) ? utcDay(time) : null
 }
 
 /** The two salted identity values of a view. */

@@ -6,7 +6,7 @@
  * whatever it does not accept is decoded by the Schema as before.
  */
 import { Exit, Predicate, Schema } from "effect"
-import { type EventKind, NormalizedEvent } from "../domain/Envelope.ts"
+import { type EventKind, NormalizedEvent } from "./Envelope.ts"
 import {
   normalizeConversion,
   normalizeEngagement,
@@ -15,7 +15,7 @@ import {
   normalizeInteraction,
   normalizeRegistrationFunnel,
   normalizeView
-} from "../domain/Normalize.ts"
+} from "./Normalize.ts"
 import {
   BatchRequest,
   ConversionRequest,
@@ -25,10 +25,10 @@ import {
   InteractionRequest,
   RegistrationFunnelRequest,
   ViewRequest
-} from "../domain/Requests.ts"
-import { MAX_METADATA_BYTES, serializedSize } from "../domain/Limits.ts"
-import { isBatchRequest, isEventRequest, viewRequestOf } from "../domain/RequestCheck.ts"
-import { invalid, InvalidRequest, issuesOf } from "../domain/Validation.ts"
+} from "./Requests.ts"
+import { MAX_METADATA_BYTES, serializedSize } from "./Limits.ts"
+import { isBatchRequest, isEventRequest, viewRequestOf } from "./RequestCheck.ts"
+import { invalid, InvalidRequest, issuesOf } from "./Validation.ts"
 
 const decoder = <S extends Schema.Top & { readonly DecodingServices: never }, A>(
   schema: S,
@@ -120,7 +120,8 @@ const fastPaths: Partial<Record<EventKind, (body: unknown) => ReadonlyArray<Norm
 
 export const isBatchKind = (kind: EventKind): boolean => kind === "batch" || kind === "interaction"
 
-const checkShape = (kind: EventKind, body: unknown, maxBatchEvents: number): InvalidRequest | undefined => {
+/** The checks every body passes first: a JSON object, and a batch within `maxBatchEvents`. */
+export const checkShape = (kind: EventKind, body: unknown, maxBatchEvents: number): InvalidRequest | undefined => {
   if (!Predicate.isObject(body) || Array.isArray(body)) return invalid([], "request body must be a JSON object")
   if (isBatchKind(kind)) {
     const events = (body as { events?: unknown }).events
@@ -131,8 +132,11 @@ const checkShape = (kind: EventKind, body: unknown, maxBatchEvents: number): Inv
   return undefined
 }
 
-/** The Schema decode of a body that passed `checkShape`, then the envelope check. */
-const decodeChecked = (kind: EventKind, body: unknown): ReadonlyArray<NormalizedEvent> | InvalidRequest => {
+/**
+ * The Schema decode of a body that passed `checkShape`, then the envelope check: what every
+ * body the hand checks do not accept goes through (tests hold the hand checks to it).
+ */
+export const decodeChecked = (kind: EventKind, body: unknown): ReadonlyArray<NormalizedEvent> | InvalidRequest => {
   const events = decoders[kind](body)
   return events instanceof InvalidRequest ? events : checkNormalized(kind, events)
 }
@@ -144,10 +148,3 @@ export const parseRequest = (
   maxBatchEvents: number
 ): ReadonlyArray<NormalizedEvent> | InvalidRequest =>
   checkShape(kind, body, maxBatchEvents) ?? fastPaths[kind]?.(body) ?? decodeChecked(kind, body)
-
-/** `parseRequest` without the hand-checked path: the Schema only (tests compare the two). */
-export const parseRequestWithSchema = (
-  kind: EventKind,
-  body: unknown,
-  maxBatchEvents: number
-): ReadonlyArray<NormalizedEvent> | InvalidRequest => checkShape(kind, body, maxBatchEvents) ?? decodeChecked(kind, body)

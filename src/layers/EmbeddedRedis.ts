@@ -13,7 +13,7 @@ import { resolve } from "node:path"
 import { Duration, Effect, Schedule } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { Redis } from "ioredis"
-import { EmbeddedServerError } from "../domain/Errors.ts"
+import { EmbeddedServerError } from "./EmbeddedServerError.ts"
 import { freePort } from "./FreePort.ts"
 import { isRunning, stopPid } from "./Pids.ts"
 

@@ -1,21 +1,17 @@
 /**
- * Maintenance of the `raw_events` partitions (SPEC §6 retention) and of the other time-bound
- * tables.
+ * Maintenance of the `raw_events` partitions (docs/operations.md, retention) and of the other
+ * time-bound tables of the PostgreSQL store.
  *
  * - {@link ensurePartitions}: daily partitions `raw_events_pYYYYMMDD` for [fromDay, fromDay +
  *   days), via the SQL function of migration 0001 (idempotent, safe to call concurrently; rows
- *   that had fallen into the DEFAULT partition are moved). The writer calls it at start for
- *   yesterday … +7 days and then every hour.
+ *   that had fallen into the DEFAULT partition are moved). The PostgreSQL sink calls it when the
+ *   writer starts, for yesterday … +7 days, and then every hour ({@link maintainPartitions}).
  * - {@link applyRetention}: drops daily partitions that end before `now − retentionDays`,
  *   deletes expired rows that sit in the DEFAULT partition, and prunes the visitor seen-set.
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-
-const DAY_MS = 86_400_000
-
-/** `YYYY-MM-DD` (UTC) of an epoch-ms instant. */
-export const utcDay = (epochMs: number): string => new Date(epochMs).toISOString().slice(0, 10)
+import { DAY_MS, utcDay } from "../domain/Time.ts"
 
 /** Creates the missing daily partitions; returns how many were created. */
 export const ensurePartitions = Effect.fn("ensurePartitions")(function*(fromDay: string, days: number) {
@@ -70,4 +66,19 @@ export const applyRetention = Effect.fn("applyRetention")(function*(options: {
     deletedDefaultRows: deletedDefault[0]?.n ?? 0,
     deletedSeenRows: deletedSeen[0]?.n ?? 0
   } satisfies RetentionResult
+})
+
+export interface PartitionMaintenance extends RetentionResult {
+  readonly createdPartitions: number
+}
+
+/** Partitions ahead (yesterday … +7 days), then retention: the store's hourly maintenance. */
+export const maintainPartitions = Effect.fn("maintainPartitions")(function*(options: {
+  readonly nowMs: number
+  readonly retentionDays: number
+}) {
+  const createdPartitions = yield* ensurePartitionsAround(options.nowMs, 7)
+  if (createdPartitions > 0) yield* Effect.logInfo(`created ${createdPartitions} raw_events partition(s)`)
+  const retention = yield* applyRetention({ nowMs: options.nowMs, retentionDays: options.retentionDays })
+  return { ...retention, createdPartitions } satisfies PartitionMaintenance
 })

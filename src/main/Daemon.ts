@@ -11,23 +11,25 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { resolve } from "node:path"
 import { Effect, Layer } from "effect"
-import { EmbeddedServerError } from "../domain/Errors.ts"
 import { HealthSource } from "../http/Health.ts"
 import { CollectorRoutes, serveHttp, WriterRoutes } from "../http/Server.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { EventQueue } from "../layers/EventQueue.ts"
+import { EmbeddedServerError } from "../layers/EmbeddedServerError.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
 import { isRunning } from "../layers/Pids.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
 import * as Sql from "../layers/Sql.ts"
-import { Writer } from "./Writer.ts"
+import { ProbeAndDrain } from "../programs/ProbeAndDrain.ts"
+import { Writer } from "../programs/Writer.ts"
 import * as WriterThread from "./WriterThread.ts"
 
 export type Role = "all" | "collector" | "writer"
 
-const Queue = EventQueue.layer.pipe(Layer.provide(SpoolRedis.layer))
-const WriterLive = Writer.layer.pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer)]))
+/** the collector's queue and its probe + drain workflow */
+const Queue = ProbeAndDrain.pipe(Layer.provideMerge(EventQueue.layer), Layer.provide(SpoolRedis.layer))
+const WriterLive = Writer.layerPostgres().pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer)]))
 /** role all: the writer in a worker thread (WriterThread.ts) unless WRITER_THREAD=false */
 const WriterForAll = Layer.unwrap(Effect.map(AppConfig, (config) => (config.writerThread ? WriterThread.layer : WriterLive)))
 

@@ -21,14 +21,15 @@
  */
 import { Worker } from "node:worker_threads"
 import { Cause, Deferred, Effect, Fiber, Layer, Metric, Ref } from "effect"
-import { EmbeddedServerError } from "../domain/Errors.ts"
+import { primaryStreamKey, writerGroup } from "../domain/Streams.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { startEmbeddedPostgres } from "../layers/EmbeddedPostgres.ts"
+import { EmbeddedServerError } from "../layers/EmbeddedServerError.ts"
 import * as Metrics from "../layers/Metrics.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
-import { primaryStreamKey, writerGroup } from "../domain/Streams.ts"
-import { defaultConsumerName, Writer, type WriterSnapshot } from "./Writer.ts"
-import * as Stream from "./WriterStream.ts"
+import * as Stream from "../layers/StreamConsumer.ts"
+import { Writer } from "../programs/Writer.ts"
+import { defaultConsumerName, type WriterSnapshot } from "../programs/WriterOptions.ts"
 import type { FromWriterThread, PortableWriterOptions, ToWriterThread, WriterThreadInput } from "./WriterThreadProtocol.ts"
 
 const WORKER_URL = new URL("./WriterWorker.ts", import.meta.url)
@@ -166,7 +167,7 @@ export const layerWith = (threadOptions: WriterThreadOptions = {}) => Layer.effe
     yield* Effect.logInfo(`writer running in a worker thread (consumer ${first.options.consumer})`)
     return Writer.of({
       consumer: first.options.consumer,
-      options: { ...first.options, hooks: {} },
+      options: first.options,
       snapshot: Effect.flatMap(Ref.get(latest), (snapshot) =>
         snapshot === undefined ? Effect.die(new Error("writer thread reported no counters")) : Effect.succeed(snapshot))
     })

@@ -1,6 +1,6 @@
 /** Messages between the collector's thread and the writer's worker thread (WriterThread.ts). */
 import type { AppConfigValues } from "../layers/AppConfig.ts"
-import type { WriterOptions, WriterSnapshot } from "./Writer.ts"
+import type { WriterOptions, WriterSnapshot } from "../programs/WriterOptions.ts"
 
 /** `workerData` of the writer thread: the resolved configuration (URLs of embedded servers filled in). */
 export interface WriterThreadInput {
@@ -12,8 +12,8 @@ export interface WriterThreadInput {
   readonly consumer: string
 }
 
-/** Writer options as they cross the thread boundary (hooks are functions: test-only, in-process). */
-export type PortableWriterOptions = Omit<WriterOptions, "hooks">
+/** Writer options as they cross the thread boundary (plain data). */
+export type PortableWriterOptions = WriterOptions
 
 export type FromWriterThread =
   | { readonly type: "ready"; readonly options: PortableWriterOptions; readonly snapshot: WriterSnapshot }

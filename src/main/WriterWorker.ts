@@ -11,7 +11,8 @@ import { GeoLookup } from "../layers/GeoLookup.ts"
 import { LoggingLayer } from "../layers/Logging.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import * as Sql from "../layers/Sql.ts"
-import { Writer, type WriterSnapshot } from "./Writer.ts"
+import { Writer } from "../programs/Writer.ts"
+import type { WriterSnapshot } from "../programs/WriterOptions.ts"
 import type { FromWriterThread, ToWriterThread, WriterThreadInput } from "./WriterThreadProtocol.ts"
 
 const port = parentPort
@@ -19,7 +20,7 @@ if (port === null) throw new Error("WriterWorker.ts runs as a worker thread only
 const { config, consumer } = workerData as WriterThreadInput
 const send = (message: FromWriterThread) => port.postMessage(message)
 
-const WriterInThread = Writer.layerWith({ consumer }).pipe(
+const WriterInThread = Writer.layerPostgres({ consumer }).pipe(
   Layer.provide([
     Sql.layerUrl(config.databaseUrl),
     Layer.orDie(GeoLookup.layer),
@@ -38,7 +39,7 @@ const stopRequested = Effect.callback<void>((resume) => {
 
 const program = Effect.gen(function*() {
   const writer = yield* Writer
-  const { hooks: _hooks, ...options } = writer.options
+  const options = writer.options
   let last: WriterSnapshot = yield* writer.snapshot
   send({ type: "ready", options, snapshot: last })
   // counters to the parent (its /health and /metrics) whenever they changed

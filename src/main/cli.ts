@@ -1,20 +1,20 @@
 /**
- * spoolway — the single entry point (SPEC §7):
+ * spoolway — the single entry point (docs/operations.md, CLI):
  *   serve --role all|collector|writer, migrate, status, replay-failures, salts rotate, retention
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Clock, Console, Effect, Exit, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
-import { AppConfig } from "./layers/AppConfig.ts"
-import { LoggingLayer } from "./layers/Logging.ts"
-import { PrimaryRedis } from "./layers/PrimaryRedis.ts"
-import { Salts } from "./layers/Salts.ts"
-import { SpoolRedis } from "./layers/SpoolRedis.ts"
-import * as Sql from "./layers/Sql.ts"
-import { daemon } from "./programs/Daemon.ts"
-import { rotateSalts, runMaintenance } from "./programs/Maintenance.ts"
-import { replayFailures } from "./programs/ReplayFailures.ts"
-import { formatStatus, status } from "./programs/Status.ts"
+import { AppConfig } from "../layers/AppConfig.ts"
+import { LoggingLayer } from "../layers/Logging.ts"
+import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import { Salts } from "../layers/Salts.ts"
+import { SpoolRedis } from "../layers/SpoolRedis.ts"
+import * as Sql from "../layers/Sql.ts"
+import { daemon } from "./Daemon.ts"
+import { rotateSalts, runMaintenance } from "../programs/Maintenance.ts"
+import { replayFailures } from "../programs/ReplayFailures.ts"
+import { formatStatus, status } from "../programs/Status.ts"
 
 /** Maintenance commands use the servers a running `serve` owns, or start their own briefly. */
 const attached = AppConfig.layerWith({ embeddedAttach: true })

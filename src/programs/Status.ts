@@ -7,7 +7,7 @@ import { primaryStreamKey, spoolStreamKey, writerGroup } from "../domain/Streams
 import { AppConfig } from "../layers/AppConfig.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
-import { streamStatus } from "./WriterStream.ts"
+import { streamStatus } from "../layers/StreamConsumer.ts"
 
 export interface StatusReport {
   readonly primary: { readonly url: string; readonly healthy: boolean; readonly error?: string }

@@ -1,11 +1,11 @@
 /**
- * Test layer: an in-memory StreamStore (the same interface as the Redis one) that a
+ * Test double: an in-memory StreamStore (the same interface as the Redis one) that a
  * test can switch between up, down (every call fails at once) and hung (every call
  * never returns; the queue's command timeout must cut it).
  */
 import { Effect } from "effect"
-import { StoreError } from "../domain/Errors.ts"
-import type { StreamEntry, StreamStore } from "./StreamStore.ts"
+import { RedisError } from "../../src/layers/RedisClient.ts"
+import type { StreamEntry, StreamStore } from "../../src/layers/StreamStore.ts"
 
 export type StoreMode = "up" | "down" | "hang"
 
@@ -53,11 +53,11 @@ export const memoryStreamStore = (name: string): MemoryStreamStore => {
     store.entries.push({ id: `0-${++seq}`, payload })
     store.appended.push(payload)
   }
-  const guard = <A>(effect: Effect.Effect<A>): Effect.Effect<A, StoreError> =>
+  const guard = <A>(effect: Effect.Effect<A>): Effect.Effect<A, RedisError> =>
     store.mode === "up"
       ? effect
       : store.mode === "down"
-      ? Effect.fail(new StoreError({ store: name, message: `${name} is down` }))
+      ? Effect.fail(new RedisError({ target: name, operation: "call", message: `${name} is down` }))
       : Effect.never
   return store
 }

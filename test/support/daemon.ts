@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { resolve } from "node:path"
 import { freePort } from "./redisProcess.ts"
 
-const CLI = resolve(import.meta.dirname, "../../src/cli.ts")
+const CLI = resolve(import.meta.dirname, "../../src/main/cli.ts")
 const NODE_ARGS = ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", CLI]
 
 export interface Daemon {
