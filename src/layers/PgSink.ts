@@ -34,16 +34,8 @@ import { Cause, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import type { PreparedBatch, PreparedEvent, WriteResult } from "../domain/Batch.ts"
-import {
-  addSessions,
-  addVisitors,
-  DailyAccumulator,
-  type DailyRow,
-  eventRollups,
-  type Granularity,
-  MetricAccumulator,
-  type MetricRow
-} from "../domain/Rollups.ts"
+import { DailyAccumulator, type DailyRow, type Granularity, MetricAccumulator, type MetricRow } from "../domain/RollupAccumulators.ts"
+import { addSessions, addVisitors, eventRollups } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope } from "../domain/Tenant.ts"
 import { ensurePartitionsAround, maintainPartitions } from "./Partitions.ts"
 import { WriteCache } from "./PgSinkCache.ts"

@@ -10,7 +10,7 @@
 import type { PreparedEvent } from "../domain/Batch.ts"
 import { compareStrings } from "../domain/Batch.ts"
 import type { EnrichedView } from "../domain/Enrich.ts"
-import type { Granularity } from "../domain/Rollups.ts"
+import type { Granularity } from "../domain/RollupAccumulators.ts"
 import type { Scope } from "../domain/Tenant.ts"
 import { dayStart, hourStart } from "../domain/Time.ts"
 import type { WriteCache } from "./PgSinkCache.ts"

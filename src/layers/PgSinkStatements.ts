@@ -13,7 +13,7 @@
 import { PgTypes } from "@effect/sql-pg"
 import type { PoisonEntry, PreparedEvent } from "../domain/Batch.ts"
 import { compareStrings } from "../domain/Batch.ts"
-import type { DailyRow, MetricRow } from "../domain/Rollups.ts"
+import type { DailyRow, MetricRow } from "../domain/RollupAccumulators.ts"
 import {
   boolArray,
   byteaArray,
