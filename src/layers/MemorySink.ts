@@ -7,7 +7,7 @@
  * A write is atomic: a failing one changes nothing.
  */
 import { Effect, Layer } from "effect"
-import type { PoisonEntry, PreparedEvent, WriteResult } from "../domain/Batch.ts"
+import type { PoisonEntry, PreparedBatch, PreparedEvent, WriteResult } from "../domain/Batch.ts"
 import type { EnrichedView } from "../domain/Enrich.ts"
 import { DailyAccumulator, type Granularity, MetricAccumulator } from "../domain/RollupAccumulators.ts"
 import { addSessions, addVisitors, eventRollups } from "../domain/Rollups.ts"
@@ -37,23 +37,23 @@ export class MemoryStore {
   /** successful writes */
   writes = 0
   private readonly failures: Array<{ readonly transient: boolean; readonly message: string }> = []
-  private failWhen: ((entryIds: ReadonlyArray<string>) => string | undefined) | undefined
+  private failWhen: ((batch: PreparedBatch) => string | undefined) | undefined
 
   /** The next `count` writes fail (nothing stored). */
   failNext(count: number, transient: boolean, message = "injected failure"): void {
     for (let i = 0; i < count; i++) this.failures.push({ transient, message })
   }
 
-  /** Every write whose entries make `reason` return a message fails permanently with it. */
-  refuse(reason: ((entryIds: ReadonlyArray<string>) => string | undefined) | undefined): void {
+  /** Every write of a batch for which `reason` returns a message fails permanently with it. */
+  refuse(reason: ((batch: PreparedBatch) => string | undefined) | undefined): void {
     this.failWhen = reason
   }
 
   /** @internal the failure of this write, if any */
-  nextFailure(entryIds: ReadonlyArray<string>): BatchWriteError | undefined {
+  nextFailure(batch: PreparedBatch): BatchWriteError | undefined {
     const queued = this.failures.shift()
     if (queued !== undefined) return new BatchWriteError({ message: queued.message, transient: queued.transient, cause: queued.message })
-    const refused = this.failWhen?.(entryIds)
+    const refused = this.failWhen?.(batch)
     return refused === undefined ? undefined : new BatchWriteError({ message: refused, transient: false, cause: refused })
   }
 }
@@ -135,7 +135,7 @@ export const layer = (store: MemoryStore = new MemoryStore()): Layer.Layer<Sink>
       stage: unplanned,
       write: ({ batch }) =>
         Effect.suspend(() => {
-          const failure = store.nextFailure(batch.entryIds)
+          const failure = store.nextFailure(batch)
           if (failure !== undefined) return Effect.fail(failure)
           const result = write(store, batch.events, batch.poison, batch.streamKey)
           return Effect.succeed<WriteResult>({ ...result, duplicates: result.duplicates + batch.inBatchDuplicates })
