@@ -1,17 +1,18 @@
 /**
- * Writer-side enrichment of one envelope (SPEC §5 "Enrichment (views only)", §6 data model).
+ * Writer-side enrichment of one envelope (docs/architecture.md, enrichment and data model).
  *
  * Pure and synchronous: the day's salt (chosen by the envelope's `receivedAt` UTC day, see
  * `saltDay`) and the geo record (from the `GeoLookup` service, for `envelope.edge.ip`) are
  * inputs, so this runs without I/O and without Layers.
  *
  * - Views → {@link enrichView}: everything `raw_events` and `session_fingerprints` need.
- * - Other events → {@link enrichEvent}: only the `raw_events` columns. Per SPEC §2 non-views do
- *   not run device enrichment, bot detection, fingerprinting, visitor identity or tenant
- *   resolution, so `deviceType`, `visitorIdDaily`, `tenantHost` are null and `isBot` is false
+ * - Other events → {@link enrichEvent}: only the `raw_events` columns. Enrichment is for views
+ *   (sessions and visitors are counted from views): non-views do not run device enrichment,
+ *   bot detection, fingerprinting, visitor identity or tenant resolution (bot detection on every
+ *   event is planned, see programs/PrepareBatch.ts), so `deviceType`, `visitorIdDaily`, `tenantHost` are null and `isBot` is false
  *   ("not flagged" — a NULL there would silently drop the event from `NOT is_bot` rollups).
  *
- * Column choices where the SPEC is silent:
+ * Column choices:
  *  - `timestamp`: the client timestamp (ms) when finite and representable as a PostgreSQL
  *    timestamptz written in plain ISO form (years 0001–9999), else `receivedAt`.
  *  - `referrer` (raw_events): `payload.referrer`, else the attribution referrer.
@@ -145,7 +146,7 @@ export const enrichView: (envelope: RawEventEnvelope, salt: Uint8Array, geo: Geo
   parseDevice
 )
 
-/** The `raw_events` row of a non-view event (no device, identity or tenant work — SPEC §2). */
+/** The `raw_events` row of a non-view event (no device, identity or tenant work — views only). */
 export const enrichEvent = (envelope: RawEventEnvelope): EnrichedEvent => ({
   ...rowBase(envelope),
   isView: false,

@@ -1,5 +1,5 @@
 /**
- * Geo enrichment values (SPEC §5 "Geo"). The lookup itself is the `GeoLookup` service
+ * Geo enrichment values (docs/architecture.md, enrichment). The lookup itself is the `GeoLookup` service
  * (`src/layers/GeoLookup.ts`); this module holds the pure parts.
  */
 import { BlockList, isIP } from "node:net"

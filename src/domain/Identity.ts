@@ -1,5 +1,6 @@
 /**
- * Cookie-free visitor identity (SPEC §5 "IP hash", "Visitor id"; §8 contract).
+ * Cookie-free visitor identity (docs/architecture.md, visitor id). The module is
+ * a stable contract: other code and the acceptance tests import its exports by name.
  *
  * - `hashIp(salt, ip)` = lower-case hex HMAC-SHA256(key = salt, message = ip, UTF-8).
  *   No IP (absent, empty or whitespace-only) → null. Otherwise the IP string is hashed exactly

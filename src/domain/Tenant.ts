@@ -1,5 +1,5 @@
 /**
- * Tenant host resolution for views (SPEC §5 "Tenant").
+ * Tenant host resolution for views (docs/architecture.md, tenant).
  *
  * The hostname comes from `Origin`, else `Referer`, else `Host`. The writer looks it up in
  * `domains` (→ domain_id, corp_id); this module only extracts and normalises the name:

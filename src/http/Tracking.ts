@@ -23,7 +23,7 @@ import { makeRateLimiter } from "./RateLimiter.ts"
 import { accepted, batchAccepted, errorResponse, invalidResponse } from "./Responses.ts"
 import { makeWriteKeyCheck } from "./WriteKeys.ts"
 
-/** Every kind has its endpoint at `/track/<kind>` (SPEC §2). */
+/** Every kind has its endpoint at `/track/<kind>` (docs/api.md). */
 export const TRACKING_PATHS: ReadonlyArray<readonly [EventKind, `/${string}`]> = EventKind.literals.map((kind) => [kind, `/track/${kind}`])
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })

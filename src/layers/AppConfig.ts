@@ -1,5 +1,5 @@
 /**
- * Every setting of SPEC §9, read once from the environment through Effect `Config`.
+ * Every setting (docs/operations.md, configuration), read once from the environment through Effect `Config`.
  * Absent URLs mean "start the embedded server" (see EmbeddedRedis / EmbeddedPostgres).
  */
 import { Config, Context, Effect, Layer } from "effect"

