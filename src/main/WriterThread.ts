@@ -29,8 +29,8 @@ import * as Metrics from "../layers/Metrics.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import * as Stream from "../layers/StreamConsumer.ts"
 import { Writer } from "../programs/Writer.ts"
-import { defaultConsumerName, type WriterSnapshot } from "../programs/WriterOptions.ts"
-import type { FromWriterThread, PortableWriterOptions, ToWriterThread, WriterThreadInput } from "./WriterThreadProtocol.ts"
+import { defaultConsumerName, type WriterOptions, type WriterSnapshot } from "../programs/WriterOptions.ts"
+import type { FromWriterThread, ToWriterThread, WriterThreadInput } from "./WriterThreadProtocol.ts"
 
 const WORKER_URL = new URL("./WriterWorker.ts", import.meta.url)
 const STOP_TIMEOUT_MS = 30_000
@@ -79,7 +79,7 @@ export const layerWith = (threadOptions: WriterThreadOptions = {}) => Layer.effe
     /** Starts a thread; resolves once its writer is running (or fails with why it is not). */
     const start = Effect.gen(function*() {
       counted = { written: 0, duplicates: 0, poison: 0 }
-      const ready = yield* Deferred.make<PortableWriterOptions, EmbeddedServerError>()
+      const ready = yield* Deferred.make<WriterOptions, EmbeddedServerError>()
       const exited = yield* Deferred.make<number>()
       const worker = new Worker(entry, { workerData: input, name: "spoolway-writer" })
       worker.on("message", (message: FromWriterThread) => {

@@ -12,11 +12,8 @@ export interface WriterThreadInput {
   readonly consumer: string
 }
 
-/** Writer options as they cross the thread boundary (plain data). */
-export type PortableWriterOptions = WriterOptions
-
 export type FromWriterThread =
-  | { readonly type: "ready"; readonly options: PortableWriterOptions; readonly snapshot: WriterSnapshot }
+  | { readonly type: "ready"; readonly options: WriterOptions; readonly snapshot: WriterSnapshot }
   | { readonly type: "snapshot"; readonly snapshot: WriterSnapshot }
   | { readonly type: "failed"; readonly message: string }
 

@@ -36,12 +36,9 @@
  * counters are shared.
  */
 import { Cause, Clock, Context, Duration, Effect, Layer, Metric, Ref } from "effect"
-import type { Scope } from "effect"
-import { SqlClient } from "effect/sql"
 import { cappedBackoff } from "../domain/Backoff.ts"
 import { type BatchEntry, MAX_ERROR_TEXT, poisonOnlyBatch, type WriteResult } from "../domain/Batch.ts"
 import type { Scope as TenantScope } from "../domain/Tenant.ts"
-import { AppConfig } from "../layers/AppConfig.ts"
 import { Domains } from "../layers/Domains.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
 import * as Metrics from "../layers/Metrics.ts"
@@ -382,5 +379,3 @@ export class Writer extends Context.Service<Writer, {
  * PrimaryRedis.
  */
 export const WriterDependencies = Layer.mergeAll(Salts.layer, Domains.layer, StreamConsumer.layer, PgSink.layer)
-
-export type WriterRequirements = AppConfig | Sink | StreamConsumer | SqlClient.SqlClient | GeoLookup | Salts | Domains | Scope.Scope
