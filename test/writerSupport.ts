@@ -1,6 +1,6 @@
 /**
  * Shared fixtures of the writer tests: a fresh PostgreSQL database per test file (created
- * through the `postgres` database, dropped afterwards), the shared Redis with a unique stream
+ * through the suite's PostgreSQL, dropped afterwards), the suite's Redis with a unique stream
  * prefix, envelope builders and small SQL / Redis probes.
  */
 import { randomUUID } from "node:crypto"
@@ -14,9 +14,9 @@ import { GeoLookup } from "../src/layers/GeoLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { WriterDependencies } from "../src/programs/Writer.ts"
+import { PG_ADMIN_URL, REDIS_URL } from "./support/services.ts"
 
-export const PG_ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? "postgres://root@127.0.0.1:5432/postgres"
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379"
+export { PG_ADMIN_URL, REDIS_URL } from "./support/services.ts"
 
 const randomName = () => Math.random().toString(36).slice(2, 10)
 

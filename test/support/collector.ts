@@ -12,11 +12,13 @@ import { EventQueue } from "../../src/layers/EventQueue.ts"
 import { parseLogLevel } from "../../src/layers/Logging.ts"
 import { fieldValue } from "../../src/layers/StreamStore.ts"
 import { CollectorHttp, LiveQueue } from "../../src/programs/Collector.ts"
+import { REDIS_URL } from "./services.ts"
 
 /** Tests log warnings and worse unless TEST_LOG_LEVEL says otherwise. */
 export const testLogLevel = Layer.succeed(References.MinimumLogLevel, parseLogLevel(process.env["TEST_LOG_LEVEL"] ?? "warn") ?? "Warn")
 
-export const SHARED_REDIS = "redis://127.0.0.1:6379"
+/** The suite's Redis (test/support/services.ts); tests share it, each with its own prefix. */
+export const SHARED_REDIS = REDIS_URL
 
 export interface RunningCollector {
   readonly baseUrl: string
