@@ -204,7 +204,7 @@ describe("enrichEvent (non-views)", () => {
     }
   })
 
-  it("carries the raw_events columns only — no device, identity or tenant work (SPEC §2)", () => {
+  it("carries the raw_events columns only — no device, identity or tenant work (only views get those)", () => {
     const event = enrichEvent(envelope)
     assert.deepStrictEqual(event, {
       eventId: "6a1f0d0e-2b1c-4d8e-8f7a-9b0c1d2e3f40",

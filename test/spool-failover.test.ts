@@ -1,5 +1,5 @@
 /**
- * SPEC §4 with real processes: our own redis-server instances on free ports, killed
+ * Primary outage, spool and drain (docs/architecture.md, "Collector") with real processes: our own redis-server instances on free ports, killed
  * with SIGKILL and restarted; the collector under a steady request stream.
  */
 import { Redis } from "ioredis"
