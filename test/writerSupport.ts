@@ -165,12 +165,15 @@ export const metricValue = (options: {
     (rows) => rows.reduce((sum, row) => sum + Number(row.value), 0)
   )
 
-/** All aggregated_metrics rows of a domain, as `metric|granularity|dimension|value → n`. */
+/**
+ * All aggregated_metrics rows of a domain, as `metric|granularity|dimension|value → n`, summed
+ * over buckets (events that straddle an hour boundary fill two hour buckets).
+ */
 export const metricsOf = (domainId: number) =>
   Effect.map(
     query<{ k: string; v: string }>(
-      `SELECT metric || '|' || granularity || '|' || dimension || '|' || coalesce(dimension_value, '∅') AS k, value::text AS v
-       FROM aggregated_metrics WHERE domain_id = $1::int4 ORDER BY 1`,
+      `SELECT metric || '|' || granularity || '|' || dimension || '|' || coalesce(dimension_value, '∅') AS k, sum(value)::text AS v
+       FROM aggregated_metrics WHERE domain_id = $1::int4 GROUP BY 1 ORDER BY 1`,
       [domainId]
     ),
     (rows) => Object.fromEntries(rows.map((row) => [row.k, Number(row.v)]))
