@@ -1,5 +1,5 @@
 /**
- * SPEC §2 normalization table, endpoint by endpoint: every fallback, merge and id rule.
+ * The endpoint table of docs/api.md ("stored as"), endpoint by endpoint: every fallback, merge and id rule.
  */
 import { describe, expect, it } from "vitest"
 import type { EventKind, NormalizedEvent } from "../src/domain/Envelope.ts"

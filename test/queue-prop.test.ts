@@ -1,5 +1,5 @@
 /**
- * Property (SPEC §4) over random sequences of {submit, primary down/up/hang,
+ * Property (docs/architecture.md, "Collector") over random sequences of {submit, primary down/up/hang,
  * spool down/up/hang, time passes}, on in-memory stores and TestClock: after a final
  * recovery and enough time, the primary holds every accepted event (unchanged
  * envelope, at least once), nothing rejected was written anywhere, the spool is

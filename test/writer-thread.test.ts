@@ -16,9 +16,7 @@ import * as Sql from "../src/layers/Sql.ts"
 import { Writer } from "../src/programs/Writer.ts"
 import * as WriterThread from "../src/main/WriterThread.ts"
 import { testLogLevel } from "./support/collector.ts"
-import { eventEnvelope, redis, testDatabase, xadd } from "./writerSupport.ts"
-
-const REDIS_URL = "redis://127.0.0.1:6379"
+import { eventEnvelope, redis, REDIS_URL, testDatabase, xadd } from "./writerSupport.ts"
 
 const waitUntil = (what: string, check: Effect.Effect<boolean>, timeoutMs = 20_000, every: Duration.Input = "50 millis") =>
   Effect.gen(function*() {

@@ -1,6 +1,6 @@
 /**
  * Shared fixtures of the writer tests: a fresh PostgreSQL database per test file (created
- * through the `postgres` database, dropped afterwards), the shared Redis with a unique stream
+ * through the suite's PostgreSQL, dropped afterwards), the suite's Redis with a unique stream
  * prefix, envelope builders, small SQL / Redis probes, and writers whose PostgreSQL sink has
  * test hooks around its transaction.
  */
@@ -18,9 +18,9 @@ import type { PgSinkTestHooks } from "../src/layers/PgSink.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { makeWriter as makeWriterOnSink, Writer, WriterDependencies } from "../src/programs/Writer.ts"
 import type { WriterOptions } from "../src/programs/WriterOptions.ts"
+import { PG_ADMIN_URL, REDIS_URL } from "./support/services.ts"
 
-export const PG_ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? "postgres://root@127.0.0.1:5432/postgres"
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379"
+export { PG_ADMIN_URL, REDIS_URL } from "./support/services.ts"
 
 const randomName = () => Math.random().toString(36).slice(2, 10)
 
@@ -169,12 +169,15 @@ export const metricValue = (options: {
     (rows) => rows.reduce((sum, row) => sum + Number(row.value), 0)
   )
 
-/** All aggregated_metrics rows of a domain, as `metric|granularity|dimension|value → n`. */
+/**
+ * All aggregated_metrics rows of a domain, as `metric|granularity|dimension|value → n`, summed
+ * over buckets (events that straddle an hour boundary fill two hour buckets).
+ */
 export const metricsOf = (domainId: number) =>
   Effect.map(
     query<{ k: string; v: string }>(
-      `SELECT metric || '|' || granularity || '|' || dimension || '|' || coalesce(dimension_value, '∅') AS k, value::text AS v
-       FROM aggregated_metrics WHERE domain_id = $1::int4 ORDER BY 1`,
+      `SELECT metric || '|' || granularity || '|' || dimension || '|' || coalesce(dimension_value, '∅') AS k, sum(value)::text AS v
+       FROM aggregated_metrics WHERE domain_id = $1::int4 GROUP BY 1 ORDER BY 1`,
       [domainId]
     ),
     (rows) => Object.fromEntries(rows.map((row) => [row.k, Number(row.v)]))

@@ -16,6 +16,7 @@ import {
   RegistrationFunnelRequest,
   ViewRequest
 } from "../domain/Requests.ts"
+import { VERSION } from "../domain/Version.ts"
 
 export const Accepted = Schema.Struct({ success: Schema.Literal(true), eventId: Schema.String }).pipe(
   HttpApiSchema.status(202)
@@ -99,6 +100,7 @@ export class Api extends HttpApi.make("spoolway")
   .add(HealthApi)
   .annotateMerge(OpenApi.annotations({
     title: "Spoolway tracking API",
+    version: VERSION,
     description: "Durable, exactly-once analytics ingestion. A 2xx means the event is stored exactly once."
   }))
 {}

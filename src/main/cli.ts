@@ -5,16 +5,18 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Clock, Console, Effect, Exit, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
+import { VERSION } from "../domain/Version.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { LoggingLayer } from "../layers/Logging.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { Salts } from "../layers/Salts.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
 import * as Sql from "../layers/Sql.ts"
-import { daemon } from "./Daemon.ts"
 import { rotateSalts, runMaintenance } from "../programs/Maintenance.ts"
 import { replayFailures } from "../programs/ReplayFailures.ts"
 import { formatStatus, status } from "../programs/Status.ts"
+import { daemon } from "./Daemon.ts"
+import { checkListenable, reportStartupFailures } from "./StartupErrors.ts"
 
 /** Maintenance commands use the servers a running `serve` owns, or start their own briefly. */
 const attached = AppConfig.layerWith({ embeddedAttach: true })
@@ -27,6 +29,8 @@ const role = Flag.Literals("role", ["all", "collector", "writer"]).pipe(
 const serve = Command.make("serve", { role }, ({ role }) =>
   Effect.gen(function*() {
     const config = yield* AppConfig
+    // a taken port is reported before Redis, PostgreSQL and the writer start
+    yield* checkListenable(config.host, config.port)
     yield* Effect.logInfo(`spoolway serve --role ${role} on http://${config.host}:${config.port}`)
     return yield* Layer.launch(daemon(role).pipe(Layer.provide(AppConfig.layer)))
   }).pipe(Effect.provide(AppConfig.layer))
@@ -102,7 +106,8 @@ const spoolway = Command.make("spoolway").pipe(
 )
 
 spoolway.pipe(
-  Command.run({ version: "0.1.0" }),
+  Command.run({ version: VERSION }),
+  reportStartupFailures,
   Effect.provide(LoggingLayer),
   Effect.provide(NodeServices.layer),
   NodeRuntime.runMain({

@@ -25,11 +25,13 @@ const LiveQueue = ProbeAndDrain.pipe(
   Layer.provideMerge(EventQueue.layer),
   Layer.provide([PrimaryRedis.layer, SpoolRedis.layer])
 )
+import { REDIS_URL } from "./services.ts"
 
 /** Tests log warnings and worse unless TEST_LOG_LEVEL says otherwise. */
 export const testLogLevel = Layer.succeed(References.MinimumLogLevel, parseLogLevel(process.env["TEST_LOG_LEVEL"] ?? "warn") ?? "Warn")
 
-export const SHARED_REDIS = "redis://127.0.0.1:6379"
+/** The suite's Redis (test/support/services.ts); tests share it, each with its own prefix. */
+export const SHARED_REDIS = REDIS_URL
 
 export interface RunningCollector {
   readonly baseUrl: string
