@@ -119,13 +119,19 @@ export const torExitCount = (list: TorExitList): number => list.v4.size + list.v
  */
 export const makeNetworkOf = (
   table: AsnTable,
-  options: { readonly classifier?: Classifier; readonly tor?: TorExitList | null } = {}
+  options: {
+    readonly classifier?: Classifier
+    readonly tor?: TorExitList | null
+    /** false: look up private / documentation addresses too (test tables); default true */
+    readonly publicOnly?: boolean
+  } = {}
 ): (ip: string | undefined) => NetworkInfo => {
   const classifier = options.classifier ?? defaultClassifier
   const tor = options.tor ?? null
+  const publicOnly = options.publicOnly ?? true
   const notTor: boolean | null = tor === null ? null : false
   const byEntry: Array<NetworkInfo | undefined> = new Array(table.asns.length)
-  const noAs = networkInfo(null, notTor)
+  const noAs = tor === null ? emptyNetwork : networkInfo(null, false)
   const words = new Uint32Array(4)
   const asOf = (entry: number) => {
     const asn = table.asns[entry]!
@@ -139,11 +145,11 @@ export const makeNetworkOf = (
     let isTor = false
     if (family === 4) {
       const address = words[0]!
-      if (!isPublicV4(address)) return emptyNetwork
+      if (publicOnly && !isPublicV4(address)) return emptyNetwork
       entry = findV4(table, address)
       if (tor !== null) isTor = tor.v4.has(address)
     } else if (family === 6) {
-      if (!isPublicV6(words)) return emptyNetwork
+      if (publicOnly && !isPublicV6(words)) return emptyNetwork
       entry = findV6(table, words)
       if (tor !== null && tor.v6Prefixes.has(words[0]!)) isTor = tor.v6.has(ipv6Key(words))
     } else {

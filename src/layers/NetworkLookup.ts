@@ -155,7 +155,10 @@ export class NetworkLookup extends Context.Service<NetworkLookup, {
           if (result._tag === "Failure") {
             // keep the list loaded before (a file being replaced may be missing for a moment)
             const error = String(result.failure.cause)
-            if (torInfo?.error !== error) yield* Effect.logWarning(`TOR_EXIT_LIST ${torPath} could not be read; isTor keeps its last list`, error)
+            if (torInfo?.error !== error) {
+              const effect = torInfo?.addresses == null ? "isTor stays null until it can be read" : "isTor keeps the list read before"
+              yield* Effect.logWarning(`TOR_EXIT_LIST ${torPath} could not be read; ${effect}`, error)
+            }
             torInfo = { path: torPath, addresses: torInfo?.addresses ?? null, invalidLines: torInfo?.invalidLines ?? 0, loadedAt: torInfo?.loadedAt ?? null, error }
             return
           }
@@ -191,11 +194,14 @@ export class NetworkLookup extends Context.Service<NetworkLookup, {
     })
   )
 
-  /** A fixed table of ranges (and optionally a Tor list's text); no files, no cache. */
+  /**
+   * A fixed table of ranges (and optionally a Tor list's text); no files, no cache. Taken
+   * literally like `GeoLookup.layerTest`: documentation and private ranges may be mapped.
+   */
   static readonly layerTest = (ranges: ReadonlyArray<AsnRange>, options: { readonly torExitList?: string } = {}): Layer.Layer<NetworkLookup> => {
     const table = asnTableFromRanges(ranges)
     const tor = options.torExitList === undefined ? null : parseTorExitList(options.torExitList)
-    const lookup = makeNetworkOf(table, { tor })
+    const lookup = makeNetworkOf(table, { tor, publicOnly: false })
     const info: NetworkDataInfo = {
       source: "test table",
       directory: "",
