@@ -10,6 +10,7 @@ import { LoggingLayer } from "./layers/Logging.ts"
 import { PrimaryRedis } from "./layers/PrimaryRedis.ts"
 import { Salts } from "./layers/Salts.ts"
 import { SpoolRedis } from "./layers/SpoolRedis.ts"
+import { networkCommand } from "./main/NetworkCommand.ts"
 import * as Sql from "./layers/Sql.ts"
 import { daemon } from "./programs/Daemon.ts"
 import { rotateSalts, runMaintenance } from "./programs/Maintenance.ts"
@@ -98,7 +99,7 @@ const retention = Command.make("retention", { keepDays }, ({ keepDays }) =>
 
 const spoolway = Command.make("spoolway").pipe(
   Command.withDescription("Spoolway: durable, exactly-once analytics ingestion"),
-  Command.withSubcommands([serve, migrate, statusCommand, replay, salts, retention])
+  Command.withSubcommands([serve, migrate, statusCommand, replay, salts, retention, networkCommand])
 )
 
 spoolway.pipe(

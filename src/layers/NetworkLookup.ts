@@ -123,6 +123,8 @@ export class NetworkLookup extends Context.Service<NetworkLookup, {
   info(): NetworkDataInfo
   /** re-reads the Tor exit list now if it changed (the layer also does this every `torCheckEvery`) */
   readonly checkTorList: Effect.Effect<void>
+  /** the loaded ranges (read-only) */
+  readonly table: AsnTable
 }>()("spoolway/layers/NetworkLookup") {
   static readonly layerWith = (options: {
     /** directory with the two CSV files; default: the installed package */
@@ -165,9 +167,11 @@ export class NetworkLookup extends Context.Service<NetworkLookup, {
           if (result.success === null) return
           const tor = parseTorExitList(result.success.text)
           install(tor)
+          const reload = torInfo?.addresses != null
           torVersion = result.success.version
           torInfo = { path: torPath, addresses: torExitCount(tor), invalidLines: tor.invalid, loadedAt: new Date().toISOString(), error: null }
-          yield* Effect.logInfo(`Tor exit list ${torPath}: ${torInfo.addresses} addresses (${tor.invalid} invalid lines)`)
+          // the first read is in info() (and `spoolway network info`); a reload is news
+          yield* (reload ? Effect.logInfo : Effect.logDebug)(`Tor exit list ${torPath}: ${torInfo.addresses} addresses (${tor.invalid} invalid lines)`)
         })
 
         if (torPath !== undefined) {
@@ -179,7 +183,8 @@ export class NetworkLookup extends Context.Service<NetworkLookup, {
         return NetworkLookup.of({
           lookup: (ip) => (ip === undefined ? emptyNetwork : lookup(ip)),
           info: () => ({ ...asnInfo, torExitList: torInfo }),
-          checkTorList
+          checkTorList,
+          table
         })
       })
     )
@@ -211,6 +216,6 @@ export class NetworkLookup extends Context.Service<NetworkLookup, {
       loadMs: 0,
       torExitList: tor === null ? null : { path: "", addresses: torExitCount(tor), invalidLines: tor.invalid, loadedAt: null, error: null }
     }
-    return Layer.succeed(NetworkLookup, NetworkLookup.of({ lookup: (ip) => lookup(ip), info: () => info, checkTorList: Effect.void }))
+    return Layer.succeed(NetworkLookup, NetworkLookup.of({ lookup: (ip) => lookup(ip), info: () => info, checkTorList: Effect.void, table }))
   }
 }
