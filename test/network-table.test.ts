@@ -250,8 +250,8 @@ describe("binary search = linear scan", () => {
   )
 
   it.prop(
-    "IPv6, ranges with words on the word boundaries",
-    [Schema.Array(Schema.Tuple([Words, Words, Asn])).check(Schema.isMaxLength(30)), Schema.Array(Words).check(Schema.isMaxLength(20))],
+    "IPv6, ranges with words on the word boundaries (several sample blocks)",
+    [Schema.Array(Schema.Tuple([Words, Words, Asn])).check(Schema.isMaxLength(80)), Schema.Array(Words).check(Schema.isMaxLength(20))],
     ([raw, queries]) => {
       const ranges = raw.map(([a, b, asn]) => ({ start: bigOf(a), end: bigOf(b), asn }))
       const text = (big: bigint) => ipv6Text(Array.from({ length: 8 }, (_, i) => Number((big >> BigInt(112 - 16 * i)) & 0xffffn)))

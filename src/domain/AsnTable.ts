@@ -25,6 +25,13 @@ export interface AsnTable {
   readonly v6Starts: Uint32Array
   readonly v6Ends: Uint32Array
   readonly v6Entries: Uint32Array
+  /**
+   * Search indexes, so a lookup touches a few cache lines instead of ~19 scattered ones:
+   * `v4Index[p]` = number of IPv4 ranges starting before `p << 16` (65,537 slots);
+   * `v6Sample` = the start of every {@link V6_SAMPLE}th IPv6 range (four words each).
+   */
+  readonly v4Index: Uint32Array
+  readonly v6Sample: Uint32Array
   /** entry → autonomous system number */
   readonly asns: Uint32Array
   /** entry → organisation name as published (e.g. `Google LLC`) */
@@ -267,6 +274,27 @@ const parseNumericCsv = (bytes: Uint8Array, stride: 1 | 4, entries: Entries) => 
   return ranges
 }
 
+/** IPv6 ranges per sample of `v6Sample` (a block of 16 ranges = 256 bytes of starts) */
+export const V6_SAMPLE = 16
+
+const indexV4 = (starts: Uint32Array): Uint32Array => {
+  const index = new Uint32Array(65537)
+  let i = 0
+  for (let prefix = 0; prefix <= 65536; prefix++) {
+    const first = prefix * 65536
+    while (i < starts.length && starts[i]! < first) i++
+    index[prefix] = i
+  }
+  return index
+}
+
+const sampleV6 = (starts: Uint32Array): Uint32Array => {
+  const ranges = starts.length >>> 2
+  const sample = new Uint32Array(Math.ceil(ranges / V6_SAMPLE) * 4)
+  for (let block = 0; block * V6_SAMPLE < ranges; block++) sample.set(starts.subarray(block * V6_SAMPLE * 4, block * V6_SAMPLE * 4 + 4), block * 4)
+  return sample
+}
+
 const assemble = (v4: RangeBuilder, v6: RangeBuilder, entries: Entries): AsnTable => {
   const four = v4.finish()
   const six = v6.finish()
@@ -277,6 +305,8 @@ const assemble = (v4: RangeBuilder, v6: RangeBuilder, entries: Entries): AsnTabl
     v6Starts: six.starts,
     v6Ends: six.ends,
     v6Entries: six.entries,
+    v4Index: indexV4(four.starts),
+    v6Sample: sampleV6(six.starts),
     asns: Uint32Array.from(entries.asns),
     orgs: entries.orgs,
     skipped: v4.skipped + v6.skipped,
@@ -317,9 +347,12 @@ export const asnTableFromRanges = (ranges: Iterable<AsnRange>): AsnTable => {
 /** Entry of the IPv4 range holding `address` (unsigned 32-bit), or -1. */
 export const findV4 = (table: AsnTable, address: number): number => {
   const starts = table.v4Starts
-  let lo = 0
-  let hi = starts.length - 1
-  let found = -1
+  const prefix = address >>> 16
+  // the answer is the last range starting at or before `address`: the last one starting before
+  // this /16, or one of those starting inside it
+  let found = table.v4Index[prefix]! - 1
+  let lo = found + 1
+  let hi = table.v4Index[prefix + 1]! - 1
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1
     if (starts[mid]! <= address) {
@@ -332,33 +365,43 @@ export const findV4 = (table: AsnTable, address: number): number => {
   return found >= 0 && table.v4Ends[found]! >= address ? table.v4Entries[found]! : -1
 }
 
-/** Entry of the IPv6 range holding `address` (four big-endian words), or -1. */
-export const findV6 = (table: AsnTable, address: Uint32Array): number => {
-  const starts = table.v6Starts
-  const k0 = address[0]!
-  const k1 = address[1]!
-  const k2 = address[2]!
-  const k3 = address[3]!
-  let lo = 0
-  let hi = (starts.length >>> 2) - 1
-  let found = -1
+/** Whether the four-word address at `words[at…]` is ≤ k0:k1:k2:k3. */
+const atOrBefore = (words: Uint32Array, at: number, k0: number, k1: number, k2: number, k3: number): boolean => {
+  const w0 = words[at]!
+  if (w0 !== k0) return w0 < k0
+  const w1 = words[at + 1]!
+  if (w1 !== k1) return w1 < k1
+  const w2 = words[at + 2]!
+  if (w2 !== k2) return w2 < k2
+  return words[at + 3]! <= k3
+}
+
+/** Last index in [lo, hi] whose start (4 words) is ≤ the key, or `found` when none is. */
+const lastAtOrBefore = (starts: Uint32Array, lo: number, hi: number, found: number, k0: number, k1: number, k2: number, k3: number): number => {
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1
-    const j = mid << 2
-    const s0 = starts[j]!
-    let startsBefore: boolean
-    if (s0 !== k0) startsBefore = s0 < k0
-    else if (starts[j + 1] !== k1) startsBefore = starts[j + 1]! < k1
-    else if (starts[j + 2] !== k2) startsBefore = starts[j + 2]! < k2
-    else startsBefore = starts[j + 3]! <= k3
-    if (startsBefore) {
+    if (atOrBefore(starts, mid << 2, k0, k1, k2, k3)) {
       found = mid
       lo = mid + 1
     } else {
       hi = mid - 1
     }
   }
-  if (found < 0) return -1
+  return found
+}
+
+/** Entry of the IPv6 range holding `address` (four big-endian words), or -1. */
+export const findV6 = (table: AsnTable, address: Uint32Array): number => {
+  const k0 = address[0]!
+  const k1 = address[1]!
+  const k2 = address[2]!
+  const k3 = address[3]!
+  // the block (of V6_SAMPLE ranges) whose first range is the last to start at or before the address
+  const block = lastAtOrBefore(table.v6Sample, 0, (table.v6Sample.length >>> 2) - 1, -1, k0, k1, k2, k3)
+  if (block < 0) return -1
+  const first = block * V6_SAMPLE
+  const last = Math.min(first + V6_SAMPLE, table.v6Entries.length) - 1
+  const found = lastAtOrBefore(table.v6Starts, first + 1, last, first, k0, k1, k2, k3)
   return compareWords(address, 0, table.v6Ends, found << 2, 4) <= 0 ? table.v6Entries[found]! : -1
 }
 
@@ -380,8 +423,8 @@ export const rangeCounts = (table: AsnTable): { readonly ipv4: number; readonly 
 
 /** Bytes held by the table: the typed arrays plus an estimate for the organisation strings. */
 export const tableBytes = (table: AsnTable): number => {
-  let bytes = table.v4Starts.byteLength + table.v4Ends.byteLength + table.v4Entries.byteLength +
-    table.v6Starts.byteLength + table.v6Ends.byteLength + table.v6Entries.byteLength + table.asns.byteLength
+  let bytes = table.v4Starts.byteLength + table.v4Ends.byteLength + table.v4Entries.byteLength + table.v4Index.byteLength +
+    table.v6Starts.byteLength + table.v6Ends.byteLength + table.v6Entries.byteLength + table.v6Sample.byteLength + table.asns.byteLength
   // a string is ~16 bytes of header plus one (Latin-1) or two bytes per character; 8 per array slot
   for (const org of table.orgs) bytes += 24 + org.length * (/[^\u0000-\u00ff]/.test(org) ? 2 : 1)
   return bytes

@@ -39,12 +39,10 @@ export const parseIpv4 = (s: string, from = 0, to = s.length): number => {
   return value * 256 + part
 }
 
-const hexValue = (c: number): number => {
-  if (c >= 48 && c <= 57) return c - 48
-  const lower = c | 0x20
-  if (lower >= 97 && lower <= 102) return lower - 87
-  return -1
-}
+/** character code → hex digit value, -1 for anything else */
+const HEX = new Int8Array(128).fill(-1)
+for (let d = 0; d < 10; d++) HEX[48 + d] = d
+for (let d = 0; d < 6; d++) HEX[65 + d] = HEX[97 + d] = 10 + d
 
 /** scratch for the 16-bit groups of one IPv6 address (parsing never re-enters) */
 const groups = new Uint16Array(8)
@@ -64,7 +62,8 @@ export const parseIpv6 = (s: string, from: number, to: number, out: Uint32Array)
     const start = i
     let value = 0
     while (i < to && i - start < 5) {
-      const h = hexValue(s.charCodeAt(i))
+      const c = s.charCodeAt(i)
+      const h = c < 128 ? HEX[c]! : -1
       if (h < 0) break
       value = value * 16 + h
       i++
@@ -131,14 +130,15 @@ export const parseIp = (ip: string, out: Uint32Array): 0 | 4 | 6 => {
   return 6
 }
 
-const v4Blocks: ReadonlyArray<readonly [first: number, last: number]> = NON_PUBLIC_IPV4.map(([network, prefix]) => {
+/** first and last address of each non-public IPv4 block, flat: [first0, last0, first1, last1, …] */
+const v4Blocks = Float64Array.from(NON_PUBLIC_IPV4.flatMap(([network, prefix]) => {
   const first = parseIpv4(network)
-  return [first, first + 2 ** (32 - prefix) - 1] as const
-})
+  return [first, first + 2 ** (32 - prefix) - 1]
+}))
 
 /** False for the private, reserved, loopback, documentation, multicast … ranges of `Geo.ts`. */
 export const isPublicV4 = (address: number): boolean => {
-  for (const [first, last] of v4Blocks) if (address >= first && address <= last) return false
+  for (let i = 0; i < v4Blocks.length; i += 2) if (address >= v4Blocks[i]! && address <= v4Blocks[i + 1]!) return false
   return true
 }
 
