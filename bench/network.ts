@@ -16,10 +16,11 @@
  *    classified once (steady state); "first sighting" = the first pass, which classifies each AS;
  *  - layer, all-unique IPs: `NetworkLookup.lookup` (memoizeString miss + insert + the lookup);
  *  - cached: `NetworkLookup.lookup` over 1,000 addresses seen before (memo hit).
- * Median ns per lookup over the rounds; a checksum keeps the work observable.
+ * Median ns per lookup over the rounds, by the wall clock and by process CPU time (the machine
+ * is shared: wall time also counts waiting for a core); a checksum keeps the work observable.
  */
 import { writeFileSync } from "node:fs"
-import { cpus } from "node:os"
+import { cpus, loadavg } from "node:os"
 import { performance } from "node:perf_hooks"
 import { Effect } from "effect"
 import { makeNetworkOf, type NetworkInfo } from "../src/domain/Network.ts"
@@ -40,8 +41,11 @@ const mb = (bytes: number) => bytes / 1048576
 gc()
 const before = process.memoryUsage()
 const loadStarted = performance.now()
+const loadCpu = process.cpuUsage()
 const data = await Effect.runPromise(loadAsnData())
 const loadMs = performance.now() - loadStarted
+const loadCpuUsed = process.cpuUsage(loadCpu)
+const loadCpuMs = (loadCpuUsed.user + loadCpuUsed.system) / 1e3
 gc()
 gc()
 const after = process.memoryUsage()
@@ -86,18 +90,29 @@ const consume = (info: NetworkInfo) => {
   checksum = (checksum + (info.asn ?? 1)) | 0
 }
 
-/** ns per call of `f` over `ips`, cycling through them for LOOKUPS calls; median of ROUNDS */
-const measure = (ips: ReadonlyArray<string>, f: (ip: string) => NetworkInfo, rounds = ROUNDS, lookups = LOOKUPS): number => {
-  const results: Array<number> = []
+interface Cost {
+  /** wall-clock ns per lookup */
+  readonly wall: number
+  /** process CPU (user + system) ns per lookup: on a shared machine the wall clock also counts time the process waited for a core */
+  readonly cpu: number
+}
+
+/** cost per call of `f` over `ips`, cycling through them for `lookups` calls; medians of `rounds` */
+const measure = (ips: ReadonlyArray<string>, f: (ip: string) => NetworkInfo, rounds = ROUNDS, lookups = LOOKUPS): Cost => {
+  const wall: Array<number> = []
+  const cpu: Array<number> = []
   for (let r = 0; r < rounds; r++) {
+    const cpuStarted = process.cpuUsage()
     const started = performance.now()
     for (let i = 0, j = 0; i < lookups; i++) {
       consume(f(ips[j]!))
       if (++j === ips.length) j = 0
     }
-    results.push(((performance.now() - started) * 1e6) / lookups)
+    wall.push(((performance.now() - started) * 1e6) / lookups)
+    const used = process.cpuUsage(cpuStarted)
+    cpu.push(((used.user + used.system) * 1e3) / lookups)
   }
-  return median(results)
+  return { wall: Math.round(median(wall)), cpu: Math.round(median(cpu)) }
 }
 
 // --- uncached --------------------------------------------------------------------------------
@@ -133,23 +148,25 @@ const layered = await Effect.runPromise(
 )
 
 const results = {
-  machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? "?", node: process.version, platform: process.platform },
+  machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? "?", node: process.version, platform: process.platform, loadAverage: loadavg().map((x) => +x.toFixed(2)) },
   dataSet: { version: data.info.version, date: data.info.date, ipv4Ranges: data.info.ipv4Ranges, ipv6Ranges: data.info.ipv6Ranges, autonomousSystems: data.info.autonomousSystems },
   load: {
     ms: Math.round(loadMs),
+    cpuMs: Math.round(loadCpuMs),
     tableMB: +mb(data.info.tableBytes).toFixed(1),
     rssGrowthMB: +mb(after.rss - before.rss).toFixed(1),
     heapGrowthMB: +mb(after.heapUsed - before.heapUsed).toFixed(1),
     arrayBuffersGrowthMB: +mb(after.arrayBuffers - before.arrayBuffers).toFixed(1),
     rssAfterMB: +mb(after.rss).toFixed(1)
   },
+  /** ns per lookup: { wall, cpu } */
   lookupNs: {
-    uncachedV4: +uncachedV4.toFixed(0),
-    uncachedV6: +uncachedV6.toFixed(0),
-    firstSightingMixed: +firstSightingNs.toFixed(0),
-    layerAllUniqueV4: +layered.layerUnique.toFixed(0),
-    cachedV4: +layered.cached.toFixed(0),
-    cachedV6: +layered.cached6.toFixed(0)
+    uncachedV4,
+    uncachedV6,
+    firstSightingMixed: Math.round(firstSightingNs),
+    layerAllUniqueV4: layered.layerUnique,
+    cachedV4: layered.cached,
+    cachedV6: layered.cached6
   },
   lookups: LOOKUPS,
   rounds: ROUNDS,
@@ -157,18 +174,20 @@ const results = {
   checksum
 }
 
+const ns = (cost: Cost) => `${cost.cpu} (${cost.wall})`
 const targets = [
-  ["uncached IPv4 lookup", `${results.lookupNs.uncachedV4} ns`, "≤ 2,000 ns", results.lookupNs.uncachedV4 <= 2000],
-  ["uncached IPv6 lookup", `${results.lookupNs.uncachedV6} ns`, "≤ 2,000 ns", results.lookupNs.uncachedV6 <= 2000],
-  ["cached lookup (IPv4 / IPv6)", `${results.lookupNs.cachedV4} / ${results.lookupNs.cachedV6} ns`, "≤ 200 ns", Math.max(results.lookupNs.cachedV4, results.lookupNs.cachedV6) <= 200],
+  ["uncached IPv4 lookup, ns CPU (wall)", ns(uncachedV4), "≤ 2,000 ns", uncachedV4.cpu <= 2000],
+  ["uncached IPv6 lookup, ns CPU (wall)", ns(uncachedV6), "≤ 2,000 ns", uncachedV6.cpu <= 2000],
+  ["cached IPv4 lookup, ns CPU (wall)", ns(layered.cached), "≤ 200 ns", layered.cached.cpu <= 200],
+  ["cached IPv6 lookup, ns CPU (wall)", ns(layered.cached6), "≤ 200 ns", layered.cached6.cpu <= 200],
   ["RSS growth for the tables (after GC)", `${results.load.rssGrowthMB} MB`, "≤ 80 MB", results.load.rssGrowthMB <= 80],
-  ["load time", `${results.load.ms} ms`, "≤ 2,000 ms", results.load.ms <= 2000]
+  ["load time, ms wall (CPU)", `${results.load.ms} (${results.load.cpuMs})`, "≤ 2,000 ms", results.load.ms <= 2000]
 ] as const
 
 console.log(`data set ${results.dataSet.version} (${results.dataSet.date}): ${results.dataSet.ipv4Ranges} IPv4 + ${results.dataSet.ipv6Ranges} IPv6 ranges, ${results.dataSet.autonomousSystems} ASes`)
-console.log(`machine ${results.machine.cpus} × ${results.machine.cpu}, Node ${results.machine.node}`)
-console.log(`load ${results.load.ms} ms; tables ${results.load.tableMB} MB; RSS +${results.load.rssGrowthMB} MB, heap +${results.load.heapGrowthMB} MB, array buffers +${results.load.arrayBuffersGrowthMB} MB (RSS now ${results.load.rssAfterMB} MB)`)
-console.log(`first sighting (classifies each AS once, mixed v4/v6) ${results.lookupNs.firstSightingMixed} ns; layer with all-unique IPv4 (memo miss) ${results.lookupNs.layerAllUniqueV4} ns; pool hit rate ${results.poolHitRate}`)
-for (const [what, value, target, met] of targets) console.log(`${met ? "met " : "MISS"}  ${what.padEnd(38)} ${value.padStart(16)}   target ${target}`)
+console.log(`machine ${results.machine.cpus} × ${results.machine.cpu}, Node ${results.machine.node}, load average ${results.machine.loadAverage.join(" ")}`)
+console.log(`load ${results.load.ms} ms (${results.load.cpuMs} ms CPU); tables ${results.load.tableMB} MB; RSS +${results.load.rssGrowthMB} MB, heap +${results.load.heapGrowthMB} MB, array buffers +${results.load.arrayBuffersGrowthMB} MB (RSS now ${results.load.rssAfterMB} MB)`)
+console.log(`first sighting (classifies each AS once; mixed v4/v6, wall) ${results.lookupNs.firstSightingMixed} ns; layer with all-unique IPv4 (memo miss) ${ns(layered.layerUnique)} ns; pool hit rate ${results.poolHitRate}`)
+for (const [what, value, target, met] of targets) console.log(`${met ? "met " : "MISS"}  ${what.padEnd(38)} ${value.padStart(14)}   target ${target}`)
 writeFileSync(OUT, JSON.stringify(results, null, 2) + "\n")
 console.log(`results: ${OUT}`)
