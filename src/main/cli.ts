@@ -16,6 +16,7 @@ import { rotateSalts, runMaintenance } from "../programs/Maintenance.ts"
 import { replayFailures } from "../programs/ReplayFailures.ts"
 import { formatStatus, status } from "../programs/Status.ts"
 import { daemon } from "./Daemon.ts"
+import { networkCommand } from "./NetworkCommand.ts"
 import { checkListenable, reportStartupFailures } from "./StartupErrors.ts"
 
 /** Maintenance commands use the servers a running `serve` owns, or start their own briefly. */
@@ -102,7 +103,7 @@ const retention = Command.make("retention", { keepDays }, ({ keepDays }) =>
 
 const spoolway = Command.make("spoolway").pipe(
   Command.withDescription("Spoolway: durable, exactly-once analytics ingestion"),
-  Command.withSubcommands([serve, migrate, statusCommand, replay, salts, retention])
+  Command.withSubcommands([serve, migrate, statusCommand, replay, salts, retention, networkCommand])
 )
 
 spoolway.pipe(
