@@ -136,13 +136,11 @@ const api: Record<Method, (...args: Array<any>) => void> = {
 /** Calls made before the script ran, queued by the stub in docs/tracker.md: [method, arguments]. */
 let queued: Array<[Method, ArrayLike<unknown>]> | undefined
 
-/** The first view, then (API) the queued calls, so that they carry its page. */
-const start = API
-  ? () => {
-    view()
-    for (const [method, args] of queued || []) api[method]?.(...Array.from(args))
-  }
-  : view
+/** The first view, then the queued calls, so that they carry its page. */
+const start = () => {
+  view()
+  for (const [method, args] of queued || []) api[method]?.(...Array.from(args))
+}
 
 try {
   if (API) {
@@ -166,10 +164,10 @@ try {
   const methods = history as unknown as Record<string, (...args: Array<unknown>) => unknown>
   for (const method of ["pushState", "replaceState"]) {
     const original = methods[method]!
+    // both return undefined: nothing to pass on
     methods[method] = function(this: unknown, ...args: Array<unknown>) {
-      const result = original.apply(this, args)
+      original.apply(this, args)
       view()
-      return result
     }
   }
   addEventListener("popstate", view)
@@ -193,5 +191,5 @@ try {
     d.addEventListener("auxclick", safe(click))
   }
   // a prerendered page counts when the visitor actually opens it
-  ;(d as { prerendering?: boolean }).prerendering ? d.addEventListener("prerenderingchange", start) : start()
+  ;(d as { prerendering?: boolean }).prerendering ? d.addEventListener("prerenderingchange", API ? start : view) : (API ? start : view)()
 } catch {}

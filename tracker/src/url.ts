@@ -54,7 +54,7 @@ export const isDownload = (pathname: string, extensions: string): boolean => {
 
 /** A page on the developer's own machine: localhost, 127.x.x.x, [::1], or a file: URL. */
 export const isLocal = (hostname: string, protocol: string): boolean =>
-  /^(localhost|127(\.\d+){3}|\[::1\])$/.test(hostname) || protocol == "file:"
+  /^(localhost|127\.[\d.]+|\[::1\])$/.test(hostname) || protocol == "file:"
 
 /**
  * Where the tracker posts: `<base>/<kind>?writeKey=<key>`. `api` (`data-api`) is resolved
