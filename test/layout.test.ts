@@ -64,7 +64,10 @@ export const violationsOf = (file: string, text: string): Array<string> => {
       }
       continue
     }
-    const to = partOf(resolve(dirname(file), specifier))
+    const targetPath = resolve(dirname(file), specifier)
+    // the package manifest is static data (the version), not a part of the layout
+    if (relative(ROOT, targetPath) === "package.json") continue
+    const to = partOf(targetPath)
     if (to === "migrations") {
       if (from !== "layers") problems.push(`${name} → ${specifier} (only layers run migrations)`)
       continue

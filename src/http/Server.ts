@@ -11,6 +11,7 @@ import { handleClientErrors } from "./ClientErrors.ts"
 import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
 import { errorResponse } from "./Responses.ts"
+import { TrackerRoute } from "./TrackerRoute.ts"
 import { TrackingRoutes } from "./Tracking.ts"
 
 const cors = Layer.unwrap(
@@ -40,6 +41,7 @@ const OpenApiRoute = HttpRouter.add(
 export const CollectorRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)),
   TrackingRoutes,
+  TrackerRoute,
   OpenApiRoute,
   HttpApiScalar.layer(Api, { path: "/docs" }),
   MetricsRoute,
