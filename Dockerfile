@@ -41,7 +41,7 @@ RUN --mount=type=secret,id=ca-certificates \
     mv "/opt/node-linux-$arch" /opt/node; \
     [ "$(/opt/node/bin/node --version)" = "v$node_version" ]; \
     fetch npm "$NPM_VERSION"; \
-    /opt/node/bin/node /opt/npm/bin/npm-cli.js ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund \
+    /opt/node/bin/node /opt/npm/bin/npm-cli.js ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund --no-update-notifier \
       --registry "$NPM_REGISTRY/"; \
     rm -rf /root/.npm; \
     # not read at run time: Effect's TypeScript sources and AI docs, source maps, type declarations
@@ -55,8 +55,8 @@ FROM ${DEBIAN_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends redis-server tini \
  && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log \
- && groupadd --system --gid 10001 spoolway \
- && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home --shell /usr/sbin/nologin spoolway \
+ && groupadd --gid 10001 spoolway \
+ && useradd --uid 10001 --gid 10001 --home-dir /data --no-create-home --shell /usr/sbin/nologin spoolway \
  && mkdir -p /data \
  && chown spoolway:spoolway /data
 COPY --from=build /opt/node/bin/node /usr/local/bin/node
@@ -73,8 +73,8 @@ WORKDIR /data
 VOLUME /data
 EXPOSE 8787
 STOPSIGNAL SIGTERM
-# /health/ready answers 200 when the primary or the spool takes writes (collector, all) or when the
-# writer runs; bash's /dev/tcp keeps the probe to one small process.
+# /health/ready: 200 when this role can work (collector: primary or spool takes writes; writer: the
+# primary queue answers; all: both). bash's /dev/tcp keeps the probe to one small process.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-8787} && printf 'GET /health/ready HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"]
 ENTRYPOINT ["/usr/bin/tini", "--", "spoolway"]

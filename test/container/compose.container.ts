@@ -259,6 +259,10 @@ describe("container image", () => {
     } finally {
       await run("podman", ["rm", "-f", "-t", "0", idle], { allowFailure: true })
     }
+    // no embedded PostgreSQL in the image: without DATABASE_URL the writer's roles stop with a clear error
+    const alone = await run("podman", ["run", "--rm", IMAGE], { allowFailure: true })
+    expect(alone.code).toBe(1)
+    expect(alone.stdout + alone.stderr).toContain("set DATABASE_URL")
   })
 })
 
