@@ -257,7 +257,7 @@ describe("container image", () => {
     try {
       expect((await run("podman", ["healthcheck", "run", idle], { allowFailure: true })).code).not.toBe(0)
     } finally {
-      await run("podman", ["rm", "-f", "-t", "0", idle], { allowFailure: true })
+      await run("podman", ["rm", "-f", "-v", "-t", "0", idle], { allowFailure: true })
     }
     // no embedded PostgreSQL in the image: without DATABASE_URL the writer's roles stop with a clear error
     const alone = await run("podman", ["run", "--rm", IMAGE], { allowFailure: true })
