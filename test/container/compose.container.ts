@@ -172,9 +172,9 @@ const logsOf = async (service: string) => {
   return r.stdout + r.stderr
 }
 
-/** JSON log lines at ERROR or FATAL */
+/** log lines at ERROR or FATAL: JSON ones, and the plain report of a program that failed */
 const errorLines = (logs: string) =>
-  logs.split("\n").filter((line) => /^\{.*"level":"(ERROR|FATAL)"/.test(line))
+  logs.split("\n").filter((line) => /^\{.*"level":"(ERROR|FATAL)"/.test(line) || /^\[[\d:.]+\] (ERROR|FATAL)\b/.test(line))
 
 const dumpLogsOnFailure = () =>
   onTestFailed(async () => {
