@@ -4,7 +4,7 @@
  *   npx node --experimental-strip-types --no-warnings=ExperimentalWarning bench/collector.ts
  *
  * Starts its own redis-server (free port, `--save "" --appendonly no`), the bare baseline
- * (bench/bare-server.mjs: read body → XADD → 202) and Spoolway's collector (src/cli.ts serve
+ * (bench/bare-server.mjs: read body → XADD → 202) and Spoolway's collector (src/main/cli.ts serve
  * --role collector, PRIMARY_REDIS_URL = SPOOL_REDIS_URL = that redis, RATE_LIMIT_PER_MINUTE=0),
  * one warm-up each, then BENCH_ROUNDS rounds of max-throughput phases and of paced 5K req/s
  * phases, alternating bare/spoolway in ABBA order (the machine is shared: alternation spreads

@@ -308,7 +308,7 @@ const spoolwayRun = async (runStamp: string, key: string): Promise<SystemRun> =>
     start: async (role, db, logTag) => {
       const port = await freePort()
       const logFile = resultsLog(runStamp, `spoolway-${logTag}`)
-      const child = spawnLogged(`spoolway-${role}`, ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", "src/cli.ts", "serve", "--role", role], env(role, db, port), logFile)
+      const child = spawnLogged(`spoolway-${role}`, ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", "src/main/cli.ts", "serve", "--role", role], env(role, db, port), logFile)
       const proc: SystemProc = { name: `spoolway serve --role ${role}`, child, url: `http://127.0.0.1:${port}`, logFile }
       await waitReady(proc, (r) => r.status === 200 && (role === "writer" || r.body?.primaryHealthy === true))
       return proc
@@ -325,7 +325,7 @@ const spoolwayRun = async (runStamp: string, key: string): Promise<SystemRun> =>
     },
     prepareDb: async (db) => {
       const logFile = resultsLog(runStamp, "spoolway-migrate")
-      const child = spawnLogged("spoolway-migrate", ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", "src/cli.ts", "migrate"], {
+      const child = spawnLogged("spoolway-migrate", ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", "src/main/cli.ts", "migrate"], {
         DATABASE_URL: db.url,
         PRIMARY_REDIS_URL: primary.url,
         SPOOL_REDIS_URL: spool.url,

@@ -349,7 +349,7 @@ export const startCollector = async (options: CollectorOptions): Promise<HttpSer
     ...collectorNodeArgs(),
     "--experimental-strip-types",
     "--no-warnings=ExperimentalWarning",
-    "src/cli.ts",
+    "src/main/cli.ts",
     "serve",
     "--role",
     "collector"

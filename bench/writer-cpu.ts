@@ -1,11 +1,11 @@
 /**
  * The writer's Node-side CPU per event, without Redis or PostgreSQL: the writer benchmark's
  * workload (bench/writerWorkload.ts) as stream entries → `prepareBatch` (decode, enrich,
- * statement parameters, rollups) batch by batch, with fixed salts and tenants and the real
+ * rollups) and the PostgreSQL sink's plan (statement parameters) batch by batch, with fixed salts and tenants and the real
  * geoip-lite lookup. Reports CPU µs per event (process user + system time, best of N passes —
  * CPU time rather than wall clock, so that it is usable on a shared machine) for
  *   - decode: the envelope decoder alone;
- *   - prepare: the whole `prepareBatch` (what the writer does before each transaction).
+ *   - prepare: `prepareBatch` + the sink's `makePlan` (what the writer does before each transaction).
  *
  *   BENCH_EVENTS=100000 BENCH_BATCH=500 BENCH_PASSES=5 npx node bench/writer-cpu.ts
  *
@@ -15,10 +15,14 @@ import * as inspector from "node:inspector/promises"
 import { Effect, Exit, Layer } from "effect"
 import { decodeEnvelopeJson } from "../src/domain/Envelope.ts"
 import { decodeEnvelope } from "../src/domain/EnvelopeDecode.ts"
-import { Domains, type Tenant } from "../src/layers/Domains.ts"
+import type { BatchEntry } from "../src/domain/Batch.ts"
+import type { Tenant } from "../src/domain/Tenant.ts"
+import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import { makePlan } from "../src/layers/PgSink.ts"
+import { WriteCache } from "../src/layers/PgSinkCache.ts"
 import { Salts } from "../src/layers/Salts.ts"
-import { type BatchEntry, prepareBatch, WriteCache } from "../src/programs/WriteBatch.ts"
+import { prepareBatch } from "../src/programs/PrepareBatch.ts"
 import { log, requireNode24, round, stamp, writeResult } from "./lib.ts"
 import { HOSTS, makeWorkload } from "./writerWorkload.ts"
 
@@ -92,10 +96,11 @@ const main = async () => {
       Effect.gen(function*() {
         const cache = new WriteCache()
         for (const batch of batches) {
-          const prepared = yield* prepareBatch(batch, { maxDeliveries: 5, cache })
+          const prepared = yield* prepareBatch(batch, { streamKey: "bench", maxDeliveries: 5 })
           if (prepared.events.length !== batch.length) throw new Error("poison in the workload")
-          // what the writer does after COMMIT when every row was new
-          cache.committed(prepared.plan!.sessions, prepared.plan!.seen)
+          const plan = yield* makePlan(prepared, cache)
+          // what the sink does after COMMIT when every row was new
+          cache.committed(plan!.sessions, plan!.seen)
         }
       }).pipe(Effect.provide(layer))
     )

@@ -5,4 +5,4 @@ if (major < 22 || (major === 22 && minor < 19)) {
   console.error(`spoolway needs Node.js >= 22.19 (this is ${process.version}); run it through npm (npm start / npm exec spoolway) to use the pinned Node 24.`)
   process.exit(1)
 }
-await import("../src/cli.ts")
+await import("../src/main/cli.ts")

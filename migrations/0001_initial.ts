@@ -1,9 +1,9 @@
 /**
- * Initial schema (SPEC §6). Run by the `effect/sql` migrator (see `src/layers/Sql.ts`), which
+ * Initial schema (docs/architecture.md, data model). Run by the `effect/sql` migrator (see `src/layers/Sql.ts`), which
  * wraps every pending migration in one transaction and serialises concurrent migrators with a
  * table lock, so several processes starting at once are safe.
  *
- * Notes on choices the SPEC leaves open:
+ * Notes on the choices made here:
  * - `raw_events` is partitioned by RANGE on `received_at` (one partition per UTC day, created
  *   ahead by `spoolway_ensure_raw_event_partitions`, see below) with a DEFAULT partition as the
  *   safety net, so an insert never fails for lack of a partition. The primary key must contain

@@ -14,7 +14,7 @@ interface Case {
   readonly source: TrafficSourceKind
 }
 
-/** Expected sources, written from SPEC §5 "Traffic source (first touch)". */
+/** Expected sources, written from the rules in docs/architecture.md, "Enrichment" → traffic source. */
 const cases: ReadonlyArray<Case> = [
   // --- nothing
   { name: "no input at all", input: {}, source: "direct" },
@@ -225,7 +225,7 @@ const AnyInput = Schema.Struct({
   referrer: OptionalString
 })
 
-/** Social hosts named in SPEC §5. */
+/** Social hosts named in docs/architecture.md, "Enrichment". */
 const SpecSocialHost = Schema.Literals([
   "facebook.com",
   "t.co",

@@ -1,5 +1,5 @@
 /**
- * The collector over a real socket on real Redis (127.0.0.1:6379, own STREAM_PREFIX).
+ * The collector over a real socket on the suite's real Redis (own STREAM_PREFIX).
  */
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"

@@ -1,6 +1,6 @@
 /**
  * The daemon as operators run it: a child process, SIGTERM under load, restart, roles,
- * and the maintenance commands (SPEC §7).
+ * and the maintenance commands (docs/operations.md).
  */
 import { randomUUID } from "node:crypto"
 import { Agent, request } from "node:http"

@@ -143,7 +143,7 @@ interface Case {
 const human = { isBot: false } as const
 const bot = { isBot: true, deviceType: "bot" } as const
 
-/** Expected values from SPEC §5 "Device"/"Bots" applied to what each UA says. */
+/** Expected values from the device and bot rules (docs/architecture.md, "Enrichment") applied to what each UA says. */
 const cases: ReadonlyArray<Case> = [
   // desktop browsers
   {

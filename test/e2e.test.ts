@@ -108,3 +108,27 @@ it("a tracked view is stored enriched, fingerprinted and rolled up", async () =>
   expect(sample("spoolway_duplicate_events_total")).toBe(0)
   expect(sample("spoolway_stream_pending")).toBe(0)
 }, 60_000)
+
+it("client timestamps: one within [receivedAt − 7 days, + 1 day] is the event time; 2100-01-01 or -5 is replaced by receivedAt and kept in metadata", async () => {
+  const hourAgo = new Date(Date.now() - 3_600_000).toISOString()
+  const sent = [hourAgo, "2100-01-01T00:00:00Z", -5] as const
+  const ids: Array<string> = []
+  for (const timestamp of sent) {
+    const res = await post(daemon.baseUrl, "/track/event", { eventType: "ts-check", sessionId: "e2e-ts", timestamp, metadata: { n: 1 } })
+    expect(res.status).toBe(202)
+    ids.push((await res.json() as { eventId: string }).eventId)
+  }
+  let rows: ReadonlyArray<{ id: string; timestamp: Date; received_at: Date; metadata: Record<string, unknown> }> = []
+  for (let i = 0; i < 100 && rows.length < 3; i++) {
+    rows = await q(`SELECT id::text AS id, "timestamp", received_at, metadata FROM raw_events WHERE id = ANY($1::uuid[])`, [ids])
+    if (rows.length < 3) await new Promise((r) => setTimeout(r, 100))
+  }
+  const byId = new Map(rows.map((row) => [row.id, row]))
+  const [near, future, negative] = ids.map((id) => byId.get(id)!)
+  expect(near!.timestamp.toISOString()).toBe(hourAgo)
+  expect(near!.metadata).toEqual({ n: 1 })
+  expect(future!.timestamp.toISOString()).toBe(future!.received_at.toISOString())
+  expect(future!.metadata).toEqual({ n: 1, $clientTimestamp: Date.parse("2100-01-01T00:00:00Z") })
+  expect(negative!.timestamp.toISOString()).toBe(negative!.received_at.toISOString())
+  expect(negative!.metadata).toEqual({ n: 1, $clientTimestamp: -5 })
+}, 60_000)

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { createHash, createHmac } from "node:crypto"
 import { Schema } from "effect"
-import { enrichEvent, enrichView, eventTimestamp } from "../src/domain/Enrich.ts"
+import { CLIENT_TIMESTAMP_KEY, enrichEvent, enrichView, eventTimestamp } from "../src/domain/Enrich.ts"
 import { RawEventEnvelope } from "../src/domain/Envelope.ts"
 import { emptyGeo, type GeoInfo } from "../src/domain/Geo.ts"
 
@@ -204,7 +204,7 @@ describe("enrichEvent (non-views)", () => {
     }
   })
 
-  it("carries the raw_events columns only — no device, identity or tenant work (SPEC §2)", () => {
+  it("carries the raw_events columns only — no device, identity or tenant work (only views get those)", () => {
     const event = enrichEvent(envelope)
     assert.deepStrictEqual(event, {
       eventId: "6a1f0d0e-2b1c-4d8e-8f7a-9b0c1d2e3f40",
@@ -227,21 +227,67 @@ describe("enrichEvent (non-views)", () => {
   })
 })
 
-describe("eventTimestamp", () => {
+describe("eventTimestamp: the client's time within [receivedAt − 7 days, receivedAt + 1 day], else receivedAt", () => {
   const receivedAt = "2024-05-01T12:00:00.000Z"
+  const received = Date.parse(receivedAt)
+  const DAY = 86_400_000
   it.each([
-    { name: "finite ms", ts: 1_714_564_800_000, expected: "2024-05-01T12:00:00.000Z" },
-    { name: "epoch 0", ts: 0, expected: "1970-01-01T00:00:00.000Z" },
+    { name: "finite ms", ts: Date.parse("2024-05-01T11:00:00.000Z"), expected: "2024-05-01T11:00:00.000Z" },
+    { name: "fractional ms", ts: received - 0.75, expected: "2024-05-01T11:59:59.999Z" },
+    { name: "exactly 7 days before", ts: received - 7 * DAY, expected: "2024-04-24T12:00:00.000Z" },
+    { name: "1 ms more than 7 days before", ts: received - 7 * DAY - 1, expected: receivedAt },
+    { name: "exactly 1 day after", ts: received + DAY, expected: "2024-05-02T12:00:00.000Z" },
+    { name: "1 ms more than 1 day after", ts: received + DAY + 1, expected: receivedAt },
+    { name: "2100-01-01", ts: Date.parse("2100-01-01T00:00:00Z"), expected: receivedAt },
+    { name: "-5 (1969)", ts: -5, expected: receivedAt },
+    { name: "epoch 0", ts: 0, expected: receivedAt },
+    { name: "seconds instead of ms", ts: received / 1000, expected: receivedAt },
     { name: "undefined", ts: undefined, expected: receivedAt },
     { name: "NaN", ts: Number.NaN, expected: receivedAt },
     { name: "Infinity", ts: Number.POSITIVE_INFINITY, expected: receivedAt },
-    { name: "beyond year 9999", ts: 1e15, expected: receivedAt },
-    { name: "beyond Date range", ts: 1e20, expected: receivedAt },
-    { name: "before year 1", ts: -1e15, expected: receivedAt },
-    { name: "last ms of 9999", ts: Date.UTC(9999, 11, 31, 23, 59, 59, 999), expected: "9999-12-31T23:59:59.999Z" }
+    { name: "beyond Date range", ts: 1e20, expected: receivedAt }
   ])("$name", ({ expected, ts }) => {
     assert.strictEqual(eventTimestamp(ts, receivedAt), expected)
   })
+
+  it("never a year outside 0001–9999, whatever receivedAt says", () => {
+    const late = "9999-12-31T12:00:00.000Z"
+    assert.strictEqual(eventTimestamp(Date.parse(late) + DAY / 2, late), late)
+    assert.strictEqual(eventTimestamp(Date.parse("9999-12-31T23:59:59.999Z"), late), "9999-12-31T23:59:59.999Z")
+  })
+
+  it("a client timestamp that is not used is kept in metadata as $clientTimestamp, next to the sent metadata", () => {
+    const sent = Date.parse("2100-01-01T00:00:00Z")
+    const event = enrichEvent(makeView({ payload: { isView: false, eventType: "click", timestamp: sent, metadata: { plan: "pro" } } }))
+    assert.strictEqual(event.timestamp, event.receivedAt)
+    assert.deepStrictEqual(event.metadata, { plan: "pro", [CLIENT_TIMESTAMP_KEY]: sent })
+    const view = enrichView(makeView({ payload: { timestamp: -5 } }), salt, geo)
+    assert.strictEqual(view.timestamp, view.receivedAt)
+    assert.deepStrictEqual(view.metadata, { [CLIENT_TIMESTAMP_KEY]: -5 })
+  })
+
+  it("a used client timestamp, or none, leaves metadata as sent", () => {
+    const used = enrichEvent(makeView({ payload: { isView: false, eventType: "click", metadata: { plan: "pro" } } }))
+    assert.strictEqual(used.timestamp, "2024-05-01T11:59:58.500Z")
+    assert.deepStrictEqual(used.metadata, { plan: "pro" })
+    const { timestamp: _, ...withoutTimestamp } = makeView().payload
+    const none = enrichView({ ...makeView(), payload: withoutTimestamp }, salt, geo)
+    assert.strictEqual(none.timestamp, none.receivedAt)
+    assert.strictEqual(none.metadata, null)
+  })
+
+  it.prop(
+    "the stored time is the client's exactly when it is in the window, and a time not used is never lost",
+    // any finite number, or one near the window's edges (offsets from −10 to +3 days)
+    [Schema.Finite, Schema.Int.check(Schema.isBetween({ minimum: -10 * DAY, maximum: 3 * DAY })), Schema.Boolean],
+    ([anything, offset, near]) => {
+      const sent = near ? received + offset : anything
+      const event = enrichEvent(makeView({ payload: { isView: false, eventType: "click", timestamp: sent } }))
+      const inWindow = sent >= received - 7 * DAY && sent <= received + DAY
+      assert.strictEqual(event.timestamp, inWindow ? new Date(sent).toISOString() : receivedAt)
+      assert.deepStrictEqual(event.metadata, inWindow ? null : { [CLIENT_TIMESTAMP_KEY]: sent })
+    }
+  )
 })
 
 describe("enrichView — properties", () => {

@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import { emptyGeo, type GeoInfo, publicIp } from "../src/domain/Geo.ts"
 import { fromGeoipRecord, GeoLookup, makeGeoipLookup } from "../src/layers/GeoLookup.ts"
 
-/** IPs in ranges that never have a location (SPEC §5: private or unknown IPs give nulls). */
+/** IPs in ranges that never have a location (private or unknown IPs give nulls). */
 const nonPublic = [
   "10.0.0.1",
   "10.255.255.254",

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { primaryStreamKey } from "../src/domain/Streams.ts"
 import { serveHttp } from "../src/http/Server.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
-import { type RunningCollector, startCollector } from "./support/collector.ts"
+import { type RunningCollector, SHARED_REDIS as REDIS_URL, startCollector } from "./support/collector.ts"
 import { Redis } from "ioredis"
 
 interface RawAnswer {
@@ -62,7 +62,7 @@ const eventRequest = (body: string) =>
 describe("HTTP framing errors and unknown paths", () => {
   let collector: RunningCollector
   let port: number
-  const redis = new Redis("redis://127.0.0.1:6379", { lazyConnect: true })
+  const redis = new Redis(REDIS_URL, { lazyConnect: true })
   beforeAll(async () => {
     collector = await startCollector()
     port = Number(new URL(collector.baseUrl).port)

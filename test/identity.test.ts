@@ -7,7 +7,7 @@ const salt = Uint8Array.from({ length: 32 }, (_, i) => i + 1)
 const otherSalt = Uint8Array.from({ length: 32 }, (_, i) => 32 - i)
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex")
 
-/** SPEC §5: sha256(salt, ip, ua, lang) with the fields NUL-separated, missing → "". */
+/** The daily visitor id (docs/architecture.md, "Enrichment"): sha256(salt, ip, ua, lang), fields NUL-separated, missing → "". */
 const referenceVisitorId = (s: Uint8Array, ip?: string, ua?: string, lang?: string): string =>
   createHash("sha256")
     .update(Buffer.concat([Buffer.from(s), Buffer.from(`\0${ip ?? ""}\0${ua ?? ""}\0${lang ?? ""}`, "utf8")]))

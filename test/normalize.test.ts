@@ -1,10 +1,10 @@
 /**
- * SPEC §2 normalization table, endpoint by endpoint: every fallback, merge and id rule.
+ * The endpoint table of docs/api.md ("stored as"), endpoint by endpoint: every fallback, merge and id rule.
  */
 import { describe, expect, it } from "vitest"
 import type { EventKind, NormalizedEvent } from "../src/domain/Envelope.ts"
 import { InvalidRequest } from "../src/domain/Validation.ts"
-import { parseRequest } from "../src/programs/ParseRequest.ts"
+import { parseRequest } from "../src/domain/ParseRequest.ts"
 
 const normalize = (kind: EventKind, body: unknown): ReadonlyArray<NormalizedEvent> => {
   const result = parseRequest(kind, body, 500)

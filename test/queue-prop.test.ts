@@ -1,5 +1,5 @@
 /**
- * Property (SPEC §4) over random sequences of {submit, primary down/up/hang,
+ * Property (docs/architecture.md, "Collector") over random sequences of {submit, primary down/up/hang,
  * spool down/up/hang, time passes}, on in-memory stores and TestClock: after a final
  * recovery and enough time, the primary holds every accepted event (unchanged
  * envelope, at least once), nothing rejected was written anywhere, the spool is
@@ -9,8 +9,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Metric, Schema, type Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { encodeEnvelopeJson, type RawEventEnvelope } from "../src/domain/Envelope.ts"
-import { EventQueue } from "../src/layers/EventQueue.ts"
-import { memoryStreamStore, type StoreMode } from "../src/layers/MemoryStreamStore.ts"
+import { EventQueue, type EventQueueOptions } from "../src/layers/EventQueue.ts"
+import { type ProbeAndDrainOptions, startProbeAndDrain } from "../src/programs/ProbeAndDrain.ts"
+import { memoryStreamStore, type StoreMode } from "./support/MemoryStreamStore.ts"
 
 const Mode = Schema.Literals(["up", "down", "hang"])
 const Op = Schema.Union([
@@ -25,6 +26,14 @@ const SpoolMax = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 40 }))
 /** scoped, with its own metric registry (the counters the test reads are per queue) */
 const isolated = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) =>
   Effect.scoped(effect).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+
+/** The queue on in-memory stores with its probe + drain workflow running, as in the collector. */
+const makeQueue = (options: EventQueueOptions & ProbeAndDrainOptions) =>
+  Effect.gen(function*() {
+    const queue = yield* EventQueue.make(options)
+    yield* startProbeAndDrain(queue, options)
+    return queue
+  })
 
 let counter = 0
 const envelope = (): RawEventEnvelope => ({
@@ -48,7 +57,7 @@ describe("EventQueue under random outages", () => {
     isolated(Effect.gen(function*() {
       const primary = memoryStreamStore("primary")
       const spool = memoryStreamStore("spool")
-      const queue = yield* EventQueue.make({
+      const queue = yield* makeQueue({
         primary,
         spool,
         probeInterval: "1 second",
@@ -118,7 +127,7 @@ describe("EventQueue under random outages", () => {
       const primary = memoryStreamStore("primary")
       const spool = memoryStreamStore("spool")
       primary.mode = "hang"
-      const queue = yield* EventQueue.make({ primary, spool, probeInterval: "5 seconds", commandTimeoutMs: 250, spoolMaxEvents: 10 })
+      const queue = yield* makeQueue({ primary, spool, probeInterval: "5 seconds", commandTimeoutMs: 250, spoolMaxEvents: 10 })
       expect(yield* queue.enqueue([envelope()])).toBe("spool")
       expect((yield* queue.status).primaryHealthy).toBe(false)
       primary.mode = "up"
@@ -136,7 +145,7 @@ describe("EventQueue under random outages", () => {
     isolated(Effect.gen(function*() {
       const primary = memoryStreamStore("primary")
       const spool = memoryStreamStore("spool")
-      const queue = yield* EventQueue.make({ primary, spool, probeInterval: "5 seconds", commandTimeoutMs: 250, spoolMaxEvents: 3 })
+      const queue = yield* makeQueue({ primary, spool, probeInterval: "5 seconds", commandTimeoutMs: 250, spoolMaxEvents: 3 })
       yield* queue.probe
       expect(yield* queue.enqueue([envelope()])).toBe("primary")
       primary.mode = "down"

@@ -10,7 +10,8 @@ import { NormalizedEvent } from "../src/domain/Envelope.ts"
 import { isBatchRequest, isEventRequest, viewRequestOf } from "../src/domain/RequestCheck.ts"
 import { BatchRequest, EventRequest, ViewRequest } from "../src/domain/Requests.ts"
 import { InvalidRequest } from "../src/domain/Validation.ts"
-import { parseRequest, parseRequestWithSchema } from "../src/programs/ParseRequest.ts"
+import { parseRequest } from "../src/domain/ParseRequest.ts"
+import { parseRequestWithSchema } from "./support/parseRequestWithSchema.ts"
 
 const MAX_BATCH = 500
 const isNormalized = Schema.is(NormalizedEvent)

@@ -1,6 +1,7 @@
 /**
- * SPEC §4 with real processes: our own redis-server instances on free ports, killed
- * with SIGKILL and restarted; the collector under a steady request stream.
+ * Primary outage, spool and drain (docs/architecture.md, "Collector") with real processes: our
+ * own redis-server instances on free ports, killed with SIGKILL and restarted; the collector
+ * under a steady request stream.
  */
 import { Redis } from "ioredis"
 import { afterEach, describe, expect, it } from "vitest"
@@ -66,6 +67,9 @@ describe("primary outage", () => {
     const { primary, spool, c } = await pipeline(true, {
       probeIntervalMs: PROBE_MS,
       rateLimitPerMinute: 0,
+      // a killed primary fails at once (connection refused), whatever the timeout; the 250 ms
+      // default would only add 503s from load spikes of a busy machine on the spool's fsyncs
+      redisCommandTimeoutMs: 2_000,
       streamPrefix: uniquePrefix("failover")
     })
     const stream = steadyStream(c, 4)

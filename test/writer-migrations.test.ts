@@ -9,7 +9,7 @@ import { SqlClient } from "effect/sql"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as Sql from "../src/layers/Sql.ts"
-import { applyRetention, ensurePartitions } from "../src/programs/Partitions.ts"
+import { applyRetention, ensurePartitions } from "../src/layers/Partitions.ts"
 import { replayFailures } from "../src/programs/ReplayFailures.ts"
 import { cleanupKeys, query, REDIS_URL, testDatabase, viewEnvelope } from "./writerSupport.ts"
 

@@ -1,5 +1,5 @@
 /**
- * The writer in a worker thread (src/programs/WriterThread.ts, `serve --role all`): a thread
+ * The writer in a worker thread (src/main/WriterThread.ts, `serve --role all`): a thread
  * that crashes is restarted, and every entry — written before the crash, pending at the crash,
  * added after it — is stored exactly once. Real Redis, a fresh PostgreSQL database, the real
  * WriterWorker.ts (wrapped to throw once, test/support/crashingWriterWorker.ts).
@@ -14,11 +14,9 @@ import { AppConfig } from "../src/layers/AppConfig.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { Writer } from "../src/programs/Writer.ts"
-import * as WriterThread from "../src/programs/WriterThread.ts"
+import * as WriterThread from "../src/main/WriterThread.ts"
 import { testLogLevel } from "./support/collector.ts"
-import { eventEnvelope, redis, testDatabase, xadd } from "./writerSupport.ts"
-
-const REDIS_URL = "redis://127.0.0.1:6379"
+import { eventEnvelope, redis, REDIS_URL, testDatabase, xadd } from "./writerSupport.ts"
 
 const waitUntil = (what: string, check: Effect.Effect<boolean>, timeoutMs = 20_000, every: Duration.Input = "50 millis") =>
   Effect.gen(function*() {

@@ -7,13 +7,14 @@ import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { hashIp, visitorIdDaily } from "../src/domain/Identity.ts"
 import { Domains } from "../src/layers/Domains.ts"
-import { makeWriter, Writer } from "../src/programs/Writer.ts"
-import * as Stream from "../src/programs/WriterStream.ts"
+import { Writer } from "../src/programs/Writer.ts"
+import * as Stream from "../src/layers/StreamConsumer.ts"
 import {
   cleanupKeys,
   eventEnvelope,
   GOOGLEBOT,
   IPHONE,
+  makeWriter,
   metricsOf,
   metricValue,
   query,
@@ -21,6 +22,7 @@ import {
   registerDomain,
   streamKeys,
   viewEnvelope,
+  writerLayerWith,
   writerTestLayer,
   xadd
 } from "./writerSupport.ts"
@@ -640,7 +642,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const started = yield* Deferred.make<void>()
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(
-        Writer.layerWith({
+        writerLayerWith({
           ...keys,
           consumer: "layer-a",
           maintenance: false,
@@ -688,7 +690,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       let entered = 0
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(
-        Writer.layerWith({
+        writerLayerWith({
           ...keys,
           consumer: "stop2-a",
           batchSize: 1,

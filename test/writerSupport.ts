@@ -1,7 +1,8 @@
 /**
  * Shared fixtures of the writer tests: a fresh PostgreSQL database per test file (created
- * through the `postgres` database, dropped afterwards), the shared Redis with a unique stream
- * prefix, envelope builders and small SQL / Redis probes.
+ * through the suite's PostgreSQL, dropped afterwards), the suite's Redis with a unique stream
+ * prefix, envelope builders, small SQL / Redis probes, and writers whose PostgreSQL sink has
+ * test hooks around its transaction.
  */
 import { randomUUID } from "node:crypto"
 import { PgClient } from "@effect/sql-pg"
@@ -12,11 +13,14 @@ import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
+import * as PgSink from "../src/layers/PgSink.ts"
+import type { PgSinkTestHooks } from "../src/layers/PgSink.ts"
 import * as Sql from "../src/layers/Sql.ts"
-import { WriterDependencies } from "../src/programs/Writer.ts"
+import { makeWriter as makeWriterOnSink, Writer, WriterDependencies } from "../src/programs/Writer.ts"
+import type { WriterOptions } from "../src/programs/WriterOptions.ts"
+import { PG_ADMIN_URL, REDIS_URL } from "./support/services.ts"
 
-export const PG_ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? "postgres://root@127.0.0.1:5432/postgres"
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379"
+export { PG_ADMIN_URL, REDIS_URL } from "./support/services.ts"
 
 const randomName = () => Math.random().toString(36).slice(2, 10)
 
@@ -165,15 +169,37 @@ export const metricValue = (options: {
     (rows) => rows.reduce((sum, row) => sum + Number(row.value), 0)
   )
 
-/** All aggregated_metrics rows of a domain, as `metric|granularity|dimension|value → n`. */
+/**
+ * All aggregated_metrics rows of a domain, as `metric|granularity|dimension|value → n`, summed
+ * over buckets (events that straddle an hour boundary fill two hour buckets).
+ */
 export const metricsOf = (domainId: number) =>
   Effect.map(
     query<{ k: string; v: string }>(
-      `SELECT metric || '|' || granularity || '|' || dimension || '|' || coalesce(dimension_value, '∅') AS k, value::text AS v
-       FROM aggregated_metrics WHERE domain_id = $1::int4 ORDER BY 1`,
+      `SELECT metric || '|' || granularity || '|' || dimension || '|' || coalesce(dimension_value, '∅') AS k, sum(value)::text AS v
+       FROM aggregated_metrics WHERE domain_id = $1::int4 GROUP BY 1 ORDER BY 1`,
       [domainId]
     ),
     (rows) => Object.fromEntries(rows.map((row) => [row.k, Number(row.v)]))
   )
 
 export const streamKeys = (name: string) => ({ streamKey: `wt-${name}-${randomName()}:events`, group: `wt-${name}:writers` })
+
+/** Writer options plus, optionally, the test hooks of its PostgreSQL sink (PgSink.layerTest). */
+export type TestWriterOptions = Partial<WriterOptions> & { readonly hooks?: PgSinkTestHooks }
+
+/**
+ * `makeWriter` (src/programs/Writer.ts); with `hooks`, on a PostgreSQL sink of its own that
+ * runs them around its transaction (failures, pauses and crashes before or after COMMIT).
+ */
+export const makeWriter = (overrides: TestWriterOptions = {}) => {
+  const { hooks, ...options } = overrides
+  if (hooks === undefined) return makeWriterOnSink(options)
+  return Effect.flatMap(Layer.build(PgSink.layerTest(hooks)), (sink) => makeWriterOnSink(options).pipe(Effect.provide(sink)))
+}
+
+/** `Writer.layerWith`; with `hooks`, on a PostgreSQL sink that runs them (see {@link makeWriter}). */
+export const writerLayerWith = (overrides: TestWriterOptions = {}) => {
+  const { hooks, ...options } = overrides
+  return hooks === undefined ? Writer.layerWith(options) : Writer.layerWith(options).pipe(Layer.provide(PgSink.layerTest(hooks)))
+}

@@ -1,5 +1,6 @@
 /**
- * First-touch traffic source resolution (SPEC §5 "Traffic source", §8 contract).
+ * First-touch traffic source resolution (docs/architecture.md, enrichment). The module is
+ * a stable contract: other code and the acceptance tests import its exports by name.
  *
  * Pure and synchronous; never throws, whatever the input strings are.
  *
@@ -14,7 +15,7 @@
  *     with any public suffix) → organic, anything else → referral.
  *  3. nothing → direct.
  *
- * Choices where the SPEC is silent (documented here, covered by tests):
+ * Further choices (documented here, covered by tests):
  *  - An unrecognised medium *without* a utm_source is "no medium and no source", so the event
  *    is not UTM-attributed and the referrer (or direct) decides.
  *  - A utm_source that looks like a host name (`facebook.com`, `l.facebook.com`, `google.co.uk`)
@@ -24,7 +25,7 @@
  *  - `android-app://<package>` referrers (Android intents) are classified by a small package
  *    table (Google search app → organic, Facebook/Instagram/… apps → social), else referral.
  *  - Only URLs with a host are useful; a referrer without a scheme
- *    (`google.com`) is not a parseable URL and therefore counts as direct, exactly as the SPEC's
+ *    (`google.com`) is not a parseable URL and therefore counts as direct, as rule 2's
  *    "unparseable → direct" says.
  *  - Reported values (`rawSource`, `medium`, `campaign`, `content`, `term`, `referrer`) are the
  *    trimmed inputs in their original case; an unrecognised medium is still reported.
@@ -60,7 +61,7 @@ export interface TrafficSource {
   readonly referrer: string | null
 }
 
-/** SPEC §5 medium table (keys lower-case). Anything else is "no medium". */
+/** The medium table (keys lower-case). Anything else is "no medium". */
 const MEDIUMS: ReadonlyMap<string, TrafficSourceKind> = new Map<string, TrafficSourceKind>([
   ["cpc", "paid"],
   ["ppc", "paid"],

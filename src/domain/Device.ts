@@ -1,11 +1,12 @@
 /**
- * Device and bot enrichment for views (SPEC §5 "Device", "Bots"; §8 contract).
+ * Device and bot enrichment for views (docs/architecture.md, enrichment). The module is
+ * a stable contract: other code and the acceptance tests import its exports by name.
  *
  * `parseDevice(ua, client)` is pure from the caller's point of view (same input → same output)
  * and synchronous. The User-Agent-derived part is memoised in a bounded LRU keyed by the UA
  * string; the client's device data is merged per call and never cached.
  *
- * Decisions where the SPEC is silent:
+ * Decisions (the reason for each is beside it):
  *  - A missing or blank UA gives nulls for every UA field and `isBot: false` (a missing UA is
  *    "unknown", not evidence of a bot); device type then comes from client signals or desktop.
  *  - ua-parser device classes other than mobile/tablet/wearable (smarttv, console, embedded)
@@ -15,7 +16,7 @@
  *    `XP`/`Vista` are not used): 10.0 → `10/11`, 6.3 → `8.1`, 6.2 → `8`, 6.1 → `7`, any other
  *    NT version verbatim (`6.0`, `5.1`). Windows without an NT token (e.g. `Windows 98`) keeps
  *    ua-parser's version.
- *  - Client touch signals follow the SPEC literally: touch points > 0 with a viewport width
+ *  - Client touch signals follow the documented rule literally: touch points > 0 with a viewport width
  *    < 768 → mobile, ≥ 768 → tablet (so a touch-screen laptop without a handheld UA reports
  *    tablet); touch points without a viewport width decide nothing.
  */
@@ -82,10 +83,10 @@ export const TABLET_MIN_VIEWPORT = 768
 /** UAs longer than this are inspected truncated and never cached (ua-parser reads 500 chars). */
 const MAX_INSPECTED_UA = 2048
 
-/** Automation / headless browsers (SPEC §5) — some of them are not in `isbot`'s list. */
+/** Automation / headless browsers: bots too — some of them are not in `isbot`'s list. */
 const AUTOMATION = /HeadlessChrome|Headless|Puppeteer|Playwright|Selenium|WebDriver|PhantomJS/i
 
-/** Social link-preview fetchers (SPEC §5), on top of `isbot`. */
+/** Social link-preview fetchers (a link pasted in a chat is no visit), on top of `isbot`. */
 const SOCIAL_FETCHERS =
   /facebookexternalhit|facebookcatalog|Facebot|meta-externalagent|Twitterbot|LinkedInBot|Slackbot|Slack-ImgProxy|Discordbot|TelegramBot|^WhatsApp\/|Pinterestbot|Pinterest\/0\.|redditbot|Embedly|SkypeUriPreview|vkShare|Iframely|Applebot|Mastodon\/\d|Bluesky Cardyb|Google-PageRenderer|Snap URL Preview/i
 

@@ -1,19 +1,21 @@
 /**
- * Writer-side enrichment of one envelope (SPEC §5 "Enrichment (views only)", §6 data model).
+ * Writer-side enrichment of one envelope (docs/architecture.md, enrichment and data model).
  *
  * Pure and synchronous: the day's salt (chosen by the envelope's `receivedAt` UTC day, see
  * `saltDay`) and the geo record (from the `GeoLookup` service, for `envelope.edge.ip`) are
  * inputs, so this runs without I/O and without Layers.
  *
  * - Views → {@link enrichView}: everything `raw_events` and `session_fingerprints` need.
- * - Other events → {@link enrichEvent}: only the `raw_events` columns. Per SPEC §2 non-views do
- *   not run device enrichment, bot detection, fingerprinting, visitor identity or tenant
- *   resolution, so `deviceType`, `visitorIdDaily`, `tenantHost` are null and `isBot` is false
+ * - Other events → {@link enrichEvent}: only the `raw_events` columns. Enrichment is for views
+ *   (sessions and visitors are counted from views): non-views do not run device enrichment,
+ *   bot detection, fingerprinting, visitor identity or tenant resolution (bot detection on every
+ *   event is planned, see programs/PrepareBatch.ts), so `deviceType`, `visitorIdDaily`, `tenantHost` are null and `isBot` is false
  *   ("not flagged" — a NULL there would silently drop the event from `NOT is_bot` rollups).
  *
- * Column choices where the SPEC is silent:
- *  - `timestamp`: the client timestamp (ms) when finite and representable as a PostgreSQL
- *    timestamptz written in plain ISO form (years 0001–9999), else `receivedAt`.
+ * Column choices:
+ *  - `timestamp`: the client timestamp (ms) when it lies within [receivedAt − 7 days,
+ *    receivedAt + 1 day], else `receivedAt` — see {@link eventTimestamp}; a timestamp not used
+ *    is kept in `metadata` under {@link CLIENT_TIMESTAMP_KEY}.
  *  - `referrer` (raw_events): `payload.referrer`, else the attribution referrer.
  *  - `landingPage`: `payload.pageUrl`; an empty page url (the collector's `""` fallback) → null.
  *  - `receivedAt` is passed through exactly as captured at the edge.
@@ -70,26 +72,46 @@ export interface EnrichedEvent extends EventRowBase {
   readonly tenantHost: null
 }
 
+const DAY_MS = 86_400_000
+
 /**
- * Client timestamps outside 0001-01-01 … 9999-12-31 (UTC) are not used: `toISOString` writes
- * them in the expanded ±YYYYYY form and PostgreSQL rejects years beyond its range.
+ * How far a client timestamp may lie before / after the edge's `receivedAt` and still be the
+ * event time. Clients queue events (offline apps, retries, a spool that held them) for hours
+ * or days, so the past allows a week; a clock that runs ahead is tolerated for a day. Anything
+ * further — `2100-01-01`, `-5` (1969), a seconds-for-milliseconds mix-up — is a broken clock,
+ * not an event time: it would put the event outside every time-range query of its real day.
+ */
+export const CLIENT_TIMESTAMP_MAX_PAST_MS = 7 * DAY_MS
+export const CLIENT_TIMESTAMP_MAX_FUTURE_MS = DAY_MS
+
+/** The metadata key that keeps a client timestamp that was not used (epoch ms as sent). */
+export const CLIENT_TIMESTAMP_KEY = "$clientTimestamp"
+
+/**
+ * Years 0001–9999 only, whatever `receivedAt` says: `toISOString` writes other years in the
+ * expanded ±YYYYYY form and PostgreSQL rejects years beyond its range.
  */
 const MIN_TS = new Date(0).setUTCFullYear(1, 0, 1) // Date.UTC would map year 1 to 1901
 const MAX_TS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
 
-/** The event time: client timestamp when finite and in range, else the edge `receivedAt`. */
-export const eventTimestamp = (timestamp: number | undefined, receivedAt: string): string => {
-  if (timestamp !== undefined && Number.isFinite(timestamp) && timestamp >= MIN_TS && timestamp <= MAX_TS) {
-    return new Date(timestamp).toISOString()
-  }
-  return receivedAt
+/** The client timestamp is within [receivedAt − 7 days, receivedAt + 1 day] (and years 0001–9999). */
+const believable = (timestamp: number, receivedAt: string): boolean => {
+  const received = Date.parse(receivedAt)
+  return timestamp >= received - CLIENT_TIMESTAMP_MAX_PAST_MS && timestamp <= received + CLIENT_TIMESTAMP_MAX_FUTURE_MS &&
+    timestamp >= MIN_TS && timestamp <= MAX_TS
 }
+
+/** The event time: the client timestamp when believable (above), else the edge `receivedAt`. */
+export const eventTimestamp = (timestamp: number | undefined, receivedAt: string): string =>
+  timestamp !== undefined && believable(timestamp, receivedAt) ? new Date(timestamp).toISOString() : receivedAt
 
 const nonBlank = (value: string | undefined): string | undefined =>
   value === undefined || value.trim().length === 0 ? undefined : value
 
 const rowBase = (envelope: RawEventEnvelope): EventRowBase => {
   const { payload } = envelope
+  const sent = payload.timestamp
+  const used = sent !== undefined && believable(sent, envelope.receivedAt)
   return {
     eventId: envelope.eventId,
     kind: envelope.kind,
@@ -98,8 +120,9 @@ const rowBase = (envelope: RawEventEnvelope): EventRowBase => {
     userId: payload.userId ?? null,
     pageUrl: payload.pageUrl ?? null,
     referrer: nonBlank(payload.referrer) ?? nonBlank(payload.attribution?.referrer) ?? null,
-    metadata: payload.metadata ?? null,
-    timestamp: eventTimestamp(payload.timestamp, envelope.receivedAt),
+    // a client timestamp that is not the event time is kept, not dropped
+    metadata: sent === undefined || used ? payload.metadata ?? null : { ...payload.metadata, [CLIENT_TIMESTAMP_KEY]: sent },
+    timestamp: used ? new Date(sent).toISOString() : envelope.receivedAt,
     receivedAt: envelope.receivedAt
   }
 }
@@ -145,7 +168,7 @@ export const enrichView: (envelope: RawEventEnvelope, salt: Uint8Array, geo: Geo
   parseDevice
 )
 
-/** The `raw_events` row of a non-view event (no device, identity or tenant work — SPEC §2). */
+/** The `raw_events` row of a non-view event (no device, identity or tenant work — views only). */
 export const enrichEvent = (envelope: RawEventEnvelope): EnrichedEvent => ({
   ...rowBase(envelope),
   isView: false,

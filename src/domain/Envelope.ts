@@ -1,5 +1,5 @@
 /**
- * The collector → writer contract (SPEC §3). Both sides decode with these
+ * The collector → writer contract (docs/architecture.md, envelope). Both sides decode with these
  * schemas; the writer treats an envelope that does not decode as poison.
  */
 import { Schema } from "effect"

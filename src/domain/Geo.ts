@@ -1,5 +1,5 @@
 /**
- * Geo enrichment values (SPEC §5 "Geo"). The lookup itself is the `GeoLookup` service
+ * Geo enrichment values (docs/architecture.md, enrichment). The lookup itself is the `GeoLookup` service
  * (`src/layers/GeoLookup.ts`); this module holds the pure parts.
  */
 import { BlockList, isIP } from "node:net"
@@ -40,10 +40,9 @@ export const isEuCountry = (country: string): boolean => EU_COUNTRIES.has(countr
 /**
  * Ranges that never have a public location: RFC 1918, CGNAT, loopback, link-local,
  * documentation, benchmarking, multicast, reserved; IPv6 ULA, link-local, loopback,
- * unspecified, documentation and multicast.
+ * unspecified, documentation and multicast. (`IpAddress.ts` checks the same lists on numbers.)
  */
-const nonPublic = new BlockList()
-for (const [net, prefix] of [
+export const NON_PUBLIC_IPV4: ReadonlyArray<readonly [network: string, prefix: number]> = [
   ["0.0.0.0", 8],
   ["10.0.0.0", 8],
   ["100.64.0.0", 10],
@@ -58,8 +57,8 @@ for (const [net, prefix] of [
   ["203.0.113.0", 24],
   ["224.0.0.0", 4],
   ["240.0.0.0", 4]
-] as const) nonPublic.addSubnet(net, prefix, "ipv4")
-for (const [net, prefix] of [
+]
+export const NON_PUBLIC_IPV6: ReadonlyArray<readonly [network: string, prefix: number]> = [
   ["::", 128],
   ["::1", 128],
   ["fc00::", 7],
@@ -67,7 +66,11 @@ for (const [net, prefix] of [
   ["ff00::", 8],
   ["2001:db8::", 32],
   ["100::", 64]
-] as const) nonPublic.addSubnet(net, prefix, "ipv6")
+]
+
+const nonPublic = new BlockList()
+for (const [net, prefix] of NON_PUBLIC_IPV4) nonPublic.addSubnet(net, prefix, "ipv4")
+for (const [net, prefix] of NON_PUBLIC_IPV6) nonPublic.addSubnet(net, prefix, "ipv6")
 
 const IPV4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i
 

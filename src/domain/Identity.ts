@@ -1,5 +1,6 @@
 /**
- * Cookie-free visitor identity (SPEC §5 "IP hash", "Visitor id"; §8 contract).
+ * Cookie-free visitor identity (docs/architecture.md, visitor id). The module is
+ * a stable contract: other code and the acceptance tests import its exports by name.
  *
  * - `hashIp(salt, ip)` = lower-case hex HMAC-SHA256(key = salt, message = ip, UTF-8).
  *   No IP (absent, empty or whitespace-only) → null. Otherwise the IP string is hashed exactly
@@ -12,6 +13,7 @@
  * - The salt is the one of the event's `receivedAt` UTC day ({@link saltDay}).
  */
 import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto"
+import { utcDay } from "./Time.ts"
 
 const NUL = Buffer.of(0)
 
@@ -64,10 +66,7 @@ export const visitorIdDaily = (
  */
 export const saltDay = (receivedAt: string | Date): string | null => {
   const time = typeof receivedAt === "string" ? Date.parse(receivedAt) : receivedAt.getTime()
-  if (!Number.isFinite(time)) return null
-  const iso = new Date(time).toISOString()
-  // years outside 0000–9999 are written as ±YYYYYY-…; keep the date part in either case
-  return iso.slice(0, iso.indexOf("T"))
+  return Number.isFinite(time) ? utcDay(time) : null
 }
 
 /** The two salted identity values of a view. */

@@ -1,5 +1,5 @@
 /**
- * String caps from SPEC §2, shared by the request and envelope schemas so both
+ * String caps of the tracking API (docs/api.md), shared by the request and envelope schemas so both
  * sides of the collector → writer contract enforce the same bounds.
  */
 import { Schema } from "effect"
@@ -7,7 +7,7 @@ import { Schema } from "effect"
 export const MAX_ID = 128
 export const MAX_URL = 4096
 export const MAX_EVENT_TYPE = 100
-/** Free-text attribute fields the SPEC does not cap explicitly (utm values, labels). */
+/** Free-text attribute fields without a cap of their own (utm values, labels). */
 export const MAX_TEXT = 512
 export const MAX_METADATA_BYTES = 16 * 1024
 

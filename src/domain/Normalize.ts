@@ -1,5 +1,5 @@
 /**
- * One normalization function per endpoint, exactly as the SPEC §2 table says.
+ * One normalization function per endpoint, as the endpoint table of docs/api.md says.
  * Pure: request body in, NormalizedEvent(s) out.
  */
 import type { NormalizedEvent } from "./Envelope.ts"

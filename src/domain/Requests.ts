@@ -1,6 +1,6 @@
 /**
- * The eight tracking request bodies of SPEC §2. Unknown extra fields are ignored
- * (decoding strips them); strings are capped per SPEC §2 (see Limits.ts).
+ * The eight tracking request bodies (docs/api.md). Unknown extra fields are ignored
+ * (decoding strips them); strings are capped (see Limits.ts).
  */
 import { Schema } from "effect"
 import { AttributionInput, ClientDevice } from "./Envelope.ts"

@@ -1,4 +1,9 @@
-/** Redis key names, all under the configurable `STREAM_PREFIX` (isolates tenants and tests). */
+/**
+ * Redis key names, all under the configurable `STREAM_PREFIX` (isolates tenants and tests).
+ * The stream's consumers are keyed by stream key (layers/StreamConsumer.ts): a partitioned log
+ * (Redis Cluster, `<prefix>:{p}:events` with one consumer group per partition) adds key names
+ * here and opens one consumer per key.
+ */
 export const primaryStreamKey = (prefix: string) => `${prefix}:events`
 export const spoolStreamKey = (prefix: string) => `${prefix}:spool`
 export const writerGroup = (prefix: string) => `${prefix}:writers`

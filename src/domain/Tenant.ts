@@ -1,5 +1,5 @@
 /**
- * Tenant host resolution for views (SPEC §5 "Tenant").
+ * Tenant host resolution for views (docs/architecture.md, tenant).
  *
  * The hostname comes from `Origin`, else `Referer`, else `Host`. The writer looks it up in
  * `domains` (→ domain_id, corp_id); this module only extracts and normalises the name:
@@ -14,6 +14,20 @@
  */
 
 import { memoizeString } from "./Memo.ts"
+
+/** A registered domain (`domains` row) and its corp: what a tenant hostname resolves to. */
+export interface Tenant {
+  readonly domainId: number
+  readonly corpId: number | null
+}
+
+/** The tenant of a stored row and of its rollups: NULLs when the tenant is unknown. */
+export interface Scope {
+  readonly corpId: number | null
+  readonly domainId: number | null
+}
+
+export const NO_SCOPE: Scope = { corpId: null, domainId: null }
 
 export interface TenantHeaders {
   readonly origin?: string | undefined

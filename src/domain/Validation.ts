@@ -1,5 +1,5 @@
 /**
- * Turns schema failures into the 400 body of SPEC §2:
+ * Turns schema failures into the 400 body of the tracking API (docs/api.md):
  * `{"error":"invalid_request","issues":[{"path":[…],"message":"…"}]}`.
  */
 import { Schema, SchemaIssue } from "effect"

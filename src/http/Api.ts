@@ -1,8 +1,8 @@
 /**
- * The tracking API (SPEC §2) as an `HttpApi`: the source of `/openapi.json` and `/docs`.
+ * The tracking API (docs/api.md) as an `HttpApi`: the source of `/openapi.json` and `/docs`.
  * The tracking endpoints themselves are plain router routes (Tracking.ts: they read their
- * bodies themselves so that `text/plain` beacons, 413/415 and the 400 body format follow the
- * SPEC exactly, and they are the hot path); the `HttpApiBuilder` serves the health group.
+ * bodies themselves so that `text/plain` beacons, 413/415 and the 400 body format are exactly
+ * what docs/api.md says, and they are the hot path); the `HttpApiBuilder` serves the health group.
  */
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
@@ -16,6 +16,7 @@ import {
   RegistrationFunnelRequest,
   ViewRequest
 } from "../domain/Requests.ts"
+import { VERSION } from "../domain/Version.ts"
 
 export const Accepted = Schema.Struct({ success: Schema.Literal(true), eventId: Schema.String }).pipe(
   HttpApiSchema.status(202)
@@ -102,6 +103,7 @@ export class Api extends HttpApi.make("spoolway")
   .add(HealthApi)
   .annotateMerge(OpenApi.annotations({
     title: "Spoolway tracking API",
+    version: VERSION,
     description: "Durable, exactly-once analytics ingestion. A 2xx means the event is stored exactly once."
   }))
 {}

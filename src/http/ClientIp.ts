@@ -1,5 +1,5 @@
 /**
- * Client IP (SPEC §2): the socket peer, unless the peer is a trusted proxy
+ * Client IP (docs/api.md): the socket peer, unless the peer is a trusted proxy
  * (TRUSTED_PROXIES, CIDR list; default loopback), in which case the first untrusted
  * hop of X-Forwarded-For from the right (or X-Real-IP) is used. Forwarded headers
  * from any other peer are ignored: they would let anyone forge identity and geo.

@@ -14,6 +14,7 @@ import { handleClientErrors } from "./ClientErrors.ts"
 import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
 import { errorResponse } from "./Responses.ts"
+import { TrackerRoute } from "./TrackerRoute.ts"
 import { TrackingRoutes } from "./Tracking.ts"
 
 /**
@@ -32,6 +33,7 @@ const OpenApiRoute = HttpRouter.add(
 export const CollectorRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)),
   TrackingRoutes,
+  TrackerRoute,
   OpenApiRoute,
   HttpApiScalar.layer(Api, { path: "/docs" }),
   MetricsRoute

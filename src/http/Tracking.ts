@@ -20,11 +20,10 @@
 import { Clock, Effect, Metric } from "effect"
 import { type Headers, HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { type EdgeInfo, EventKind } from "../domain/Envelope.ts"
-import type { QueueUnavailable } from "../domain/Errors.ts"
 import { admit, type Rejected } from "../domain/Site.ts"
 import type { InvalidRequest } from "../domain/Validation.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
-import { EventQueue } from "../layers/EventQueue.ts"
+import { EventQueue, type QueueUnavailable } from "../layers/EventQueue.ts"
 import * as Metrics from "../layers/Metrics.ts"
 import { SiteRegistry } from "../layers/SiteRegistry.ts"
 import { capture, type CaptureResult } from "../programs/Capture.ts"
@@ -35,7 +34,7 @@ import { makeRateLimiter } from "./RateLimiter.ts"
 import { accepted, batchAccepted, errorResponse, invalidResponse } from "./Responses.ts"
 import { makeWriteKeyCheck } from "./WriteKeys.ts"
 
-/** Every kind has its endpoint at `/track/<kind>` (SPEC §2). */
+/** Every kind has its endpoint at `/track/<kind>` (docs/api.md). */
 export const TRACKING_PATHS: ReadonlyArray<readonly [EventKind, `/${string}`]> = EventKind.literals.map((kind) => [kind, `/track/${kind}`])
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })

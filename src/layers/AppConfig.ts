@@ -1,5 +1,5 @@
 /**
- * Every setting of SPEC §9, read once from the environment through Effect `Config`.
+ * Every setting (docs/operations.md, configuration), read once from the environment through Effect `Config`.
  * Absent URLs mean "start the embedded server" (see EmbeddedRedis / EmbeddedPostgres).
  */
 import { Config, Context, Effect, Layer } from "effect"
@@ -65,7 +65,9 @@ export const AppConfigSchema = Config.all({
    * After SIGTERM/SIGINT: how long open keep-alive connections may still send a request (answered
    * with `Connection: close`) before idle ones are closed, ms (0 = close them at once)
    */
-  shutdownGraceMs: Config.Int("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(2000))
+  shutdownGraceMs: Config.Int("SHUTDOWN_GRACE_MS").pipe(Config.withDefault(2000)),
+  /** where the collector serves the tracker script; the full variant at `<path without .js>.full.js` */
+  trackerPath: Config.String("TRACKER_PATH").pipe(Config.withDefault("/sw.js"))
 })
 
 export type AppConfigValues = Config.Success<typeof AppConfigSchema>

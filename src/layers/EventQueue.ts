@@ -1,21 +1,26 @@
 /**
- * EventQueue: where an accepted envelope goes (SPEC §4). The route starts unhealthy;
- * a probe (PING on a Schedule, the first at start) flips it. Enqueue writes to the
- * primary stream while healthy; any primary failure marks it unhealthy and the same
- * envelopes go to the bounded spool. A drain fiber forwards the spool to the primary
- * while it is healthy. A call succeeds only once Redis acknowledged the write.
+ * EventQueue: where an accepted envelope goes (docs/architecture.md, durability). Enqueue writes
+ * to the primary stream while the route is healthy; any primary failure marks it unhealthy and
+ * the same envelopes go to the bounded spool. A call succeeds only once Redis acknowledged the
+ * write. The route starts unhealthy: `probe` flips it, and `drainOnce` forwards the spool to the
+ * primary — the workflow that runs them on a schedule is programs/ProbeAndDrain.ts.
  */
-import { Clock, Context, Duration, Effect, Exit, Layer, Metric, Ref, Schedule } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Metric, Ref, Schema } from "effect"
 import type { RawEventEnvelope } from "../domain/Envelope.ts"
 import { encodeEnvelopeJson } from "../domain/Envelope.ts"
-import { cappedBackoff } from "../domain/Backoff.ts"
-import { QueueUnavailable } from "../domain/Errors.ts"
 import { primaryStreamKey, spoolStreamKey } from "../domain/Streams.ts"
 import { AppConfig } from "./AppConfig.ts"
 import * as Metrics from "./Metrics.ts"
 import { PrimaryRedis } from "./PrimaryRedis.ts"
+import type { RedisError } from "./RedisClient.ts"
 import { SpoolRedis } from "./SpoolRedis.ts"
 import { redisStreamStore, type StreamStore, withTimeout } from "./StreamStore.ts"
+
+/** Neither the primary nor the spool would take the event(s): the client must retry (503). */
+export class QueueUnavailable extends Schema.TaggedError<QueueUnavailable>()("QueueUnavailable", {
+  reason: Schema.Literals(["primary_down", "spool_down", "spool_full"]),
+  message: Schema.String
+}) {}
 
 export type Route = "primary" | "spool"
 
@@ -37,28 +42,32 @@ export interface QueueStatus {
 export interface EventQueueOptions {
   readonly primary: StreamStore
   readonly spool: StreamStore
-  readonly probeInterval: Duration.Input
   /** bound on every Redis call of the queue (enqueue, probe, drain) */
   readonly commandTimeoutMs: number
   readonly spoolMaxEvents: number
   /** entries per drain round trip */
   readonly drainBatch?: number
-  /** how often the idle drain fiber looks at the spool */
-  readonly drainPoll?: Duration.Input
 }
 
 export class EventQueue extends Context.Service<EventQueue, {
   /** Stores all envelopes on one side, or none (QueueUnavailable → 503). */
   enqueue(envelopes: ReadonlyArray<RawEventEnvelope>): Effect.Effect<Route, QueueUnavailable>
-  /** One probe of both sides, now (the scheduled probe runs on its own). */
+  /** One probe of both sides, now: sets each side's health. */
   readonly probe: Effect.Effect<void>
+  /**
+   * Moves one batch spool → primary while the primary is healthy (read, append to the primary,
+   * then delete from the spool); the number of events moved, 0 when there was nothing to move.
+   */
+  readonly drainOnce: Effect.Effect<number, RedisError>
+  /** Events in the spool. */
+  readonly spoolDepth: Effect.Effect<number, RedisError>
   readonly status: Effect.Effect<QueueStatus>
   /** True while at least one side can take writes. */
   readonly ready: Effect.Effect<boolean>
 }>()("spoolway/layers/EventQueue") {
   static readonly make = (options: EventQueueOptions) => makeEventQueue(options)
 
-  /** The live queue: PrimaryRedis + SpoolRedis streams under STREAM_PREFIX. */
+  /** The live queue: PrimaryRedis + SpoolRedis streams under STREAM_PREFIX (probe and drain: programs/ProbeAndDrain.ts). */
   static readonly layer = Layer.effect(
     EventQueue,
     Effect.gen(function*() {
@@ -79,7 +88,6 @@ export class EventQueue extends Context.Service<EventQueue, {
           timeoutMs: config.redisCommandTimeoutMs
         }),
         commandTimeoutMs: config.redisCommandTimeoutMs,
-        probeInterval: Duration.millis(config.probeIntervalMs),
         spoolMaxEvents: config.spoolMaxEvents
       })
     })
@@ -90,7 +98,6 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
   const primary = withTimeout(options.primary, options.commandTimeoutMs)
   const spool = withTimeout(options.spool, options.commandTimeoutMs)
   const drainBatch = options.drainBatch ?? 1000
-  const drainPoll = options.drainPoll ?? Duration.millis(100)
   const primaryHealthy = yield* Ref.make(false)
   const spoolHealthy = yield* Ref.make(false)
   const rejectedSpoolDown = Metrics.rejected("spool_down")
@@ -185,36 +192,6 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
     return entries.length
   })
 
-  /** spool read/delete failures: 100 ms doubling to 5 s, jittered, for as long as it takes */
-  const drainBackoff = cappedBackoff(100, 5_000)
-
-  const drainLoop = Effect.gen(function*() {
-    let draining = false
-    let moved = 0
-    while (true) {
-      const batch = yield* drainOnce.pipe(
-        Effect.tapError((e) => Effect.logWarning(`drain: ${e.message}; retrying`)),
-        Effect.retry(drainBackoff)
-      )
-      if (batch > 0) {
-        if (!draining) yield* Effect.logInfo("draining spool to primary")
-        draining = true
-        moved += batch
-        continue
-      }
-      if (draining) {
-        const depth = yield* spool.length.pipe(Effect.orElseSucceed(() => -1))
-        yield* Effect.logInfo(`drain ${depth === 0 ? "finished" : "paused"}: ${moved} events forwarded, ${depth} left`)
-        draining = false
-        moved = 0
-      }
-      yield* Effect.sleep(drainPoll)
-    }
-  })
-
-  yield* Effect.forkScoped(Effect.repeat(probe, Schedule.spaced(options.probeInterval)))
-  yield* Effect.forkScoped(drainLoop)
-
   const oldestAge = (now: number) =>
     spool.head(1).pipe(
       Effect.map((entries) => {
@@ -254,5 +231,5 @@ const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
 
   const ready = Effect.map(Effect.all([Ref.get(primaryHealthy), Ref.get(spoolHealthy)]), ([p, s]) => p || s)
 
-  return EventQueue.of({ enqueue, probe, status, ready })
+  return EventQueue.of({ enqueue, probe, drainOnce, spoolDepth: spool.length, status, ready })
 })

@@ -1,5 +1,5 @@
 /**
- * IP → geo lookup (SPEC §5 "Geo") as a service, so the writer's programs can run with the real
+ * IP → geo lookup (docs/architecture.md, enrichment) as a service, so the writer's programs can run with the real
  * geoip-lite database or with a fixed table in tests.
  *
  * `lookup` is synchronous and total: private / reserved / loopback / malformed / unknown IPs

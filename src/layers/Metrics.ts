@@ -1,5 +1,5 @@
 /**
- * Every Prometheus metric Spoolway exports (SPEC §7), as Effect `Metric`s. Values
+ * Every Prometheus metric Spoolway exports (docs/operations.md, metrics), as Effect `Metric`s. Values
  * live in the `Metric.MetricRegistry` of the running program, so two pipelines in
  * one process (tests) do not mix counts. `/metrics` renders them with
  * `PrometheusMetrics.format`; gauges are refreshed just before each scrape.

@@ -1,5 +1,19 @@
-import { Effect } from "effect"
+/**
+ * Redis connections (ioredis) and the one error of every Redis command Spoolway sends: the
+ * collector's queue (StreamStore.ts) and the writer's consumer (StreamConsumer.ts) alike.
+ */
+import { Effect, Schema } from "effect"
 import { Redis } from "ioredis"
+
+/** A Redis command failed or timed out. `target`: the store ("primary", "spool") or stream key. */
+export class RedisError extends Schema.TaggedError<RedisError>()("RedisError", {
+  target: Schema.String,
+  operation: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The message of whatever a Redis call threw or rejected with. */
+export const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
 /**
  * An ioredis client for the request path, released with its scope. It never queues

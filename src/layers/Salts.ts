@@ -1,5 +1,5 @@
 /**
- * Daily visitor salts (SPEC §5 "Visitor id"): one random 32-byte salt per UTC day in
+ * Daily visitor salts (docs/architecture.md, visitor id): one random 32-byte salt per UTC day in
  * `visitor_salts`, chosen by the envelope's `receivedAt` day.
  *
  * A salt is created on first use with `INSERT … ON CONFLICT DO NOTHING` followed by a `SELECT`,

@@ -1,7 +1,8 @@
 /**
- * The `Sql` resource (SPEC §1, §6): PostgreSQL through `@effect/sql-pg`, at `DATABASE_URL`, or an
- * embedded PostgreSQL (see EmbeddedPostgres.ts) when it is unset. Every layer here runs the
- * pending migrations when it is built, so code and schema cannot drift apart.
+ * The `Sql` resource: PostgreSQL through `@effect/sql-pg`, at `DATABASE_URL`, or an embedded
+ * PostgreSQL (see EmbeddedPostgres.ts) when it is unset. Every layer here runs the pending
+ * migrations when it is built, so code and schema cannot drift apart. Also here: what a
+ * `SqlError` means (transient or permanent, by SQLSTATE class) and how it is described.
  *
  * Migrations are a static record of imports (not a directory scan) so they load the same way
  * under `node --experimental-strip-types`, vitest and a bundler.
@@ -9,11 +10,40 @@
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted, Schedule } from "effect"
 import { Migrator, SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
 import migration0001 from "../../migrations/0001_initial.ts"
 import migration0002 from "../../migrations/0002_rollup_fillfactor.ts"
 import migration0003 from "../../migrations/0003_sites.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
+
+/** SQLSTATE classes that mean "this data / statement is wrong", not "try again later". */
+const PERMANENT_SQLSTATE_CLASSES = new Set(["0A", "21", "22", "23", "26", "2B", "2D", "2F", "3F", "42", "44", "P0", "XX"])
+
+const sqlState = (error: SqlError): string | undefined => {
+  const cause = (error.reason as { readonly cause?: unknown }).cause
+  const code = typeof cause === "object" && cause !== null ? (cause as { readonly code?: unknown }).code : undefined
+  return typeof code === "string" ? code : undefined
+}
+
+/**
+ * Transient: the driver says retryable (connection, deadlock, serialization, lock/statement
+ * timeout), or the server gave a state outside the "bad data / bad statement" classes
+ * (e.g. 57P01 admin shutdown, 53100 disk full), or gave none at all (socket-level failure).
+ */
+export const isTransientSqlError = (error: SqlError): boolean => {
+  if (error.isRetryable) return true
+  const code = sqlState(error)
+  return code === undefined ? error.reason._tag === "UnknownError" : !PERMANENT_SQLSTATE_CLASSES.has(code.slice(0, 2))
+}
+
+/** "<driver message>: <server message> (SQLSTATE)" */
+export const describeSqlError = (error: SqlError): string => {
+  const cause = (error.reason as { readonly cause?: unknown }).cause
+  const detail = cause instanceof Error && cause.message !== error.message ? `: ${cause.message}` : ""
+  const code = sqlState(error)
+  return `${error.message}${detail}${code === undefined ? "" : ` (SQLSTATE ${code})`}`
+}
 
 /** Every migration, keyed `<id>_<name>`; add new files here. */
 export const migrations = {

@@ -1,13 +1,14 @@
 /**
- * The queue mechanism of SPEC §4: one Redis stream per side. `StreamStore` is the
- * interface the programs use; `redisStreamStore` is the real one and
- * `memoryStreamStore` an in-memory one that tests can make fail or hang.
+ * The collector's queue mechanism: one Redis stream per side (primary, spool), each entry
+ * holding one encoded envelope (docs/architecture.md, durability). `StreamStore` is the
+ * interface the queue uses; `redisStreamStore` is the real one (test/support has an
+ * in-memory one that tests make fail or hang). Every XADD Spoolway sends goes through here:
+ * the request path, the spool drain and `replay-failures`.
  */
 import { Effect } from "effect"
 import type { Redis } from "ioredis"
-import { StoreError } from "../domain/Errors.ts"
 import { ENVELOPE_FIELD } from "../domain/Envelope.ts"
-import { coalesceWrites } from "./RedisClient.ts"
+import { coalesceWrites, messageOf, RedisError } from "./RedisClient.ts"
 
 export interface StreamEntry {
   readonly id: string
@@ -16,22 +17,22 @@ export interface StreamEntry {
 
 export interface StreamStore {
   readonly name: string
-  /** Every call of this store already fails (StoreError) after at most this many ms. */
+  /** Every call of this store already fails (RedisError) after at most this many ms. */
   readonly boundedMs?: number
   /** PING; fails when the server is unreachable. */
-  readonly ping: Effect.Effect<void, StoreError>
+  readonly ping: Effect.Effect<void, RedisError>
   /** Appends every payload atomically (MULTI/EXEC): all are stored or none. */
-  readonly append: (payloads: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
+  readonly append: (payloads: ReadonlyArray<string>) => Effect.Effect<void, RedisError>
   /**
    * Appends every payload atomically unless the stream would then hold more than
    * `maxLength` entries; `false` (nothing written) when it would.
    */
-  readonly appendBounded: (payloads: ReadonlyArray<string>, maxLength: number) => Effect.Effect<boolean, StoreError>
+  readonly appendBounded: (payloads: ReadonlyArray<string>, maxLength: number) => Effect.Effect<boolean, RedisError>
   /** The oldest `count` entries, oldest first. */
-  readonly head: (count: number) => Effect.Effect<ReadonlyArray<StreamEntry>, StoreError>
+  readonly head: (count: number) => Effect.Effect<ReadonlyArray<StreamEntry>, RedisError>
   /** Deletes entries by id. */
-  readonly remove: (ids: ReadonlyArray<string>) => Effect.Effect<void, StoreError>
-  readonly length: Effect.Effect<number, StoreError>
+  readonly remove: (ids: ReadonlyArray<string>) => Effect.Effect<void, RedisError>
+  readonly length: Effect.Effect<number, RedisError>
 }
 
 /** Atomic (a Lua script runs alone) bounded append: all payloads or none. */
@@ -43,8 +44,6 @@ for i = 3, #ARGV do redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[i]) end
 return 1
 `
 
-const toStoreError = (store: string) => (cause: unknown) =>
-  new StoreError({ store, message: cause instanceof Error ? cause.message : String(cause) })
 
 /**
  * A StreamStore on one stream key of an ioredis client. With `timeoutMs`, every call fails
@@ -60,35 +59,40 @@ export const redisStreamStore = (options: {
   readonly timeoutMs?: number
 }): StreamStore => {
   const { client, key, name, timeoutMs } = options
-  const onError = toStoreError(name)
-  const call = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> =>
-    Effect.callback<A, StoreError>((resume) => {
+  const call = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, RedisError> =>
+    Effect.callback<A, RedisError>((resume) => {
       let settled = false
       let timer: ReturnType<typeof setTimeout> | undefined
-      const settle = (effect: Effect.Effect<A, StoreError>) => {
+      const settle = (effect: Effect.Effect<A, RedisError>) => {
         if (settled) return
         settled = true
         if (timer !== undefined) clearTimeout(timer)
         resume(effect)
       }
       if (timeoutMs !== undefined) {
-        timer = setTimeout(() => settle(Effect.fail(new StoreError({ store: name, message: `timed out after ${timeoutMs} ms` }))), timeoutMs)
+        timer = setTimeout(
+          () => settle(Effect.fail(new RedisError({ target: name, operation, message: `timed out after ${timeoutMs} ms` }))),
+          timeoutMs
+        )
       }
       let promise: Promise<A>
       try {
         coalesceWrites(client)
         promise = f()
       } catch (cause) {
-        return settle(Effect.fail(onError(cause)))
+        return settle(Effect.fail(new RedisError({ target: name, operation, message: messageOf(cause) })))
       }
-      promise.then((value) => settle(Effect.succeed(value)), (cause) => settle(Effect.fail(onError(cause))))
+      promise.then(
+        (value) => settle(Effect.succeed(value)),
+        (cause) => settle(Effect.fail(new RedisError({ target: name, operation, message: messageOf(cause) })))
+      )
     })
   return {
     name,
     ...(timeoutMs !== undefined ? { boundedMs: timeoutMs } : {}),
-    ping: call(() => client.ping()).pipe(Effect.asVoid),
+    ping: call("PING", () => client.ping()).pipe(Effect.asVoid),
     append: (payloads) =>
-      call(async () => {
+      call("XADD", async () => {
         if (payloads.length === 0) return
         if (payloads.length === 1) {
           await client.xadd(key, "*", ENVELOPE_FIELD, payloads[0]!)
@@ -101,21 +105,21 @@ export const redisStreamStore = (options: {
         for (const [err] of results) if (err) throw err
       }),
     appendBounded: (payloads, maxLength) =>
-      call(async () => {
+      call("EVAL", async () => {
         if (payloads.length === 0) return true
         const added = await client.eval(APPEND_BOUNDED, 1, key, maxLength, ENVELOPE_FIELD, ...payloads)
         return added === 1
       }),
     head: (count) =>
-      call(async () => {
+      call("XRANGE", async () => {
         const rows = await client.xrange(key, "-", "+", "COUNT", count)
         return rows.map(([id, fields]) => ({ id, payload: fieldValue(fields) }))
       }),
     remove: (ids) =>
-      call(async () => {
+      call("XDEL", async () => {
         if (ids.length > 0) await client.xdel(key, ...ids)
       }),
-    length: call(() => client.xlen(key))
+    length: call("XLEN", () => client.xlen(key))
   }
 }
 
@@ -125,10 +129,10 @@ export const redisStreamStore = (options: {
  */
 export const withTimeout = (store: StreamStore, timeoutMs: number): StreamStore => {
   if (store.boundedMs !== undefined && store.boundedMs <= timeoutMs) return store
-  const bound = <A>(effect: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
+  const bound = <A>(effect: Effect.Effect<A, RedisError>): Effect.Effect<A, RedisError> =>
     Effect.timeoutOrElse(effect, {
       duration: timeoutMs,
-      orElse: () => Effect.fail(new StoreError({ store: store.name, message: `timed out after ${timeoutMs} ms` }))
+      orElse: () => Effect.fail(new RedisError({ target: store.name, operation: "call", message: `timed out after ${timeoutMs} ms` }))
     })
   return {
     name: store.name,
@@ -142,10 +146,17 @@ export const withTimeout = (store: StreamStore, timeoutMs: number): StreamStore 
   }
 }
 
-/** The envelope field of a stream entry's flat [field, value, …] list ("" when missing). */
-export const fieldValue = (fields: ReadonlyArray<string>): string => {
+/**
+ * The envelope of a stream entry's flat [field, value, …] list ("" when missing or not a
+ * string): how both the queue and the writer's consumer read an entry.
+ */
+export const fieldValue = (fields: unknown): string => {
+  if (!Array.isArray(fields)) return ""
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === ENVELOPE_FIELD) return fields[i + 1] ?? ""
+    if (fields[i] === ENVELOPE_FIELD) {
+      const value: unknown = fields[i + 1]
+      return typeof value === "string" ? value : ""
+    }
   }
   return ""
 }

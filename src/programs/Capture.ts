@@ -10,10 +10,9 @@ import { randomUUID } from "node:crypto"
 import { Effect } from "effect"
 import type { EdgeInfo, EventKind, NormalizedEvent, RawEventEnvelope } from "../domain/Envelope.ts"
 import { ENVELOPE_VERSION } from "../domain/Envelope.ts"
-import type { QueueUnavailable } from "../domain/Errors.ts"
 import { InvalidRequest } from "../domain/Validation.ts"
-import type { EventQueue, Route } from "../layers/EventQueue.ts"
-import { isBatchKind, parseRequest } from "./ParseRequest.ts"
+import { isBatchKind, parseRequest } from "../domain/ParseRequest.ts"
+import type { EventQueue, QueueUnavailable, Route } from "../layers/EventQueue.ts"
 
 export type CaptureResult =
   | { readonly _tag: "Single"; readonly eventId: string; readonly route: Route }

@@ -1,14 +1,15 @@
 /**
- * Maintenance (SPEC §6–7): partitions created ahead, expired partitions dropped, visitor
- * salts older than the spool horizon deleted (after that a visitor id is unrecoverable).
- * Run hourly by the writer and on demand by `spoolway retention` / `spoolway salts rotate`.
+ * Maintenance (docs/operations.md, retention and salts): partitions created ahead, expired
+ * partitions dropped, visitor salts older than the spool horizon deleted (after that a visitor
+ * id is unrecoverable). Run on demand by `spoolway retention` / `spoolway salts rotate`; the
+ * writer runs the same steps hourly (its sink's `maintain`, then `rotateSalts`).
  */
 import { Effect } from "effect"
+import { utcDay } from "../domain/Time.ts"
+import { maintainPartitions, type PartitionMaintenance } from "../layers/Partitions.ts"
 import { Salts } from "../layers/Salts.ts"
-import { applyRetention, ensurePartitionsAround, type RetentionResult, utcDay } from "./Partitions.ts"
 
-export interface MaintenanceResult extends RetentionResult {
-  readonly createdPartitions: number
+export interface MaintenanceResult extends PartitionMaintenance {
   readonly purgedSalts: number
 }
 
@@ -17,11 +18,9 @@ export const runMaintenance = Effect.fn("runMaintenance")(function*(options: {
   readonly retentionDays: number
   readonly saltKeepDays: number
 }) {
-  const createdPartitions = yield* ensurePartitionsAround(options.nowMs, 7)
-  if (createdPartitions > 0) yield* Effect.logInfo(`created ${createdPartitions} raw_events partition(s)`)
-  const retention = yield* applyRetention({ nowMs: options.nowMs, retentionDays: options.retentionDays })
+  const partitions = yield* maintainPartitions({ nowMs: options.nowMs, retentionDays: options.retentionDays })
   const purgedSalts = yield* rotateSalts(options.nowMs, options.saltKeepDays).pipe(Effect.map((r) => r.purged))
-  return { ...retention, createdPartitions, purgedSalts } satisfies MaintenanceResult
+  return { ...partitions, purgedSalts } satisfies MaintenanceResult
 })
 
 /** Makes sure today's salt exists and deletes the salts older than `keepDays`. */

@@ -1,6 +1,6 @@
 /**
- * `spoolway replay-failures` (SPEC §5, §7): puts poison envelopes kept in `ingest_failures`
- * back on the primary stream, e.g. after a writer bug was fixed.
+ * `spoolway replay-failures` (docs/operations.md, replay): puts poison envelopes kept in
+ * `ingest_failures` back on the primary stream, e.g. after a writer bug was fixed.
  *
  * Each replayed row is marked `replayed_at` after its `XADD`. A crash between the two replays
  * that row again next time, which is harmless: the writer's idempotent insert stores an event
@@ -9,11 +9,11 @@
  */
 import { Effect, Exit } from "effect"
 import { SqlClient } from "effect/sql"
-import { decodeEnvelopeJson, ENVELOPE_FIELD } from "../domain/Envelope.ts"
+import { decodeEnvelopeJson } from "../domain/Envelope.ts"
 import { primaryStreamKey } from "../domain/Streams.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
-import { StreamError } from "./WriterStream.ts"
+import { redisStreamStore } from "../layers/StreamStore.ts"
 
 export interface ReplayOptions {
   /** at most this many rows (oldest first; default 10 000) */
@@ -36,6 +36,7 @@ export const replayFailures = Effect.fn("replayFailures")(function*(options: Rep
   const config = yield* AppConfig
   const { client } = yield* PrimaryRedis
   const streamKey = primaryStreamKey(config.streamPrefix)
+  const primary = redisStreamStore({ name: "primary", client, key: streamKey })
   const rows = options.ids !== undefined
     ? yield* sql<{ readonly id: string; readonly payload: string }>`
         SELECT id::text AS id, payload FROM ingest_failures
@@ -55,10 +56,7 @@ export const replayFailures = Effect.fn("replayFailures")(function*(options: Rep
       replayed++
       continue
     }
-    yield* Effect.tryPromise({
-      try: () => client.xadd(streamKey, "*", ENVELOPE_FIELD, row.payload),
-      catch: (cause) => new StreamError({ operation: "XADD", message: cause instanceof Error ? cause.message : String(cause) })
-    })
+    yield* primary.append([row.payload])
     yield* sql`UPDATE ingest_failures SET replayed_at = now() WHERE id = ${row.id}::bigint`
     replayed++
   }

@@ -14,7 +14,7 @@ import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { runningEmbeddedPostgres } from "../layers/EmbeddedPostgres.ts"
 import { readServeInfo, withoutPassword } from "../layers/ServeInfo.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
-import { streamStatus } from "./WriterStream.ts"
+import { streamStatus } from "../layers/StreamConsumer.ts"
 
 export interface StatusReport {
   readonly primary: { readonly url: string; readonly healthy: boolean; readonly error?: string }

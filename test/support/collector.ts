@@ -8,15 +8,34 @@ import { Redis } from "ioredis"
 import { decodeEnvelopeJson, type RawEventEnvelope } from "../../src/domain/Envelope.ts"
 import { primaryStreamKey, spoolStreamKey } from "../../src/domain/Streams.ts"
 import { AppConfig, type AppConfigValues } from "../../src/layers/AppConfig.ts"
+import { HealthSource } from "../../src/http/Health.ts"
+import { CollectorRoutes, serveHttp } from "../../src/http/Server.ts"
 import { EventQueue } from "../../src/layers/EventQueue.ts"
 import { parseLogLevel } from "../../src/layers/Logging.ts"
+import { PrimaryRedis } from "../../src/layers/PrimaryRedis.ts"
+import { SiteRegistry } from "../../src/layers/SiteRegistry.ts"
+import { SpoolRedis } from "../../src/layers/SpoolRedis.ts"
 import { fieldValue } from "../../src/layers/StreamStore.ts"
-import { CollectorHttp, LiveQueue } from "../../src/programs/Collector.ts"
+import { ProbeAndDrain } from "../../src/programs/ProbeAndDrain.ts"
+
+/** The collector's routes with their services, given an EventQueue and AppConfig. */
+const CollectorHttp = serveHttp(CollectorRoutes).pipe(Layer.provide(HealthSource.collector))
+
+/**
+ * The queue, with its probe + drain workflow, and the site registry, on the live Redis pair
+ * (configured URLs or embedded servers).
+ */
+const LiveQueue = ProbeAndDrain.pipe(
+  Layer.provideMerge(Layer.merge(EventQueue.layer, SiteRegistry.layer)),
+  Layer.provide([PrimaryRedis.layer, SpoolRedis.layer])
+)
+import { REDIS_URL } from "./services.ts"
 
 /** Tests log warnings and worse unless TEST_LOG_LEVEL says otherwise. */
 export const testLogLevel = Layer.succeed(References.MinimumLogLevel, parseLogLevel(process.env["TEST_LOG_LEVEL"] ?? "warn") ?? "Warn")
 
-export const SHARED_REDIS = "redis://127.0.0.1:6379"
+/** The suite's Redis (test/support/services.ts); tests share it, each with its own prefix. */
+export const SHARED_REDIS = REDIS_URL
 
 export interface RunningCollector {
   readonly baseUrl: string

@@ -10,7 +10,7 @@ import { join } from "node:path"
 import { parentPort, workerData } from "node:worker_threads"
 import { Redis } from "ioredis"
 import { primaryStreamKey, writerGroup } from "../../src/domain/Streams.ts"
-import type { FromWriterThread, WriterThreadInput } from "../../src/programs/WriterThreadProtocol.ts"
+import type { FromWriterThread, WriterThreadInput } from "../../src/main/WriterThreadProtocol.ts"
 
 const { config, consumer } = workerData as WriterThreadInput
 const marker = join(config.dataDir, "crashed-once")
@@ -41,4 +41,4 @@ if (!existsSync(marker)) {
     )
   }
 }
-await import("../../src/programs/WriterWorker.ts")
+await import("../../src/main/WriterWorker.ts")

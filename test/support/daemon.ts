@@ -5,7 +5,7 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { freePort } from "./redisProcess.ts"
 
-const CLI = resolve(import.meta.dirname, "../../src/cli.ts")
+const CLI = resolve(import.meta.dirname, "../../src/main/cli.ts")
 
 /**
  * The data dir of this test file's processes unless a test gives its own: not the checkout's

@@ -1,0 +1,322 @@
+/**
+ * Every statement of the PostgreSQL sink's batch transaction, with the encoder of its
+ * parameters beside it (column order = parameter order): the one place statements are
+ * registered (`STATEMENTS`, also used for documentation, diagnostics and EXPLAIN). The order
+ * they run in, and why, is PgSink.ts.
+ *
+ * Lock order: every multi-row statement receives its rows sorted by the table's conflict key
+ * (the row builders in PgSinkRows.ts, the prepare stage for raw_events, the accumulators for
+ * the rollups), and the statements run in the order of `STATEMENTS` — so overlapping
+ * transactions, of one writer or of several, never deadlock. A new statement (e.g. a visits
+ * upsert) takes its place in that order and sorts its rows by its conflict key.
+ */
+import { PgTypes } from "@effect/sql-pg"
+import type { PoisonEntry, PreparedEvent } from "../domain/Batch.ts"
+import { compareStrings } from "../domain/Batch.ts"
+import type { DailyRow, MetricRow } from "../domain/RollupAccumulators.ts"
+import {
+  boolArray,
+  byteaArray,
+  finite,
+  float8Array,
+  int4Array,
+  int8Array,
+  metadataJson,
+  noNul,
+  noNulOrNull,
+  type Params,
+  textArray,
+  tsArray,
+  uuidArray
+} from "./PgSinkParams.ts"
+import type { SeenRow, SessionRow } from "./PgSinkRows.ts"
+
+// Non-view events flagged `resolve` take corp/domain from their session's fingerprint (the
+// CASE keeps the sub-selects from running for the other rows).
+export const INSERT_RAW_EVENTS = `
+  INSERT INTO raw_events (id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot,
+                          metadata, "timestamp", received_at, visitor_id_daily, corp_id, domain_id)
+  SELECT id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot,
+         metadata::jsonb, ts, received_at, visitor_id_daily,
+         CASE WHEN resolve THEN (SELECT f.corp_id FROM session_fingerprints f WHERE f.session_id = t.session_id) ELSE corp_id END,
+         CASE WHEN resolve THEN (SELECT f.domain_id FROM session_fingerprints f WHERE f.session_id = t.session_id) ELSE domain_id END
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+              $9::bool[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::bytea[], $14::int4[], $15::int4[],
+              $16::bool[])
+       AS t(id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot,
+            metadata, ts, received_at, visitor_id_daily, corp_id, domain_id, resolve)
+  ON CONFLICT DO NOTHING
+  RETURNING id::text AS id, received_at, corp_id, domain_id`
+
+export const rawParams = (events: ReadonlyArray<PreparedEvent>): Params => [
+  uuidArray(events.map((e) => e.row.eventId)),
+  textArray(events.map((e) => e.row.kind)),
+  textArray(events.map((e) => noNul(e.row.eventType))),
+  textArray(events.map((e) => noNul(e.row.sessionId))),
+  textArray(events.map((e) => noNulOrNull(e.row.userId))),
+  textArray(events.map((e) => noNulOrNull(e.row.pageUrl))),
+  textArray(events.map((e) => noNulOrNull(e.row.referrer))),
+  textArray(events.map((e) => e.row.deviceType)),
+  boolArray(events.map((e) => e.row.isBot)),
+  textArray(events.map((e) => metadataJson(e.row.metadata))),
+  tsArray(events.map((e) => e.timestampMs)),
+  tsArray(events.map((e) => e.receivedAtMs)),
+  byteaArray(events.map((e) => e.row.visitorIdDaily)),
+  int4Array(events.map((e) => e.scope.corpId)),
+  int4Array(events.map((e) => e.scope.domainId)),
+  boolArray(events.map((e) => e.resolveScope))
+]
+
+/** [column, array element type, kind] of session_fingerprints, in statement order. */
+const FINGERPRINT_COLUMNS: ReadonlyArray<readonly [string, string, "first" | "viewport" | "other"]> = [
+  ["session_id", "text", "other"],
+  ["user_id", "text", "other"],
+  ["corp_id", "int4", "first"],
+  ["domain_id", "int4", "first"],
+  ["device_type", "text", "first"],
+  ["is_bot", "bool", "first"],
+  ["browser", "text", "first"],
+  ["browser_version", "text", "first"],
+  ["browser_major", "int4", "first"],
+  ["os", "text", "first"],
+  ["os_version", "text", "first"],
+  ["device_vendor", "text", "first"],
+  ["device_model", "text", "first"],
+  ["screen_width", "float8", "first"],
+  ["screen_height", "float8", "first"],
+  ["viewport_width", "float8", "viewport"],
+  ["viewport_height", "float8", "viewport"],
+  ["pixel_ratio", "float8", "first"],
+  ["color_depth", "float8", "first"],
+  ["language", "text", "first"],
+  ["languages", "text", "first"],
+  ["timezone", "text", "first"],
+  ["timezone_offset", "float8", "first"],
+  ["device_memory", "float8", "first"],
+  ["hardware_concurrency", "float8", "first"],
+  ["touch_points", "float8", "first"],
+  ["cookies_enabled", "bool", "first"],
+  ["do_not_track", "text", "first"],
+  ["country", "text", "first"],
+  ["region", "text", "first"],
+  ["city", "text", "first"],
+  ["is_eu", "bool", "first"],
+  ["geo_timezone", "text", "first"],
+  ["ip_hash", "text", "first"],
+  ["visitor_id_daily", "bytea", "first"],
+  ["traffic_source", "text", "first"],
+  ["utm_source", "text", "first"],
+  ["utm_medium", "text", "first"],
+  ["utm_campaign", "text", "first"],
+  ["utm_content", "text", "first"],
+  ["utm_term", "text", "first"],
+  ["referrer", "text", "first"],
+  ["landing_page", "text", "first"],
+  ["first_seen_at", "timestamptz", "other"],
+  ["viewport_updated_at", "timestamptz", "other"]
+]
+
+/**
+ * First touch wins: a stored session keeps its first-view columns unless this batch holds an
+ * earlier view. Later views only replace the viewport (when they carry one that differs) and
+ * fill an empty user_id. Rows that would not change are not updated at all (no dead tuples).
+ * `xmax = 0` tells a row inserted by this statement from an updated one.
+ */
+export const UPSERT_FINGERPRINTS = (() => {
+  const names = FINGERPRINT_COLUMNS.map(([name]) => name)
+  const unnestArgs = FINGERPRINT_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")
+  const select = FINGERPRINT_COLUMNS.map(([name]) =>
+    name === "languages"
+      ? `CASE WHEN t.languages IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(t.languages::jsonb)) END`
+      : `t.${name}`
+  ).join(", ")
+  const earlier = `excluded.first_seen_at < f.first_seen_at`
+  const newViewport = `(excluded.viewport_updated_at >= f.viewport_updated_at
+        AND (excluded.viewport_width IS NOT NULL OR excluded.viewport_height IS NOT NULL)
+        AND (excluded.viewport_width IS DISTINCT FROM f.viewport_width
+             OR excluded.viewport_height IS DISTINCT FROM f.viewport_height))`
+  const fillUser = `(COALESCE(f.user_id, '') = '' AND COALESCE(excluded.user_id, '') <> '')`
+  const firstTouch = FINGERPRINT_COLUMNS.filter(([, , kind]) => kind === "first").map(([name]) =>
+    `${name} = CASE WHEN ${earlier} THEN excluded.${name} ELSE f.${name} END`
+  )
+  const viewport = ["viewport_width", "viewport_height", "viewport_updated_at"].map((name) =>
+    `${name} = CASE WHEN ${newViewport} THEN excluded.${name} ELSE f.${name} END`
+  )
+  return `
+    INSERT INTO session_fingerprints AS f (${names.join(", ")})
+    SELECT ${select} FROM unnest(${unnestArgs}) AS t(${names.join(", ")})
+    ON CONFLICT (session_id) DO UPDATE SET
+      ${[...firstTouch, ...viewport].join(",\n      ")},
+      user_id = CASE WHEN ${fillUser} THEN excluded.user_id ELSE f.user_id END,
+      first_seen_at = LEAST(f.first_seen_at, excluded.first_seen_at),
+      updated_at = now()
+    WHERE ${earlier} OR ${newViewport} OR ${fillUser}
+    RETURNING session_id, (xmax = 0) AS inserted`
+})()
+
+export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params => {
+  const columns = FINGERPRINT_COLUMNS.map(() => [] as Array<unknown>)
+  for (const s of sessions) {
+    const v = s.first.row
+    const d = v.device
+    const viewport = s.viewport?.device ?? d
+    const values: ReadonlyArray<unknown> = [
+      s.sessionId,
+      noNulOrNull(s.userId),
+      s.first.scope.corpId,
+      s.first.scope.domainId,
+      v.deviceType,
+      v.isBot,
+      noNulOrNull(d.browser),
+      noNulOrNull(d.browserVersion),
+      d.browserMajor !== null && Number.isInteger(d.browserMajor) && Math.abs(d.browserMajor) < 2 ** 31
+        ? d.browserMajor
+        : null,
+      noNulOrNull(d.os),
+      noNulOrNull(d.osVersion),
+      noNulOrNull(d.deviceVendor),
+      noNulOrNull(d.deviceModel),
+      finite(d.screenWidth),
+      finite(d.screenHeight),
+      finite(viewport.viewportWidth),
+      finite(viewport.viewportHeight),
+      finite(d.pixelRatio),
+      finite(d.colorDepth),
+      noNulOrNull(d.language),
+      d.languages === undefined ? null : JSON.stringify(d.languages.map(noNul)).replaceAll("\\u0000", "\\ufffd"),
+      noNulOrNull(d.timezone),
+      finite(d.timezoneOffset),
+      finite(d.deviceMemory),
+      finite(d.hardwareConcurrency),
+      finite(d.touchPoints),
+      d.cookiesEnabled ?? null,
+      d.doNotTrack === undefined || d.doNotTrack === null ? null : noNul(String(d.doNotTrack)),
+      noNulOrNull(v.geo.country),
+      noNulOrNull(v.geo.region),
+      noNulOrNull(v.geo.city),
+      v.geo.isEu,
+      noNulOrNull(v.geo.timezone),
+      v.ipHash,
+      v.visitorIdDaily,
+      v.traffic.source,
+      noNulOrNull(v.traffic.rawSource),
+      noNulOrNull(v.traffic.medium),
+      noNulOrNull(v.traffic.campaign),
+      noNulOrNull(v.traffic.content),
+      noNulOrNull(v.traffic.term),
+      noNulOrNull(v.traffic.referrer),
+      noNulOrNull(v.landingPage),
+      s.firstSeenMs,
+      s.viewport === undefined ? s.firstSeenMs : s.viewportAt
+    ]
+    for (let i = 0; i < values.length; i++) columns[i]!.push(values[i])
+  }
+  return FINGERPRINT_COLUMNS.map(([, type], i) => {
+    const values = columns[i]!
+    switch (type) {
+      case "text":
+        return textArray(values as Array<string | null>)
+      case "int4":
+        return int4Array(values as Array<number | null>)
+      case "bool":
+        return boolArray(values as Array<boolean | null>)
+      case "float8":
+        return float8Array(values as Array<number | null>)
+      case "bytea":
+        return byteaArray(values as Array<Uint8Array | null>)
+      default:
+        return tsArray(values as Array<number | null>)
+    }
+  })
+}
+
+export const INSERT_SEEN = `
+  INSERT INTO visitor_seen (bucket_start, granularity, domain_id, visitor_id_daily, corp_id)
+  SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::int4[], $4::bytea[], $5::int4[])
+  ON CONFLICT DO NOTHING
+  RETURNING bucket_start, granularity, domain_id, corp_id`
+
+export const seenParams = (rows: ReadonlyArray<SeenRow>): Params => [
+  tsArray(rows.map((r) => r.bucketStart)),
+  textArray(rows.map((r) => r.granularity)),
+  int4Array(rows.map((r) => r.scope.domainId)),
+  byteaArray(rows.map((r) => r.vid)),
+  int4Array(rows.map((r) => r.scope.corpId))
+]
+
+export const UPSERT_METRICS = `
+  INSERT INTO aggregated_metrics AS m (bucket_start, granularity, metric, corp_id, domain_id, dimension, dimension_value, value)
+  SELECT b, g, metric, c, d, dim, dv, v::numeric
+  FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::text[], $7::text[], $8::float8[])
+       AS t(b, g, metric, c, d, dim, dv, v)
+  ON CONFLICT (bucket_start, granularity, metric, corp_id, domain_id, dimension, dimension_value)
+  DO UPDATE SET value = m.value + excluded.value, updated_at = now()`
+
+export const metricParams = (rows: ReadonlyArray<MetricRow>): Params => [
+  tsArray(rows.map((r) => r.bucketStart)),
+  textArray(rows.map((r) => r.granularity)),
+  textArray(rows.map((r) => r.metric)),
+  int4Array(rows.map((r) => r.corpId)),
+  int4Array(rows.map((r) => r.domainId)),
+  textArray(rows.map((r) => r.dimension)),
+  textArray(rows.map((r) => noNulOrNull(r.dimensionValue))),
+  float8Array(rows.map((r) => r.value))
+]
+
+export const UPSERT_DAILY = `
+  INSERT INTO daily_metrics AS m (day, corp_id, domain_id, pageviews, unique_visitors, sessions, events, conversions,
+                                  conversion_value, bot_events)
+  SELECT (b AT TIME ZONE 'UTC')::date, c, d, pv, uv, s, e, cv, cval::numeric, bots
+  FROM unnest($1::timestamptz[], $2::int4[], $3::int4[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
+              $9::float8[], $10::int8[]) AS t(b, c, d, pv, uv, s, e, cv, cval, bots)
+  ON CONFLICT (day, corp_id, domain_id) DO UPDATE SET
+    pageviews = m.pageviews + excluded.pageviews,
+    unique_visitors = m.unique_visitors + excluded.unique_visitors,
+    sessions = m.sessions + excluded.sessions,
+    events = m.events + excluded.events,
+    conversions = m.conversions + excluded.conversions,
+    conversion_value = m.conversion_value + excluded.conversion_value,
+    bot_events = m.bot_events + excluded.bot_events,
+    updated_at = now()`
+
+export const dailyParams = (rows: ReadonlyArray<DailyRow>): Params => [
+  tsArray(rows.map((r) => r.day)),
+  int4Array(rows.map((r) => r.corpId)),
+  int4Array(rows.map((r) => r.domainId)),
+  int8Array(rows.map((r) => r.pageviews)),
+  int8Array(rows.map((r) => r.uniqueVisitors)),
+  int8Array(rows.map((r) => r.sessions)),
+  int8Array(rows.map((r) => r.events)),
+  int8Array(rows.map((r) => r.conversions)),
+  float8Array(rows.map((r) => r.conversionValue)),
+  int8Array(rows.map((r) => r.botEvents))
+]
+
+export const INSERT_FAILURES = `
+  INSERT INTO ingest_failures (stream_key, entry_id, event_id, payload, error, attempts)
+  SELECT $1::text, entry_id, event_id, payload, error, attempts
+  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int4[]) AS t(entry_id, event_id, payload, error, attempts)
+  ON CONFLICT (stream_key, entry_id) DO NOTHING`
+
+export const failureParams = (streamKey: string, poison: ReadonlyArray<PoisonEntry>): Params => {
+  const sorted = [...poison].sort((a, b) => compareStrings(a.entryId, b.entryId))
+  return [
+    PgTypes.text(streamKey),
+    textArray(sorted.map((p) => p.entryId)),
+    textArray(sorted.map((p) => noNulOrNull(p.eventId))),
+    textArray(sorted.map((p) => noNul(p.payload))),
+    textArray(sorted.map((p) => noNul(p.error))),
+    int4Array(sorted.map((p) => Math.min(p.attempts, 2 ** 31 - 1)))
+  ]
+}
+
+
+/** The statements of a batch transaction (documentation, diagnostics, EXPLAIN). */
+export const STATEMENTS = {
+  insertRawEvents: INSERT_RAW_EVENTS,
+  upsertFingerprints: UPSERT_FINGERPRINTS,
+  insertSeen: INSERT_SEEN,
+  upsertMetrics: UPSERT_METRICS,
+  upsertDaily: UPSERT_DAILY,
+  insertFailures: INSERT_FAILURES
+} as const

@@ -1,0 +1,215 @@
+/**
+ * The writer's prepare stage (docs/architecture.md, writer), sink-neutral: stream entries →
+ * a `PreparedBatch` (domain/Batch.ts). Decodes each envelope with the shared Schema, enriches
+ * it (views: device, bot, geo, salted IP hash, daily visitor id, traffic source; other events:
+ * their raw_events columns), resolves its tenant, drops in-batch repeats, sorts the events by
+ * eventId (the insert's lock order) and computes the rollup deltas for the case that every
+ * event is new. Entries that cannot be events become poison (kept, never lost).
+ *
+ * Tenant of non-view events (views resolve theirs from Origin / Referer / Host): the event's
+ * own headers when they name a registered domain, else the tenant of its session — a view in
+ * the same batch, else a view in an earlier batch whose write is still in flight
+ * (`pendingViewScopes`), else the session's stored first touch, which the sink looks up when it
+ * stores the event (`resolveScope`) — else NULL, so conversions and other events count per
+ * domain too. Bot detection follows the enrichment module: only views are parsed, so `isBot`
+ * is false for non-view events.
+ *
+ * Where the planned steps go: server-side session assignment (no `sessionId`) and bot
+ * detection on every event run per event in the second loop below, before the tenant
+ * carry-over (which is keyed by session); a visit model adds its rows and deltas to the
+ * returned batch beside `rollups`; network enrichment is another lookup service beside
+ * GeoLookup, cached per IP like `geoOf`.
+ */
+import { Cause, Effect, Exit } from "effect"
+import {
+  type BatchEntry,
+  compareStrings,
+  eventIdOf,
+  type PoisonEntry,
+  type PreparedBatch,
+  type PreparedEvent,
+  truncateError
+} from "../domain/Batch.ts"
+import { type EnrichedEvent, type EnrichedView, enrichEvent, enrichView } from "../domain/Enrich.ts"
+import type { RawEventEnvelope } from "../domain/Envelope.ts"
+import { decodeEnvelope } from "../domain/EnvelopeDecode.ts"
+import type { GeoInfo } from "../domain/Geo.ts"
+import { memoizeString } from "../domain/Memo.ts"
+import { eventRollups } from "../domain/Rollups.ts"
+import { NO_SCOPE, type Scope, type Tenant, tenantHost } from "../domain/Tenant.ts"
+import { utcDay } from "../domain/Time.ts"
+import { Domains } from "../layers/Domains.ts"
+import { GeoLookup } from "../layers/GeoLookup.ts"
+import { Salts } from "../layers/Salts.ts"
+
+/** 0001-01-01 … 9999-12-31 UTC: what PostgreSQL and ISO-8601 both hold */
+const MIN_MS = new Date(0).setUTCFullYear(1, 0, 1)
+const MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
+const describeCause = (cause: Cause.Cause<unknown>): string => truncateError(Cause.pretty(cause))
+
+export interface PrepareOptions {
+  /** the stream (partition) key the entries were read from */
+  readonly streamKey: string
+  /** entries delivered more often than this are poison (default 5) */
+  readonly maxDeliveries: number
+  /**
+   * Tenants of sessions viewed in earlier batches whose writes may not have committed yet
+   * (see Writer.ts: writes in flight) — invisible to this batch's first-touch lookup.
+   */
+  readonly pendingViewScopes?: ((sessionId: string) => Scope | undefined) | undefined
+}
+
+/**
+ * Decodes and enriches a batch. Undecodable entries, entries delivered more than
+ * `maxDeliveries` times and entries whose enrichment throws become poison (never lost: the
+ * sink stores them with the batch). Needs the salts of the batch's days (created on first use,
+ * outside any transaction).
+ */
+export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<BatchEntry>, options: PrepareOptions) {
+  const salts = yield* Salts
+  const domains = yield* Domains
+  const geo = yield* GeoLookup
+
+  const poison: Array<PoisonEntry> = []
+  const decoded: Array<{ readonly entry: BatchEntry; readonly envelope: RawEventEnvelope; readonly receivedAtMs: number }> =
+    []
+  const saltDays = new Set<string>()
+
+  let work = 0
+  for (const entry of entries) {
+    // let the event loop serve the previous batch's transaction between slices of CPU work
+    if ((++work & 15) === 0) yield* Effect.yieldNow
+    if (entry.deliveries > options.maxDeliveries) {
+      poison.push({
+        entryId: entry.id,
+        payload: entry.payload,
+        error: `delivered ${entry.deliveries} times without being stored (limit ${options.maxDeliveries})`,
+        attempts: entry.deliveries,
+        eventId: eventIdOf(entry.payload)
+      })
+      continue
+    }
+    const exit = decodeEnvelope(entry.payload)
+    if (Exit.isFailure(exit)) {
+      poison.push({
+        entryId: entry.id,
+        payload: entry.payload,
+        error: `undecodable envelope: ${describeCause(exit.cause)}`,
+        attempts: entry.deliveries,
+        eventId: eventIdOf(entry.payload)
+      })
+      continue
+    }
+    const envelope = exit.value
+    const receivedAtMs = Date.parse(envelope.receivedAt)
+    if (!(receivedAtMs >= MIN_MS && receivedAtMs <= MAX_MS)) {
+      poison.push({
+        entryId: entry.id,
+        payload: entry.payload,
+        error: `receivedAt out of range: ${envelope.receivedAt}`,
+        attempts: entry.deliveries,
+        eventId: envelope.eventId
+      })
+      continue
+    }
+    if (envelope.payload.isView) saltDays.add(utcDay(receivedAtMs))
+    decoded.push({ entry, envelope, receivedAtMs })
+  }
+
+  const saltByDay = saltDays.size === 0 ? new Map<string, Uint8Array>() : yield* salts.saltsFor(saltDays)
+
+  const events: Array<PreparedEvent> = []
+  /** eventId → receivedAt(s) already in the batch */
+  const seen = new Map<string, number | Array<number>>()
+  let inBatchDuplicates = 0
+  const sessionScope = new Map<string, Scope>()
+  const unscoped: Array<number> = []
+
+  for (const { entry, envelope, receivedAtMs } of decoded) {
+    if ((++work & 15) === 0) yield* Effect.yieldNow
+    const already = seen.get(envelope.eventId)
+    if (already === receivedAtMs || (Array.isArray(already) && already.includes(receivedAtMs))) {
+      inBatchDuplicates++
+      continue
+    }
+    let row: EnrichedView | EnrichedEvent
+    let tenant: Tenant | null
+    try {
+      if (envelope.payload.isView) {
+        const salt = saltByDay.get(utcDay(receivedAtMs))
+        if (salt === undefined) throw new Error(`no visitor salt for ${envelope.receivedAt}`)
+        const view = enrichView(envelope, salt, geoOf(geo, envelope.edge.ip))
+        row = view
+        tenant = domains.resolve(view.tenantHost)
+      } else {
+        row = enrichEvent(envelope)
+        tenant = domains.resolve(tenantHost(envelope.edge.headers))
+      }
+    } catch (error) {
+      poison.push({
+        entryId: entry.id,
+        payload: entry.payload,
+        error: truncateError(`enrichment failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`),
+        attempts: entry.deliveries,
+        eventId: envelope.eventId
+      })
+      continue
+    }
+    seen.set(
+      envelope.eventId,
+      already === undefined ? receivedAtMs : Array.isArray(already) ? [...already, receivedAtMs] : [already, receivedAtMs]
+    )
+    // row.timestamp is the client timestamp (when finite and in range) else receivedAt
+    const clientMs = envelope.payload.timestamp
+    const timestampMs = clientMs !== undefined && row.timestamp !== row.receivedAt
+      ? Math.trunc(clientMs) // what Date (and so row.timestamp) holds
+      : Date.parse(row.timestamp)
+    const scope: Scope = tenant === null
+      ? NO_SCOPE
+      : { corpId: tenant.corpId, domainId: tenant.domainId }
+    if (row.isView) {
+      if (tenant !== null && !sessionScope.has(row.sessionId)) sessionScope.set(row.sessionId, scope)
+    } else if (tenant === null) {
+      unscoped.push(events.length)
+    }
+    events.push({
+      entryId: entry.id,
+      receivedAtMs,
+      timestampMs: Number.isFinite(timestampMs) ? timestampMs : receivedAtMs,
+      scope,
+      resolveScope: false,
+      row
+    })
+  }
+
+  // A non-view event without tenant headers of its own (e.g. sent server-side) takes the
+  // tenant of its session: a view of this batch, else a view of an earlier batch still in its
+  // transaction, else (inside the transaction) the stored fingerprint.
+  for (const index of unscoped) {
+    const event = events[index]!
+    const scope = sessionScope.get(event.row.sessionId) ?? options.pendingViewScopes?.(event.row.sessionId)
+    events[index] = scope !== undefined ? { ...event, scope } : { ...event, resolveScope: true }
+  }
+
+  events.sort((a, b) => compareStrings(a.row.eventId, b.row.eventId))
+  return {
+    streamKey: options.streamKey,
+    entryIds: entries.map((entry) => entry.id),
+    events,
+    poison,
+    inBatchDuplicates,
+    viewScopes: sessionScope,
+    rollups: events.length === 0 ? undefined : eventRollups(events.filter((e) => !e.resolveScope))
+  } satisfies PreparedBatch
+})
+
+/** geoip lookups repeat for every event of a visitor: a small cache per GeoLookup service. */
+const geoCaches = new WeakMap<GeoLookup["Service"], (ip: string) => GeoInfo>()
+const GEO_CACHE_SIZE = 100_000
+const geoOf = (geo: GeoLookup["Service"], ip: string | undefined): GeoInfo => {
+  if (ip === undefined) return geo.lookup(ip)
+  let lookup = geoCaches.get(geo)
+  if (lookup === undefined) geoCaches.set(geo, lookup = memoizeString((address) => geo.lookup(address), GEO_CACHE_SIZE))
+  return lookup(ip)
+}

@@ -1,0 +1,211 @@
+/**
+ * The writer loop against its Sink seam: the same workload (duplicates, a bot session, a
+ * header-less event, conversions, an undecodable entry; then everything redelivered) through
+ * the in-memory sink — with no database at all: in-memory salts and tenants — and through the
+ * PostgreSQL sink gives the same counters and the same rollups. The in-memory sink's injected
+ * failures drive the loop's retry and split.
+ */
+import { assert, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import type { Tenant } from "../src/domain/Tenant.ts"
+import { Domains } from "../src/layers/Domains.ts"
+import * as MemorySink from "../src/layers/MemorySink.ts"
+import { Salts } from "../src/layers/Salts.ts"
+import { StreamConsumer } from "../src/layers/StreamConsumer.ts"
+import { makeWriter } from "../src/programs/Writer.ts"
+import {
+  cleanupKeys,
+  eventEnvelope,
+  GOOGLEBOT,
+  metricsOf,
+  redis,
+  registerDomain,
+  streamKeys,
+  viewEnvelope,
+  writerTestLayer,
+  xadd
+} from "./writerSupport.ts"
+
+const HOST = "sink.example"
+const ORIGIN = `https://${HOST}`
+
+/** Salts and tenants without a database (the memory run). */
+const noDatabase = Layer.mergeAll(
+  Layer.succeed(Salts, Salts.of({
+    saltFor: () => Effect.succeed(new Uint8Array(32).fill(3)),
+    saltsFor: (days) => Effect.succeed(new Map([...days].map((day) => [day, new Uint8Array(32).fill(3)]))),
+    purge: () => Effect.succeed(0)
+  })),
+  Layer.succeed(Domains, Domains.of({
+    resolve: (host) => (host === HOST ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
+    byId: (id) => (id === 1 ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
+    refresh: Effect.void,
+    size: () => 1
+  }))
+)
+
+const at = (second: number) => new Date(Date.parse("2026-05-01T10:00:00.000Z") + second * 1000).toISOString()
+
+/**
+ * 11 events: sessions s1 (3 views, 2 conversions worth 15 EUR), s2 (2 views, a header-less
+ * event) and s3 (1 view) — s1 and s2 from one visitor, s3 from another — and a bot session
+ * (2 views); each sent twice. Plus one undecodable entry.
+ */
+const workload = (tag: string) => {
+  const view = (session: string, second: number, edge: Record<string, unknown> = {}) =>
+    viewEnvelope({
+      receivedAt: at(second),
+      edge: { headers: { origin: ORIGIN }, ...edge },
+      payload: { sessionId: `${tag}-${session}`, pageUrl: `${ORIGIN}/p${second % 3}` }
+    })
+  const events = [
+    view("s1", 1),
+    view("s1", 2),
+    view("s1", 3),
+    view("s2", 4),
+    view("s2", 5),
+    view("s3", 6, { ip: "89.160.20.112" }),
+    view("bot", 7, { ua: GOOGLEBOT }),
+    view("bot", 8, { ua: GOOGLEBOT }),
+    ...[10, 5].map((value, i) =>
+      eventEnvelope({
+        kind: "conversion",
+        receivedAt: at(9 + i),
+        edge: { headers: { origin: ORIGIN } },
+        payload: { eventType: "conversion", sessionId: `${tag}-s1`, metadata: { conversionType: "purchase", value, currency: "EUR" } }
+      })
+    ),
+    eventEnvelope({ receivedAt: at(11), edge: { headers: {} }, payload: { eventType: "server-side", sessionId: `${tag}-s2` } })
+  ]
+  return { events, stream: [...events, "{not json", ...events] }
+}
+
+const EXPECTED_METRICS = {
+  "pageviews|day|total|∅": 6,
+  "sessions|day|total|∅": 3,
+  "unique_visitors|day|total|∅": 2,
+  "events|day|total|∅": 9,
+  "conversions|day|total|∅": 2,
+  "conversion_value|day|total|∅": 15,
+  "bot_events|day|total|∅": 2
+}
+
+const pick = (metrics: Record<string, number> | ReadonlyMap<string, number>) => {
+  const get = (key: string) => (metrics instanceof Map ? metrics.get(key) : (metrics as Record<string, number>)[key]) ?? 0
+  return Object.fromEntries(Object.keys(EXPECTED_METRICS).map((key) => [key, get(key)]))
+}
+
+const pendingOf = (streamKey: string, group: string) =>
+  redis(async (client) => Number(((await client.xpending(streamKey, group)) as Array<unknown>)[0] ?? 0))
+
+/** The in-memory sink's layer stack: no database behind the prepare stage or the sink. */
+const onMemory = (store: MemorySink.MemoryStore) =>
+  Layer.build(Layer.mergeAll(MemorySink.layer(store), StreamConsumer.layer, noDatabase))
+
+layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("writer loop on its Sink", (it) => {
+  it.effect("the same workload through the in-memory and the PostgreSQL sink: same counters, same rollups", () =>
+    Effect.gen(function*() {
+      const memoryKeys = streamKeys("sink-mem")
+      const pgKeys = streamKeys("sink-pg")
+      yield* cleanupKeys(memoryKeys.streamKey, pgKeys.streamKey)
+
+      const store = new MemorySink.MemoryStore()
+      const memory = workload("mem")
+      yield* xadd(memoryKeys.streamKey, memory.stream)
+      const memoryWriter = yield* makeWriter({ ...memoryKeys, consumer: "mem-a", batchSize: 4 }).pipe(Effect.provide(yield* onMemory(store)))
+      yield* memoryWriter.drain
+      const memoryStats = yield* memoryWriter.snapshot
+
+      const site = yield* registerDomain(HOST)
+      yield* Effect.flatMap(Domains, (d) => d.refresh).pipe(Effect.orDie)
+      const pg = workload("pg")
+      yield* xadd(pgKeys.streamKey, pg.stream)
+      const pgWriter = yield* makeWriter({ ...pgKeys, consumer: "pg-a", batchSize: 4 })
+      yield* pgWriter.drain
+      const pgStats = yield* pgWriter.snapshot
+
+      for (const stats of [memoryStats, pgStats]) {
+        assert.strictEqual(stats.written, 11)
+        assert.strictEqual(stats.duplicates, 11)
+        assert.strictEqual(stats.poison, 1)
+        assert.strictEqual(stats.sessions, 3)
+        assert.strictEqual(stats.retries, 0)
+      }
+      assert.strictEqual(store.events.size, 11)
+      assert.strictEqual(store.poison.size, 1)
+      assert.deepStrictEqual(pick(store.metrics), EXPECTED_METRICS)
+      const pgMetrics = yield* metricsOf(site.domainId)
+      assert.deepStrictEqual(pick(pgMetrics), EXPECTED_METRICS)
+      // every rollup row (each dimension and bucket), not only the totals
+      assert.deepStrictEqual(Object.fromEntries(store.metrics), pgMetrics)
+      assert.deepStrictEqual(store.daily, {
+        pageviews: 6,
+        uniqueVisitors: 2,
+        sessions: 3,
+        events: 9,
+        conversions: 2,
+        conversionValue: 15,
+        botEvents: 2
+      })
+      for (const keys of [memoryKeys, pgKeys]) {
+        assert.strictEqual(yield* pendingOf(keys.streamKey, keys.group), 0)
+        assert.strictEqual(yield* redis((c) => c.xlen(keys.streamKey)), 0)
+      }
+
+      // everything redelivered (a drain forwarding the spool twice, a replay): nothing changes
+      yield* xadd(memoryKeys.streamKey, memory.events)
+      yield* memoryWriter.drain
+      yield* xadd(pgKeys.streamKey, pg.events)
+      yield* pgWriter.drain
+      assert.strictEqual((yield* memoryWriter.snapshot).written, 11)
+      assert.strictEqual((yield* memoryWriter.snapshot).duplicates, 22)
+      assert.strictEqual((yield* pgWriter.snapshot).written, 11)
+      assert.strictEqual((yield* pgWriter.snapshot).duplicates, 22)
+      assert.deepStrictEqual(Object.fromEntries(store.metrics), yield* metricsOf(site.domainId))
+      assert.deepStrictEqual(pick(store.metrics), EXPECTED_METRICS)
+    }))
+
+  it.effect("transient sink failures are retried in place; the batch is stored once and acknowledged", () =>
+    Effect.gen(function*() {
+      const keys = streamKeys("sink-transient")
+      yield* cleanupKeys(keys.streamKey)
+      const store = new MemorySink.MemoryStore()
+      store.failNext(2, true, "connection reset")
+      const { events } = workload("tr")
+      yield* xadd(keys.streamKey, events)
+      const writer = yield* makeWriter({ ...keys, consumer: "tr-a", retryBaseMs: 5 }).pipe(Effect.provide(yield* onMemory(store)))
+      yield* writer.drain
+      const stats = yield* writer.snapshot
+      assert.strictEqual(stats.retries, 2)
+      assert.strictEqual(stats.lastError, "connection reset")
+      assert.strictEqual(stats.written, 11)
+      assert.strictEqual(store.writes, 1)
+      assert.deepStrictEqual(pick(store.metrics), EXPECTED_METRICS)
+      assert.strictEqual(yield* pendingOf(keys.streamKey, keys.group), 0)
+    }))
+
+  it.effect("an entry the sink keeps refusing is isolated by splitting and kept as poison; the rest is stored", () =>
+    Effect.gen(function*() {
+      const keys = streamKeys("sink-refuse")
+      yield* cleanupKeys(keys.streamKey)
+      const store = new MemorySink.MemoryStore()
+      const { events } = workload("rf")
+      const ids = yield* xadd(keys.streamKey, events)
+      const bad = ids[4]!
+      // any write holding the event of entry `bad` is refused (its poison record is not)
+      store.refuse((batch) => (batch.events.some((e) => e.entryId === bad) ? "value out of range" : undefined))
+      const writer = yield* makeWriter({ ...keys, consumer: "rf-a", retryBaseMs: 5, permanentAttempts: 2 }).pipe(
+        Effect.provide(yield* onMemory(store))
+      )
+      yield* writer.drain
+      const stats = yield* writer.snapshot
+      assert.strictEqual(stats.written, 10)
+      assert.strictEqual(stats.poison, 1)
+      assert.strictEqual(store.events.size, 10)
+      const poison = store.poison.get(`${keys.streamKey}|${bad}`)
+      assert.isDefined(poison)
+      assert.strictEqual(poison!.error, "write failed: value out of range")
+      assert.strictEqual(poison!.eventId, events[4]!.eventId)
+      assert.strictEqual(yield* pendingOf(keys.streamKey, keys.group), 0)
+    }))
+})
