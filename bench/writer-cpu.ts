@@ -54,6 +54,7 @@ const layer = Layer.mergeAll(
       resolve: (host) => (host === null ? null : tenants.get(host) ?? null),
       byId: (id) => [...tenants.values()].find((t) => t.domainId === id) ?? null,
       refresh: Effect.void,
+      refreshForUnknown: Effect.void,
       size: () => tenants.size
     })
   )

@@ -204,7 +204,7 @@ describe("enrichEvent (non-views)", () => {
     }
   })
 
-  it("carries the raw_events columns only — no device, identity or tenant work (only views get those)", () => {
+  it("carries the raw_events columns and its own UA's bot flag — no device, identity or tenant work (only views get those)", () => {
     const event = enrichEvent(envelope)
     assert.deepStrictEqual(event, {
       eventId: "6a1f0d0e-2b1c-4d8e-8f7a-9b0c1d2e3f40",
@@ -219,11 +219,22 @@ describe("enrichEvent (non-views)", () => {
       receivedAt: "2024-05-01T00:00:01.000Z",
       isView: false,
       deviceType: null,
-      isBot: false,
+      isBot: true,
       ipHash: null,
       visitorIdDaily: null,
       tenantHost: null
     })
+  })
+
+  it("is a bot by its own User-Agent only: a browser's, a missing or a blank one is not", () => {
+    const withUa = (ua: string | undefined) =>
+      enrichEvent({ ...envelope, edge: ua === undefined ? { headers: {} } : { ua, headers: {} } }).isBot
+    assert.isTrue(withUa(GOOGLEBOT))
+    assert.isTrue(withUa("curl/8.5.0"))
+    assert.isTrue(withUa("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36"))
+    assert.isFalse(withUa(undefined))
+    assert.isFalse(withUa(""))
+    assert.isFalse(withUa("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"))
   })
 })
 

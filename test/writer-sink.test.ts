@@ -40,6 +40,7 @@ const noDatabase = Layer.mergeAll(
     resolve: (host) => (host === HOST ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
     byId: (id) => (id === 1 ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
     refresh: Effect.void,
+    refreshForUnknown: Effect.void,
     size: () => 1
   }))
 )
@@ -47,9 +48,11 @@ const noDatabase = Layer.mergeAll(
 const at = (second: number) => new Date(Date.parse("2026-05-01T10:00:00.000Z") + second * 1000).toISOString()
 
 /**
- * 11 events: sessions s1 (3 views, 2 conversions worth 15 EUR), s2 (2 views, a header-less
- * event) and s3 (1 view) — s1 and s2 from one visitor, s3 from another — and a bot session
- * (2 views); each sent twice. Plus one undecodable entry.
+ * 13 events: sessions s1 (3 views, 2 conversions worth 15 EUR), s2 (2 views, a header-less
+ * event) and s3 (1 view, an event sent with curl's User-Agent: a bot event) — s1 and s2 from one
+ * visitor, s3 from another — and a bot session (2 Googlebot views, then a header-less event with
+ * a browser's User-Agent: a bot event by its session, found in a batch in flight or stored when
+ * batches are small); each sent twice. Plus one undecodable entry.
  */
 const workload = (tag: string) => {
   const view = (session: string, second: number, edge: Record<string, unknown> = {}) =>
@@ -75,7 +78,13 @@ const workload = (tag: string) => {
         payload: { eventType: "conversion", sessionId: `${tag}-s1`, metadata: { conversionType: "purchase", value, currency: "EUR" } }
       })
     ),
-    eventEnvelope({ receivedAt: at(11), edge: { headers: {} }, payload: { eventType: "server-side", sessionId: `${tag}-s2` } })
+    eventEnvelope({ receivedAt: at(11), edge: { headers: {} }, payload: { eventType: "server-side", sessionId: `${tag}-s2` } }),
+    eventEnvelope({ receivedAt: at(12), edge: { headers: {} }, payload: { eventType: "server-side", sessionId: `${tag}-bot` } }),
+    eventEnvelope({
+      receivedAt: at(13),
+      edge: { ua: "curl/8.5.0", headers: { origin: ORIGIN } },
+      payload: { eventType: "click", sessionId: `${tag}-s3` }
+    })
   ]
   return { events, stream: [...events, "{not json", ...events] }
 }
@@ -87,7 +96,7 @@ const EXPECTED_METRICS = {
   "events|day|total|∅": 9,
   "conversions|day|total|∅": 2,
   "conversion_value|day|total|∅": 15,
-  "bot_events|day|total|∅": 2
+  "bot_events|day|total|∅": 4
 }
 
 const pick = (metrics: Record<string, number> | ReadonlyMap<string, number>) => {
@@ -125,13 +134,13 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const pgStats = yield* pgWriter.snapshot
 
       for (const stats of [memoryStats, pgStats]) {
-        assert.strictEqual(stats.written, 11)
-        assert.strictEqual(stats.duplicates, 11)
+        assert.strictEqual(stats.written, 13)
+        assert.strictEqual(stats.duplicates, 13)
         assert.strictEqual(stats.poison, 1)
         assert.strictEqual(stats.sessions, 3)
         assert.strictEqual(stats.retries, 0)
       }
-      assert.strictEqual(store.events.size, 11)
+      assert.strictEqual(store.events.size, 13)
       assert.strictEqual(store.poison.size, 1)
       assert.deepStrictEqual(pick(store.metrics), EXPECTED_METRICS)
       const pgMetrics = yield* metricsOf(site.domainId)
@@ -145,7 +154,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
         events: 9,
         conversions: 2,
         conversionValue: 15,
-        botEvents: 2
+        botEvents: 4
       })
       for (const keys of [memoryKeys, pgKeys]) {
         assert.strictEqual(yield* pendingOf(keys.streamKey, keys.group), 0)
@@ -157,10 +166,10 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       yield* memoryWriter.drain
       yield* xadd(pgKeys.streamKey, pg.events)
       yield* pgWriter.drain
-      assert.strictEqual((yield* memoryWriter.snapshot).written, 11)
-      assert.strictEqual((yield* memoryWriter.snapshot).duplicates, 22)
-      assert.strictEqual((yield* pgWriter.snapshot).written, 11)
-      assert.strictEqual((yield* pgWriter.snapshot).duplicates, 22)
+      assert.strictEqual((yield* memoryWriter.snapshot).written, 13)
+      assert.strictEqual((yield* memoryWriter.snapshot).duplicates, 26)
+      assert.strictEqual((yield* pgWriter.snapshot).written, 13)
+      assert.strictEqual((yield* pgWriter.snapshot).duplicates, 26)
       assert.deepStrictEqual(Object.fromEntries(store.metrics), yield* metricsOf(site.domainId))
       assert.deepStrictEqual(pick(store.metrics), EXPECTED_METRICS)
     }))
@@ -178,7 +187,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const stats = yield* writer.snapshot
       assert.strictEqual(stats.retries, 2)
       assert.strictEqual(stats.lastError, "connection reset")
-      assert.strictEqual(stats.written, 11)
+      assert.strictEqual(stats.written, 13)
       assert.strictEqual(store.writes, 1)
       assert.deepStrictEqual(pick(store.metrics), EXPECTED_METRICS)
       assert.strictEqual(yield* pendingOf(keys.streamKey, keys.group), 0)
@@ -199,9 +208,9 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       )
       yield* writer.drain
       const stats = yield* writer.snapshot
-      assert.strictEqual(stats.written, 10)
+      assert.strictEqual(stats.written, 12)
       assert.strictEqual(stats.poison, 1)
-      assert.strictEqual(store.events.size, 10)
+      assert.strictEqual(store.events.size, 12)
       const poison = store.poison.get(`${keys.streamKey}|${bad}`)
       assert.isDefined(poison)
       assert.strictEqual(poison!.error, "write failed: value out of range")

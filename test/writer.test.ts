@@ -12,6 +12,7 @@ import * as Stream from "../src/layers/StreamConsumer.ts"
 import {
   cleanupKeys,
   eventEnvelope,
+  holdFirstUntilAnotherOpens,
   GOOGLEBOT,
   IPHONE,
   makeWriter,
@@ -44,31 +45,6 @@ const pendingOf = (streamKey: string, group: string) =>
 
 const countRows = (statement: string, params: ReadonlyArray<unknown> = []) =>
   Effect.map(query<{ n: number }>(statement, params), (rows) => Number(rows[0]?.n ?? 0))
-
-/**
- * A `beforeCommit` hook that holds the first transaction only (before its COMMIT) until another
- * transaction of this database is open — up to 2 s — then `afterMs` more; `overlapped()` tells
- * whether one was.
- */
-const holdFirstUntilAnotherOpens = Effect.fnUntraced(function*(afterMs: number = 0) {
-  const sql = yield* SqlClient.SqlClient
-  let held = false
-  let overlapped = false
-  const hook = Effect.gen(function*() {
-    if (held) return
-    held = true
-    for (let i = 0; i < 100 && !overlapped; i++) {
-      const [row] = yield* sql<{ n: number }>`
-        SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
-          AND query NOT LIKE '%pg_stat_activity%'`
-      if ((row?.n ?? 0) > 0) overlapped = true
-      else yield* Effect.sleep("20 millis")
-    }
-    if (afterMs > 0) yield* Effect.sleep(afterMs)
-  })
-  return { hook, overlapped: () => overlapped }
-})
 
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("writer", (it) => {
   it.effect("the same envelope delivered 3 times (and drained again later) is stored once and counted once", () =>

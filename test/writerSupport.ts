@@ -203,3 +203,31 @@ export const writerLayerWith = (overrides: TestWriterOptions = {}) => {
   const { hooks, ...options } = overrides
   return hooks === undefined ? Writer.layerWith(options) : Writer.layerWith(options).pipe(Layer.provide(PgSink.layerTest(hooks)))
 }
+
+/**
+ * A `beforeCommit` hook that holds the first transaction only (before its COMMIT) until another
+ * transaction of this database is open — up to 2 s — then `afterMs` more; `overlapped()` tells
+ * whether one was.
+ */
+export const holdFirstUntilAnotherOpens = Effect.fnUntraced(function*(afterMs: number = 0) {
+  const sql = yield* SqlClient.SqlClient
+  let held = false
+  let overlapped = false
+  const hook = Effect.gen(function*() {
+    if (held) return
+    held = true
+    for (let i = 0; i < 100 && !overlapped; i++) {
+      // this runs inside the held transaction, which caches pg_stat_activity until it ends:
+      // without clearing it, a transaction that began after the first look is never seen
+      yield* sql`SELECT pg_stat_clear_snapshot()`
+      const [row] = yield* sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+          AND query NOT LIKE '%pg_stat_activity%'`
+      if ((row?.n ?? 0) > 0) overlapped = true
+      else yield* Effect.sleep("20 millis")
+    }
+    if (afterMs > 0) yield* Effect.sleep(afterMs)
+  })
+  return { hook, overlapped: () => overlapped }
+})

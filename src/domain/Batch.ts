@@ -15,8 +15,9 @@
  *   like `rollups`); the sink stores them in the same transaction and only for inserted events,
  *   so each is kept exactly once. Server-side session assignment (no `sessionId` sent) belongs
  *   in the prepare stage, before `viewScopes` is built, since it decides `row.sessionId`.
- * - Bot detection on every event: a property of `PreparedEvent.row` (`isBot`), set by the
- *   prepare stage; rollups already branch on `row.isBot` for every kind.
+ * - Bots: `PreparedEvent.row.isBot` is final for every event except those flagged
+ *   `resolveBot`, which the sink completes from the session it stores (see PrepareBatch.ts for
+ *   the rule); rollups branch on `row.isBot` for every kind.
  * - Network enrichment (ASN, organisation per visit): more columns on the enriched row
  *   (domain/Enrich.ts) and, per visit, on the visit row; the sinks' statements add columns.
  * - Batches grouped by site: `PreparedBatch` is per stream key (partition) today; a writer that
@@ -48,6 +49,12 @@ export interface PreparedEvent {
    * the sink takes the tenant of the session's stored first touch when it stores the event.
    */
   readonly resolveScope: boolean
+  /**
+   * A non-view event whose own User-Agent is not a bot and whose session has no view in this
+   * batch nor in a batch still being written: the sink marks it a bot when the session's stored
+   * first touch is one (`row.isBot` is false until then).
+   */
+  readonly resolveBot: boolean
   readonly row: EnrichedView | EnrichedEvent
 }
 
@@ -72,9 +79,12 @@ export interface PreparedBatch {
   readonly inBatchDuplicates: number
   /** the tenant of each session that has a view with a tenant in this batch (its first such view) */
   readonly viewScopes: ReadonlyMap<string, Scope>
+  /** each session that has a view in this batch → whether the session is a bot (as its events were marked) */
+  readonly sessionBots: ReadonlyMap<string, boolean>
   /**
    * Rollups of `events` without `resolveScope` (their tenant is known), valid when every one of
-   * them turns out to be new; undefined when there are no events.
+   * them turns out to be new and no `resolveBot` event turns out to be a bot; undefined when
+   * there are no events.
    */
   readonly rollups: EventRollups | undefined
 }
@@ -114,5 +124,6 @@ export const poisonOnlyBatch = (streamKey: string, poison: PoisonEntry): Prepare
   poison: [poison],
   inBatchDuplicates: 0,
   viewScopes: new Map(),
+  sessionBots: new Map(),
   rollups: undefined
 })

@@ -314,6 +314,12 @@ export const userAgentCache: UserAgentCache = makeUserAgentCache()
 export const parseDevice = (ua: string | undefined, client?: ClientDevice): DeviceInfo =>
   toDeviceInfo(userAgentCache.get(ua), client)
 
+/**
+ * Is this UA a bot, through the same cache as {@link parseDevice} (a session's other events
+ * carry its views' UA, so this is a cache hit as a rule). A missing or blank UA is not a bot.
+ */
+export const isBotUserAgentCached = (ua: string | undefined): boolean => userAgentCache.get(ua).isBot
+
 /** Same as {@link parseDevice} but always re-parses the UA (benchmark baseline). */
 export const parseDeviceUncached = (ua: string | undefined, client?: ClientDevice): DeviceInfo =>
   toDeviceInfo(parseUserAgent(ua), client)

@@ -6,11 +6,12 @@
  * inputs, so this runs without I/O and without Layers.
  *
  * - Views → {@link enrichView}: everything `raw_events` and `session_fingerprints` need.
- * - Other events → {@link enrichEvent}: only the `raw_events` columns. Enrichment is for views
- *   (sessions and visitors are counted from views): non-views do not run device enrichment,
- *   bot detection, fingerprinting, visitor identity or tenant resolution (bot detection on every
- *   event is planned, see programs/PrepareBatch.ts), so `deviceType`, `visitorIdDaily`, `tenantHost` are null and `isBot` is false
- *   ("not flagged" — a NULL there would silently drop the event from `NOT is_bot` rollups).
+ * - Other events → {@link enrichEvent}: the `raw_events` columns and bot detection on their own
+ *   User-Agent. Device enrichment, fingerprinting, visitor identity and tenant resolution are
+ *   for views (sessions and visitors are counted from views), so `deviceType`, `visitorIdDaily`
+ *   and `tenantHost` are null. `isBot` here is the event's own User-Agent only; the prepare
+ *   stage (programs/PrepareBatch.ts) also marks the events of a session known to be a bot.
+ *   It is never NULL: a NULL would silently drop the event from `NOT is_bot` rollups.
  *
  * Column choices:
  *  - `timestamp`: the client timestamp (ms) when it lies within [receivedAt − 7 days,
@@ -21,7 +22,7 @@
  *  - `receivedAt` is passed through exactly as captured at the edge.
  */
 import { resolveTrafficSource, type TrafficSource } from "./Attribution.ts"
-import { type DeviceInfo, type DeviceType, parseDevice } from "./Device.ts"
+import { type DeviceInfo, type DeviceType, isBotUserAgentCached, parseDevice } from "./Device.ts"
 import type { ClientDevice, EventKind, RawEventEnvelope } from "./Envelope.ts"
 import type { GeoInfo } from "./Geo.ts"
 import { visitorIdentity } from "./Identity.ts"
@@ -66,7 +67,8 @@ export interface EnrichedView extends EventRowBase {
 export interface EnrichedEvent extends EventRowBase {
   readonly isView: false
   readonly deviceType: null
-  readonly isBot: false
+  /** its own User-Agent is a bot (then its session's known bot status is not needed) */
+  readonly isBot: boolean
   readonly ipHash: null
   readonly visitorIdDaily: null
   readonly tenantHost: null
@@ -168,12 +170,15 @@ export const enrichView: (envelope: RawEventEnvelope, salt: Uint8Array, geo: Geo
   parseDevice
 )
 
-/** The `raw_events` row of a non-view event (no device, identity or tenant work — views only). */
+/**
+ * The `raw_events` row of a non-view event: bot detection on its own User-Agent (cached, as for
+ * views); no device, identity or tenant work — views only.
+ */
 export const enrichEvent = (envelope: RawEventEnvelope): EnrichedEvent => ({
   ...rowBase(envelope),
   isView: false,
   deviceType: null,
-  isBot: false,
+  isBot: isBotUserAgentCached(envelope.edge.ua),
   ipHash: null,
   visitorIdDaily: null,
   tenantHost: null

@@ -6,9 +6,10 @@
  * one of them is registered; unknown → null. A site's alias hostname (`www.` or any other,
  * `spoolway sites add --alias`) resolves to the site's own id. Besides the full refresh, the
  * table is reloaded within `sitesCheckEvery` (2 s) of a change made with `spoolway sites`
- * (`site_registry.version`), so a new site's first events find it.
+ * (`site_registry.version`), and at once when the writer meets a site id it does not know
+ * (`refreshForUnknown`), so a new site's first events find it.
  */
-import { Context, Duration, Effect, Layer } from "effect"
+import { Clock, Context, Duration, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import type { Tenant } from "../domain/Tenant.ts"
@@ -19,6 +20,11 @@ export class Domains extends Context.Service<Domains, {
   byId(id: number): Tenant | null
   /** Reloads the table now. */
   readonly refresh: Effect.Effect<void, SqlError>
+  /**
+   * Reloads the table unless it was loaded within the last second: for a site id `byId` does not
+   * know yet (a site added since the last load), looked for at most once a second.
+   */
+  readonly refreshForUnknown: Effect.Effect<void, SqlError>
   readonly size: () => number
 }>()("spoolway/layers/Domains") {
   static readonly layerWith = (
@@ -31,8 +37,10 @@ export class Domains extends Context.Service<Domains, {
         let table = new Map<string, Tenant>()
         let byId = new Map<number, Tenant>()
         let sitesVersion: string | undefined
+        let loadedAt = Number.NEGATIVE_INFINITY
 
         const refresh = Effect.gen(function*() {
+          const startedAt = yield* Clock.currentTimeMillis
           // an alias of a site (domains.site_id, migration 0003) resolves to the site's id
           const rows = yield* sql<{ readonly id: number; readonly hostname: string; readonly corp_id: number | null }>`
             SELECT coalesce(site_id, id) AS id, hostname, corp_id FROM domains`
@@ -45,7 +53,12 @@ export class Domains extends Context.Service<Domains, {
           }
           table = next
           byId = nextById
+          loadedAt = startedAt
         })
+
+        const refreshForUnknown = Effect.suspend(() =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => (now - loadedAt < 1_000 ? Effect.void : refresh))
+        )
 
         const versionOf = Effect.map(
           sql<{ readonly version: string }>`SELECT version::text AS version FROM site_registry`,
@@ -80,7 +93,7 @@ export class Domains extends Context.Service<Domains, {
           Effect.forkScoped
         )
 
-        return Domains.of({ resolve, byId: (id) => byId.get(id) ?? null, refresh, size: () => table.size })
+        return Domains.of({ resolve, byId: (id) => byId.get(id) ?? null, refresh, refreshForUnknown, size: () => table.size })
       })
     )
 

@@ -18,13 +18,15 @@ import { BatchWriteError, Sink, unplanned } from "./Sink.ts"
 interface StoredSession {
   readonly firstSeenMs: number
   readonly scope: Scope
+  /** the first touch is a bot */
+  readonly isBot: boolean
 }
 
 /** What the memory sink holds; tests read it and queue failures on it. */
 export class MemoryStore {
   /** stored events by `${eventId}|${receivedAtMs}` */
   readonly events = new Map<string, PreparedEvent>()
-  /** sessions by id: first touch (earliest view) and its tenant */
+  /** sessions by id: first touch (earliest view), its tenant and whether it is a bot */
   readonly sessions = new Map<string, StoredSession>()
   /** the unique-visitor seen-set: `${bucketStart}|${granularity}|${domainId}|${visitor id hex}` */
   readonly seen = new Set<string>()
@@ -61,12 +63,16 @@ export class MemoryStore {
 const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
 
 const write = (store: MemoryStore, events: ReadonlyArray<PreparedEvent>, poison: ReadonlyArray<PoisonEntry>, streamKey: string) => {
-  // raw events: new keys only; a header-less event takes its session's stored tenant
+  // raw events: new keys only; a header-less event takes its session's stored tenant, an event
+  // of a session not known when prepared its stored bot status
   const inserted: Array<PreparedEvent> = []
   for (const event of events) {
     const key = `${event.row.eventId}|${event.receivedAtMs}`
     if (store.events.has(key)) continue
-    const stored = event.resolveScope ? { ...event, scope: store.sessions.get(event.row.sessionId)?.scope ?? NO_SCOPE } : event
+    const session = store.sessions.get(event.row.sessionId)
+    let stored = event
+    if (event.resolveScope) stored = { ...stored, scope: session?.scope ?? NO_SCOPE }
+    if (event.resolveBot && session?.isBot === true) stored = { ...stored, row: { ...stored.row, isBot: true } }
     store.events.set(key, stored)
     inserted.push(stored)
   }
@@ -84,7 +90,7 @@ const write = (store: MemoryStore, events: ReadonlyArray<PreparedEvent>, poison:
     const known = store.sessions.get(sessionId)
     if (known === undefined) created.push({ firstSeenMs: view.receivedAtMs, scope: view.scope, view: view.row })
     if (known === undefined || view.receivedAtMs < known.firstSeenMs) {
-      store.sessions.set(sessionId, { firstSeenMs: view.receivedAtMs, scope: view.scope })
+      store.sessions.set(sessionId, { firstSeenMs: view.receivedAtMs, scope: view.scope, isBot: view.row.isBot })
     }
   }
   // unique visitors: hour and day seen-set rows of human views

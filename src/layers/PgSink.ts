@@ -17,9 +17,9 @@
  * batches are being written), assuming every event is new — the common case; the transaction
  * only recomputes for the inserted subset when some rows already existed.
  *
- * Tenant of non-view events whose session's tenant was not known when the batch was prepared
- * (`resolveScope`): the insert itself takes it from the session's stored fingerprint, and the
- * rollups use what it returned.
+ * Tenant and bot status of non-view events whose session was not known when the batch was
+ * prepared (`resolveScope`, `resolveBot`): the insert itself takes them from the session's
+ * stored fingerprint, and the rollups use what it returned.
  *
  * Adding a table to the transaction (e.g. visits): its rows (sorted by conflict key) come from
  * the batch, its parameters are computed in `makePlan` for the all-new case and recomputed from
@@ -124,24 +124,46 @@ const transaction = (
     if (plan !== undefined) {
       // 1. raw_events
       const returned = yield* run<
-        { readonly id: string; readonly received_at: Date; readonly corp_id: number | null; readonly domain_id: number | null }
+        {
+          readonly id: string
+          readonly received_at: Date
+          readonly corp_id: number | null
+          readonly domain_id: number | null
+          readonly is_bot: boolean
+        }
       >(Statements.INSERT_RAW_EVENTS, plan.raw)
       allNew = returned.length === events.length
-      if (allNew && !events.some((e) => e.resolveScope)) {
+      // resolveBot events come back as bots when their session's first touch is one (only ever
+      // false → true): when every row is new, equal counts mean none did
+      let botsCompleted = false
+      if (allNew && events.some((e) => e.resolveBot)) {
+        let returnedBots = 0
+        for (const r of returned) if (r.is_bot) returnedBots++
+        let preparedBots = 0
+        for (const e of events) if (e.row.isBot) preparedBots++
+        botsCompleted = returnedBots !== preparedBots
+      }
+      if (allNew && !botsCompleted && !events.some((e) => e.resolveScope)) {
         // the common case: every row is new and scoped — no need to match the returned rows
         inserted = events
       } else {
-        const resolvedScope = new Map<string, Scope>()
-        const keys = new Set<string>()
+        const stored = new Map<string, { readonly scope: Scope | undefined; readonly isBot: boolean }>()
         for (const r of returned) {
-          const key = `${r.id}|${r.received_at.getTime()}`
-          keys.add(key)
-          if (r.domain_id !== null || r.corp_id !== null) resolvedScope.set(key, { corpId: r.corp_id, domainId: r.domain_id })
+          stored.set(`${r.id}|${r.received_at.getTime()}`, {
+            scope: r.domain_id !== null || r.corp_id !== null ? { corpId: r.corp_id, domainId: r.domain_id } : undefined,
+            isBot: r.is_bot
+          })
         }
-        inserted = (allNew ? events : events.filter((e) => keys.has(`${e.row.eventId}|${e.receivedAtMs}`))).map((e) => {
-          if (!e.resolveScope) return e
-          return { ...e, scope: resolvedScope.get(`${e.row.eventId}|${e.receivedAtMs}`) ?? NO_SCOPE }
-        })
+        const kept: Array<PreparedEvent> = []
+        for (const e of events) {
+          const row = stored.get(`${e.row.eventId}|${e.receivedAtMs}`)
+          if (row === undefined) continue
+          let event = e
+          if (e.resolveScope) event = { ...event, scope: row.scope ?? NO_SCOPE }
+          if (e.resolveBot && row.isBot) event = { ...event, row: { ...event.row, isBot: true } }
+          kept.push(event)
+        }
+        inserted = kept
       }
 
       // 2. session fingerprints of the inserted views
@@ -176,9 +198,10 @@ const transaction = (
         }))
       }
 
-      // 4. rollups of the inserted events (computed ahead when all are new and scoped)
+      // 4. rollups of the inserted events (computed ahead when all are new, scoped and no bot
+      // was completed from a stored session)
       const hasResolved = inserted.some((e) => e.resolveScope)
-      if (allNew && !hasResolved && batch.rollups !== undefined) {
+      if (allNew && !hasResolved && !botsCompleted && batch.rollups !== undefined) {
         eventMetrics = batch.rollups.metrics
         eventDaily = batch.rollups.daily
       } else {

@@ -31,22 +31,30 @@ import {
 } from "./PgSinkParams.ts"
 import type { SeenRow, SessionRow } from "./PgSinkRows.ts"
 
-// Non-view events flagged `resolve` take corp/domain from their session's fingerprint (the
-// CASE keeps the sub-selects from running for the other rows).
+// Non-view events flagged `resolve` take corp/domain from their session's fingerprint, those
+// flagged `resolve_bot` its is_bot (the session's first touch): one index lookup for both, and
+// none for the other rows — the lateral's condition on t.* is a one-time filter per row, and
+// OFFSET 0 keeps the planner from flattening it into a join over the whole fingerprint table.
 export const INSERT_RAW_EVENTS = `
   INSERT INTO raw_events (id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot,
                           metadata, "timestamp", received_at, visitor_id_daily, corp_id, domain_id)
-  SELECT id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot,
-         metadata::jsonb, ts, received_at, visitor_id_daily,
-         CASE WHEN resolve THEN (SELECT f.corp_id FROM session_fingerprints f WHERE f.session_id = t.session_id) ELSE corp_id END,
-         CASE WHEN resolve THEN (SELECT f.domain_id FROM session_fingerprints f WHERE f.session_id = t.session_id) ELSE domain_id END
+  SELECT t.id, t.kind, t.event_type, t.session_id, t.user_id, t.page_url, t.referrer, t.device_type,
+         CASE WHEN t.resolve_bot THEN coalesce(f.is_bot, false) ELSE t.is_bot END,
+         t.metadata::jsonb, t.ts, t.received_at, t.visitor_id_daily,
+         CASE WHEN t.resolve THEN f.corp_id ELSE t.corp_id END,
+         CASE WHEN t.resolve THEN f.domain_id ELSE t.domain_id END
   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
               $9::bool[], $10::text[], $11::timestamptz[], $12::timestamptz[], $13::bytea[], $14::int4[], $15::int4[],
-              $16::bool[])
+              $16::bool[], $17::bool[])
        AS t(id, kind, event_type, session_id, user_id, page_url, referrer, device_type, is_bot,
-            metadata, ts, received_at, visitor_id_daily, corp_id, domain_id, resolve)
+            metadata, ts, received_at, visitor_id_daily, corp_id, domain_id, resolve, resolve_bot)
+  LEFT JOIN LATERAL (
+    SELECT s.corp_id, s.domain_id, s.is_bot FROM session_fingerprints s
+    WHERE (t.resolve OR t.resolve_bot) AND s.session_id = t.session_id
+    OFFSET 0
+  ) f ON true
   ON CONFLICT DO NOTHING
-  RETURNING id::text AS id, received_at, corp_id, domain_id`
+  RETURNING id::text AS id, received_at, corp_id, domain_id, is_bot`
 
 export const rawParams = (events: ReadonlyArray<PreparedEvent>): Params => [
   uuidArray(events.map((e) => e.row.eventId)),
@@ -64,7 +72,8 @@ export const rawParams = (events: ReadonlyArray<PreparedEvent>): Params => [
   byteaArray(events.map((e) => e.row.visitorIdDaily)),
   int4Array(events.map((e) => e.scope.corpId)),
   int4Array(events.map((e) => e.scope.domainId)),
-  boolArray(events.map((e) => e.resolveScope))
+  boolArray(events.map((e) => e.resolveScope)),
+  boolArray(events.map((e) => e.resolveBot))
 ]
 
 /** [column, array element type, kind] of session_fingerprints, in statement order. */

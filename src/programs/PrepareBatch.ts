@@ -6,19 +6,29 @@
  * eventId (the insert's lock order) and computes the rollup deltas for the case that every
  * event is new. Entries that cannot be events become poison (kept, never lost).
  *
- * Tenant of non-view events (views resolve theirs from Origin / Referer / Host): the event's
- * own headers when they name a registered domain, else the tenant of its session — a view in
+ * Tenant: the site the collector admitted the event for (`edge.site`, set for a site's write or
+ * server key) when the writer knows that site (`Domains.byId`; an unknown id reloads the table
+ * once, a site added seconds ago), else the hostname of Origin / Referer / Host when it names a
+ * registered domain. A non-view event with neither takes the tenant of its session — a view in
  * the same batch, else a view in an earlier batch whose write is still in flight
  * (`pendingViewScopes`), else the session's stored first touch, which the sink looks up when it
  * stores the event (`resolveScope`) — else NULL, so conversions and other events count per
- * domain too. Bot detection follows the enrichment module: only views are parsed, so `isBot`
- * is false for non-view events.
+ * domain too.
  *
- * Where the planned steps go: server-side session assignment (no `sessionId`) and bot
- * detection on every event run per event in the second loop below, before the tenant
- * carry-over (which is keyed by session); a visit model adds its rows and deltas to the
- * returned batch beside `rollups`; network enrichment is another lookup service beside
- * GeoLookup, cached per IP like `geoOf`.
+ * Bots, on every event: an event is a bot event when its own User-Agent is a bot, or when its
+ * session is known to be a bot. What is known of a session, in the order the tenant is carried:
+ * its views in this batch (one bot view marks the session, so every event of it in the batch —
+ * views included — is a bot event), else its views in batches still being written
+ * (`pendingSessionBot`, the status those batches gave the session), else — for a non-view event
+ * whose session has no view in either — its stored first touch, which the sink looks up when it
+ * stores the event (`resolveBot`). A view in this batch or in flight decides the session
+ * without the stored first touch. Bot events are stored with `is_bot` and count only as
+ * `bot_events` (domain/Rollups.ts).
+ *
+ * Where the planned steps go: server-side session assignment (no `sessionId`) runs per event
+ * in the first loop below, before the session carry-over (which is keyed by session); a visit
+ * model adds its rows and deltas to the returned batch beside `rollups`; network enrichment is
+ * another lookup service beside GeoLookup, cached per IP like `geoOf`.
  */
 import { Cause, Effect, Exit } from "effect"
 import {
@@ -58,6 +68,11 @@ export interface PrepareOptions {
    * (see Writer.ts: writes in flight) — invisible to this batch's first-touch lookup.
    */
   readonly pendingViewScopes?: ((sessionId: string) => Scope | undefined) | undefined
+  /**
+   * Whether a session that has a view in an earlier batch whose write may not have committed
+   * yet is a bot; undefined when no such batch has a view of it.
+   */
+  readonly pendingSessionBot?: ((sessionId: string) => boolean | undefined) | undefined
 }
 
 /**
@@ -119,11 +134,25 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
 
   const saltByDay = saltDays.size === 0 ? new Map<string, Uint8Array>() : yield* salts.saltsFor(saltDays)
 
+  // a site the tenant table does not know yet (added seconds ago): reload it once
+  for (const { envelope } of decoded) {
+    const site = envelope.edge.site
+    if (site !== undefined && domains.byId(site) === null) {
+      yield* domains.refreshForUnknown
+      break
+    }
+  }
+  /** the tenant of the site the collector admitted the event for, else of its hostname */
+  const tenantOf = (site: number | undefined, host: string | null): Tenant | null =>
+    (site === undefined ? null : domains.byId(site)) ?? domains.resolve(host)
+
   const events: Array<PreparedEvent> = []
   /** eventId → receivedAt(s) already in the batch */
   const seen = new Map<string, number | Array<number>>()
   let inBatchDuplicates = 0
   const sessionScope = new Map<string, Scope>()
+  /** sessions with a view in this batch → one of those views is a bot */
+  const viewBots = new Map<string, boolean>()
   const unscoped: Array<number> = []
 
   for (const { entry, envelope, receivedAtMs } of decoded) {
@@ -141,10 +170,10 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
         if (salt === undefined) throw new Error(`no visitor salt for ${envelope.receivedAt}`)
         const view = enrichView(envelope, salt, geoOf(geo, envelope.edge.ip))
         row = view
-        tenant = domains.resolve(view.tenantHost)
+        tenant = tenantOf(envelope.edge.site, view.tenantHost)
       } else {
         row = enrichEvent(envelope)
-        tenant = domains.resolve(tenantHost(envelope.edge.headers))
+        tenant = tenantOf(envelope.edge.site, tenantHost(envelope.edge.headers))
       }
     } catch (error) {
       poison.push({
@@ -170,6 +199,7 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
       : { corpId: tenant.corpId, domainId: tenant.domainId }
     if (row.isView) {
       if (tenant !== null && !sessionScope.has(row.sessionId)) sessionScope.set(row.sessionId, scope)
+      if (viewBots.get(row.sessionId) !== true) viewBots.set(row.sessionId, row.isBot)
     } else if (tenant === null) {
       unscoped.push(events.length)
     }
@@ -179,13 +209,28 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
       timestampMs: Number.isFinite(timestampMs) ? timestampMs : receivedAtMs,
       scope,
       resolveScope: false,
+      resolveBot: false,
       row
     })
   }
 
-  // A non-view event without tenant headers of its own (e.g. sent server-side) takes the
-  // tenant of its session: a view of this batch, else a view of an earlier batch still in its
-  // transaction, else (inside the transaction) the stored fingerprint.
+  // Bots: a session with a bot view in this batch or in a batch in flight is a bot session;
+  // every event of it is a bot event. A non-view event of a session with no view in either is
+  // completed by the sink from the stored first touch.
+  const sessionBots = new Map<string, boolean>()
+  for (const [sessionId, bot] of viewBots) sessionBots.set(sessionId, bot || options.pendingSessionBot?.(sessionId) === true)
+  for (let index = 0; index < events.length; index++) {
+    const event = events[index]!
+    if (event.row.isBot) continue
+    const sessionId = event.row.sessionId
+    const bot = sessionBots.get(sessionId) ?? options.pendingSessionBot?.(sessionId)
+    if (bot === true) events[index] = { ...event, row: { ...event.row, isBot: true } }
+    else if (bot === undefined && !event.row.isView) events[index] = { ...event, resolveBot: true }
+  }
+
+  // A non-view event without a tenant of its own (e.g. sent server-side with a legacy key)
+  // takes the tenant of its session: a view of this batch, else a view of an earlier batch
+  // still in its transaction, else (inside the transaction) the stored fingerprint.
   for (const index of unscoped) {
     const event = events[index]!
     const scope = sessionScope.get(event.row.sessionId) ?? options.pendingViewScopes?.(event.row.sessionId)
@@ -200,6 +245,7 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
     poison,
     inBatchDuplicates,
     viewScopes: sessionScope,
+    sessionBots,
     rollups: events.length === 0 ? undefined : eventRollups(events.filter((e) => !e.resolveScope))
   } satisfies PreparedBatch
 })

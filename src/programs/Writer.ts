@@ -37,7 +37,7 @@
  */
 import { Cause, Clock, Context, Duration, Effect, Layer, Metric, Ref } from "effect"
 import { cappedBackoff } from "../domain/Backoff.ts"
-import { type BatchEntry, MAX_ERROR_TEXT, poisonOnlyBatch, type WriteResult } from "../domain/Batch.ts"
+import { type BatchEntry, MAX_ERROR_TEXT, poisonOnlyBatch, type PreparedBatch, type WriteResult } from "../domain/Batch.ts"
 import type { Scope as TenantScope } from "../domain/Tenant.ts"
 import { Domains } from "../layers/Domains.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
@@ -186,22 +186,36 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
   }
 
   /**
-   * The session tenants of batches read and not yet settled, oldest first. A later batch is
-   * prepared, and its write may insert, before these commit: its header-less events look their
-   * session's tenant up here, as they would in the first touch a committed view left.
+   * Batches read and not yet settled that have views, oldest first. A later batch is prepared,
+   * and its write may insert, before these commit: its events look their session's tenant and
+   * bot status up here, as they would in the first touch a committed view left.
    */
-  const unsettledViewScopes: Array<ReadonlyMap<string, TenantScope>> = []
-  const pendingViewScopes = (sessionId: string) => {
-    for (const scopes of unsettledViewScopes) {
-      const scope = scopes.get(sessionId)
+  const unsettled: Array<PreparedBatch> = []
+  const pendingViewScopes = (sessionId: string): TenantScope | undefined => {
+    for (const batch of unsettled) {
+      const scope = batch.viewScopes.get(sessionId)
       if (scope !== undefined) return scope
     }
     return undefined
   }
+  const pendingSessionBot = (sessionId: string): boolean | undefined => {
+    let known: boolean | undefined
+    for (const batch of unsettled) {
+      const bot = batch.sessionBots.get(sessionId)
+      if (bot === true) return true
+      if (bot === false) known = false
+    }
+    return known
+  }
 
   /** The prepare stage, then the sink's own work ahead. */
   const prepareAndStage = Effect.fn("Writer.prepare")(function*(entries: ReadonlyArray<BatchEntry>) {
-    const batch = yield* prepareBatch(entries, { streamKey: options.streamKey, maxDeliveries: options.maxDeliveries, pendingViewScopes })
+    const batch = yield* prepareBatch(entries, {
+      streamKey: options.streamKey,
+      maxDeliveries: options.maxDeliveries,
+      pendingViewScopes,
+      pendingSessionBot
+    })
     return yield* sink.stage(batch)
   })
 
@@ -260,7 +274,7 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
   const fetchWork: Effect.Effect<Work | undefined> = Effect.flatMap(intake.next, (entries) => {
     if (entries.length === 0) return Effect.succeed(undefined)
     return Effect.map(prepare(entries), (staged) => {
-      if (staged.batch.viewScopes.size > 0) unsettledViewScopes.push(staged.batch.viewScopes)
+      if (staged.batch.sessionBots.size > 0) unsettled.push(staged.batch)
       return { entries, staged }
     })
   })
@@ -268,8 +282,8 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
   const settle = (work: Work) =>
     Effect.sync(() => {
       intake.settle(work.entries)
-      const at = unsettledViewScopes.indexOf(work.staged.batch.viewScopes)
-      if (at !== -1) unsettledViewScopes.splice(at, 1)
+      const at = unsettled.indexOf(work.staged.batch)
+      if (at !== -1) unsettled.splice(at, 1)
     })
 
   const commitAndSettle = (work: Work) => commitWork(work).pipe(Effect.ensuring(settle(work)))
@@ -295,7 +309,7 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
       lookAgain: intake.claimNow,
       reset: () => {
         intake.clear()
-        unsettledViewScopes.length = 0
+        unsettled.length = 0
       }
     }, stopWhenIdle)
 
