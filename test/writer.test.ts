@@ -57,7 +57,9 @@ const holdFirstUntilAnotherOpens = Effect.fnUntraced(function*(afterMs: number =
   const hook = Effect.gen(function*() {
     if (held) return
     held = true
-    for (let i = 0; i < 100 && !overlapped; i++) {
+    // up to 20 s: on a loaded machine preparing the next batch can take seconds; a writer that
+    // never opens a second transaction still fails the test's `overlapped()` check
+    for (let i = 0; i < 1000 && !overlapped; i++) {
       const [row] = yield* sql<{ n: number }>`
         SELECT count(*)::int AS n FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
