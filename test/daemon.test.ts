@@ -11,6 +11,7 @@ import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { post, SHARED_REDIS } from "./support/collector.ts"
 import { runCli, startDaemon } from "./support/daemon.ts"
+import { redisProcess } from "./support/redisProcess.ts"
 import { testDatabase } from "./writerSupport.ts"
 
 const redis = new Redis(SHARED_REDIS)
@@ -231,6 +232,35 @@ describe("role all: where the writer runs", () => {
       await redis.del(`${prefix}:events`, `${prefix}:spool`)
     }, 60_000)
   }
+})
+
+describe("role all: readiness", () => {
+  it("stays ready while the primary Redis is down and the spool takes the events (the writer's state is reported, not required)", async () => {
+    const prefix = `test:daemon:${randomUUID().slice(0, 8)}`
+    const primary = await redisProcess({ appendonly: false })
+    try {
+      const d = await startDaemon(["serve"], envFor(prefix, { PRIMARY_REDIS_URL: primary.url, WRITER_THREAD: "false" }))
+      expect((await fetch(`${d.baseUrl}/health/ready`)).status).toBe(200)
+      await primary.kill("SIGKILL")
+      // the probe (every second here) marks the primary down; the spool keeps taking events
+      await waitFor("the primary to be seen down", async () => {
+        const health = (await (await fetch(`${d.baseUrl}/health`)).json()) as { primaryHealthy?: boolean }
+        return health.primaryHealthy === false
+      })
+      const ready = await fetch(`${d.baseUrl}/health/ready`)
+      const health = (await (await fetch(`${d.baseUrl}/health`)).json()) as { status: string; stream: unknown }
+      expect(ready.status, JSON.stringify(health)).toBe(200)
+      expect(health.status).toBe("degraded")
+      expect(health.stream).toBeNull() // the writer cannot reach the stream, and says so
+      const res = await post(d.baseUrl, "/track/event", { eventType: "while-primary-down", sessionId: "r1" })
+      expect(res.status).toBe(202)
+      expect(await redis.xlen(`${prefix}:spool`)).toBe(1)
+      expect(await d.stop(), d.output()).toBe(0)
+    } finally {
+      await primary.cleanup()
+      await redis.del(`${prefix}:events`, `${prefix}:spool`)
+    }
+  }, 60_000)
 })
 
 describe("maintenance commands", () => {

@@ -14,7 +14,7 @@ const ROOT = resolve(import.meta.dirname, "..")
 const spoolway = async (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", "src/cli.ts", ...args],
+    ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", "src/main/cli.ts", ...args],
     { cwd: ROOT, env: { ...process.env, LOG_LEVEL: "warn", ...env }, encoding: "utf8" }
   )
   return stdout

@@ -206,7 +206,7 @@ export const writerLayerWith = (overrides: TestWriterOptions = {}) => {
 
 /**
  * A `beforeCommit` hook that holds the first transaction only (before its COMMIT) until another
- * transaction of this database is open — up to 2 s — then `afterMs` more; `overlapped()` tells
+ * transaction of this database is open — up to 20 s — then `afterMs` more; `overlapped()` tells
  * whether one was.
  */
 export const holdFirstUntilAnotherOpens = Effect.fnUntraced(function*(afterMs: number = 0) {
@@ -216,7 +216,9 @@ export const holdFirstUntilAnotherOpens = Effect.fnUntraced(function*(afterMs: n
   const hook = Effect.gen(function*() {
     if (held) return
     held = true
-    for (let i = 0; i < 100 && !overlapped; i++) {
+    // up to 20 s: on a loaded machine preparing the next batch can take seconds; a writer that
+    // never opens a second transaction still fails the test's `overlapped()` check
+    for (let i = 0; i < 1000 && !overlapped; i++) {
       // this runs inside the held transaction, which caches pg_stat_activity until it ends:
       // without clearing it, a transaction that began after the first look is never seen
       yield* sql`SELECT pg_stat_clear_snapshot()`
