@@ -15,6 +15,8 @@ import { redisProcess } from "./support/redisProcess.ts"
 import { testDatabase } from "./writerSupport.ts"
 
 const redis = new Redis(SHARED_REDIS)
+/** a browser's: the events count as human ones (fetch's own User-Agent, `node`, is a bot's) */
+const BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 let scope: Scope.Closeable
 let dbUrl: string
 let sqlScope: Scope.Closeable
@@ -70,7 +72,9 @@ describe("graceful shutdown", () => {
     const loop = async () => {
       while (running) {
         try {
-          const res = await post(first.baseUrl, "/track/event", { eventType: "steady", sessionId: `s${n++}` })
+          const res = await post(first.baseUrl, "/track/event", { eventType: "steady", sessionId: `s${n++}` }, {
+            headers: { "user-agent": BROWSER_UA }
+          })
           const body = await res.json() as { eventId?: string }
           if (res.status === 202) accepted.push(body.eventId!)
           else failures.push(`status ${res.status}`)
