@@ -146,7 +146,8 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
   const tenantOf = (site: number | undefined, host: string | null): Tenant | null =>
     (site === undefined ? null : domains.byId(site)) ?? domains.resolve(host)
 
-  const events: Array<PreparedEvent> = []
+  /** built here, then completed in place by the session passes below (no copies) */
+  const events: Array<{ -readonly [K in keyof PreparedEvent]: PreparedEvent[K] }> = []
   /** eventId → receivedAt(s) already in the batch */
   const seen = new Map<string, number | Array<number>>()
   let inBatchDuplicates = 0
@@ -219,13 +220,12 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
   // completed by the sink from the stored first touch.
   const sessionBots = new Map<string, boolean>()
   for (const [sessionId, bot] of viewBots) sessionBots.set(sessionId, bot || options.pendingSessionBot?.(sessionId) === true)
-  for (let index = 0; index < events.length; index++) {
-    const event = events[index]!
+  for (const event of events) {
     if (event.row.isBot) continue
     const sessionId = event.row.sessionId
     const bot = sessionBots.get(sessionId) ?? options.pendingSessionBot?.(sessionId)
-    if (bot === true) events[index] = { ...event, row: { ...event.row, isBot: true } }
-    else if (bot === undefined && !event.row.isView) events[index] = { ...event, resolveBot: true }
+    if (bot === true) event.row = { ...event.row, isBot: true }
+    else if (bot === undefined && !event.row.isView) event.resolveBot = true
   }
 
   // A non-view event without a tenant of its own (e.g. sent server-side with a legacy key)
@@ -234,7 +234,8 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
   for (const index of unscoped) {
     const event = events[index]!
     const scope = sessionScope.get(event.row.sessionId) ?? options.pendingViewScopes?.(event.row.sessionId)
-    events[index] = scope !== undefined ? { ...event, scope } : { ...event, resolveScope: true }
+    if (scope !== undefined) event.scope = scope
+    else event.resolveScope = true
   }
 
   events.sort((a, b) => compareStrings(a.row.eventId, b.row.eventId))
