@@ -18,16 +18,14 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
-import { SqlClient } from "effect/sql"
+import { Effect } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
 import { browserAvailable, launchChromium } from "./support/browser.ts"
 import { SHARED_REDIS } from "./support/collector.ts"
-import { type Daemon, runCli, startDaemon } from "./support/daemon.ts"
-import { testDatabase } from "./writerSupport.ts"
+import { type Daemon, startDaemon } from "./support/daemon.ts"
+import { addSite, type SitesPipeline, sitesPipeline } from "./support/sites.ts"
 
 const haveBrowser = browserAvailable("the sites real-browser test (test/sites-browser.test.ts)")
 
@@ -83,38 +81,21 @@ interface Seen {
 describe.skipIf(!haveBrowser)("a real browser on an allowed and on a disallowed origin", () => {
   const prefix = `test:browser:${randomUUID().slice(0, 8)}`
   const redis = new Redis(SHARED_REDIS)
-  let scope: Scope.Closeable
-  let sql: SqlClient.SqlClient
+  let pipeline: SitesPipeline | undefined
   let daemon: Daemon | undefined
-  let env: Record<string, string> = {}
   const servers: Array<Server> = []
   let dataDir = ""
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "spoolway-sites-browser-"))
-    scope = await Effect.runPromise(Scope.make())
-    const db = await Effect.runPromise(Scope.provide(testDatabase("spoolway_browser"), scope))
-    const ctx = await Effect.runPromise(Scope.provide(Layer.build(PgClient.layer({ url: Redacted.make(db.url), maxConnections: 2 })), scope))
-    sql = Context.get(ctx, SqlClient.SqlClient)
-    env = {
-      DATABASE_URL: db.url,
-      PRIMARY_REDIS_URL: SHARED_REDIS,
-      SPOOL_REDIS_URL: SHARED_REDIS,
-      STREAM_PREFIX: prefix,
-      SPOOLWAY_DATA_DIR: dataDir,
-      RATE_LIMIT_PER_MINUTE: "0",
-      WRITER_BLOCK_MS: "100",
-      SITES_REFRESH_MS: "200"
-    }
-    const migrated = await runCli(["migrate"], env)
-    expect(migrated.code, migrated.out).toBe(0)
-    daemon = await startDaemon(["serve"], env)
+    pipeline = await sitesPipeline("spoolway_browser", prefix, { SPOOLWAY_DATA_DIR: dataDir })
+    daemon = await startDaemon(["serve"], pipeline.env)
   }, 120_000)
 
   afterAll(async () => {
     for (const server of servers) server.close()
     if (daemon !== undefined) await daemon.stop("SIGTERM")
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await pipeline?.close()
     await redis.del(`${prefix}:events`, `${prefix}:spool`, sitesKey(prefix), sitesVersionKey(prefix), `${prefix}:sites:copy`)
     redis.disconnect()
     rmSync(dataDir, { recursive: true, force: true })
@@ -128,9 +109,7 @@ describe.skipIf(!haveBrowser)("a real browser on an allowed and on a disallowed 
     servers.push(allowed.server, disallowed.server)
 
     // the site: hostname site.test, so its default origins are http(s)://site.test on any port
-    const added = await runCli(["sites", "add", "site.test", "--json"], env)
-    expect(added.code, added.out).toBe(0)
-    key = (JSON.parse(added.out.slice(added.out.indexOf("{"))) as { writeKey: string }).writeKey
+    key = (await addSite(pipeline!.env, "site.test")).writeKey
     // the collector learns the site from the primary Redis
     const deadline = Date.now() + 10_000
     while (((await (await fetch(`${daemon!.baseUrl}/health`)).json()) as { sites: { mode: string } }).sites.mode !== "sites") {
@@ -183,7 +162,7 @@ describe.skipIf(!haveBrowser)("a real browser on an allowed and on a disallowed 
     // stored: each of the allowed page's events exactly once, none of the other page's
     const storedTypes = async () =>
       (await Effect.runPromise(
-        sql<{ event_type: string; n: number }>`SELECT event_type, count(*)::int AS n FROM raw_events GROUP BY 1 ORDER BY 1`
+        pipeline!.sql<{ event_type: string; n: number }>`SELECT event_type, count(*)::int AS n FROM raw_events GROUP BY 1 ORDER BY 1`
       )).map((r) => [r.event_type, r.n] as const)
     const waitUntil = Date.now() + 20_000
     while ((await storedTypes()).length < 4 && Date.now() < waitUntil) await new Promise((r) => setTimeout(r, 100))

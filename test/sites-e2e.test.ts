@@ -8,15 +8,13 @@
  *   or the Origin of another site.
  */
 import { randomUUID } from "node:crypto"
-import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
-import { SqlClient } from "effect/sql"
+import { Effect } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { sitesCopyKey, sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
 import { post, SHARED_REDIS } from "./support/collector.ts"
-import { type Daemon, runCli, startDaemon } from "./support/daemon.ts"
-import { testDatabase } from "./writerSupport.ts"
+import { type Daemon, startDaemon } from "./support/daemon.ts"
+import { type AddedSite, addSite, type SitesPipeline, sitesPipeline } from "./support/sites.ts"
 
 const HEADLESS =
   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36"
@@ -24,45 +22,16 @@ const FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefo
 
 const redis = new Redis(SHARED_REDIS)
 const prefix = `test:sites-e2e:${randomUUID().slice(0, 8)}`
-let scope: Scope.Closeable
-let sql: SqlClient.SqlClient
+let pipeline: SitesPipeline
 let daemon: Daemon
-let env: Record<string, string>
-
-interface Site {
-  readonly id: number
-  readonly hostname: string
-  readonly writeKey: string
-  readonly serverKey: string
-}
-let site: Site
-let other: Site
-
-const addSite = async (hostname: string): Promise<Site> => {
-  const { code, out } = await runCli(["sites", "add", hostname, "--json"], env)
-  expect(code, out).toBe(0)
-  return JSON.parse(out.slice(out.indexOf("{"))) as Site
-}
+let site: AddedSite
+let other: AddedSite
 
 beforeAll(async () => {
-  scope = await Effect.runPromise(Scope.make())
-  const db = await Effect.runPromise(Scope.provide(testDatabase("spoolway_sites_e2e"), scope))
-  const ctx = await Effect.runPromise(Scope.provide(Layer.build(PgClient.layer({ url: Redacted.make(db.url), maxConnections: 2 })), scope))
-  sql = Context.get(ctx, SqlClient.SqlClient)
-  env = {
-    DATABASE_URL: db.url,
-    PRIMARY_REDIS_URL: SHARED_REDIS,
-    SPOOL_REDIS_URL: SHARED_REDIS,
-    STREAM_PREFIX: prefix,
-    RATE_LIMIT_PER_MINUTE: "0",
-    WRITER_BLOCK_MS: "100",
-    SITES_REFRESH_MS: "200"
-  }
-  const migrated = await runCli(["migrate"], env)
-  expect(migrated.code, migrated.out).toBe(0)
-  site = await addSite("shop.test")
-  other = await addSite("other.test")
-  daemon = await startDaemon(["serve"], env)
+  pipeline = await sitesPipeline("spoolway_sites_e2e", prefix)
+  site = await addSite(pipeline.env, "shop.test")
+  other = await addSite(pipeline.env, "other.test")
+  daemon = await startDaemon(["serve"], pipeline.env)
   // the collector enforces the sites (it read the registry at start)
   const health = (await (await fetch(`${daemon.baseUrl}/health`)).json()) as { sites: { mode: string; sites: number } }
   expect(health.sites).toMatchObject({ mode: "sites", sites: 2 })
@@ -70,13 +39,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await daemon?.stop()
-  await Effect.runPromise(Scope.close(scope, Exit.void))
+  await pipeline?.close()
   await redis.del(`${prefix}:events`, `${prefix}:spool`, sitesKey(prefix), sitesVersionKey(prefix), sitesCopyKey(prefix))
   redis.disconnect()
 })
 
 const q = <A extends object>(text: string, params: ReadonlyArray<unknown> = []) =>
-  Effect.runPromise(sql.unsafe<A>(text, params as Array<unknown>))
+  Effect.runPromise(pipeline.sql.unsafe<A>(text, params as Array<unknown>))
 
 /** Sends one event and returns its eventId (202 expected). */
 const send = async (path: string, body: unknown, headers: Record<string, string>, contentType = "application/json") => {

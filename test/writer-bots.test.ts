@@ -10,6 +10,7 @@ import { Effect } from "effect"
 import { Domains } from "../src/layers/Domains.ts"
 import {
   cleanupKeys,
+  domainFor,
   eventEnvelope,
   GOOGLEBOT,
   holdFirstUntilAnotherOpens,
@@ -24,15 +25,6 @@ import {
 } from "./writerSupport.ts"
 
 const CURL = "curl/8.5.0"
-
-/** A registered domain for one test, the tenant table reloaded. */
-const domainFor = (name: string) =>
-  Effect.gen(function*() {
-    const hostname = `${name}-${Math.random().toString(36).slice(2, 8)}.example.com`
-    const ids = yield* registerDomain(hostname)
-    yield* Effect.flatMap(Domains, (d) => d.refresh).pipe(Effect.orDie)
-    return { hostname, origin: `https://${hostname}`, ...ids }
-  })
 
 /** is_bot of each stored event, by event id */
 const botFlags = (ids: ReadonlyArray<string>) =>

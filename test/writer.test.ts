@@ -6,11 +6,11 @@ import { assert, layer } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { hashIp, visitorIdDaily } from "../src/domain/Identity.ts"
-import { Domains } from "../src/layers/Domains.ts"
 import { Writer } from "../src/programs/Writer.ts"
 import * as Stream from "../src/layers/StreamConsumer.ts"
 import {
   cleanupKeys,
+  domainFor,
   eventEnvelope,
   holdFirstUntilAnotherOpens,
   GOOGLEBOT,
@@ -20,22 +20,12 @@ import {
   metricValue,
   query,
   redis,
-  registerDomain,
   streamKeys,
   viewEnvelope,
   writerLayerWith,
   writerTestLayer,
   xadd
 } from "./writerSupport.ts"
-
-/** A registered domain for one test, the Domains cache refreshed. */
-const domainFor = (name: string) =>
-  Effect.gen(function*() {
-    const hostname = `${name}-${Math.random().toString(36).slice(2, 8)}.example.com`
-    const ids = yield* registerDomain(hostname)
-    yield* Effect.flatMap(Domains, (d) => d.refresh).pipe(Effect.orDie)
-    return { hostname, origin: `https://${hostname}`, ...ids }
-  })
 
 const pendingOf = (streamKey: string, group: string) =>
   redis(async (client) => {

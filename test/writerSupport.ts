@@ -11,6 +11,7 @@ import { SqlClient } from "effect/sql"
 import { type EdgeInfo, encodeEnvelopeJson, type NormalizedEvent, type RawEventEnvelope } from "../src/domain/Envelope.ts"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
+import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as PgSink from "../src/layers/PgSink.ts"
@@ -143,6 +144,15 @@ export const registerDomain = (hostname: string) =>
       [hostname, corp!.id]
     )
     return { corpId: corp!.id, domainId: domain!.id }
+  })
+
+/** A registered domain (and corp) for one test, the tenant table (Domains) reloaded. */
+export const domainFor = (name: string) =>
+  Effect.gen(function*() {
+    const hostname = `${name}-${randomName()}.example.com`
+    const ids = yield* registerDomain(hostname)
+    yield* Effect.flatMap(Domains, (d) => d.refresh).pipe(Effect.orDie)
+    return { hostname, origin: `https://${hostname}`, ...ids }
   })
 
 /** `aggregated_metrics` value of one key (0 when absent). */
