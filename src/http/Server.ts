@@ -11,6 +11,7 @@ import { HttpApiBuilder, HttpApiScalar, OpenApi } from "effect/http-api"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { Api, WriterApi } from "./Api.ts"
 import { handleClientErrors } from "./ClientErrors.ts"
+import { DashboardRoutes } from "./DashboardRoutes.ts"
 import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
 import { errorResponse } from "./Responses.ts"
@@ -36,7 +37,9 @@ export const CollectorRoutes = Layer.mergeAll(
   TrackerRoute,
   OpenApiRoute,
   HttpApiScalar.layer(Api, { path: "/docs" }),
-  MetricsRoute
+  MetricsRoute,
+  // until the query API's role (api) lands, the dashboard is served beside the tracking API
+  DashboardRoutes
 )
 
 /** The writer role's routes: health and metrics only. */
