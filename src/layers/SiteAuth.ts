@@ -7,14 +7,19 @@
  *   // site.id is the `domain_id` of every row of the site; InvalidServerKey → answer 401
  *
  * A key is accepted when it is the site's current server key, or its previous one within the
- * grace period of a rotation, and the site is not removed. The key is looked up by its SHA-256
+ * grace period of a rotation, and the site is not removed.
+ *
+ * Readers (the query and funnel endpoints, which the dashboard uses) also accept a view-only
+ * share token (`sw_shr_…`, `spoolway sites share`) while it is not revoked:
+ * `authenticateReaderHeader` answers which site and how (`access`). Nothing else takes a share
+ * token: it only reads. The key is looked up by its SHA-256
  * digest (src/domain/Site.ts), in PostgreSQL on every call: a rotation's end, a removal or a
  * purge take effect at once (one indexed lookup, well under a millisecond).
  */
 import { Context, Effect, Layer } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
-import { hashKey, InvalidServerKey, KEY_PREFIX } from "../domain/Site.ts"
-import { SiteStore } from "./SiteStore.ts"
+import { hashKey, InvalidServerKey, KEY_PREFIX, SHARE_PREFIX } from "../domain/Site.ts"
+import { type SiteRecord, SiteStore } from "./SiteStore.ts"
 
 export interface AuthenticatedSite {
   /** = `domains.id` of the primary hostname = `domain_id` of the site's rows */
@@ -27,6 +32,15 @@ export interface AuthenticatedSite {
   readonly timezone: string
 }
 
+/** A reader of a site's data: by its server key, or by a view-only share link. */
+export interface AuthenticatedReader extends AuthenticatedSite {
+  readonly access: "server_key" | "share"
+}
+
+const invalidReader = new InvalidServerKey({
+  message: "missing or invalid credentials (Authorization: Bearer <server key or share token>)"
+})
+
 const invalid = new InvalidServerKey({ message: "missing or invalid server key (Authorization: Bearer <server key>)" })
 
 export class SiteAuth extends Context.Service<SiteAuth, {
@@ -34,31 +48,46 @@ export class SiteAuth extends Context.Service<SiteAuth, {
   authenticate(key: string | undefined): Effect.Effect<AuthenticatedSite, InvalidServerKey | SqlError>
   /** the site of the server key in an `Authorization: Bearer <server key>` header value */
   authenticateHeader(authorization: string | undefined): Effect.Effect<AuthenticatedSite, InvalidServerKey | SqlError>
+  /** a reader (query API): a server key or an unrevoked share token, in an `Authorization: Bearer …` value */
+  authenticateReaderHeader(authorization: string | undefined): Effect.Effect<AuthenticatedReader, InvalidServerKey | SqlError>
 }>()("spoolway/layers/SiteAuth") {
   /** Needs SiteStore. */
   static readonly layerStore = Layer.effect(
     SiteAuth,
     Effect.gen(function*() {
       const store = yield* SiteStore
+      const toSite = (site: SiteRecord): AuthenticatedSite => ({
+        id: site.id,
+        hostname: site.hostname,
+        hostnames: [site.hostname, ...site.aliases],
+        corpId: site.corpId,
+        timezone: site.timezone
+      })
       const authenticate = (key: string | undefined) => {
         // only server keys read: a (public) write key never authenticates here
         if (key === undefined || !key.startsWith(KEY_PREFIX.server)) return Effect.fail(invalid)
         return Effect.flatMap(store.byServerKeyHash(hashKey(key)), (site) =>
           site === undefined
             ? Effect.fail(invalid)
-            : Effect.succeed<AuthenticatedSite>({
-              id: site.id,
-              hostname: site.hostname,
-              hostnames: [site.hostname, ...site.aliases],
-              corpId: site.corpId,
-              timezone: site.timezone
-            }))
+            : Effect.succeed(toSite(site)))
       }
-      const authenticateHeader = (authorization: string | undefined) => {
-        const match = authorization === undefined ? null : /^\s*bearer\s+(\S+)\s*$/i.exec(authorization)
-        return authenticate(match?.[1])
+      const bearer = (authorization: string | undefined) =>
+        (authorization === undefined ? null : /^\s*bearer\s+(\S+)\s*$/i.exec(authorization))?.[1]
+      const authenticateHeader = (authorization: string | undefined) => authenticate(bearer(authorization))
+      const authenticateReaderHeader = (authorization: string | undefined) => {
+        const token = bearer(authorization)
+        if (token?.startsWith(SHARE_PREFIX)) {
+          return Effect.flatMap(store.byShareTokenHash(hashKey(token)), (site) =>
+            site === undefined
+              ? Effect.fail(invalidReader)
+              : Effect.succeed<AuthenticatedReader>({ ...toSite(site), access: "share" }))
+        }
+        return authenticate(token).pipe(
+          Effect.map((site): AuthenticatedReader => ({ ...site, access: "server_key" })),
+          Effect.mapError((error) => (error._tag === "InvalidServerKey" ? invalidReader : error))
+        )
       }
-      return SiteAuth.of({ authenticate, authenticateHeader })
+      return SiteAuth.of({ authenticate, authenticateHeader, authenticateReaderHeader })
     })
   )
 
