@@ -230,6 +230,7 @@ const funnelSection = (ctx) => {
     result.append(h("p", { class: "loading" }, "Loading…"))
     done = run(ctx, {
       date_range: dateRange(ctx.state),
+      filters: apiFilters(ctx.state),
       steps: steps.map((s) => (s.kind === "event" ? { event_type: s.value } : { page: s.value }))
     }, "funnel").then((answer) => {
       const rows = answer.steps ?? []
@@ -240,7 +241,7 @@ const funnelSection = (ctx) => {
         h("thead", {}, h("tr", {}, ...header.map((t, i) => h("th", { scope: "col", class: i === 0 ? "dim" : undefined }, t)))),
         h("tbody", {}, rows.map((r, i) => {
           const s = steps[i]
-          const label = typeof r.step === "string" ? r.step : s ? `${s.kind === "event" ? "Event" : "Page"} ${s.value}` : `Step ${i + 1}`
+          const label = typeof r.label === "string" ? r.label : s ? `${s.kind === "event" ? "Event" : "Page"} ${s.value}` : `Step ${i + 1}`
           const tr = h("tr", {},
             h("th", { scope: "row", class: "dim" }, h("span", { class: "step-label" }, label)),
             h("td", { "data-value": r.visitors ?? "" }, formatMetric("visitors", r.visitors)),
@@ -252,7 +253,7 @@ const funnelSection = (ctx) => {
       const csv = h("button", {
         type: "button",
         class: "small",
-        onclick: () => download(`${ctx.state.site}-funnel.csv`, toCsv(header, rows.map((r, i) => [r.step ?? steps[i]?.value, r.visitors, r.conversion_rate, r.drop_off])))
+        onclick: () => download(`${ctx.state.site}-funnel.csv`, toCsv(header, rows.map((r, i) => [r.label ?? steps[i]?.value, r.visitors, r.conversion_rate, r.drop_off])))
       }, "CSV")
       result.replaceChildren(h("div", { class: "table-scroll" }, table), csv)
     }, (error) => {
