@@ -58,6 +58,11 @@ export const forget = (site) => {
 export const lastSite = () => storage()?.getItem("spoolway:last-site") ?? undefined
 export const rememberSite = (site) => storage()?.setItem("spoolway:last-site", site)
 
+/** Whether the query API refused `dimension` as one it does not offer (an older server, say). */
+export const unknownDimension = (error, dimension) =>
+  error instanceof ApiError && error.status === 400 && typeof error.body?.field === "string" &&
+  error.body.field.startsWith("dimensions") && Array.isArray(error.body.allowed) && !error.body.allowed.includes(dimension)
+
 /** What an error answer says, in one line. */
 export const describeError = (error) => {
   if (!(error instanceof ApiError)) return String(error?.message ?? error)
@@ -65,9 +70,10 @@ export const describeError = (error) => {
   const body = error.body ?? {}
   const parts = [`The query API answered ${error.status}`]
   if (typeof body.error === "string") parts.push(`: ${body.error}`)
-  if (typeof body.message === "string") parts.push(` — ${body.message}`)
   if (typeof body.field === "string") parts.push(` (field ${body.field})`)
-  if (Array.isArray(body.allowed) && body.allowed.length > 0) parts.push(`; allowed: ${body.allowed.join(", ")}`)
+  const allowed = Array.isArray(body.allowed) ? body.allowed : []
+  if (typeof body.message === "string" && allowed.length === 0) parts.push(` — ${body.message}`)
+  if (allowed.length > 0) parts.push(`; allowed: ${allowed.slice(0, 12).join(", ")}${allowed.length > 12 ? ", …" : ""}`)
   return parts.join("")
 }
 

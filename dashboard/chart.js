@@ -37,7 +37,7 @@ const startOf = (seconds, granularity) => {
 
 /**
  * uPlot's aligned data from the query API's rows ([time], [m1, m2, …]): buckets without a row
- * are zeros, between meta.date_range's ends (when given; at most 2,000 buckets).
+ * are zeros, in meta.date_range [from, to) (when given; at most 2,000 buckets).
  */
 export const alignSeries = (results, metricCount, granularity, dateRange) => {
   const byTime = new Map()
@@ -52,7 +52,7 @@ export const alignSeries = (results, metricCount, granularity, dateRange) => {
     const to = bucketSeconds(dateRange[1])
     if (from !== undefined && to !== undefined && from <= to) {
       const all = new Set(times)
-      for (let t = startOf(from, granularity), n = 0; t <= to && n < 2000; t = step(t, granularity), n++) all.add(t)
+      for (let t = startOf(from, granularity), n = 0; t < to && n < 2000; t = step(t, granularity), n++) all.add(t)
       xs = [...all].sort((a, b) => a - b)
     }
   }
@@ -75,7 +75,7 @@ export const drawChart = (container, data, labels, granularity) => {
     width: width(),
     height: height(),
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
-    legend: { live: true },
+    legend: { live: false },
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true } },
     axes: [

@@ -1,5 +1,5 @@
 // The six pages. Each `render(ctx)` fills ctx.main and returns when all its queries answered.
-import { describeError } from "./api.js"
+import { describeError, unknownDimension } from "./api.js"
 import { alignSeries, drawChart } from "./chart.js"
 import { apiFilters, dateRange, DIMENSION_LABELS, timeDimension, withFilter } from "./state.js"
 import { download, formatDimension, formatMetric, h, METRIC_LABELS, notice, safeLink, toCsv } from "./ui.js"
@@ -114,7 +114,7 @@ const tableSection = (ctx, { title, dimension, metrics, order }) => {
         tr.style.setProperty("--share", `${Math.round(((Number(r.metrics[0]) || 0) / max) * 100)}%`)
         return tr
       })
-      const table = h("table", {},
+      const table = h("table", { class: "data" },
         h("caption", { class: "visually-hidden" }, title),
         h("thead", {}, h("tr", {}, ...header.map((text, i) => h("th", { scope: "col", class: i === 0 ? "dim" : undefined }, text)))),
         h("tbody", {}, rows))
@@ -236,7 +236,7 @@ const funnelSection = (ctx) => {
       const rows = answer.steps ?? []
       const first = Math.max(1, Number(rows[0]?.visitors) || 0)
       const header = ["Step", "Visitors", "Conversion rate", "Drop-off"]
-      const table = h("table", {},
+      const table = h("table", { class: "data" },
         h("caption", { class: "visually-hidden" }, "Funnel steps"),
         h("thead", {}, h("tr", {}, ...header.map((t, i) => h("th", { scope: "col", class: i === 0 ? "dim" : undefined }, t)))),
         h("tbody", {}, rows.map((r, i) => {
@@ -277,41 +277,54 @@ const events = (ctx) => {
 // ---------------------------------------------------------------------------------------------
 // Network
 
-/** The share of visitors on datacenter, VPN and government networks, from the org_type rows. */
-const networkShares = (ctx) => {
-  const box = h("div", { class: "cards" }, h("p", { class: "loading" }, "Loading…"))
-  const done = Promise.all([
-    run(ctx, { ...baseQuery(ctx), metrics: ["visitors"], dimensions: ["org_type"], limit: 100 }),
-    run(ctx, { ...baseQuery(ctx), metrics: ["visitors", "bot_events"] })
-  ]).then(([types, totals]) => {
-    const all = Number(totals.results[0]?.metrics[0] ?? 0)
-    const share = (pattern) => {
-      const n = types.results.filter((r) => pattern.test(String(r.dimensions[0] ?? ""))).reduce((s, r) => s + (Number(r.metrics[0]) || 0), 0)
-      return all > 0 ? (n / all) * 100 : 0
-    }
-    const shareCard = (label, id, pct) =>
-      h("div", { class: "card", "data-metric": id }, h("div", { class: "card-label" }, label),
-        h("div", { class: "card-value", "data-value": pct }, `${pct.toLocaleString("en-US", { maximumFractionDigits: 1 })}%`))
-    box.replaceChildren(
-      shareCard("Datacenter", "datacenter_share", share(/datacenter|hosting/i)),
-      shareCard("VPN", "vpn_share", share(/vpn/i)),
-      shareCard("Government", "government_share", share(/gov/i)),
-      card("bot_events", totals.results[0]?.metrics[1] ?? 0))
-  }, (error) => {
-    if (error?.name !== "AbortError") box.replaceChildren(errorNotice(error))
-  })
-  return { el: box, done }
+/** Share of visitors (percent) on the network types `pattern` names, from the org_type rows. */
+const shareOf = (types, all, pattern) => {
+  const n = types.results.filter((r) => pattern.test(String(r.dimensions[0] ?? ""))).reduce((s, r) => s + (Number(r.metrics[0]) || 0), 0)
+  return all > 0 ? (n / all) * 100 : 0
 }
 
-const network = (ctx) => {
-  const shares = networkShares(ctx)
-  return Promise.all([
-    shares.done,
-    tablesPage(ctx, [
-      { title: "Network types", dimension: "org_type", metrics: ["visitors", "visits"] },
-      { title: "Organisations", dimension: "org", metrics: ["visitors", "visits"] },
-      { title: "ASNs", dimension: "asn", metrics: ["visitors", "visits"] }
-    ], [h("h2", { class: "section-title" }, "Visitors by network"), shares.el])
+const shareCard = (label, id, pct) =>
+  h("div", { class: "card", "data-metric": id }, h("div", { class: "card-label" }, label),
+    h("div", { class: "card-value", "data-value": pct }, `${pct.toLocaleString("en-US", { maximumFractionDigits: 1 })}%`),
+    h("div", { class: "card-change flat" }, "of visitors"))
+
+/**
+ * Network: datacenter / VPN / government share and bot events, then org types, organisations
+ * and ASNs. A server whose query API has no network dimensions gets one notice, not four errors.
+ */
+const network = async (ctx) => {
+  const box = h("div", { class: "cards" }, h("p", { class: "loading" }, "Loading…"))
+  ctx.main.append(h("h2", { class: "section-title" }, "Visitors by network"), box)
+  const [types, totals] = await Promise.allSettled([
+    run(ctx, { ...baseQuery(ctx), metrics: ["visitors"], dimensions: ["org_type"], limit: 100 }),
+    run(ctx, { ...baseQuery(ctx), metrics: ["visitors", "bot_events"] })
+  ])
+  if (ctx.signal.aborted) return
+  if (totals.status === "rejected") {
+    box.replaceChildren(errorNotice(totals.reason))
+    return
+  }
+  const all = Number(totals.value.results[0]?.metrics[0] ?? 0)
+  const bots = card("bot_events", totals.value.results[0]?.metrics[1] ?? 0)
+  if (types.status === "rejected") {
+    const error = types.reason
+    box.replaceChildren(bots)
+    box.after(unknownDimension(error, "org_type")
+      ? notice("info",
+        h("p", {}, h("strong", {}, "No network data on this server yet.")),
+        h("p", {}, "Its query API offers no network dimensions (org_type, org, asn). ", describeError(error)))
+      : errorNotice(error))
+    return
+  }
+  box.replaceChildren(
+    shareCard("Datacenter", "datacenter_share", shareOf(types.value, all, /datacenter|hosting/i)),
+    shareCard("VPN", "vpn_share", shareOf(types.value, all, /vpn/i)),
+    shareCard("Government", "government_share", shareOf(types.value, all, /gov/i)),
+    bots)
+  await tablesPage(ctx, [
+    { title: "Network types", dimension: "org_type", metrics: ["visitors", "visits"] },
+    { title: "Organisations", dimension: "org", metrics: ["visitors", "visits"] },
+    { title: "ASNs", dimension: "asn", metrics: ["visitors", "visits"] }
   ])
 }
 
