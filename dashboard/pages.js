@@ -183,7 +183,7 @@ const overview = async (ctx) => {
   const time = timeDimension(ctx.state)
   const series = run(ctx, { ...baseQuery(ctx), metrics: ["visitors", "pageviews"], dimensions: [time] }).then((answer) => {
     const data = alignSeries(answer.results, 2, time.split(":")[1], answer.meta?.date_range)
-    if (data[0].length === 0) {
+    if (data.slice(1).every((series) => series.every((v) => v === 0))) {
       chart.replaceChildren(h("p", { class: "empty" }, "No visits in this period: nothing to chart."))
       return
     }

@@ -9,6 +9,7 @@
  *   (asked here, from the test, not taken from what the page fetched);
  * - clicking a row filters: the URL changes, the numbers change, the filter stays on every page;
  * - range switching; a view-only share link works, and once revoked it stops (401);
+ * - empty and error states: no data → the tracker snippet; API unreachable → the error;
  * - values from the internet (`javascript:` URLs, markup in page paths, referrers and event
  *   names) are shown as text and nothing runs; only http(s) links; a CSP without inline script;
  * - at 375 px no page scrolls sideways; axe-core finds no serious or critical violation;
@@ -163,10 +164,10 @@ const open = async (options: { width?: number; height?: number; bypassCSP?: bool
 }
 
 /** Stores the server key as the prompt would (for the tests that are not about the prompt). */
-const withKey = async (context: BrowserContext) => {
-  await context.addInitScript(([site, key]) => {
-    if (!localStorage.getItem(`spoolway:key:${site}`)) localStorage.setItem(`spoolway:key:${site}`, key!)
-  }, [SITE, site.serverKey])
+const withKey = async (context: BrowserContext, hostname = SITE, key = site.serverKey) => {
+  await context.addInitScript(([hostname, key]) => {
+    if (!localStorage.getItem(`spoolway:key:${hostname}`)) localStorage.setItem(`spoolway:key:${hostname}`, key!)
+  }, [hostname, key])
 }
 
 const ready = (page: Page) => page.waitForSelector("main[data-state=ready]", { timeout: 20_000 })
@@ -369,6 +370,32 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
     await fresh.goto(share.link)
     await fresh.waitForSelector("main[data-state=revoked]")
     expect(problems).toEqual([])
+    await context.close()
+  }, 60_000)
+
+  it("empty and error states say what to do: no data → the tracker snippet, API unreachable → the error", async () => {
+    const empty = await addSite(pipeline.env, "empty.test")
+    const { context, page, problems } = await open()
+    await withKey(context, "empty.test", empty.serverKey)
+    await page.goto(`${base}/sites/empty.test`)
+    await ready(page)
+    const text = await page.textContent("main")
+    expect(text).toContain("No data yet for empty.test")
+    expect(text).toContain(`<script defer data-key="YOUR_SITE_WRITE_KEY" src="${base}/sw.js"></script>`)
+    expect(await page.textContent(".chart")).toContain("nothing to chart")
+    expect(problems).toEqual([])
+
+    // the query API cannot be reached: every table says so, none is silently blank
+    await withKey(context)
+    await page.route("**/api/v1/**", (route) => route.abort("connectionrefused"))
+    await page.goto(`${base}/sites/${SITE}/pages`)
+    await ready(page)
+    const seen = await tables(page)
+    expect(seen.length).toBe(3)
+    for (const table of seen) expect(table.error, table.dimension).toContain("The query API cannot be reached")
+    await page.goto(`${base}/sites/${SITE}`)
+    await ready(page)
+    expect(await page.textContent(".cards")).toContain("The query API cannot be reached")
     await context.close()
   }, 60_000)
 
