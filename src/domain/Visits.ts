@@ -26,6 +26,7 @@
  */
 import { compareStrings, type PreparedEvent } from "./Batch.ts"
 import type { EnrichedView } from "./Enrich.ts"
+import { SERVER_SESSION_PREFIX } from "./Limits.ts"
 import { memoizeString } from "./Memo.ts"
 import { pagePath } from "./Rollups.ts"
 
@@ -34,9 +35,9 @@ export const SESSION_GAP_MS = 30 * 60_000
 
 /**
  * Server-assigned session ids start with this character; the tracking API refuses client
- * session ids that do (docs/api.md), so the two never collide.
+ * session ids that do (docs/api.md, `ClientSessionId`), so the two never collide.
  */
-export const SERVER_SESSION_PREFIX = "~"
+export { SERVER_SESSION_PREFIX }
 
 /** The id of a session opened by the event `eventId` (lower-case, as PostgreSQL prints a uuid). */
 export const serverSessionId = (eventId: string): string => `${SERVER_SESSION_PREFIX}${eventId.toLowerCase()}`
