@@ -46,6 +46,7 @@ export interface CompileInput {
 }
 
 const EVENT_ONLY_METRICS: ReadonlyArray<Metric> = ["conversions", "conversion_rate", "revenue", "bot_events"]
+/** metrics that need the event's visit (its visitor id, bounce, duration) */
 const VISIT_JOIN_METRICS: ReadonlyArray<Metric> = ["visitors", "bounce_rate", "visit_duration", "conversion_rate"]
 
 const filterDimensions = (filters: ReadonlyArray<Filter>): Array<PropertyDimension> =>
@@ -165,7 +166,9 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
   const site = params.add(String(input.siteId))
   const from = params.add(new Date(input.period.fromMs).toISOString())
   const to = params.add(new Date(input.period.toMs).toISOString())
-  const tz = `${params.add(input.timezone)}::text`
+  const time = input.dimensions.some(isTimeDimension)
+  const tz = time ? `${params.add(input.timezone)}::text` : "'UTC'"
+
   const page = input.page === null
     ? ""
     : ` LIMIT ${params.add(String(input.page.limit))}::int OFFSET ${params.add(String(input.page.offset))}::int`
@@ -197,9 +200,8 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS conv`,
     `sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS rev`,
     `count(*) FILTER (WHERE e.is_bot) AS bots`,
-    join
-      ? "coalesce(min(v.visitor_id_daily), min(e.visitor_id_daily), convert_to(e.session_id, 'UTF8')) AS vid"
-      : "coalesce(min(e.visitor_id_daily), convert_to(e.session_id, 'UTF8')) AS vid",
+    // a visit's visitor: every event of the session has it (views alone carry one themselves)
+    join ? "coalesce(v.visitor_id_daily, convert_to(e.session_id, 'UTF8')) AS vid" : "NULL::bytea AS vid",
     join ? "bool_or(v.pageviews <= 1 AND NOT v.engaged) AS bounce" : "NULL::boolean AS bounce",
     join ? "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur" : "NULL::numeric AS dur"
   ]
@@ -212,7 +214,7 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
   ]
   const joinSql = join ? " LEFT JOIN visits v ON v.site_id = e.domain_id AND v.session_id = e.session_id" : ""
   const inner = `SELECT ${[...dims, ...perSession].join(", ")} FROM raw_events e${joinSql} WHERE ${where.join(" AND ")} GROUP BY ${
-    [...Array.from({ length: nd }, (_, i) => i + 1), "e.session_id"].join(", ")
+    [...Array.from({ length: nd }, (_, i) => i + 1), "e.session_id", ...(join ? ["v.visitor_id_daily"] : [])].join(", ")
   }`
   const outerDims = input.dimensions.map((_, i) => dimensionAlias(i))
   const metrics = input.metrics.map((m) => `${EVENT_METRIC[m]} AS ${metricAlias(m)}`)
