@@ -14,6 +14,7 @@ import { handleClientErrors } from "./ClientErrors.ts"
 import { DashboardRoutes } from "./DashboardRoutes.ts"
 import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
+import { QueryRoutes } from "./QueryApi.ts"
 import { errorResponse } from "./Responses.ts"
 import { TrackerRoute } from "./TrackerRoute.ts"
 import { TrackingRoutes } from "./Tracking.ts"
@@ -37,10 +38,21 @@ export const CollectorRoutes = Layer.mergeAll(
   TrackerRoute,
   OpenApiRoute,
   HttpApiScalar.layer(Api, { path: "/docs" }),
-  MetricsRoute,
-  // until the query API's role (api) lands, the dashboard is served beside the tracking API
-  DashboardRoutes
+  MetricsRoute
 )
+
+/** The api role's routes: the stats query API, the dashboard on it, health, metrics, the API description. */
+export const StatsRoutes = Layer.mergeAll(
+  HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)),
+  QueryRoutes,
+  DashboardRoutes,
+  OpenApiRoute,
+  HttpApiScalar.layer(Api, { path: "/docs" }),
+  MetricsRoute
+)
+
+/** Role all: the collector's routes, the stats query API and the dashboard. */
+export const AllRoutes = Layer.mergeAll(CollectorRoutes, QueryRoutes, DashboardRoutes)
 
 /** The writer role's routes: health and metrics only. */
 export const WriterRoutes = Layer.mergeAll(

@@ -1,20 +1,20 @@
 /**
- * SiteAuth: which site a server key belongs to — for the readers of a site's data (the stats
- * query API reads with `Authorization: Bearer <server key>`).
+ * SiteAuth: which site a reader may read — the stats query API and its funnel, which the
+ * dashboard uses, with `Authorization: Bearer <server key or share token>`.
  *
  *   const auth = yield* SiteAuth
- *   const site = yield* auth.authenticateHeader(request.headers["authorization"])
+ *   const site = yield* auth.authenticateRequest({ headers: request.headers, url: request.url })
  *   // site.id is the `domain_id` of every row of the site; InvalidServerKey → answer 401
  *
- * A key is accepted when it is the site's current server key, or its previous one within the
- * grace period of a rotation, and the site is not removed.
- *
- * Readers (the query and funnel endpoints, which the dashboard uses) also accept a view-only
- * share token (`sw_shr_…`, `spoolway sites share`) while it is not revoked:
- * `authenticateReaderHeader` answers which site and how (`access`). Nothing else takes a share
- * token: it only reads. The key is looked up by its SHA-256
- * digest (src/domain/Site.ts), in PostgreSQL on every call: a rotation's end, a removal or a
- * purge take effect at once (one indexed lookup, well under a millisecond).
+ * `authenticateRequest` is the one entry point of the readers: a new way to read is added
+ * there, and every reader accepts it. It takes
+ * - the site's current server key, or its previous one within the grace period of a rotation;
+ * - a view-only share token (`sw_shr_…`, `spoolway sites share`) that is not revoked — it only
+ *   reads: nothing but the readers takes one (`authenticate` / `authenticateHeader`, for the
+ *   server key alone, do not);
+ * and only for a site that is not removed. Keys and tokens are looked up by their SHA-256 digest
+ * (src/domain/Site.ts), in PostgreSQL on every call: a rotation's end, a revocation, a removal
+ * or a purge take effect at once (one indexed lookup, well under a millisecond).
  */
 import { Context, Effect, Layer } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
@@ -43,7 +43,15 @@ const invalidReader = new InvalidServerKey({
 
 const invalid = new InvalidServerKey({ message: "missing or invalid server key (Authorization: Bearer <server key>)" })
 
+/** What a reader's request carries for authentication. */
+export interface ReadRequest {
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  readonly url: string
+}
+
 export class SiteAuth extends Context.Service<SiteAuth, {
+  /** the site a reader's request may read: its `Authorization: Bearer <server key or share token>` */
+  authenticateRequest(request: ReadRequest): Effect.Effect<AuthenticatedReader, InvalidServerKey | SqlError>
   /** the site of this server key */
   authenticate(key: string | undefined): Effect.Effect<AuthenticatedSite, InvalidServerKey | SqlError>
   /** the site of the server key in an `Authorization: Bearer <server key>` header value */
@@ -87,7 +95,12 @@ export class SiteAuth extends Context.Service<SiteAuth, {
           Effect.mapError((error) => (error._tag === "InvalidServerKey" ? invalidReader : error))
         )
       }
-      return SiteAuth.of({ authenticate, authenticateHeader, authenticateReaderHeader })
+      // the one entry point of the readers (query API, funnel): a server key or a share token
+      const authenticateRequest = (request: ReadRequest) => {
+        const authorization = request.headers["authorization"]
+        return authenticateReaderHeader(typeof authorization === "string" ? authorization : undefined)
+      }
+      return SiteAuth.of({ authenticate, authenticateHeader, authenticateReaderHeader, authenticateRequest })
     })
   )
 
