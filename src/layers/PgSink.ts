@@ -6,9 +6,13 @@
  *   2. upserts `session_fingerprints` for the views that were actually inserted (first touch;
  *      later views only update the viewport and fill an empty user_id);
  *   3. inserts the daily / hourly unique-visitor seen-set rows of those views;
- *   4. adds ONLY the inserted rows, new sessions and new seen-set rows to `aggregated_metrics`
+ *   4. upserts the `visits` rows of the inserted events (domain/Visits.ts: commutative merges);
+ *   5. adds ONLY the inserted rows, new sessions and new seen-set rows to `aggregated_metrics`
  *      and `daily_metrics` (one upsert each, `value = value + excluded.value`);
- *   5. records poison entries in `ingest_failures`.
+ *   6. records poison entries in `ingest_failures`.
+ * Before 1., a batch with events sent without a sessionId has their sessions assigned under
+ * visitor locks (PgSinkSessions.ts); its session-dependent parameters are then computed in the
+ * transaction instead of in `stage`.
  * A redelivered / drained / replayed envelope therefore changes nothing, and a failure at any
  * point leaves nothing of the batch behind. The statements and their parameters are
  * PgSinkStatements.ts; the session and seen-set rows PgSinkRows.ts.
@@ -21,7 +25,7 @@
  * prepared (`resolveScope`, `resolveBot`): the insert itself takes them from the session's
  * stored fingerprint, and the rollups use what it returned.
  *
- * Adding a table to the transaction (e.g. visits): its rows (sorted by conflict key) come from
+ * Adding a table to the transaction (as visits did): its rows (sorted by conflict key) come from
  * the batch, its parameters are computed in `makePlan` for the all-new case and recomputed from
  * `inserted` otherwise, its statement runs at its place in the order of `STATEMENTS`, and
  * whatever it creates feeds the rollups through `extra` / `daily` below.

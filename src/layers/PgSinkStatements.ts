@@ -7,8 +7,10 @@
  * Lock order: every multi-row statement receives its rows sorted by the table's conflict key
  * (the row builders in PgSinkRows.ts, the prepare stage for raw_events, the accumulators for
  * the rollups), and the statements run in the order of `STATEMENTS` — so overlapping
- * transactions, of one writer or of several, never deadlock. A new statement (e.g. a visits
- * upsert) takes its place in that order and sorts its rows by its conflict key.
+ * transactions, of one writer or of several, never deadlock. A new statement takes its place in
+ * that order and sorts its rows by its conflict key. Server-side session assignment takes its
+ * visitor locks (advisory, ascending) before anything else; `visitor_sessions` rows are only
+ * written under them.
  */
 import { PgTypes } from "@effect/sql-pg"
 import type { PoisonEntry, PreparedEvent } from "../domain/Batch.ts"
