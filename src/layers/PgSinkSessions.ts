@@ -12,6 +12,7 @@
  * Under the lock no other transaction assigns or stores an event of these visitors, so what
  * step 2 reads stays true until COMMIT: the same stored state always gives the same sessions.
  */
+import { PgTypes } from "@effect/sql-pg"
 import { Effect } from "effect"
 import type { PreparedEvent } from "../domain/Batch.ts"
 import { compareStrings } from "../domain/Batch.ts"
@@ -66,7 +67,20 @@ export const assignSessions = Effect.fnUntraced(function*(run: Run, events: Read
   const pending = events.filter((e) => e.assign !== undefined)
   const storedRows = yield* run<{ readonly id: string; readonly received_at: Date }>(
     Statements.SELECT_STORED_EVENTS,
-    () => [uuidArray(pending.map((e) => e.row.eventId)), tsArray(pending.map((e) => e.receivedAtMs))]
+    () => {
+      let least = Infinity
+      let greatest = -Infinity
+      for (const e of pending) {
+        least = Math.min(least, e.receivedAtMs)
+        greatest = Math.max(greatest, e.receivedAtMs)
+      }
+      return [
+        uuidArray(pending.map((e) => e.row.eventId)),
+        tsArray(pending.map((e) => e.receivedAtMs)),
+        PgTypes.timestamptz(least),
+        PgTypes.timestamptz(greatest)
+      ]
+    }
   )
   const stored = new Set(storedRows.map((r) => `${r.id}|${r.received_at.getTime()}`))
 

@@ -327,11 +327,16 @@ export const SELECT_EARLIER_SESSIONS = `
   JOIN visits v ON v.site_id = t.site_id AND v.visitor_id_daily = t.vid
   WHERE starts_with(v.session_id, '~')`
 
-/** Which of the given events are stored already (redelivered): they are not assigned. */
+/**
+ * Which of the given events are stored already (redelivered): they are not assigned. The
+ * received_at bounds ($3, $4: the batch's least and greatest) let PostgreSQL prune the daily
+ * partitions to the batch's days before it probes each one's primary key.
+ */
 export const SELECT_STORED_EVENTS = `
   SELECT e.id::text AS id, e.received_at
   FROM unnest($1::uuid[], $2::timestamptz[]) AS t(id, received_at)
-  JOIN raw_events e ON e.id = t.id AND e.received_at = t.received_at`
+  JOIN raw_events e ON e.id = t.id AND e.received_at = t.received_at
+  WHERE e.received_at >= $3::timestamptz AND e.received_at <= $4::timestamptz`
 
 export const UPSERT_VISITOR_SESSIONS = `
   INSERT INTO visitor_sessions (site_id, visitor_id_daily, session_id, started_at, last_seen_at)
