@@ -34,7 +34,7 @@
  * and permanent; a transaction whose connection died fails its ROLLBACK too, which effect
  * reports as a defect — `recoverFailedRollback` turns that back into a transient failure.
  */
-import { Cause, Effect, Layer } from "effect"
+import { Cause, Deferred, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import type { PreparedBatch, PreparedEvent, WriteResult } from "../domain/Batch.ts"
@@ -110,6 +110,11 @@ export interface PgSinkTestHooks {
    * which ends the writer fiber with the batch committed but its entries pending).
    */
   readonly afterCommit?: (batch: { readonly entryIds: ReadonlyArray<string> }) => Effect.Effect<void>
+  /**
+   * Inside the transaction of a batch with events without a sessionId, before it locks their
+   * visitors (tests delay one batch to check that batches in flight still assign in order).
+   */
+  readonly beforeVisitorLocks?: (batch: { readonly entryIds: ReadonlyArray<string> }) => Effect.Effect<void>
 }
 
 /** Writes a staged batch in one transaction; returns the result and the rows the cache may learn. */
@@ -117,7 +122,9 @@ const transaction = (
   sql: SqlClient.SqlClient,
   cache: WriteCache,
   staged: StagedBatch,
-  beforeCommit: Effect.Effect<void, SqlError> | undefined
+  beforeCommit: Effect.Effect<void, SqlError> | undefined,
+  locked: Effect.Effect<void>,
+  beforeLocks: Effect.Effect<void>
 ) => {
   const batch = staged.batch
   const plan = staged.plan as BatchPlan | undefined
@@ -147,7 +154,8 @@ const transaction = (
       // 0. sessions of the events sent without one (PgSinkSessions.ts)
       let bySession = plan.bySession
       if (bySession === undefined) {
-        events = yield* assignSessions(run, events)
+        yield* beforeLocks
+        events = yield* assignSessions(run, events, locked)
         bySession = yield* sessionPlan(events, cache)
       }
       // 1. raw_events
@@ -340,6 +348,26 @@ const make = (hooks: PgSinkTestHooks) =>
     const storeError = (what: string) => (error: SqlError) =>
       new BatchWriteError({ message: `${what}: ${describeSqlError(error)}`, transient: isTransientSqlError(error), cause: error })
 
+    /**
+     * Server-side session assignment in this writer's stream order: a write with events
+     * without a sessionId takes its visitor locks only after the previous such write (in the
+     * order the loop started them) has taken its own, so batches in flight assign in the order
+     * they were read, as a one-at-a-time writer does (docs/visits.md). Released on any end.
+     */
+    let lockTurn: Deferred.Deferred<void> | undefined
+    const inTurn = (staged: StagedBatch, write: (locked: Effect.Effect<void>) => Effect.Effect<WriteResult, BatchWriteError>) =>
+      Effect.suspend(() => {
+        if (!staged.batch.events.some((e) => e.assign !== undefined)) return write(Effect.void)
+        const previous = lockTurn
+        const mine = Deferred.makeUnsafe<void>()
+        lockTurn = mine
+        const release = Deferred.succeed(mine, undefined).pipe(Effect.asVoid)
+        return (previous === undefined ? Effect.void : Deferred.await(previous)).pipe(
+          Effect.andThen(write(release)),
+          Effect.ensuring(release)
+        )
+      })
+
     const write = (staged: StagedBatch): Effect.Effect<WriteResult, BatchWriteError> => {
       let beforeCommit: Effect.Effect<void, SqlError> | undefined
       if (hooks.beforeCommit !== undefined) {
@@ -347,7 +375,11 @@ const make = (hooks: PgSinkTestHooks) =>
         attempts.set(staged, attempt)
         beforeCommit = hooks.beforeCommit({ entryIds: staged.batch.entryIds, events: staged.batch.events.length, attempt })
       }
-      const written = recoverFailedRollback(transaction(sql, cache, staged, beforeCommit))
+      const beforeLocks = hooks.beforeVisitorLocks?.({ entryIds: staged.batch.entryIds }) ?? Effect.void
+      const written = inTurn(
+        staged,
+        (locked) => recoverFailedRollback(transaction(sql, cache, staged, beforeCommit, locked, beforeLocks))
+      )
       const afterCommit = hooks.afterCommit
       return afterCommit === undefined
         ? written

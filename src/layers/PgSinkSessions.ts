@@ -51,7 +51,12 @@ interface SessionRowOut {
 const keyOfRow = (r: SessionRowOut) => `${r.site_id}|${hexOf(r.visitor_id_daily)}`
 
 /** The events with their sessions assigned (same order); a no-op for a batch without such events. */
-export const assignSessions = Effect.fnUntraced(function*(run: Run, events: ReadonlyArray<PreparedEvent>) {
+export const assignSessions = Effect.fnUntraced(function*(
+  run: Run,
+  events: ReadonlyArray<PreparedEvent>,
+  /** runs once the visitors are locked (the sink lets its next write take its locks) */
+  locked: Effect.Effect<void> = Effect.void
+) {
   const keys = new Map<string, VisitorKey>()
   for (const e of events) if (e.assign !== undefined) keys.set(e.assign.key, e.assign)
   if (keys.size === 0) return events
@@ -60,6 +65,7 @@ export const assignSessions = Effect.fnUntraced(function*(run: Run, events: Read
   // 1. the visitors' locks, in ascending hash order
   const hashes = [...new Set(sortedKeys.map((k) => visitorLockHash(k.key)))].sort((a, b) => a - b)
   yield* run(Statements.LOCK_VISITORS, () => [int4Array(hashes)])
+  yield* locked
 
   // 2. their latest sessions, and which events are stored already
   const keyParams = () => [int4Array(sortedKeys.map((k) => k.siteKey)), byteaArray(sortedKeys.map((k) => k.vid))]
