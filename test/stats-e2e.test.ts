@@ -61,6 +61,17 @@ describe("stats API end to end", () => {
       await new Promise((r) => setTimeout(r, 100))
     }
     expect(pages).toEqual([{ dimensions: ["/"], metrics: [1] }, { dimensions: ["/pricing"], metrics: [2] }])
+    // the visit the writer kept in the same transaction: one visitor, one visit of three views, no bounce
+    const totals = await post(daemon.baseUrl, "/api/v1/query", {
+      site: "stats.test",
+      metrics: ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "events"],
+      date_range: "day"
+    }, site.serverKey)
+    expect(totals.body.results).toEqual([{ dimensions: [], metrics: [1, 1, 3, 3, 0, 3] }])
+    const entry = await post(daemon.baseUrl, "/api/v1/query", {
+      site: "stats.test", metrics: ["visits"], date_range: "day", dimensions: ["entry_page", "exit_page", "browser"]
+    }, site.serverKey)
+    expect(entry.body.results).toEqual([{ dimensions: ["/", "/pricing", "Firefox"], metrics: [1] }])
     const health = await (await fetch(`${daemon.baseUrl}/health`)).json() as Record<string, unknown>
     expect(health["database"]).toBe("ok")
     await daemon.stop()
@@ -83,9 +94,10 @@ describe("stats API end to end", () => {
     expect(table.code, table.out).toBe(0)
     expect(table.out).toMatch(/page\s+pageviews/)
     expect(table.out).toMatch(/\/pricing\s+2/)
-    const json = await runCli(["stats", "stats.test", "--range", "day", "--by", "event_type", "--metrics", "pageviews", "--json"], pipeline.env)
+    const json = await runCli(["stats", "stats.test", "--range", "day", "--json"], pipeline.env)
     expect(json.code, json.out).toBe(0)
-    expect(JSON.parse(json.out.slice(json.out.indexOf("{"))).results).toEqual([{ dimensions: ["pageview"], metrics: [3] }])
+    // visitors, visits, pageviews, bounce rate, duration
+    expect(JSON.parse(json.out.slice(json.out.indexOf("{"))).results[0].metrics.slice(0, 4)).toEqual([1, 1, 3, 0])
     const bad = await runCli(["stats", "stats.test", "--by", "planet"], pipeline.env)
     expect(bad.code).not.toBe(0)
     expect(bad.out).toContain("--by")
