@@ -21,6 +21,7 @@ import {
   float8Array,
   int4Array,
   int8Array,
+  int8OrNullArray,
   metadataJson,
   noNul,
   noNulOrNull,
@@ -111,6 +112,15 @@ const FINGERPRINT_COLUMNS: ReadonlyArray<readonly [string, string, "first" | "vi
   ["city", "text", "first"],
   ["is_eu", "bool", "first"],
   ["geo_timezone", "text", "first"],
+  ["asn", "int8", "first"],
+  ["org", "text", "first"],
+  ["org_type", "text", "first"],
+  ["is_datacenter", "bool", "first"],
+  ["is_vpn", "bool", "first"],
+  ["is_government", "bool", "first"],
+  ["is_tor", "bool", "first"],
+  ["proxy_type", "text", "first"],
+  ["response_tier", "text", "first"],
   ["ip_hash", "text", "first"],
   ["visitor_id_daily", "bytea", "first"],
   ["traffic_source", "text", "first"],
@@ -168,6 +178,7 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
   for (const s of sessions) {
     const v = s.first.row
     const d = v.device
+    const n = v.network
     const viewport = s.viewport?.device ?? d
     const values: ReadonlyArray<unknown> = [
       s.sessionId,
@@ -205,6 +216,15 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
       noNulOrNull(v.geo.city),
       v.geo.isEu,
       noNulOrNull(v.geo.timezone),
+      n.asn,
+      noNulOrNull(n.org),
+      n.orgType,
+      n.isDatacenter,
+      n.isVpn,
+      n.isGovernment,
+      n.isTor,
+      n.proxyType,
+      n.responseTier,
       v.ipHash,
       v.visitorIdDaily,
       v.traffic.source,
@@ -227,6 +247,8 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
         return textArray(values as Array<string | null>)
       case "int4":
         return int4Array(values as Array<number | null>)
+      case "int8":
+        return int8OrNullArray(values as Array<number | null>)
       case "bool":
         return boolArray(values as Array<boolean | null>)
       case "float8":

@@ -25,10 +25,18 @@
  * without the stored first touch. Bot events are stored with `is_bot` and count only as
  * `bot_events` (domain/Rollups.ts).
  *
+ * Network (docs/network.md): each view's IP is looked up in `NetworkLookup` (cached per IP in the
+ * service) beside geo; the result rides on the view (`row.network`) to the session's stored
+ * first touch. The site's `datacenterTraffic` setting (`Domains.datacenterTraffic`) applies to
+ * events of a known site from a datacenter network (hosting or VPN): `exclude` makes the event a
+ * bot event — like a bot User-Agent, so a view from a datacenter makes its whole session a bot
+ * session through the carry-over above; a non-view event is looked up for this only on such a
+ * site — and `count` stores its `responseTier` as `allow` (the site counts that traffic as
+ * ordinary; Tor stays `flag`). `flag` (the default) stores the lookup as it is.
+ *
  * Where the planned steps go: server-side session assignment (no `sessionId`) runs per event
  * in the first loop below, before the session carry-over (which is keyed by session); a visit
- * model adds its rows and deltas to the returned batch beside `rollups`; network enrichment is
- * another lookup service beside GeoLookup, cached per IP like `geoOf`.
+ * model adds its rows and deltas to the returned batch beside `rollups`.
  */
 import { Cause, Effect, Exit } from "effect"
 import {
@@ -45,11 +53,13 @@ import type { RawEventEnvelope } from "../domain/Envelope.ts"
 import { decodeEnvelope } from "../domain/EnvelopeDecode.ts"
 import type { GeoInfo } from "../domain/Geo.ts"
 import { memoizeString } from "../domain/Memo.ts"
+import type { NetworkInfo } from "../domain/Network.ts"
 import { eventRollups } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope, type Tenant, tenantHost } from "../domain/Tenant.ts"
 import { utcDay } from "../domain/Time.ts"
 import { Domains } from "../layers/Domains.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
+import { NetworkLookup } from "../layers/NetworkLookup.ts"
 import { Salts } from "../layers/Salts.ts"
 
 /** 0001-01-01 … 9999-12-31 UTC: what PostgreSQL and ISO-8601 both hold */
@@ -85,6 +95,7 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
   const salts = yield* Salts
   const domains = yield* Domains
   const geo = yield* GeoLookup
+  const network = yield* NetworkLookup
 
   const poison: Array<PoisonEntry> = []
   const decoded: Array<{ readonly entry: BatchEntry; readonly envelope: RawEventEnvelope; readonly receivedAtMs: number }> =
@@ -169,12 +180,24 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
       if (envelope.payload.isView) {
         const salt = saltByDay.get(utcDay(receivedAtMs))
         if (salt === undefined) throw new Error(`no visitor salt for ${envelope.receivedAt}`)
-        const view = enrichView(envelope, salt, geoOf(geo, envelope.edge.ip))
+        const view = enrichView(envelope, salt, geoOf(geo, envelope.edge.ip), network.lookup(envelope.edge.ip))
         row = view
         tenant = tenantOf(envelope.edge.site, view.tenantHost)
+        // the site's datacenterTraffic setting (rare path: only datacenter traffic of a site that changed it)
+        if (tenant !== null && view.network.isDatacenter === true) {
+          const setting = domains.datacenterTraffic(tenant.domainId)
+          if (setting === "exclude" && !view.isBot) row = { ...view, isBot: true }
+          else if (setting === "count" && view.network.responseTier === "flag" && view.network.isTor !== true) {
+            row = { ...view, network: countedNetwork(view.network) }
+          }
+        }
       } else {
         row = enrichEvent(envelope)
         tenant = tenantOf(envelope.edge.site, tenantHost(envelope.edge.headers))
+        if (
+          tenant !== null && !row.isBot && domains.datacenterTraffic(tenant.domainId) === "exclude" &&
+          network.lookup(envelope.edge.ip).isDatacenter === true
+        ) row = { ...row, isBot: true }
       }
     } catch (error) {
       poison.push({
@@ -259,4 +282,12 @@ const geoOf = (geo: GeoLookup["Service"], ip: string | undefined): GeoInfo => {
   let lookup = geoCaches.get(geo)
   if (lookup === undefined) geoCaches.set(geo, lookup = memoizeString((address) => geo.lookup(address), GEO_CACHE_SIZE))
   return lookup(ip)
+}
+
+/** A datacenter network on a site that counts datacenter traffic as ordinary: `responseTier` allow. */
+const countedNetworks = new WeakMap<NetworkInfo, NetworkInfo>()
+const countedNetwork = (info: NetworkInfo): NetworkInfo => {
+  let counted = countedNetworks.get(info)
+  if (counted === undefined) countedNetworks.set(info, counted = Object.freeze({ ...info, responseTier: "allow" as const }))
+  return counted
 }
