@@ -66,16 +66,20 @@ export const NETWORK_TEST_RANGES = [
 
 /**
  * AppConfig (unique stream prefix), PrimaryRedis (the shared Redis), a fresh migrated
- * database, GeoLookup and NetworkLookup (fixed tables), Salts + Domains.
+ * database, GeoLookup and NetworkLookup (fixed tables; `options.network` replaces the latter),
+ * Salts + Domains.
  */
-export const writerTestLayer = (prefix = `wtest-${randomName()}`) => {
+export const writerTestLayer = (
+  prefix = `wtest-${randomName()}`,
+  options: { readonly network?: Layer.Layer<NetworkLookup> } = {}
+) => {
   const sql = Layer.unwrap(Effect.map(TestDb, (db) => Sql.layerUrl(db.url))).pipe(Layer.provideMerge(TestDb.layer))
   const base = Layer.mergeAll(
     sql,
     PrimaryRedis.layerUrl(REDIS_URL),
     AppConfig.layerWith({ streamPrefix: prefix, writerBlockMs: 50, writerBatchSize: 100 }),
     GeoLookup.layerTest(GEO_TABLE),
-    NetworkLookup.layerTest(NETWORK_TEST_RANGES)
+    options.network ?? NetworkLookup.layerTest(NETWORK_TEST_RANGES)
   )
   return WriterDependencies.pipe(Layer.provideMerge(base))
 }
