@@ -14,8 +14,9 @@
  * - Metrics and their dimensions (`dimension = 'total'` with a NULL value is the overall count;
  *   a NULL value elsewhere means "unknown", e.g. no country):
  *   - `pageviews`, `sessions`: total, source, country, device_type, browser, os, page_path,
- *     referrer_host, utm_campaign, org_type and asn (the network, docs/network.md; the asn as
- *     its decimal number) — sessions from the first-touch view of each new session;
+ *     referrer_host, utm_campaign, org_type (the kind of network, docs/network.md; not the
+ *     asn: hundreds of values per batch, read from `visits` instead) — sessions from the
+ *     first-touch view of each new session;
  *   - `events`: total, event_type (all human events, views included);
  *   - `conversions`: total, conversion_type; `conversion_value`: total, currency (values in
  *     different currencies are not converted — the `currency` dimension keeps them apart);
@@ -78,8 +79,7 @@ export const VIEW_DIMENSIONS = [
   "page_path",
   "referrer_host",
   "utm_campaign",
-  "org_type",
-  "asn"
+  "org_type"
 ] as const
 
 /** The dimension values of a view (pageviews) or of a session's first-touch view (sessions). */
@@ -92,21 +92,8 @@ export const viewDimensionValues = (view: EnrichedView): ReadonlyArray<string | 
   pagePath(view.pageUrl),
   view.traffic.referrer === null ? null : cap(referrerHost(view.traffic.referrer)),
   cap(view.traffic.campaign),
-  view.network.orgType,
-  asnText(view.network.asn)
+  view.network.orgType
 ]
-
-/** The asn dimension's value: the AS number in decimal (shared strings: ASNs repeat). */
-const asnTexts = new Map<number, string>()
-const asnText = (asn: number | null): string | null => {
-  if (asn === null) return null
-  let text = asnTexts.get(asn)
-  if (text === undefined) {
-    if (asnTexts.size >= 100_000) asnTexts.clear()
-    asnTexts.set(asn, text = String(asn))
-  }
-  return text
-}
 
 /** The dimensions of a view as (dimension, value) pairs. */
 export const viewDimensions = (view: EnrichedView): ReadonlyArray<readonly [string, string | null]> => {
