@@ -35,6 +35,13 @@ const network = (sessionId: string) =>
     (rows) => rows[0]
   )
 
+/** the network columns of a session's visit */
+const visitNetwork = (sessionId: string) =>
+  Effect.map(
+    query<Record<string, unknown>>(`SELECT ${NETWORK_COLUMNS}, is_bot FROM visits WHERE session_id = $1`, [sessionId]),
+    (rows) => rows[0]
+  )
+
 const hosting = {
   asn: 14061,
   org: "DigitalOcean, LLC",
@@ -141,6 +148,11 @@ layer(TestLayer, { excludeTestServices: true, timeout: "60 seconds" })("network 
         is_bot: false
       })
       assert.deepStrictEqual(yield* network(session("none")), { ...nothing, is_bot: false })
+      // the visits carry their entry view's network
+      assert.deepStrictEqual(yield* visitNetwork(session("dc")), { ...hosting, is_bot: false })
+      assert.deepStrictEqual(yield* visitNetwork(session("isp")), { ...comcast, is_bot: false })
+      assert.deepStrictEqual(yield* visitNetwork(session("v6")), { ...comcast, asn: 3320, org: "Deutsche Telekom AG", is_bot: false })
+      assert.deepStrictEqual(yield* visitNetwork(session("none")), { ...nothing, is_bot: false })
       // the raw IP is stored nowhere
       const [ipHits] = yield* query<{ n: number }>(
         `SELECT count(*)::int AS n FROM session_fingerprints f
@@ -215,6 +227,13 @@ layer(TestLayer, { excludeTestServices: true, timeout: "60 seconds" })("network 
           setting
         )
         assert.deepStrictEqual(yield* network(id("human")), { ...comcast, is_bot: false }, setting)
+        assert.deepStrictEqual(
+          yield* visitNetwork(id("dc")),
+          { ...hosting, response_tier: setting === "count" ? "allow" : "flag", is_bot: excluded },
+          setting
+        )
+        // a visit with one bot event is a bot's visit (visits.is_bot: or)
+        assert.deepStrictEqual(yield* visitNetwork(id("human")), { ...comcast, is_bot: excluded }, setting)
 
         const metrics = yield* metricsOf(sites[setting].id)
         assert.deepStrictEqual(
@@ -238,13 +257,13 @@ layer(TestLayer, { excludeTestServices: true, timeout: "60 seconds" })("network 
       const site = yield* siteWith("dc-configure")
       const store = yield* SiteStore
       const domains = yield* Domains
-      assert.strictEqual(domains.datacenterTraffic(site.id), "flag")
+      assert.strictEqual(domains.datacenterTraffic!(site.id), "flag")
       const updated = yield* store.configure(site.id, { datacenterTraffic: "exclude" }).pipe(Effect.orDie)
       assert.strictEqual(updated.datacenterTraffic, "exclude")
       yield* domains.refresh.pipe(Effect.orDie)
-      assert.strictEqual(domains.datacenterTraffic(site.id), "exclude")
+      assert.strictEqual(domains.datacenterTraffic!(site.id), "exclude")
       // a domain without a site, and no tenant: the default
-      assert.strictEqual(domains.datacenterTraffic(null), "flag")
-      assert.strictEqual(domains.datacenterTraffic(site.id + 100_000), "flag")
+      assert.strictEqual(domains.datacenterTraffic!(null), "flag")
+      assert.strictEqual(domains.datacenterTraffic!(site.id + 100_000), "flag")
     }))
 })

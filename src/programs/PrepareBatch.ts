@@ -25,18 +25,19 @@
  * without the stored first touch. Bot events are stored with `is_bot` and count only as
  * `bot_events` (domain/Rollups.ts).
  *
+ * Events sent without a `sessionId` (domain/Visits.ts): their daily visitor id is computed
+ * (non-views too) and they carry a provisional session id per (site, visitor) — the session
+ * carry-over below then works per visitor — and an `assign` key; the sink assigns the real
+ * session inside its transaction, where the visitor's stored sessions are locked.
+ *
  * Network (docs/network.md): each view's IP is looked up in `NetworkLookup` (cached per IP in the
  * service) beside geo; the result rides on the view (`row.network`) to the session's stored
- * first touch. The site's `datacenterTraffic` setting (`Domains.datacenterTraffic`) applies to
- * events of a known site from a datacenter network (hosting or VPN): `exclude` makes the event a
- * bot event — like a bot User-Agent, so a view from a datacenter makes its whole session a bot
- * session through the carry-over above; a non-view event is looked up for this only on such a
- * site — and `count` stores its `responseTier` as `allow` (the site counts that traffic as
- * ordinary; Tor stays `flag`). `flag` (the default) stores the lookup as it is.
- *
- * Where the planned steps go: server-side session assignment (no `sessionId`) runs per event
- * in the first loop below, before the session carry-over (which is keyed by session); a visit
- * model adds its rows and deltas to the returned batch beside `rollups`.
+ * first touch and its visit. The site's `datacenterTraffic` setting (`Domains.datacenterTraffic`)
+ * applies to events of a known site from a datacenter network (hosting or VPN): `exclude` makes
+ * the event a bot event — like a bot User-Agent, so a view from a datacenter makes its whole
+ * session a bot session through the carry-over above; a non-view event is looked up for this
+ * only on such a site — and `count` stores its `responseTier` as `allow` (the site counts that
+ * traffic as ordinary; Tor stays `flag`). `flag` (the default) stores the lookup as it is.
  */
 import { Cause, Effect, Exit } from "effect"
 import {
@@ -57,6 +58,7 @@ import type { NetworkInfo } from "../domain/Network.ts"
 import { eventRollups } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope, type Tenant, tenantHost } from "../domain/Tenant.ts"
 import { utcDay } from "../domain/Time.ts"
+import { provisionalSessionId, type VisitorKey, visitorKeyOf } from "../domain/Visits.ts"
 import { Domains } from "../layers/Domains.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
 import { NetworkLookup } from "../layers/NetworkLookup.ts"
@@ -139,7 +141,8 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
       })
       continue
     }
-    if (envelope.payload.isView) saltDays.add(utcDay(receivedAtMs))
+    // views and events without a sessionId (assigned by daily visitor id) need the day's salt
+    if (envelope.payload.isView || envelope.payload.sessionId === undefined) saltDays.add(utcDay(receivedAtMs))
     decoded.push({ entry, envelope, receivedAtMs })
   }
 
@@ -185,17 +188,22 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
         tenant = tenantOf(envelope.edge.site, view.tenantHost)
         // the site's datacenterTraffic setting (rare path: only datacenter traffic of a site that changed it)
         if (tenant !== null && view.network.isDatacenter === true) {
-          const setting = domains.datacenterTraffic(tenant.domainId)
+          const setting = domains.datacenterTraffic?.(tenant.domainId)
           if (setting === "exclude" && !view.isBot) row = { ...view, isBot: true }
           else if (setting === "count" && view.network.responseTier === "flag" && view.network.isTor !== true) {
             row = { ...view, network: countedNetwork(view.network) }
           }
         }
       } else {
-        row = enrichEvent(envelope)
+        let salt: Uint8Array | undefined
+        if (envelope.payload.sessionId === undefined) {
+          salt = saltByDay.get(utcDay(receivedAtMs))
+          if (salt === undefined) throw new Error(`no visitor salt for ${envelope.receivedAt}`)
+        }
+        row = enrichEvent(envelope, salt)
         tenant = tenantOf(envelope.edge.site, tenantHost(envelope.edge.headers))
         if (
-          tenant !== null && !row.isBot && domains.datacenterTraffic(tenant.domainId) === "exclude" &&
+          tenant !== null && !row.isBot && domains.datacenterTraffic?.(tenant.domainId) === "exclude" &&
           network.lookup(envelope.edge.ip).isDatacenter === true
         ) row = { ...row, isBot: true }
       }
@@ -221,10 +229,18 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
     const scope: Scope = tenant === null
       ? NO_SCOPE
       : { corpId: tenant.corpId, domainId: tenant.domainId }
+    // no sessionId: the sink assigns one by (site, daily visitor id); until then the event
+    // carries a provisional id per visitor, so the session passes below work per visitor
+    let assign: VisitorKey | undefined
+    if (envelope.payload.sessionId === undefined && row.visitorIdDaily !== null) {
+      assign = visitorKeyOf(scope.domainId ?? 0, row.visitorIdDaily)
+      row = { ...row, sessionId: provisionalSessionId(assign) }
+    }
     if (row.isView) {
       if (tenant !== null && !sessionScope.has(row.sessionId)) sessionScope.set(row.sessionId, scope)
       if (viewBots.get(row.sessionId) !== true) viewBots.set(row.sessionId, row.isBot)
-    } else if (tenant === null) {
+    } else if (tenant === null && assign === undefined) {
+      // (an event without a sessionId keys its session on its own site: none to take)
       unscoped.push(events.length)
     }
     events.push({
@@ -234,6 +250,7 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
       scope,
       resolveScope: false,
       resolveBot: false,
+      assign,
       row
     })
   }
