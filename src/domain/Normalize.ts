@@ -90,6 +90,7 @@ export const normalizeConversion = (body: ConversionRequest): NormalizedEvent =>
     { eventType: "conversion", sessionId: body.sessionId, isView: false },
     {
       userId: body.userId,
+      pageUrl: body.pageUrl,
       metadata: {
         ...body.metadata,
         ...defined({ conversionType: body.conversionType, value: body.value, currency: body.currency?.toUpperCase() })
@@ -100,7 +101,7 @@ export const normalizeConversion = (body: ConversionRequest): NormalizedEvent =>
 export const normalizeFunnel = (body: FunnelRequest): NormalizedEvent =>
   event(
     { eventType: "funnel_step", sessionId: body.sessionId, isView: false },
-    { userId: body.userId, metadata: { ...body.metadata, funnelId: body.funnelId, stepId: body.stepId, stepOrder: body.stepOrder } }
+    { userId: body.userId, pageUrl: body.pageUrl, metadata: { ...body.metadata, funnelId: body.funnelId, stepId: body.stepId, stepOrder: body.stepOrder } }
   )
 
 export const normalizeRegistrationFunnel = (body: RegistrationFunnelRequest): NormalizedEvent => {
