@@ -14,6 +14,9 @@
  *   redis first and waits until their healthchecks pass (`podman healthcheck run`), as
  *   `condition: service_healthy` would.
  * - Tracking requests carry a browser User-Agent: a curl-like one is stored as a bot.
+ * - The first compose test adds the site with `spoolway sites add` inside the container, as the
+ *   README tells users to; from then on the tracking API takes only that site's keys, so every
+ *   view is sent as a page of the site sends it: its write key and the site's `Origin`.
  */
 import { execFile } from "node:child_process"
 import { randomUUID } from "node:crypto"
@@ -39,6 +42,9 @@ const project = `spoolwayct${process.pid}`
 const workdir = mkdtempSync(join(tmpdir(), "spoolway-container-"))
 const logFile = join(workdir, "commands.log")
 let port = 0
+/** the site added inside the container (the first compose test); views are sent with its write key */
+const SITE_HOST = "shop.example"
+let site: { readonly id: number; readonly writeKey: string; readonly serverKey: string } | undefined
 
 const run = (command: string, args: ReadonlyArray<string>, options: { readonly cwd?: string; readonly allowFailure?: boolean } = {}) =>
   new Promise<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((done, fail) => {
@@ -117,8 +123,14 @@ interface ViewResult {
 const sendView = async (sessionId: string, page: number): Promise<ViewResult> => {
   const response = await fetch(`http://127.0.0.1:${port}/track/view`, {
     method: "POST",
-    headers: { "content-type": "application/json", "user-agent": BROWSER_UA, "accept-language": "en-GB" },
-    body: JSON.stringify({ sessionId, pageUrl: `https://shop.example/p/${page}`, referrer: "https://www.google.com/" })
+    headers: {
+      "content-type": "application/json",
+      "user-agent": BROWSER_UA,
+      "accept-language": "en-GB",
+      // what the site's pages send: the write key, and the browser's Origin, which the collector checks
+      ...(site === undefined ? {} : { "x-write-key": site.writeKey, origin: `https://${SITE_HOST}` })
+    },
+    body: JSON.stringify({ sessionId, pageUrl: `https://${SITE_HOST}/p/${page}`, referrer: "https://www.google.com/" })
   })
   const body = (await response.json()) as { readonly eventId?: string }
   return { status: response.status, ...(body.eventId === undefined ? {} : { eventId: body.eventId }) }
@@ -138,14 +150,15 @@ const sendViews = async (sessionId: string, count: number): Promise<Array<string
 interface StoredRow {
   readonly id: string
   readonly isBot: boolean
+  readonly siteId: number | null
 }
 
 const storedRows = async (sessionIds: ReadonlyArray<string>): Promise<Array<StoredRow>> => {
   const list = sessionIds.map((s) => `'${s}'`).join(",")
-  const out = await psql(`SELECT id, is_bot FROM raw_events WHERE kind = 'view' AND session_id IN (${list}) ORDER BY id`)
+  const out = await psql(`SELECT id, is_bot, domain_id FROM raw_events WHERE kind = 'view' AND session_id IN (${list}) ORDER BY id`)
   return out === "" ? [] : out.split("\n").map((line) => {
-    const [id, isBot] = line.split("|")
-    return { id: id!, isBot: isBot === "t" }
+    const [id, isBot, siteId] = line.split("|")
+    return { id: id!, isBot: isBot === "t", siteId: siteId === "" ? null : Number(siteId) }
   })
 }
 
@@ -163,6 +176,8 @@ const expectExactlyOnce = (rows: ReadonlyArray<StoredRow>, accepted: ReadonlyArr
   for (const row of rows) counts.set(row.id, (counts.get(row.id) ?? 0) + 1)
   for (const id of accepted) expect(counts.get(id), `event ${id}`).toBe(1)
   expect(rows.filter((r) => r.isBot)).toEqual([])
+  // stored for the site whose key sent them
+  if (site !== undefined) expect(rows.filter((r) => r.siteId !== site!.id)).toEqual([])
 }
 
 const exitCode = async (service: string) => Number(await podman("inspect", "--format", "{{.State.ExitCode}}", await container(service)))
@@ -269,9 +284,27 @@ describe("container image", () => {
 describe("compose.yaml", () => {
   const session = (name: string) => `ct-${process.pid}-${name}`
 
-  test("profile all: views sent to the tracking API reach PostgreSQL; the CLI works inside the container", async () => {
+  test("profile all: `spoolway sites add` inside the container; the site's views reach PostgreSQL; the CLI works", async () => {
     dumpLogsOnFailure()
     await timed("profile all up (healthy)", () => up(["spoolway"]))
+    // the README's second command: the site and its two keys
+    const printed = await podman("exec", await container("spoolway"), "spoolway", "sites", "add", SITE_HOST, "--json")
+    const added = JSON.parse(printed.slice(printed.indexOf("{"))) as {
+      id: number
+      hostname: string
+      writeKey: string
+      serverKey: string
+    }
+    expect(added.hostname).toBe(SITE_HOST)
+    expect(added.writeKey).toMatch(/^sw_pub_/)
+    expect(added.serverKey).toMatch(/^sw_sec_/)
+    // the collector learns the site from the primary Redis; from then on the API wants its key
+    await waitFor("the collector to enforce the site", async () => {
+      const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { sites: { mode: string } }
+      return health.sites.mode === "sites" ? true : undefined
+    }, 30_000)
+    expect((await sendView(session("no-key"), 0)).status).toBe(401)
+    site = added
     const ids = await sendViews(session("all"), 20)
     expectExactlyOnce(await waitStored([session("all")], ids), ids)
     expect(Number(await psql("SELECT coalesce(sum(pageviews), 0) FROM daily_metrics"))).toBeGreaterThanOrEqual(20)
