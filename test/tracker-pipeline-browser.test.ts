@@ -15,6 +15,10 @@
  *   automation is a bot to Spoolway (src/domain/Device.ts).
  * - A page on the disallowed origin: the collector refuses its requests (403), nothing is stored.
  *
+ * Rows checked: raw_events (each event once, its page, referrer, metadata, session, is_bot), the
+ * session's first touch (session_fingerprints) and its visit (visits: pageviews, events, engaged,
+ * entry and exit page, referrer, UTM).
+ *
  * The tags carry `data-allow-automation`: under playwright `navigator.webdriver` is true, and the
  * tracker would otherwise send nothing (test/tracker-browser.test.ts covers that opt-out).
  */
@@ -277,6 +281,26 @@ describe.skipIf(!available || !sessionsServerSide)("the tracker on a real pipeli
         SELECT utm_source, utm_medium, utm_campaign FROM session_fingerprints WHERE session_id = ${all[0]!.session_id}`
     )
     expect(session).toEqual({ utm_source: "newsletter", utm_medium: "email", utm_campaign: "spring" })
+
+    // the visit the writer keeps: one, not a bounce (engaged), entered and left on the landing page
+    const visits = await Effect.runPromise(
+      pipeline.sql`SELECT session_id, pageviews, events, engaged, is_bot, entry_page, exit_page, referrer,
+          utm_source, utm_medium, utm_campaign
+        FROM visits WHERE site_id = ${site.id}`
+    )
+    expect(visits).toEqual([{
+      session_id: all[0]!.session_id,
+      pageviews: 3,
+      events: all.length,
+      engaged: true,
+      is_bot: false,
+      entry_page: "/landing",
+      exit_page: "/landing",
+      referrer: "https://www.google.com/",
+      utm_source: "newsletter",
+      utm_medium: "email",
+      utm_campaign: "spring"
+    }])
     expect(visit.errors).toEqual([])
     await visit.context.close()
   }, 60_000)
@@ -292,6 +316,10 @@ describe.skipIf(!available || !sessionsServerSide)("the tracker on a real pipeli
     const stored2 = await stored(`${SITE}/headless`, 2)
     expect(stored2.map((r) => [r.kind, r.event_type, r.is_bot])).toEqual([["view", "pageview", true], ["event", "signup", true]])
     expect(new Set(stored2.map((r) => r.session_id)).size).toBe(1)
+    const visits = await Effect.runPromise(
+      pipeline.sql`SELECT pageviews, is_bot FROM visits WHERE session_id = ${stored2[0]!.session_id}`
+    )
+    expect(visits).toEqual([{ pageviews: 1, is_bot: true }])
     expect(visit.errors).toEqual([])
     await visit.context.close()
   }, 60_000)
