@@ -8,9 +8,10 @@
  *   `evil.test` (127.0.0.3) is not; the collector is `stats.test` (127.0.0.1). The script is the
  *   collector's own `/sw.full.js`, posting to the default `track` endpoint next to it.
  * - A visit with a normal desktop Chrome User-Agent: first page view (referrer, UTM), a SPA
- *   navigation, a custom event through `spoolway.track`, and the engagement event the tracker sends
- *   when the page is closed (`pagehide`) — four raw_events rows, each once, none a bot's, all in ONE
- *   server-assigned session (the tracker sends no sessionId and stores nothing on the device).
+ *   navigation, custom events through `spoolway.track` (one with revenue: a conversion) and
+ *   `spoolway.funnel`, a download and an outbound click, back to the first page, and the engagement
+ *   event the tracker sends when the page is closed (`pagehide`) — each stored once, none a bot's,
+ *   all in ONE server-assigned session (the tracker sends no sessionId, stores nothing on the device).
  * - The same with Chromium's own headless User-Agent (`HeadlessChrome/…`): stored, flagged is_bot —
  *   automation is a bot to Spoolway (src/domain/Device.ts).
  * - A page on the disallowed origin: the collector refuses its requests (403), nothing is stored.
