@@ -29,11 +29,10 @@ import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect, Schema } from "effect"
+import { Effect } from "effect"
 import { Redis } from "ioredis"
 import type { Browser, BrowserContext, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { ViewRequest } from "../src/domain/Requests.ts"
 import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
 import { browserAvailable, launchChromium } from "./support/browser.ts"
 import { SHARED_REDIS } from "./support/collector.ts"
@@ -45,14 +44,6 @@ declare const window: any, history: any, navigator: any
 
 const available = browserAvailable("the tracker's end-to-end browser test (test/tracker-pipeline-browser.test.ts)")
 
-/**
- * The tracker sends no sessionId: the collector takes its events once the visits work (issue 14)
- * makes sessionId optional and the writer assigns sessions. Until then this file is skipped, loudly.
- */
-const sessionsServerSide = Schema.decodeUnknownExit(ViewRequest)({ pageUrl: "https://site.test/" })._tag === "Success"
-if (!sessionsServerSide) {
-  console.warn(`\n${"!".repeat(100)}\n!! SKIPPED test/tracker-pipeline-browser.test.ts: sessionId is still required by the tracking API\n${"!".repeat(100)}\n`)
-}
 
 const HOSTS = { "site.test": "127.0.0.2", "evil.test": "127.0.0.3", "stats.test": "127.0.0.1" }
 
@@ -69,7 +60,7 @@ interface Row {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-describe.skipIf(!available || !sessionsServerSide)("the tracker on a real pipeline", () => {
+describe.skipIf(!available)("the tracker on a real pipeline", () => {
   const prefix = `test:tracker-e2e:${randomUUID().slice(0, 8)}`
   const redis = new Redis(SHARED_REDIS)
   const pages = new Map<string, string>()
