@@ -42,6 +42,8 @@ const project = `spoolwayct${process.pid}`
 const workdir = mkdtempSync(join(tmpdir(), "spoolway-container-"))
 const logFile = join(workdir, "commands.log")
 let port = 0
+/** profile split: the api service's published port */
+let apiPort = 0
 /** the site added inside the container (the first compose test); views are sent with its write key */
 const SITE_HOST = "shop.example"
 let site: { readonly id: number; readonly writeKey: string; readonly serverKey: string } | undefined
@@ -105,12 +107,12 @@ const up = async (services: ReadonlyArray<string>) => {
   for (const service of services) await waitHealthy(service)
 }
 
-const freePort = async (): Promise<number> => {
+const freePort = async (taken?: number): Promise<number> => {
   for (let candidate = 18900 + Math.floor(Math.random() * 50); candidate < 19000; candidate++) {
     const free = await new Promise<boolean>((done) => {
       const server = createServer().once("error", () => done(false)).listen(candidate, "127.0.0.1", () => server.close(() => done(true)))
     })
-    if (free) return candidate
+    if (free && candidate !== taken) return candidate
   }
   throw new Error("no free port in 18900-18999")
 }
@@ -180,6 +182,17 @@ const expectExactlyOnce = (rows: ReadonlyArray<StoredRow>, accepted: ReadonlyArr
   if (site !== undefined) expect(rows.filter((r) => r.siteId !== site!.id)).toEqual([])
 }
 
+/** `POST /api/v1/query` with the site's server key: the one row's metrics (no dimensions) */
+const query = async (base: string, metrics: ReadonlyArray<string>, key = site!.serverKey) => {
+  const response = await fetch(`${base}/api/v1/query`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+    body: JSON.stringify({ site: SITE_HOST, metrics, date_range: "day" })
+  })
+  const body = (await response.json()) as { readonly results?: ReadonlyArray<{ readonly metrics: ReadonlyArray<number> }> }
+  return { status: response.status, metrics: body.results?.[0]?.metrics, body }
+}
+
 const exitCode = async (service: string) => Number(await podman("inspect", "--format", "{{.State.ExitCode}}", await container(service)))
 
 const logsOf = async (service: string) => {
@@ -193,7 +206,7 @@ const errorLines = (logs: string) =>
 
 const dumpLogsOnFailure = () =>
   onTestFailed(async () => {
-    for (const service of ["spoolway", "collector", "writer", "redis", "postgres"]) {
+    for (const service of ["spoolway", "collector", "writer", "api", "redis", "postgres"]) {
       const r = await run("podman", ["ps", "-a", "-q", "--filter", `label=com.docker.compose.project=${project}`, "--filter", `label=com.docker.compose.service=${service}`], { allowFailure: true })
       if (r.stdout.trim() !== "") console.error(`---- ${service} logs (last 40 lines)\n${(await logsOf(service)).split("\n").slice(-40).join("\n")}`)
     }
@@ -219,6 +232,7 @@ beforeAll(async () => {
     Promise.all(STANDINS.map(({ file, image }) => run("podman", ["build", "--format", "docker", "-f", file, "-t", image, "."], { cwd: HERE }))))
 
   port = await freePort()
+  apiPort = await freePort(port)
   copyFileSync(join(ROOT, "compose.yaml"), join(workdir, "compose.yaml"))
   copyFileSync(join(HERE, "compose.test.yaml"), join(workdir, "compose.test.yaml"))
   writeFileSync(
@@ -228,6 +242,7 @@ beforeAll(async () => {
       "COLLECTOR_WRITE_KEYS=",
       "SPOOLWAY_BIND=127.0.0.1",
       `SPOOLWAY_PORT=${port}`,
+      `SPOOLWAY_API_PORT=${apiPort}`,
       // the test's senders share one client address
       "RATE_LIMIT_PER_MINUTE=0"
     ].join("\n") + "\n"
@@ -308,6 +323,11 @@ describe("compose.yaml", () => {
     const ids = await sendViews(session("all"), 20)
     expectExactlyOnce(await waitStored([session("all")], ids), ids)
     expect(Number(await psql("SELECT coalesce(sum(pageviews), 0) FROM daily_metrics"))).toBeGreaterThanOrEqual(20)
+    // the stats query API of role all, with the site's server key: one visitor, one visit of 20 views
+    const stats = await query(`http://127.0.0.1:${port}`, ["visitors", "visits", "pageviews"])
+    expect(stats.status, JSON.stringify(stats.body)).toBe(200)
+    expect(stats.metrics).toEqual([1, 1, 20])
+    expect((await query(`http://127.0.0.1:${port}`, ["pageviews"], site!.writeKey)).status).toBe(401)
 
     const spoolway = await container("spoolway")
     // tini is PID 1 and spoolway (node) its child, so SIGTERM reaches a process that handles it
@@ -379,12 +399,19 @@ describe("compose.yaml", () => {
     expectExactlyOnce(await waitStored([session("spooled")], ids), ids)
   })
 
-  test("profile split: separate collector and writer services", async () => {
+  test("profile split: separate collector, writer and api services; the api service answers for the site", async () => {
     dumpLogsOnFailure()
     await compose("down", "-t", String(STOP_TIMEOUT_S))
-    await timed("profile split up (healthy)", () => up(["collector", "writer"]))
+    await timed("profile split up (healthy)", () => up(["collector", "writer", "api"]))
     const ids = await sendViews(session("split"), 20)
     expectExactlyOnce(await waitStored([session("split")], ids), ids)
+    // the api service (its own port, PostgreSQL only) counts every stored view of the site
+    const views = Number(await psql(`SELECT count(*) FROM raw_events WHERE kind = 'view' AND NOT is_bot AND domain_id = ${site!.id}`))
+    expect(views).toBeGreaterThanOrEqual(20 + 5 + 30)
+    const stats = await query(`http://127.0.0.1:${apiPort}`, ["pageviews"])
+    expect(stats.status, JSON.stringify(stats.body)).toBe(200)
+    expect(stats.metrics).toEqual([views])
+    expect((await query(`http://127.0.0.1:${apiPort}`, ["pageviews"], "sw_sec_wrong")).status).toBe(401)
     const writerHealth = await podman("exec", await container("writer"), "bash", "-c",
       "exec 3<>/dev/tcp/127.0.0.1/8787 && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3")
     expect(writerHealth).toMatch(/"written":\s*(\d+)/)
@@ -393,7 +420,9 @@ describe("compose.yaml", () => {
     await compose("stop", "-t", String(STOP_TIMEOUT_S))
     expect(await exitCode("collector")).toBe(0)
     expect(await exitCode("writer")).toBe(0)
+    expect(await exitCode("api")).toBe(0)
     expect(errorLines(await logsOf("collector"))).toEqual([])
     expect(errorLines(await logsOf("writer"))).toEqual([])
+    expect(errorLines(await logsOf("api"))).toEqual([])
   })
 })
