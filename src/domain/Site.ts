@@ -310,6 +310,23 @@ export const admit = (index: SiteIndex, legacy: LegacyKeys, request: AdmissionRe
 }
 
 // ---------------------------------------------------------------------------------------------
+// settings
+
+/**
+ * What a site does with traffic from datacenter networks (hosting and VPN, docs/network.md):
+ * - `count`: counted like any traffic (the network columns are still stored);
+ * - `flag` (default): the same, and the network columns mark it, so it can be filtered;
+ * - `exclude`: every event whose own address is a datacenter's is a bot event (`is_bot`, counted
+ *   only in `bot_events`), and so is every event of a session that started from one.
+ */
+export const DATACENTER_TRAFFIC = ["count", "flag", "exclude"] as const
+export type DatacenterTraffic = typeof DATACENTER_TRAFFIC[number]
+export const DEFAULT_DATACENTER_TRAFFIC: DatacenterTraffic = "flag"
+
+export const isDatacenterTraffic = (value: string): value is DatacenterTraffic =>
+  (DATACENTER_TRAFFIC as ReadonlyArray<string>).includes(value)
+
+// ---------------------------------------------------------------------------------------------
 // errors of the site commands
 
 export class SiteNotFound extends Schema.TaggedError<SiteNotFound>()("SiteNotFound", {

@@ -6,7 +6,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type Statement } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import { DuplicateHostname, type KeyKind, SiteNotFound, type SiteSnapshot } from "../domain/Site.ts"
+import { type DatacenterTraffic, DEFAULT_DATACENTER_TRAFFIC, DuplicateHostname, type KeyKind, SiteNotFound, type SiteSnapshot } from "../domain/Site.ts"
 
 export interface SiteRecord {
   /** = `domains.id` of the primary hostname: the `domain_id` of the site's data */
@@ -18,6 +18,8 @@ export interface SiteRecord {
   readonly timezone: string
   /** explicit allowed origins; null = the default (every hostname over http/https) */
   readonly origins: ReadonlyArray<string> | null
+  /** what the writer does with datacenter traffic (migration 0005, docs/network.md) */
+  readonly datacenterTraffic: DatacenterTraffic
   readonly createdAt: Date
   readonly removedAt: Date | null
   /** until when the previous write / server key still works (after a rotation) */
@@ -31,8 +33,15 @@ export interface NewSite {
   readonly corp: string | undefined
   readonly timezone: string
   readonly origins: ReadonlyArray<string> | null
+  /** default `flag` */
+  readonly datacenterTraffic?: DatacenterTraffic | undefined
   readonly writeKeyHash: string
   readonly serverKeyHash: string
+}
+
+/** Settings of a site that `spoolway sites set` changes. */
+export interface SiteSettings {
+  readonly datacenterTraffic?: DatacenterTraffic | undefined
 }
 
 /** A view-only share link of a site's dashboard (the token itself is never stored). */
@@ -61,6 +70,8 @@ export class SiteStore extends Context.Service<SiteStore, {
   find(hostname: string): Effect.Effect<SiteRecord, SiteNotFound | SqlError>
   /** `kind`'s key becomes `newHash`; the current one keeps working for `graceMs` */
   rotate(siteId: number, kind: KeyKind, newHash: string, graceMs: number): Effect.Effect<SiteRecord, SqlError>
+  /** changes the site's settings (each one given); the writers apply them within seconds */
+  configure(siteId: number, settings: SiteSettings): Effect.Effect<SiteRecord, SqlError>
   /** stops accepting (keys and origins leave the registry); the data stays */
   remove(siteId: number): Effect.Effect<void, SqlError>
   /** deletes the site, its hostnames and every row of its data (all tables with a `domain_id`) */
@@ -94,6 +105,7 @@ const makeSiteStore = (sql: SqlClient.SqlClient): SiteStore["Service"] => {
   const records = (where: Statement.Fragment) =>
     sql<RecordRow>`
       SELECT s.id, d.hostname, d.corp_id AS "corpId", c.name AS corp, s.timezone, s.origins,
+        s.datacenter_traffic AS "datacenterTraffic",
         (SELECT array_agg(a.hostname ORDER BY a.hostname) FROM domains a WHERE a.site_id = s.id AND a.id <> s.id) AS aliases,
         s.created_at AS "createdAt", s.removed_at AS "removedAt",
         CASE WHEN s.write_key_prev_expires_at > now() THEN s.write_key_prev_expires_at END AS "writeKeyGraceUntil",
@@ -175,9 +187,9 @@ const makeSiteStore = (sql: SqlClient.SqlClient): SiteStore["Service"] => {
       }
       const origins = site.origins === null ? null : JSON.stringify(site.origins)
       yield* sql`
-        INSERT INTO sites (id, timezone, origins, write_key_hash, server_key_hash)
+        INSERT INTO sites (id, timezone, origins, write_key_hash, server_key_hash, datacenter_traffic)
         VALUES (${id}, ${site.timezone}, CASE WHEN ${origins}::json IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(${origins}::json)) END,
-                ${site.writeKeyHash}, ${site.serverKeyHash})`
+                ${site.writeKeyHash}, ${site.serverKeyHash}, ${site.datacenterTraffic ?? DEFAULT_DATACENTER_TRAFFIC})`
       yield* bumpVersion
       return yield* byId(id)
     })).pipe(
@@ -203,6 +215,17 @@ const makeSiteStore = (sql: SqlClient.SqlClient): SiteStore["Service"] => {
             server_key_hash = ${newHash}, updated_at = now()
           WHERE id = ${siteId}`
       }
+      yield* bumpVersion
+      return yield* byId(siteId)
+    }))
+
+  const configure = (siteId: number, settings: SiteSettings) =>
+    sql.withTransaction(Effect.gen(function*() {
+      yield* sql`SELECT version FROM site_registry FOR UPDATE`
+      if (settings.datacenterTraffic !== undefined) {
+        yield* sql`UPDATE sites SET datacenter_traffic = ${settings.datacenterTraffic}, updated_at = now() WHERE id = ${siteId}`
+      }
+      // the version tells the writers' tenant tables (Domains) to reload
       yield* bumpVersion
       return yield* byId(siteId)
     }))
@@ -303,6 +326,7 @@ const makeSiteStore = (sql: SqlClient.SqlClient): SiteStore["Service"] => {
     list: records(sql`true`),
     find,
     rotate,
+    configure,
     remove,
     purge,
     snapshot,

@@ -1,5 +1,5 @@
 /**
- * `spoolway sites …` (issue 13): add, list, keys rotate, remove. The operations are
+ * `spoolway sites …` (issue 13): add, list, set (settings), keys rotate, remove. The operations are
  * src/programs/Sites.ts; this file parses the command line and prints. Errors a user can fix
  * (unknown site, duplicate hostname, invalid timezone / origin / hostname) are printed as one
  * line and exit 1.
@@ -7,7 +7,7 @@
 import { createInterface } from "node:readline/promises"
 import { Console, Effect, Layer, Option } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
-import type { KeyKind } from "../domain/Site.ts"
+import { DATACENTER_TRAFFIC, DEFAULT_DATACENTER_TRAFFIC, type KeyKind } from "../domain/Site.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import type { SiteRecord } from "../layers/SiteStore.ts"
@@ -16,6 +16,7 @@ import * as Sql from "../layers/Sql.ts"
 import {
   addSite,
   type AddedSite,
+  configureSite,
   DEFAULT_GRACE_HOURS,
   DEFAULT_TIMEZONE,
   effectiveOrigins,
@@ -54,6 +55,14 @@ const userErrors = <A, R>(
 
 const fail = (message: string) => Effect.fail(new CliError.UserError({ cause: new Error(message), userMessage: message }))
 
+const datacenterTrafficFlag = Flag.String("datacenter-traffic").pipe(
+  Flag.optional,
+  Flag.withDescription(
+    `traffic from hosting and VPN networks: ${DATACENTER_TRAFFIC.join(" | ")} (default ${DEFAULT_DATACENTER_TRAFFIC}: ` +
+      "counted and marked; exclude: counted as bot events; count: counted as ordinary traffic) — docs/network.md"
+  )
+)
+
 const json = Flag.Boolean("json").pipe(Flag.withDescription("print JSON (for scripts)"), Flag.withDefault(false))
 const hostnameArg = Argument.String("hostname").pipe(Argument.withDescription("the site's hostname (or one of its aliases)"))
 
@@ -78,6 +87,7 @@ const siteJson = (site: SiteRecord) => ({
   aliases: site.aliases,
   corp: site.corp,
   timezone: site.timezone,
+  datacenterTraffic: site.datacenterTraffic,
   origins: effectiveOrigins(site),
   defaultOrigins: site.origins === null,
   status: site.removedAt === null ? "active" : "removed",
@@ -109,6 +119,7 @@ const add = Command.make(
           "(every hostname of the site over http and https, any port)"
       )
     ),
+    datacenterTraffic: datacenterTrafficFlag,
     json
   },
   (options) =>
@@ -119,7 +130,8 @@ const add = Command.make(
         aliases: options.aliases,
         corp: Option.getOrUndefined(options.corp),
         timezone: options.timezone,
-        origins: options.origins
+        origins: options.origins,
+        datacenterTraffic: Option.getOrUndefined(options.datacenterTraffic)
       })
       const { site } = added
       if (options.json) {
@@ -137,6 +149,7 @@ const add = Command.make(
           ["corp", site.corp ?? "-"],
           ["timezone", site.timezone],
           ["origins", originsText(site)],
+          ["datacenter traffic", site.datacenterTraffic],
           ["write key", `${added.writeKey}   public: goes in the page (tracking snippet)`],
           ["server key", `${added.serverKey}   SECRET: server-side events and the stats API; never put it in a page`]
         ]),
@@ -163,6 +176,7 @@ const list = Command.make("list", { json }, ({ json }) =>
           ["corp", site.corp ?? "-"],
           ["timezone", site.timezone],
           ["origins", originsText(site)],
+          ["datacenter traffic", site.datacenterTraffic],
           ["created", site.createdAt.toISOString()],
           ...(grace.length > 0 ? [["keys", grace.join("; ")] as const] : [])
         ])
@@ -214,6 +228,24 @@ const rotate = Command.make(
       ].join("\n"))
     }).pipe(userErrors, Effect.provide(withStoreAndRedis))
 ).pipe(Command.withDescription("new write and/or server key; the previous one keeps working for a grace period (default 24 h)"))
+
+const set = Command.make(
+  "set",
+  { hostname: hostnameArg, datacenterTraffic: datacenterTrafficFlag, json },
+  (options) =>
+    Effect.gen(function*() {
+      const configured = yield* configureSite(options.hostname, {
+        datacenterTraffic: Option.getOrUndefined(options.datacenterTraffic)
+      })
+      const { site } = configured
+      if (options.json) return yield* Console.log(JSON.stringify(siteJson(site), null, 2))
+      yield* Console.log([
+        `site ${site.hostname} updated`,
+        rows([["datacenter traffic", site.datacenterTraffic]]),
+        "Writers apply it within a few seconds, to events they store from then on (stored events keep how they were counted)."
+      ].join("\n"))
+    }).pipe(userErrors, Effect.provide(withStoreAndRedis))
+).pipe(Command.withDescription("change a site's settings, e.g. --datacenter-traffic exclude"))
 
 const keys = Command.make("keys").pipe(
   Command.withDescription("a site's keys"),
@@ -369,5 +401,5 @@ const share = Command.make(
 
 export const sitesCommand = Command.make("sites").pipe(
   Command.withDescription("sites: hostnames, allowed origins, timezone, write key (public) and server key (secret)"),
-  Command.withSubcommands([add, list, keys, remove, share])
+  Command.withSubcommands([add, list, set, keys, remove, share])
 )

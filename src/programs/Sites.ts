@@ -7,10 +7,14 @@
 import { randomBytes } from "node:crypto"
 import { Effect } from "effect"
 import {
+  DATACENTER_TRAFFIC,
+  type DatacenterTraffic,
+  DEFAULT_DATACENTER_TRAFFIC,
   formatKey,
   formatShareToken,
   hashKey,
   InvalidSiteInput,
+  isDatacenterTraffic,
   KEY_BYTES,
   type KeyKind,
   normalizeHostname,
@@ -20,7 +24,7 @@ import {
 import { AppConfig } from "../layers/AppConfig.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { publishSnapshot } from "../layers/SitePublisher.ts"
-import { type PurgeReport, type ShareRecord, type ShareSelector, type SiteRecord, SiteStore } from "../layers/SiteStore.ts"
+import { type PurgeReport, type ShareRecord, type ShareSelector, type SiteRecord, type SiteSettings, SiteStore } from "../layers/SiteStore.ts"
 
 export const DEFAULT_TIMEZONE = "UTC"
 export const DEFAULT_GRACE_HOURS = 24
@@ -29,6 +33,14 @@ export const DEFAULT_GRACE_HOURS = 24
 export type Publication = { readonly published: true } | { readonly published: false; readonly error: string }
 
 const newKey = (kind: KeyKind) => formatKey(kind, randomBytes(KEY_BYTES))
+
+const datacenterTrafficOf = (raw: string | undefined): Effect.Effect<DatacenterTraffic | undefined, InvalidSiteInput> => {
+  if (raw === undefined) return Effect.succeed(undefined)
+  const value = raw.trim().toLowerCase()
+  return isDatacenterTraffic(value)
+    ? Effect.succeed(value)
+    : Effect.fail(InvalidSiteInput.of("datacenter traffic", raw, `must be one of ${DATACENTER_TRAFFIC.join(", ")}`))
+}
 
 const hostnameOf = (field: string, raw: string) => {
   const hostname = normalizeHostname(raw)
@@ -55,6 +67,8 @@ export interface AddSiteInput {
   readonly corp: string | undefined
   readonly timezone: string | undefined
   readonly origins: ReadonlyArray<string>
+  /** `count`, `flag` (default) or `exclude` (docs/network.md) */
+  readonly datacenterTraffic?: string | undefined
 }
 
 export interface AddedSite {
@@ -87,6 +101,7 @@ export const addSite = Effect.fn("Sites.add")(function*(input: AddSiteInput) {
   }
   const corp = input.corp?.trim()
   if (corp !== undefined && corp.length === 0) return yield* InvalidSiteInput.of("corp", input.corp ?? "", "is empty")
+  const datacenterTraffic = (yield* datacenterTrafficOf(input.datacenterTraffic)) ?? DEFAULT_DATACENTER_TRAFFIC
 
   const writeKey = newKey("write")
   const serverKey = newKey("server")
@@ -97,6 +112,7 @@ export const addSite = Effect.fn("Sites.add")(function*(input: AddSiteInput) {
     corp,
     timezone,
     origins: origins.length === 0 ? null : origins,
+    datacenterTraffic,
     writeKeyHash: hashKey(writeKey),
     serverKeyHash: hashKey(serverKey)
   })
@@ -126,6 +142,28 @@ export const rotateKeys = Effect.fn("Sites.rotate")(function*(hostname: string, 
     else keys.serverKey = key
   }
   return { site, ...keys, publication: yield* publish } satisfies RotatedKeys
+})
+
+export interface SettingsInput {
+  readonly datacenterTraffic?: string | undefined
+}
+
+export interface ConfiguredSite {
+  readonly site: SiteRecord
+  readonly publication: Publication
+}
+
+/** Changes a site's settings; at least one must be given. Nothing changes on invalid input. */
+export const configureSite = Effect.fn("Sites.configure")(function*(hostname: string, input: SettingsInput) {
+  const settings: SiteSettings = { datacenterTraffic: yield* datacenterTrafficOf(input.datacenterTraffic) }
+  if (settings.datacenterTraffic === undefined) {
+    return yield* InvalidSiteInput.of("settings", "", "nothing to change (e.g. --datacenter-traffic exclude)")
+  }
+  const store = yield* SiteStore
+  const found = yield* store.find(yield* hostnameOf("hostname", hostname))
+  if (found.removedAt !== null) return yield* InvalidSiteInput.of("hostname", hostname, "belongs to a removed site")
+  const site = yield* store.configure(found.id, settings)
+  return { site, publication: yield* publish } satisfies ConfiguredSite
 })
 
 export interface RemovedSite {
