@@ -317,7 +317,7 @@ const network = async (ctx) => {
     return
   }
   box.replaceChildren(
-    shareCard("Datacenter", "datacenter_share", shareOf(types.value, all, /datacenter|hosting/i)),
+    shareCard("Datacenter / hosting", "datacenter_share", shareOf(types.value, all, /datacenter|hosting/i)),
     shareCard("VPN", "vpn_share", shareOf(types.value, all, /vpn/i)),
     shareCard("Government", "government_share", shareOf(types.value, all, /gov/i)),
     bots)

@@ -127,6 +127,8 @@ beforeAll(async () => {
   await track("/track/event", { sessionId: "s-d", eventType: HOSTILE_EVENT, pageUrl: `https://${SITE}/` }, d)
   await track("/track/view", { sessionId: "s-d", pageUrl: `https://${SITE}/` }, d)
   await track("/track/event", { sessionId: "s-d", eventType: FORMULA_EVENT, pageUrl: `https://${SITE}/` }, d)
+  // a bot (curl's User-Agent): counted only as a bot event
+  await track("/track/event", { sessionId: "s-bot", eventType: "crawl", pageUrl: `https://${SITE}/` }, { ip: "8.8.4.4", ua: "curl/8.5.0" })
 
   // stored: the query API sees every view
   const deadline = Date.now() + 30_000
@@ -224,8 +226,17 @@ const expectOverviewMatches = async (page: Page, filters: Array<unknown>, dateRa
 /** Network: bot events, and the network tables, or one notice where the API has no network dimensions. */
 const expectNetworkMatches = async (page: Page) => {
   const totals = await query({ metrics: ["visitors", "bot_events"], date_range: "30d" })
-  expect((await cardValues(page))["bot_events"]).toBe(totals.results[0]!.metrics[1])
+  const cards = await cardValues(page)
+  expect(cards["bot_events"]).toBe(totals.results[0]!.metrics[1])
+  expect(cards["bot_events"]).toBeGreaterThan(0)
   const probe = await api({ metrics: ["visitors"], dimensions: ["org_type"], date_range: "30d" })
+  if (probe.status === 200) {
+    const byType = new Map(probe.body.results.map((r) => [r.dimensions[0], r.metrics[0]!]))
+    const share = (type: string) => (100 * (byType.get(type) ?? 0)) / totals.results[0]!.metrics[0]!
+    expect(cards["datacenter_share"]).toBeCloseTo(share("hosting"))
+    expect(cards["vpn_share"]).toBeCloseTo(share("vpn"))
+    expect(cards["government_share"]).toBeCloseTo(share("government"))
+  }
   if (probe.status === 400) {
     expect(await page.textContent("main")).toContain("No network data on this server yet")
     expect(await tables(page)).toEqual([])
