@@ -393,6 +393,26 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
     await context.close()
   }, 60_000)
 
+  it("serve --role api serves the dashboard beside the query API (no Redis needed)", async () => {
+    const { DATABASE_URL, STREAM_PREFIX } = pipeline.env
+    const api = await startDaemon(["serve", "--role", "api"], { DATABASE_URL: DATABASE_URL!, STREAM_PREFIX: STREAM_PREFIX!, PRIMARY_REDIS_URL: "redis://127.0.0.1:1" })
+    try {
+      const shell = await fetch(`${api.baseUrl}/sites/${SITE}/traffic`)
+      expect(shell.status).toBe(200)
+      expect(shell.headers.get("content-security-policy")).toContain("script-src 'self'")
+      expect(await shell.text()).toContain("/dashboard/app.js")
+      expect((await fetch(`${api.baseUrl}/dashboard/pages.js`)).status).toBe(200)
+      const answer = await fetch(`${api.baseUrl}/api/v1/query`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${site.serverKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ site: SITE, metrics: ["pageviews"], date_range: "day" })
+      })
+      expect(await answer.json()).toMatchObject({ results: [{ metrics: [EXPECTED_PAGEVIEWS] }] })
+    } finally {
+      await api.stop()
+    }
+  }, 60_000)
+
   it("a view-only share link opens the dashboard without a key; once revoked it stops working (401)", async () => {
     const made = await runCli(["sites", "share", SITE, "--base-url", base, "--json"], pipeline.env)
     expect(made.code, made.out).toBe(0)
