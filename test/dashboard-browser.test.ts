@@ -271,6 +271,10 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
     await page.reload()
     await ready(page)
     expect(await page.$("[data-testid=key-prompt]")).toBeNull()
+    // `/` opens the last site looked at
+    await page.goto(`${base}/`)
+    await page.waitForURL((url) => url.pathname === `/sites/${SITE}`)
+    await ready(page)
     expect(problems).toEqual([])
     await context.close()
   }, 60_000)
