@@ -73,6 +73,9 @@ const propertyExpr = (d: PropertyDimension): string => {
       return URL_HOST("e.page_url")
     case "event_type":
       return "e.event_type"
+    case "asn":
+      // bigint: compared and returned as text, like every other dimension value
+      return "v.asn::text"
     default:
       return `v.${d}`
   }
@@ -135,6 +138,41 @@ const EVENT_METRIC: Record<Metric, string> = {
   bot_events: "coalesce(sum(bots), 0)"
 }
 
+/** Metrics an event query computes in one pass over the events (no per-session step). */
+const SINGLE_PASS_METRICS: ReadonlyArray<Metric> = [
+  "visitors",
+  "visits",
+  "pageviews",
+  "views_per_visit",
+  "events",
+  "conversions",
+  "revenue",
+  "bot_events"
+]
+
+const singlePass = (m: Metric, human: string, value: string): string => {
+  const visits = `count(DISTINCT e.session_id) FILTER (WHERE ${human})`
+  const pageviews = `count(*) FILTER (WHERE ${human} AND e.kind = 'view')`
+  switch (m) {
+    case "visitors":
+      return `count(DISTINCT coalesce(v.visitor_id_daily, convert_to(e.session_id, 'UTF8'))) FILTER (WHERE ${human})`
+    case "visits":
+      return visits
+    case "pageviews":
+      return pageviews
+    case "views_per_visit":
+      return `${pageviews}::float8 / nullif(${visits}, 0)`
+    case "events":
+      return `count(*) FILTER (WHERE ${human})`
+    case "conversions":
+      return `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion')`
+    case "revenue":
+      return `coalesce(sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion'), 0)`
+    default:
+      return "count(*) FILTER (WHERE e.is_bot)"
+  }
+}
+
 export const metricAlias = (m: Metric) => `m_${m}`
 export const dimensionAlias = (i: number) => `d${i}`
 
@@ -194,6 +232,27 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
   const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "e.received_at", tz)} AS ${dimensionAlias(i)}`)
   const human = "NOT e.is_bot"
   const value = "CASE WHEN jsonb_typeof(e.metadata->'value') = 'number' THEN (e.metadata->>'value')::numeric END"
+  // only visits overlapping the period can hold its events (bounds the join's hash table)
+  const joinSql = join
+    ? ` LEFT JOIN visits v ON v.site_id = e.domain_id AND v.session_id = e.session_id` +
+      ` AND v.started_at < ${to}::timestamptz AND v.last_seen_at >= ${from}::timestamptz`
+    : ""
+  const where = [
+    `e.domain_id = ${site}::int`,
+    `e.received_at >= ${from}::timestamptz`,
+    `e.received_at < ${to}::timestamptz`,
+    ...(bots ? [] : [human]),
+    ...input.filters.map((f) => filterSql(f, params))
+  ]
+
+  if (input.metrics.every((m) => SINGLE_PASS_METRICS.includes(m))) {
+    // no per-session metric: one aggregation over the events
+    const metrics = input.metrics.map((m) => `${singlePass(m, human, value)} AS ${metricAlias(m)}`)
+    const text = `SELECT ${[...dims, ...metrics].join(", ")} FROM raw_events e${joinSql} WHERE ${where.join(" AND ")}${groupSql(nd)}${
+      orderSql(input)
+    }${page}`
+    return { text, params: params.values }
+  }
   const perSession = [
     `count(*) FILTER (WHERE ${human}) AS ev`,
     `count(*) FILTER (WHERE ${human} AND e.kind = 'view') AS pv`,
@@ -205,14 +264,6 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     join ? "bool_or(v.pageviews <= 1 AND NOT v.engaged) AS bounce" : "NULL::boolean AS bounce",
     join ? "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur" : "NULL::numeric AS dur"
   ]
-  const where = [
-    `e.domain_id = ${site}::int`,
-    `e.received_at >= ${from}::timestamptz`,
-    `e.received_at < ${to}::timestamptz`,
-    ...(bots ? [] : [human]),
-    ...input.filters.map((f) => filterSql(f, params))
-  ]
-  const joinSql = join ? " LEFT JOIN visits v ON v.site_id = e.domain_id AND v.session_id = e.session_id" : ""
   const inner = `SELECT ${[...dims, ...perSession].join(", ")} FROM raw_events e${joinSql} WHERE ${where.join(" AND ")} GROUP BY ${
     [...Array.from({ length: nd }, (_, i) => i + 1), "e.session_id", ...(join ? ["v.visitor_id_daily"] : [])].join(", ")
   }`

@@ -252,3 +252,35 @@ export const runFunnel = Effect.fn("Stats.runFunnel")(function*(site: StatsSite,
   }
   return answer
 })
+
+const METRIC_TITLES: Record<Metric, string> = {
+  visitors: "visitors",
+  visits: "visits",
+  pageviews: "pageviews",
+  views_per_visit: "views/visit",
+  bounce_rate: "bounce %",
+  visit_duration: "duration s",
+  events: "events",
+  conversions: "conversions",
+  conversion_rate: "conv. %",
+  revenue: "revenue",
+  bot_events: "bot events"
+}
+
+/** `spoolway stats`' table: one line per metric, or one row per dimension value. */
+export const formatStats = (answer: QueryAnswer): string => {
+  const { meta } = answer
+  const head = `${meta.site} · ${meta.date_range[0]} – ${meta.date_range[1]} (${meta.timezone})`
+  if (meta.dimensions.length === 0) {
+    const values = answer.results[0]?.metrics ?? meta.metrics.map(() => 0)
+    const width = Math.max(...meta.metrics.map((m) => METRIC_TITLES[m].length))
+    return [head, ...meta.metrics.map((m, i) => `  ${METRIC_TITLES[m].padEnd(width)}  ${values[i]}`)].join("\n")
+  }
+  const header = [...meta.dimensions, ...meta.metrics.map((m) => METRIC_TITLES[m])]
+  const rows = answer.results.map((r) => [...r.dimensions.map((d) => d ?? "(none)"), ...r.metrics.map(String)])
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const nd = meta.dimensions.length
+  const line = (cells: ReadonlyArray<string>) =>
+    "  " + cells.map((c, i) => (i < nd ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd()
+  return [head, line(header), ...rows.map(line), ...(rows.length === 0 ? ["  (no data)"] : [])].join("\n")
+}
