@@ -54,11 +54,13 @@ const snippet = (ctx) => {
 
 const dimensionCell = (ctx, dimension, value) => {
   const shown = formatDimension(value)
+  // no value (a visit without a referrer, say): nothing to filter by
+  if (value === null || value === undefined || value === "") return h("th", { scope: "row", class: "dim" }, h("span", { class: "none" }, shown))
   const filter = h("button", {
     type: "button",
     class: "filter",
     title: `Filter every page by ${DIMENSION_LABELS[dimension] ?? dimension} = ${shown}`,
-    onclick: () => ctx.navigate(withFilter(ctx.state, dimension, value === null ? "" : String(value)))
+    onclick: () => ctx.navigate(withFilter(ctx.state, dimension, String(value)))
   }, shown)
   const external = typeof value === "string"
     ? (value.startsWith("/") && ["page", "entry_page", "exit_page"].includes(dimension)

@@ -188,7 +188,7 @@ const tables = (page: Page) =>
     sections.map((s) => ({
       dimension: s.getAttribute("data-dimension")!,
       rows: [...s.querySelectorAll("tbody tr")].map((tr) => ({
-        value: tr.querySelector("button.filter")!.textContent!,
+        value: tr.querySelector("th.dim > :first-child")!.textContent!,
         visitors: Number(tr.querySelector("td[data-metric=visitors]")?.getAttribute("data-value"))
       })),
       error: s.querySelector(".notice-error")?.textContent ?? null
