@@ -12,6 +12,8 @@
  * the page again): from navigation start to the moment every query of the page answered and is
  * drawn (`main[data-state=ready]`); the medians of `--runs` runs. Then, on the Overview and the
  * Pages page: switching the range (30d → 7d) and filtering by the first page of the table.
+ * Baseline, same run: each page's own queries (captured from its load) sent again from Node, all
+ * at once — what the query API alone takes; the rest is the browser (load, modules, drawing).
  * Figures go to bench/results/dashboard-<stamp>.txt and to stdout.
  */
 import { spawn } from "node:child_process"
@@ -135,6 +137,30 @@ const main = async () => {
       await context.close()
     }
 
+    /** the page's own queries (captured from its cold load), sent again from Node, all at once: the API's share */
+    const captured: Record<string, Array<{ path: string; body: string }>> = {}
+    const capture = (page: Page, name: string) => {
+      const list: Array<{ path: string; body: string }> = []
+      page.on("request", (request) => {
+        const path = new URL(request.url()).pathname
+        if (request.method() === "POST" && path.startsWith("/api/v1/")) list.push({ path, body: request.postData() ?? "" })
+      })
+      captured[name] ??= list
+    }
+    const apiOnly = async (name: string) => {
+      const t0 = performance.now()
+      await Promise.all((captured[name] ?? []).map(async ({ path, body }) => {
+        const res = await fetch(`${base}${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${rotated.serverKey}`, "content-type": "application/json" },
+          body
+        })
+        await res.arrayBuffer()
+      }))
+      return performance.now() - t0
+    }
+    const api: Record<string, Array<number>> = {}
+
     const cold: Record<string, Array<number>> = {}
     const warm: Record<string, Array<number>> = {}
     const switches: Record<string, Array<number>> = { "range 30d → 7d (Overview)": [], "range 30d → 7d (Pages)": [], "filter by the top page (Pages)": [] }
@@ -142,6 +168,7 @@ const main = async () => {
       for (const name of PAGES) {
         const context = await newContext()
         const page = await context.newPage()
+        if (run === 0) capture(page, name)
         ;(cold[name] ??= []).push(await timed(page, () => page.goto(url(name))))
         ;(warm[name] ??= []).push(await timed(page, () => page.goto(url(name))))
         if (name === "overview" || name === "pages") {
@@ -155,6 +182,7 @@ const main = async () => {
           )
         }
         await context.close()
+        ;(api[name] ??= []).push(await apiOnly(name))
       }
       log(`run ${run + 1}/${RUNS}: ${PAGES.map((p) => `${p} ${round(cold[p]!.at(-1)!, 0)} ms`).join(", ")}`)
     }
@@ -170,15 +198,17 @@ const main = async () => {
       `data: ${events} events, ${visits} visits in the copy of ${SOURCE} (all sites); site ${SITE}; range 30d (the default)`,
       `browser: ${CHROMIUM} (headless), 1280×900; serve --role api on the same machine`,
       "",
-      "| page | first render, cold context (median ms) | again, warm (median ms) | queries |",
-      "|---|---|---|---|",
-      ...PAGES.map((p) => `| ${p} | ${round(median(cold[p]!), 0)} | ${round(median(warm[p]!), 0)} | ${{ overview: 3, pages: 3, events: 1, traffic: 5, audience: 7, network: 5 }[p]} |`),
+      "| page | first render, cold context (median ms) | again, warm (median ms) | its queries alone, from Node, in parallel (median ms) | queries |",
+      "|---|---|---|---|---|",
+      ...PAGES.map((p) =>
+        `| ${p} | ${round(median(cold[p]!), 0)} | ${round(median(warm[p]!), 0)} | ${round(median(api[p]!), 0)} | ${captured[p]?.length ?? "?"} |`
+      ),
       "",
       "| switch | median ms |",
       "|---|---|",
       ...Object.entries(switches).map(([k, v]) => `| ${k} | ${round(median(v), 0)} |`),
       "",
-      `raw (ms): ${JSON.stringify({ cold, warm, switches }, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`
+      `raw (ms): ${JSON.stringify({ cold, warm, api, switches }, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`
     ]
     const text = lines.join("\n") + "\n"
     console.log(text)
