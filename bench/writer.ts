@@ -30,6 +30,7 @@ import { Redis } from "ioredis"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { makeWriter, WriterDependencies } from "../src/programs/Writer.ts"
@@ -266,7 +267,8 @@ const runRound = async (round_: number): Promise<RoundResult> => {
           Sql.layerUrl(dbUrl),
           PrimaryRedis.layerUrl(REDIS_URL),
           AppConfig.layerWith({ streamPrefix: prefix, writerBatchSize: BATCH, writerBlockMs: 100, writerTransactions: transactions }),
-          GeoLookup.layer
+          GeoLookup.layer,
+          NetworkLookup.layer
         )
       )
     )

@@ -24,6 +24,7 @@ import {
   float8Array,
   int4Array,
   int8Array,
+  int8OrNullArray,
   metadataJson,
   noNul,
   noNulOrNull,
@@ -116,6 +117,15 @@ const FINGERPRINT_COLUMNS: ReadonlyArray<readonly [string, string, "first" | "vi
   ["city", "text", "first"],
   ["is_eu", "bool", "first"],
   ["geo_timezone", "text", "first"],
+  ["asn", "int8", "first"],
+  ["org", "text", "first"],
+  ["org_type", "text", "first"],
+  ["is_datacenter", "bool", "first"],
+  ["is_vpn", "bool", "first"],
+  ["is_government", "bool", "first"],
+  ["is_tor", "bool", "first"],
+  ["proxy_type", "text", "first"],
+  ["response_tier", "text", "first"],
   ["ip_hash", "text", "first"],
   ["visitor_id_daily", "bytea", "first"],
   ["traffic_source", "text", "first"],
@@ -173,6 +183,7 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
   for (const s of sessions) {
     const v = s.first.row
     const d = v.device
+    const n = v.network
     const viewport = s.viewport?.device ?? d
     const values: ReadonlyArray<unknown> = [
       s.sessionId,
@@ -210,6 +221,15 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
       noNulOrNull(v.geo.city),
       v.geo.isEu,
       noNulOrNull(v.geo.timezone),
+      n.asn,
+      noNulOrNull(n.org),
+      n.orgType,
+      n.isDatacenter,
+      n.isVpn,
+      n.isGovernment,
+      n.isTor,
+      n.proxyType,
+      n.responseTier,
       v.ipHash,
       v.visitorIdDaily,
       v.traffic.source,
@@ -232,6 +252,8 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
         return textArray(values as Array<string | null>)
       case "int4":
         return int4Array(values as Array<number | null>)
+      case "int8":
+        return int8OrNullArray(values as Array<number | null>)
       case "bool":
         return boolArray(values as Array<boolean | null>)
       case "float8":
@@ -379,7 +401,17 @@ const VISIT_COLUMNS: ReadonlyArray<readonly [string, string, "key" | "merge" | "
   ["country", "text", "entry"],
   ["region", "text", "entry"],
   ["city", "text", "entry"],
-  ["language", "text", "entry"]
+  ["language", "text", "entry"],
+  // the entry view's network (migration 0005_network, docs/network.md)
+  ["asn", "int8", "entry"],
+  ["org", "text", "entry"],
+  ["org_type", "text", "entry"],
+  ["is_datacenter", "bool", "entry"],
+  ["is_vpn", "bool", "entry"],
+  ["is_government", "bool", "entry"],
+  ["is_tor", "bool", "entry"],
+  ["proxy_type", "text", "entry"],
+  ["response_tier", "text", "entry"]
 ]
 
 const MERGE: Record<string, string> = {
@@ -457,7 +489,16 @@ export const visitParams = (visits: ReadonlyArray<VisitRow>, entryChanges?: (row
       noNulOrNull(v?.geo.country),
       noNulOrNull(v?.geo.region),
       noNulOrNull(v?.geo.city),
-      noNulOrNull(v?.device.language)
+      noNulOrNull(v?.device.language),
+      v?.network.asn ?? null,
+      noNulOrNull(v?.network.org),
+      v?.network.orgType ?? null,
+      v?.network.isDatacenter ?? null,
+      v?.network.isVpn ?? null,
+      v?.network.isGovernment ?? null,
+      v?.network.isTor ?? null,
+      v?.network.proxyType ?? null,
+      v?.network.responseTier ?? null
     ]
     for (let i = 0; i < values.length; i++) columns[i]!.push(values[i])
   }
@@ -468,6 +509,8 @@ export const visitParams = (visits: ReadonlyArray<VisitRow>, entryChanges?: (row
         return textArray(values as Array<string | null>)
       case "int4":
         return int4Array(values as Array<number | null>)
+      case "int8":
+        return int8OrNullArray(values as Array<number | null>)
       case "bool":
         return boolArray(values as Array<boolean | null>)
       case "bytea":
