@@ -2,9 +2,16 @@
  * What the PostgreSQL sink knows is already stored (owned by one PgSink instance, i.e. one
  * writer), so a batch does not send rows the database would ignore anyway.
  */
-import { compareEntry, type EntryView, type VisitRow } from "../domain/Visits.ts"
+import { compareEntry, type VisitRow } from "../domain/Visits.ts"
 import { finite } from "./PgSinkParams.ts"
 import type { SeenRow, SessionRow } from "./PgSinkRows.ts"
+
+/** What orders visit entries (domain/Visits.ts `compareEntry`). */
+interface EntryKey {
+  readonly at: number
+  readonly page: string | null
+  readonly eventId: string
+}
 
 interface KnownSession {
   firstSeenMs: number
@@ -35,8 +42,8 @@ const viewportOf = (row: SessionRow) => {
 export class WriteCache {
   private readonly sessions = new Map<string, KnownSession>()
   private readonly seen = new Set<string>()
-  /** visits: the entry view this writer stored, by `${siteId}|${sessionId}` */
-  private readonly entries = new Map<string, EntryView>()
+  /** visits: the entry this writer stored (its order key only, not the view), by `${siteId}|${sessionId}` */
+  private readonly entries = new Map<string, EntryKey>()
   private readonly maxSessions: number
   private readonly maxSeen: number
 
@@ -82,7 +89,9 @@ export class WriteCache {
       if (row.entry === undefined) continue
       const key = `${row.siteId}|${row.sessionId}`
       const known = this.entries.get(key)
-      if (known === undefined || compareEntry(row.entry, known) < 0) this.entries.set(key, row.entry)
+      if (known === undefined || compareEntry(row.entry, known) < 0) {
+        this.entries.set(key, { at: row.entry.at, page: row.entry.page, eventId: row.entry.eventId })
+      }
     }
   }
 
