@@ -29,6 +29,7 @@ import { ENVELOPE_FIELD, type RawEventEnvelope } from "../src/domain/Envelope.ts
 import { formatKey, hashKey, KEY_BYTES } from "../src/domain/Site.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import { SiteStore } from "../src/layers/SiteStore.ts"
 import * as Sql from "../src/layers/Sql.ts"
@@ -262,7 +263,8 @@ const main = async () => {
         Sql.layerUrl(dbUrl),
         PrimaryRedis.layerUrl(REDIS_URL),
         AppConfig.layerWith({ streamPrefix: prefix, writerBatchSize: BATCH, writerBlockMs: 100, writerTransactions: 2 }),
-        GeoLookup.layer
+        GeoLookup.layer,
+        NetworkLookup.layer
       )
     )
   )

@@ -73,6 +73,9 @@ const propertyExpr = (d: PropertyDimension): string => {
       return URL_HOST("e.page_url")
     case "event_type":
       return "e.event_type"
+    case "asn":
+      // bigint: compared and returned as text, like every other dimension value
+      return "v.asn::text"
     default:
       return `v.${d}`
   }

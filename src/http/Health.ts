@@ -31,6 +31,7 @@ const collectorReport = Effect.gen(function*() {
       spoolHealthy: status.spoolHealthy,
       spoolDepth: status.spoolDepth,
       oldestSpooledAgeMs: status.oldestSpooledAgeMs,
+      inDoubt: status.inDoubt,
       counters: status.counters,
       // what the tracking API enforces: open, or N sites (registry version, where it came from)
       sites: sites.info()

@@ -62,6 +62,12 @@ export const AppConfigSchema = Config.all({
   /** timeout of one Redis command on the request path (enqueue), ms */
   redisCommandTimeoutMs: Config.Int("REDIS_COMMAND_TIMEOUT_MS").pipe(Config.withDefault(250)),
   /**
+   * How long a tracking request waits for a Redis write still in doubt (unanswered past the
+   * command timeout) before it is answered 202 and the collector writes the events again until
+   * Redis acknowledges them, ms (docs/operations.md)
+   */
+  answerDeadlineMs: Config.Int("ANSWER_DEADLINE_MS").pipe(Config.withDefault(1000)),
+  /**
    * After SIGTERM/SIGINT: how long open keep-alive connections may still send a request (answered
    * with `Connection: close`) before idle ones are closed, ms (0 = close them at once)
    */

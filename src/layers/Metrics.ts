@@ -18,6 +18,13 @@ export const drained = Metric.counter("spoolway_drained_events_total", {
   description: "events forwarded from the spool to the primary",
   incremental: true
 })
+export const answeredPending = Metric.counter("spoolway_answered_pending_events_total", {
+  description: "events answered 202 at ANSWER_DEADLINE_MS while their write was still in doubt (the collector then writes them until acknowledged)",
+  incremental: true
+})
+export const inDoubt = Metric.gauge("spoolway_in_doubt_events", {
+  description: "events whose write may or may not have landed, not yet acknowledged by Redis"
+})
 /** Rejected events (queue) and requests (HTTP), by reason. */
 export const rejected = (reason: string) =>
   Metric.counter("spoolway_rejected_total", {

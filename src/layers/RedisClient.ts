@@ -3,14 +3,37 @@
  * collector's queue (StreamStore.ts) and the writer's consumer (StreamConsumer.ts) alike.
  */
 import { Effect, Schema } from "effect"
-import { Redis } from "ioredis"
+import { Redis, ReplyError } from "ioredis"
 
-/** A Redis command failed or timed out. `target`: the store ("primary", "spool") or stream key. */
+/**
+ * A Redis command failed or timed out. `target`: the store ("primary", "spool") or stream key.
+ * `notWritten: true` when the command is known to have changed nothing (it was never sent, or
+ * the server refused it before running it); absent, a write may have landed (a timeout, a
+ * connection lost after sending) — the collector never answers 503 for such a write.
+ */
 export class RedisError extends Schema.TaggedError<RedisError>()("RedisError", {
   target: Schema.String,
   operation: Schema.String,
-  message: Schema.String
+  message: Schema.String,
+  notWritten: Schema.optionalKey(Schema.Boolean)
 }) {}
+
+/** Server replies that refuse a command before it runs (nothing written). */
+const REFUSED_BEFORE_RUNNING = /^(OOM|MISCONF|READONLY|NOREPLICAS|LOADING|BUSY|MASTERDOWN|NOAUTH|NOPERM|EXECABORT|WRONGTYPE|CLUSTERDOWN|MOVED|ASK|TRYAGAIN|CROSSSLOT)\b/
+
+/** ioredis's answer to a command issued while disconnected, with the offline queue off: never sent. */
+const NOT_SENT = "Stream isn't writeable"
+
+/**
+ * True when `cause` (what an ioredis write rejected with) proves the write changed nothing: it was
+ * never sent, or the server refused it before running it. Anything else (a timeout, a connection
+ * closed after sending, an error in the middle of a script) may have written.
+ */
+export const provesNotWritten = (cause: unknown): boolean => {
+  if (!(cause instanceof Error)) return false
+  if (cause.message.startsWith(NOT_SENT)) return true
+  return cause instanceof ReplyError && REFUSED_BEFORE_RUNNING.test(cause.message)
+}
 
 /** The message of whatever a Redis call threw or rejected with. */
 export const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))

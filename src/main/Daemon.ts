@@ -20,6 +20,7 @@ import { EventQueue } from "../layers/EventQueue.ts"
 import { startEmbeddedPostgres } from "../layers/EmbeddedPostgres.ts"
 import { EmbeddedServerError } from "../layers/EmbeddedServerError.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
+import { NetworkLookup } from "../layers/NetworkLookup.ts"
 import { isRunning } from "../layers/Pids.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import * as ServeInfo from "../layers/ServeInfo.ts"
@@ -38,7 +39,7 @@ const Queue = ProbeAndDrain.pipe(
   Layer.provideMerge(Layer.merge(EventQueue.layer, SiteRegistry.layer)),
   Layer.provide(SpoolRedis.layer)
 )
-const WriterLive = Writer.layerPostgres().pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer)]))
+const WriterLive = Writer.layerPostgres().pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer), Layer.orDie(NetworkLookup.layer)]))
 /** role all: the writer in a worker thread (WriterThread.ts) unless WRITER_THREAD=false */
 const WriterForAll = Layer.unwrap(Effect.map(AppConfig, (config) => (config.writerThread ? WriterThread.layer : WriterLive)))
 
