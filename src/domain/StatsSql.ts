@@ -217,8 +217,8 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
   }
 
   const dimensions = [...input.dimensions, ...filterDimensions(input.filters)]
-  const join = dimensions.some((d) => !isEventDimension(d) && !isTimeDimension(d)) ||
-    input.metrics.some((m) => VISIT_JOIN_METRICS.includes(m))
+  const visitJoinFirst = dimensions.some((d) => !isEventDimension(d) && !isTimeDimension(d))
+  const join = visitJoinFirst || input.metrics.some((m) => VISIT_JOIN_METRICS.includes(m))
   const bots = input.metrics.includes("bot_events")
   const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "e.received_at", tz)} AS ${dimensionAlias(i)}`)
   const human = "NOT e.is_bot"
@@ -251,15 +251,41 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     `count(*) FILTER (WHERE ${human} AND e.kind = 'view') AS pv`,
     `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS conv`,
     `sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS rev`,
-    `count(*) FILTER (WHERE e.is_bot) AS bots`,
-    join ? "bool_or(v.pageviews <= 1 AND NOT v.engaged) AS bounce" : "NULL::boolean AS bounce",
-    join ? "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur" : "NULL::numeric AS dur"
+    `count(*) FILTER (WHERE e.is_bot) AS bots`
   ]
+  const groupKeys = (extra: ReadonlyArray<string>) => [...Array.from({ length: nd }, (_, i) => i + 1), ...extra].join(", ")
   // a visit's visitor: every event of the session has it (views alone carry one themselves)
-  const vid = join ? "coalesce(v.visitor_id_daily, convert_to(e.session_id, 'UTF8'))" : "convert_to(e.session_id, 'UTF8')"
-  const inner = `SELECT ${[...dims, `${vid} AS vid`, ...perSession].join(", ")} FROM raw_events e${joinSql} WHERE ${
-    where.join(" AND ")
-  } GROUP BY ${[...Array.from({ length: nd }, (_, i) => i + 1), "e.session_id", ...(join ? ["v.visitor_id_daily"] : [])].join(", ")}`
+  const visitColumns = (session: string) => [
+    `coalesce(v.visitor_id_daily, convert_to(${session}, 'UTF8')) AS vid`,
+    "bool_or(v.pageviews <= 1 AND NOT v.engaged) AS bounce",
+    "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur"
+  ]
+  const dimAliasList = input.dimensions.map((_, i) => dimensionAlias(i))
+  let inner: string
+  if (!join) {
+    inner = `SELECT ${[...dims, "convert_to(e.session_id, 'UTF8') AS vid", ...perSession, "NULL::boolean AS bounce", "NULL::numeric AS dur"].join(", ")} ` +
+      `FROM raw_events e WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(["e.session_id"])}`
+  } else if (visitJoinFirst) {
+    // visit dimensions or filters: every event joined to its visit first
+    inner = `SELECT ${[...dims, ...perSession, ...visitColumns("e.session_id")].join(", ")} FROM raw_events e${joinSql} WHERE ${
+      where.join(" AND ")
+    } GROUP BY ${groupKeys(["e.session_id", "v.visitor_id_daily"])}`
+  } else {
+    // only the visits' figures: join once per (dimensions, session) group, not once per event
+    const perSessionOnly = `SELECT ${[...dims, "e.session_id AS sid", ...perSession].join(", ")} FROM raw_events e WHERE ${
+      where.join(" AND ")
+    } GROUP BY ${groupKeys(["e.session_id"])}`
+    // (a session has one visit: no second aggregation)
+    const columns = [
+      ...dimAliasList.map((a) => `g.${a}`),
+      ...["ev", "pv", "conv", "rev", "bots"].map((c) => `g.${c}`),
+      "coalesce(v.visitor_id_daily, convert_to(g.sid, 'UTF8')) AS vid",
+      "(v.pageviews <= 1 AND NOT v.engaged) AS bounce",
+      "extract(epoch FROM v.last_seen_at - v.started_at) AS dur"
+    ]
+    inner = `SELECT ${columns.join(", ")} FROM (${perSessionOnly}) g LEFT JOIN visits v ON v.site_id = ${site}::int ` +
+      `AND v.session_id = g.sid AND v.started_at < ${to}::timestamptz AND v.last_seen_at >= ${from}::timestamptz`
+  }
   const dimAliases = input.dimensions.map((_, i) => dimensionAlias(i))
   const perVisitor = [
     `count(*) FILTER (WHERE ${HUMAN}) AS visits`,
