@@ -8,6 +8,7 @@
  * - every page renders, and each number shown equals the query API's answer to the same question
  *   (asked here, from the test, not taken from what the page fetched);
  * - clicking a row filters: the URL changes, the numbers change, the filter stays on every page;
+ * - CSV export (formula-looking cells quoted as text);
  * - range switching; a view-only share link works, and once revoked it stops (401);
  * - empty and error states: no data → the tracker snippet; API unreachable → the error;
  * - values from the internet (`javascript:` URLs, markup in page paths, referrers and event
@@ -49,6 +50,8 @@ const HOSTILE_PATH = "/<img src=x onerror=\"window.__xss='path'\">"
 const HOSTILE_EVENT = "<img src=x onerror=\"window.__xss='event'\">"
 const HOSTILE_REFERRER = "javascript:window.__xss='referrer'"
 const HOSTILE_PAGE_URL = "javascript:window.__xss='page-url'"
+/** what a spreadsheet would run as a formula */
+const FORMULA_EVENT = "=HYPERLINK(\"https://evil.example\")"
 
 let pipeline: SitesPipeline
 let daemon: Daemon
@@ -123,6 +126,7 @@ beforeAll(async () => {
   await track("/track/view", { sessionId: "s-d", pageUrl: HOSTILE_PAGE_URL }, d)
   await track("/track/event", { sessionId: "s-d", eventType: HOSTILE_EVENT, pageUrl: `https://${SITE}/` }, d)
   await track("/track/view", { sessionId: "s-d", pageUrl: `https://${SITE}/` }, d)
+  await track("/track/event", { sessionId: "s-d", eventType: FORMULA_EVENT, pageUrl: `https://${SITE}/` }, d)
 
   // stored: the query API sees every view
   const deadline = Date.now() + 30_000
@@ -328,6 +332,19 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
     await ready(page)
     await expectTablesMatch(page, both, "day")
 
+    // a custom range: today alone, as dates
+    const today = new Date().toISOString().slice(0, 10)
+    await page.selectOption("#range", "custom")
+    await page.fill("#from", today)
+    await page.fill("#to", today)
+    await page.click(".custom-range button[type=submit]")
+    await page.waitForURL((url) => url.searchParams.get("range") === "custom" && url.searchParams.get("from") === today)
+    await ready(page)
+    await expectTablesMatch(page, both, [today, today])
+    await page.selectOption("#range", "day")
+    await page.waitForURL((url) => url.searchParams.get("range") === "day")
+    await ready(page)
+
     // removing a filter, and the browser's back button
     await page.click("[data-testid=filters] .chip[data-dimension=page] button")
     await page.waitForURL((url) => !url.searchParams.has("page") && url.searchParams.has("browser"))
@@ -340,6 +357,30 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
     expect(problems).toEqual([])
     await context.close()
   }, 120_000)
+
+  it("CSV export of a table: every row of the API's answer, formula-looking cells quoted as text", async () => {
+    const { context, page, problems } = await open()
+    await withKey(context)
+    await page.goto(`${base}/sites/${SITE}/traffic`)
+    await ready(page)
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("section[data-dimension=referrer] .panel-head button")])
+    expect(download.suggestedFilename()).toMatch(/^shop\.test-referrer-.*\.csv$/)
+    const csv = readFileSync(await download.path(), "utf8")
+    const answer = await query({ metrics: ["visitors", "visits"], dimensions: ["referrer"], date_range: "30d", order_by: [["visitors", "desc"]], limit: 10_000 })
+    const lines = csv.trimEnd().split("\r\n")
+    expect(lines[0]).toBe("referrer,visitors,visits")
+    expect(lines.length - 1).toBe(answer.results.length)
+    expect(csv).toContain("https://www.google.com/,1,1")
+
+    await page.goto(`${base}/sites/${SITE}/events`)
+    await ready(page)
+    const [events] = await Promise.all([page.waitForEvent("download"), page.click("section[data-dimension=event_type] .panel-head button")])
+    const eventsCsv = readFileSync(await events.path(), "utf8")
+    expect(eventsCsv.split("\r\n")[0]).toBe("event_type,visitors,events,conversions,revenue")
+    expect(eventsCsv).toContain(`"'=HYPERLINK(""https://evil.example"")",1,1,0,0\r\n`)
+    expect(problems).toEqual([])
+    await context.close()
+  }, 60_000)
 
   it("a view-only share link opens the dashboard without a key; once revoked it stops working (401)", async () => {
     const made = await runCli(["sites", "share", SITE, "--base-url", base, "--json"], pipeline.env)

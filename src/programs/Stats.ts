@@ -84,10 +84,19 @@ export interface FunnelAnswer {
 
 const encode = (p: SqlParam): unknown => (typeof p === "string" ? p : textArray([...p.textArray]))
 
+/**
+ * Memory for the aggregation of one query (distinct visitors, per-session groups: hashed in
+ * memory instead of sorted on disk), and a bound on its time; both for this transaction only.
+ */
+const QUERY_SETTINGS = "SELECT set_config('work_mem', '64MB', true), set_config('statement_timeout', '60s', true)"
+
 /** Invalid regular expressions that JavaScript accepted and PostgreSQL does not: still a 400. */
 const run = (compiled: CompiledSql) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.unsafe<Record<string, unknown>>(compiled.text, compiled.params.map(encode)).pipe(
+    sql.withTransaction(Effect.andThen(
+      sql.unsafe(QUERY_SETTINGS),
+      sql.unsafe<Record<string, unknown>>(compiled.text, compiled.params.map(encode))
+    )).pipe(
       Effect.catchIf(
         (e: SqlError) => sqlState(e) === "2201B",
         () =>
