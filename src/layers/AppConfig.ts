@@ -22,6 +22,13 @@ export const AppConfigSchema = Config.all({
   databaseUrl: optionalString("DATABASE_URL"),
   primaryRedisUrl: optionalString("PRIMARY_REDIS_URL"),
   spoolRedisUrl: optionalString("SPOOL_REDIS_URL"),
+  /**
+   * Seed nodes (`host:port,…`) of a Redis Cluster for the event log (docs/scaling.md); empty = the
+   * single primary Redis (the default). The log is then split into STREAM_PARTITIONS streams.
+   */
+  primaryRedisCluster: list("PRIMARY_REDIS_CLUSTER", ""),
+  /** partitions of the event log on a Redis Cluster (`<prefix>:{p}:events`, p < STREAM_PARTITIONS) */
+  streamPartitions: Config.Int("STREAM_PARTITIONS").pipe(Config.withDefault(16)),
   streamPrefix: Config.String("STREAM_PREFIX").pipe(Config.withDefault("spoolway")),
   probeIntervalMs: Config.Int("PROBE_INTERVAL_MS").pipe(Config.withDefault(5000)),
   spoolMaxEvents: Config.Int("SPOOL_MAX_EVENTS").pipe(Config.withDefault(1_000_000)),

@@ -6,7 +6,7 @@
  * the request path, the spool drain and `replay-failures`.
  */
 import { Effect, Exit, Fiber } from "effect"
-import type { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import { ENVELOPE_FIELD } from "../domain/Envelope.ts"
 import { coalesceWrites, messageOf, provesNotWritten, RedisError } from "./RedisClient.ts"
 
@@ -75,7 +75,8 @@ return 1
  */
 export const redisStreamStore = (options: {
   readonly name: string
-  readonly client: Redis
+  /** a Cluster client: `key` must carry a hash tag (every command of the store on one slot) */
+  readonly client: Redis | Cluster
   readonly key: string
   readonly timeoutMs?: number
 }): StreamStore => {
