@@ -101,7 +101,7 @@ const main = async () => {
           if (prepared.events.length !== batch.length) throw new Error("poison in the workload")
           const plan = yield* makePlan(prepared, cache)
           // what the sink does after COMMIT when every row was new
-          cache.committed(plan!.sessions, plan!.seen)
+          cache.committed(plan!.bySession?.sessions ?? [], plan!.seen)
         }
       }).pipe(Effect.provide(layer))
     )

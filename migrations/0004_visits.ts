@@ -7,10 +7,14 @@
  * - `started_at` / `last_seen_at`: least / greatest event time;
  * - `pageviews`, `events`: sums; `engaged`: or;
  * - `entry_page` is the page of the earliest page view (`entry_at`), `exit_page` the page of the
- *   latest (`exit_at`); ties broken by the page text so the result is order-free;
- * - the first-touch dimensions (source, referrer, UTM, device, browser, OS, geo, language) come
- *   from the earliest event (`started_at`), same tie rule;
+ *   latest (`exit_at`); ties broken by the page text (then, for the entry, by its event id,
+ *   `entry_event_id`) so the result is order-free;
+ * - the first-touch dimensions (hostname, source, referrer, UTM, device, browser, OS, geo,
+ *   language) come from that entry view (only views carry them), same tie rule;
+ * - `visitor_id_daily`: the least of the session's daily visitor ids;
  * - `is_bot`: or (a session seen once as a bot is a bot's).
+ * Event time is the edge `receivedAt` (as the rollups); `engaged` = any non-view event; the
+ * writer side is documented in docs/visits.md.
  * Derived: bounce = `pageviews <= 1 AND NOT engaged`; duration = `last_seen_at - started_at`.
  *
  * Only events of a known site (`raw_events.domain_id` not NULL) get a visit.
@@ -37,6 +41,7 @@ export default Effect.gen(function*() {
       is_bot boolean NOT NULL DEFAULT false,
       entry_page text,
       entry_at timestamptz,
+      entry_event_id uuid,
       exit_page text,
       exit_at timestamptz,
       hostname text,
@@ -60,6 +65,8 @@ export default Effect.gen(function*() {
     ) WITH (fillfactor = 80)`
   // the query API's time-range scans per site
   yield* sql`CREATE INDEX visits_site_started_idx ON visits (site_id, started_at)`
+  // the writer's server-side session assignment: a visitor's earlier sessions (late events)
+  yield* sql`CREATE INDEX visits_site_visitor_idx ON visits (site_id, visitor_id_daily)`
 
   yield* sql`
     CREATE TABLE visitor_sessions (

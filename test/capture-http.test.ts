@@ -192,7 +192,7 @@ describe("rejections leave the stream untouched and are never 5xx", () => {
   })
 
   it("a 400 names each bad field by path and why", async () => {
-    const res = await post(c.baseUrl, "/track/batch", { events: [{ eventType: "a", sessionId: "s" }, { eventType: 3 }] }, { headers: key })
+    const res = await post(c.baseUrl, "/track/batch", { events: [{ eventType: "a", sessionId: "s" }, { eventType: 3, sessionId: "~s" }] }, { headers: key })
     expect(res.status).toBe(400)
     const body = await res.json() as { error: string; issues: Array<{ path: Array<string | number>; message: string }> }
     expect(body.error).toBe("invalid_request")

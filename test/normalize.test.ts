@@ -58,6 +58,25 @@ describe("POST /track/view", () => {
   })
 })
 
+describe("sessionId is optional (the writer assigns the session, docs/visits.md)", () => {
+  const bodies: Array<[EventKind, unknown]> = [
+    ["view", { pageUrl: "https://a.example/" }],
+    ["event", { eventType: "engagement", pageUrl: "https://a.example/" }],
+    ["batch", { events: [{ eventType: "a" }, { eventType: "b", sessionId: "s" }] }],
+    ["interaction", { events: [{ type: "click" }] }],
+    ["conversion", { conversionType: "purchase", value: 3 }],
+    ["funnel", { funnelId: "f", stepId: "s", stepOrder: 0 }],
+    ["registration-funnel", { event: "signup", timestamp: "2026-11-29T12:00:00Z" }]
+  ]
+  it.each(bodies)("%s without sessionId: accepted, and the event carries none", (kind, body) => {
+    const events = normalize(kind, body)
+    expect("sessionId" in events[0]!).toBe(false)
+  })
+  it("a sent sessionId is kept", () => {
+    expect(normalize("batch", { events: [{ eventType: "a" }, { eventType: "b", sessionId: "s" }] })[1]!.sessionId).toBe("s")
+  })
+})
+
 describe("POST /track/engagement", () => {
   it("is user-scoped: sessionId = userId, eventType engagement_<metricType>", () => {
     const e = one("engagement", { userId: "u1", metricType: "like", targetId: "p9", targetType: "post", metadata: { k: "v" } })
@@ -158,7 +177,8 @@ describe("POST /track/registration-funnel", () => {
 
 describe("validation", () => {
   const bad: Array<[string, EventKind, unknown, Array<string | number>]> = [
-    ["missing sessionId", "view", {}, ["sessionId"]],
+    ["sessionId reserved for the server (\"~…\")", "view", { sessionId: "~abc" }, ["sessionId"]],
+    ["engagement userId (its session) reserved for the server", "engagement", { userId: "~u", metricType: "like" }, ["userId"]],
     ["sessionId wrong type", "view", { sessionId: 5 }, ["sessionId"]],
     ["sessionId over 128 chars", "event", { eventType: "e", sessionId: "x".repeat(129) }, ["sessionId"]],
     ["eventType over 100 chars", "event", { eventType: "e".repeat(101), sessionId: "s" }, ["eventType"]],
@@ -169,7 +189,7 @@ describe("validation", () => {
     ["stepOrder fractional", "funnel", { funnelId: "f", stepId: "s", stepOrder: 1.5, sessionId: "s" }, ["stepOrder"]],
     ["currency not ISO 4217", "conversion", { conversionType: "p", sessionId: "s", currency: "euro" }, ["currency"]],
     ["registration event unknown", "registration-funnel", { event: "login", sessionId: "s", timestamp: "x" }, ["event"]],
-    ["batch item bad", "batch", { events: [{ eventType: "a", sessionId: "s" }, { eventType: "b" }] }, ["events", 1, "sessionId"]],
+    ["batch item bad", "batch", { events: [{ eventType: "a", sessionId: "s" }, { eventType: "b", sessionId: "" }] }, ["events", 1, "sessionId"]],
     ["events not an array", "interaction", { events: {} }, ["events"]]
   ]
   it.each(bad)("%s → 400 naming the field", (_name, kind, body, path) => {

@@ -27,6 +27,7 @@
 import type { EnrichedEvent, EnrichedView } from "./Enrich.ts"
 import type { EventRollups } from "./Rollups.ts"
 import type { Scope } from "./Tenant.ts"
+import type { VisitorKey } from "./Visits.ts"
 
 /** A stream entry as read (or claimed) from a stream key by the writer's consumer. */
 export interface BatchEntry {
@@ -55,6 +56,12 @@ export interface PreparedEvent {
    * first touch is one (`row.isBot` is false until then).
    */
   readonly resolveBot: boolean
+  /**
+   * Sent without a sessionId: the sink assigns its session (domain/Visits.ts) from this
+   * visitor key inside the transaction; until then `row.sessionId` is a provisional id per
+   * visitor (`provisionalSessionId`).
+   */
+  readonly assign?: VisitorKey | undefined
   readonly row: EnrichedView | EnrichedEvent
 }
 

@@ -70,7 +70,8 @@ export interface EnrichedEvent extends EventRowBase {
   /** its own User-Agent is a bot (then its session's known bot status is not needed) */
   readonly isBot: boolean
   readonly ipHash: null
-  readonly visitorIdDaily: null
+  /** set only for an event sent without a sessionId (its session is assigned by visitor) */
+  readonly visitorIdDaily: Uint8Array | null
   readonly tenantHost: null
 }
 
@@ -118,7 +119,8 @@ const rowBase = (envelope: RawEventEnvelope): EventRowBase => {
     eventId: envelope.eventId,
     kind: envelope.kind,
     eventType: payload.eventType,
-    sessionId: payload.sessionId,
+    // "" until the writer assigns the session of an event sent without one
+    sessionId: payload.sessionId ?? "",
     userId: payload.userId ?? null,
     pageUrl: payload.pageUrl ?? null,
     referrer: nonBlank(payload.referrer) ?? nonBlank(payload.attribution?.referrer) ?? null,
@@ -172,14 +174,17 @@ export const enrichView: (envelope: RawEventEnvelope, salt: Uint8Array, geo: Geo
 
 /**
  * The `raw_events` row of a non-view event: bot detection on its own User-Agent (cached, as for
- * views); no device, identity or tenant work — views only.
+ * views); no device, identity or tenant work — views only. With `salt` (the event was sent
+ * without a sessionId) its daily visitor id too: the writer assigns its session by visitor.
  */
-export const enrichEvent = (envelope: RawEventEnvelope): EnrichedEvent => ({
+export const enrichEvent = (envelope: RawEventEnvelope, salt?: Uint8Array): EnrichedEvent => ({
   ...rowBase(envelope),
   isView: false,
   deviceType: null,
   isBot: isBotUserAgentCached(envelope.edge.ua),
   ipHash: null,
-  visitorIdDaily: null,
+  visitorIdDaily: salt === undefined
+    ? null
+    : visitorIdentity(salt, envelope.edge.ip, envelope.edge.ua, envelope.edge.lang).visitorIdDaily,
   tenantHost: null
 })

@@ -52,7 +52,8 @@ export type EventKind = typeof EventKind.Type
 
 export const NormalizedEvent = Schema.Struct({
   eventType: EventType,
-  sessionId: Id,
+  /** absent: the writer assigns the session (domain/Visits.ts) */
+  sessionId: opt(Id),
   userId: opt(Id),
   pageUrl: opt(Url),
   referrer: opt(Url),

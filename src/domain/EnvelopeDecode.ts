@@ -56,9 +56,13 @@ const payloadOf = (u: unknown): Json | No => {
   if (!isRecord(u)) return NO
   const { attribution: attr, clientDevice: client, eventType, isView, metadata, pageUrl, referrer, sessionId, timestamp, userId } =
     u
-  if (!isId(eventType, MAX_EVENT_TYPE) || !isId(sessionId, MAX_ID) || typeof isView !== "boolean") return NO
+  if (!isId(eventType, MAX_EVENT_TYPE) || typeof isView !== "boolean") return NO
   // keys in the order of the NormalizedEvent struct
-  const out: Json = { eventType, sessionId }
+  const out: Json = { eventType }
+  if (sessionId !== undefined) {
+    if (!isId(sessionId, MAX_ID)) return NO
+    out["sessionId"] = sessionId
+  }
   if (userId !== undefined) {
     if (!isId(userId, MAX_ID)) return NO
     out["userId"] = userId

@@ -19,6 +19,22 @@ export const boundedId = (max: number = MAX_ID) =>
 export const boundedText = (max: number) => Schema.String.check(Schema.isMaxLength(max))
 
 export const Id = boundedId(MAX_ID)
+
+/** Server-assigned session ids start with it (domain/Visits.ts); a client's may not. */
+export const SERVER_SESSION_PREFIX = "~"
+
+/**
+ * A session id sent by a client: an {@link Id} that does not start with "~" (the prefix of
+ * the ids the writer assigns to events sent without one, so the two never collide).
+ */
+export const ClientSessionId = Id.check(
+  Schema.makeFilter((s: string) =>
+    s.startsWith(SERVER_SESSION_PREFIX) ? `must not start with "${SERVER_SESSION_PREFIX}" (reserved for server-assigned sessions)` : undefined
+  )
+).pipe(Schema.annotate({
+  description:
+    "Optional. Without it the server assigns the session: same site, same daily visitor, less than 30 minutes since that visitor's last event. May not start with \"~\"."
+}))
 export const Url = boundedText(MAX_URL)
 export const EventType = boundedId(MAX_EVENT_TYPE)
 export const Text = boundedText(MAX_TEXT)

@@ -56,8 +56,9 @@ export const normalizeView = (body: ViewRequest): NormalizedEvent => {
     ? undefined
     : { ...body.attribution, ...(body.attribution?.referrer === undefined && body.referrer !== undefined ? { referrer: body.referrer } : {}) }
   return event(
-    { eventType: "pageview", sessionId: body.sessionId, isView: true, pageUrl: body.pageUrl ?? body.contentId ?? "" },
+    { eventType: "pageview", isView: true, pageUrl: body.pageUrl ?? body.contentId ?? "" },
     {
+      sessionId: body.sessionId,
       userId: body.userId,
       referrer: body.referrer,
       metadata: isEmpty(metadata) ? undefined : metadata,
@@ -75,20 +76,21 @@ export const normalizeEngagement = (body: EngagementRequest): NormalizedEvent =>
 
 export const normalizeInteraction = (item: InteractionItem): NormalizedEvent =>
   event(
-    { eventType: item.type, sessionId: item.sessionId, isView: false },
-    { userId: item.userId, metadata: item.data, timestamp: parseTimestamp(item.timestamp) }
+    { eventType: item.type, isView: false },
+    { sessionId: item.sessionId, userId: item.userId, metadata: item.data, timestamp: parseTimestamp(item.timestamp) }
   )
 
 export const normalizeEvent = (body: EventRequest): NormalizedEvent =>
   event(
-    { eventType: body.eventType, sessionId: body.sessionId, isView: false },
-    { userId: body.userId, pageUrl: body.pageUrl, metadata: body.metadata, timestamp: parseTimestamp(body.timestamp) }
+    { eventType: body.eventType, isView: false },
+    { sessionId: body.sessionId, userId: body.userId, pageUrl: body.pageUrl, metadata: body.metadata, timestamp: parseTimestamp(body.timestamp) }
   )
 
 export const normalizeConversion = (body: ConversionRequest): NormalizedEvent =>
   event(
-    { eventType: "conversion", sessionId: body.sessionId, isView: false },
+    { eventType: "conversion", isView: false },
     {
+      sessionId: body.sessionId,
       userId: body.userId,
       metadata: {
         ...body.metadata,
@@ -99,15 +101,15 @@ export const normalizeConversion = (body: ConversionRequest): NormalizedEvent =>
 
 export const normalizeFunnel = (body: FunnelRequest): NormalizedEvent =>
   event(
-    { eventType: "funnel_step", sessionId: body.sessionId, isView: false },
-    { userId: body.userId, metadata: { ...body.metadata, funnelId: body.funnelId, stepId: body.stepId, stepOrder: body.stepOrder } }
+    { eventType: "funnel_step", isView: false },
+    { sessionId: body.sessionId, userId: body.userId, metadata: { ...body.metadata, funnelId: body.funnelId, stepId: body.stepId, stepOrder: body.stepOrder } }
   )
 
 export const normalizeRegistrationFunnel = (body: RegistrationFunnelRequest): NormalizedEvent => {
   const { event: step, sessionId, timestamp, userId, route, ...rest } = body
   const metadata = defined(rest)
   return event(
-    { eventType: `registration_funnel_${step}`, sessionId, isView: false },
-    { userId, pageUrl: route, timestamp: parseTimestamp(timestamp), metadata: isEmpty(metadata) ? undefined : metadata }
+    { eventType: `registration_funnel_${step}`, isView: false },
+    { sessionId, userId, pageUrl: route, timestamp: parseTimestamp(timestamp), metadata: isEmpty(metadata) ? undefined : metadata }
   )
 }

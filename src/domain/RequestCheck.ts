@@ -6,7 +6,7 @@
  * came out of `JSON.parse`. test/request-check.test.ts holds them to the Schema.
  */
 import type { BatchRequest, EventRequest, ViewRequest } from "./Requests.ts"
-import { MAX_EVENT_TYPE, MAX_ID, MAX_METADATA_BYTES, MAX_TEXT, MAX_URL, serializedSize } from "./Limits.ts"
+import { MAX_EVENT_TYPE, MAX_ID, MAX_METADATA_BYTES, MAX_TEXT, MAX_URL, SERVER_SESSION_PREFIX, serializedSize } from "./Limits.ts"
 import { copyAttribution, copyClientDevice, isFinite, isRecord } from "./StructCopy.ts"
 
 /** a string of `min`..`max` UTF-16 code units (Schema.isMinLength / isMaxLength) */
@@ -14,6 +14,10 @@ const isText = (value: unknown, min: number, max: number): value is string =>
   typeof value === "string" && value.length >= min && value.length <= max
 
 const optionalText = (value: unknown, min: number, max: number) => value === undefined || isText(value, min, max)
+
+/** `ClientSessionId`, optional: an id that does not start with "~" */
+const optionalSessionId = (value: unknown) =>
+  value === undefined || (isText(value, 1, MAX_ID) && !value.startsWith(SERVER_SESSION_PREFIX))
 
 /** `Metadata`: a JSON object that serializes to at most 16 KiB */
 const optionalMetadata = (value: unknown) => {
@@ -29,11 +33,11 @@ const optionalFinite = (value: unknown) => value === undefined || isFinite(value
 const optionalTimestamp = (value: unknown) =>
   value === undefined || (typeof value === "number" ? Number.isFinite(value) : isText(value, 0, 64))
 
-/** What `EventRequest` accepts: eventType, sessionId, userId?, pageUrl?, metadata?, timestamp? */
+/** What `EventRequest` accepts: eventType, sessionId? (not "~…"), userId?, pageUrl?, metadata?, timestamp? */
 export const isEventRequest = (body: unknown): body is EventRequest => {
   if (!isRecord(body)) return false
   return isText(body.eventType, 1, MAX_EVENT_TYPE) &&
-    isText(body.sessionId, 1, MAX_ID) &&
+    optionalSessionId(body.sessionId) &&
     optionalText(body.userId, 1, MAX_ID) &&
     optionalText(body.pageUrl, 0, MAX_URL) &&
     optionalTimestamp(body.timestamp) &&
@@ -56,7 +60,7 @@ export const isBatchRequest = (body: unknown): body is BatchRequest => {
 export const viewRequestOf = (body: unknown): ViewRequest | undefined => {
   if (!isRecord(body)) return undefined
   if (
-    !isText(body.sessionId, 1, MAX_ID) ||
+    !optionalSessionId(body.sessionId) ||
     !optionalText(body.pageUrl, 0, MAX_URL) ||
     !optionalText(body.contentId, 1, MAX_ID) ||
     !optionalText(body.contentType, 0, MAX_TEXT) ||
@@ -66,7 +70,8 @@ export const viewRequestOf = (body: unknown): ViewRequest | undefined => {
     !optionalText(body.userId, 1, MAX_ID) ||
     !optionalMetadata(body.metadata)
   ) return undefined
-  const view: Record<string, unknown> = { sessionId: body.sessionId }
+  const view: Record<string, unknown> = {}
+  if (body.sessionId !== undefined) view.sessionId = body.sessionId
   if (body.pageUrl !== undefined) view.pageUrl = body.pageUrl
   if (body.contentId !== undefined) view.contentId = body.contentId
   if (body.contentType !== undefined) view.contentType = body.contentType

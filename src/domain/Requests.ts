@@ -1,15 +1,17 @@
 /**
  * The eight tracking request bodies (docs/api.md). Unknown extra fields are ignored
- * (decoding strips them); strings are capped (see Limits.ts).
+ * (decoding strips them); strings are capped (see Limits.ts). `sessionId` is optional: without
+ * it the writer assigns the session by site, daily visitor id and 30 minutes of inactivity
+ * (domain/Visits.ts); a client's may not start with "~" (the server-assigned ids do).
  */
 import { Schema } from "effect"
 import { AttributionInput, ClientDevice } from "./Envelope.ts"
-import { boundedId, EventType, Id, MAX_EVENT_TYPE, Metadata, Text, TimestampInput, Url } from "./Limits.ts"
+import { boundedId, ClientSessionId, EventType, Id, MAX_EVENT_TYPE, Metadata, Text, TimestampInput, Url } from "./Limits.ts"
 
 const opt = Schema.optionalKey
 
 export const ViewRequest = Schema.Struct({
-  sessionId: Id,
+  sessionId: opt(ClientSessionId),
   pageUrl: opt(Url),
   contentId: opt(Id),
   contentType: opt(Text),
@@ -27,7 +29,8 @@ export type ViewRequest = typeof ViewRequest.Type
 export const ENGAGEMENT_PREFIX = "engagement_"
 
 export const EngagementRequest = Schema.Struct({
-  userId: Id,
+  /** also the session id of the event */
+  userId: ClientSessionId,
   metricType: boundedId(MAX_EVENT_TYPE - ENGAGEMENT_PREFIX.length),
   targetId: opt(Id),
   targetType: opt(Text),
@@ -37,7 +40,7 @@ export type EngagementRequest = typeof EngagementRequest.Type
 
 export const InteractionItem = Schema.Struct({
   type: EventType,
-  sessionId: Id,
+  sessionId: opt(ClientSessionId),
   userId: opt(Id),
   data: opt(Metadata),
   timestamp: opt(TimestampInput)
@@ -49,7 +52,7 @@ export type InteractionRequest = typeof InteractionRequest.Type
 
 export const EventRequest = Schema.Struct({
   eventType: EventType,
-  sessionId: Id,
+  sessionId: opt(ClientSessionId),
   userId: opt(Id),
   pageUrl: opt(Url),
   metadata: opt(Metadata),
@@ -62,7 +65,7 @@ export type BatchRequest = typeof BatchRequest.Type
 
 export const ConversionRequest = Schema.Struct({
   conversionType: EventType,
-  sessionId: Id,
+  sessionId: opt(ClientSessionId),
   userId: opt(Id),
   value: opt(Schema.Finite),
   currency: opt(
@@ -76,7 +79,7 @@ export const FunnelRequest = Schema.Struct({
   funnelId: Id,
   stepId: Id,
   stepOrder: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
-  sessionId: Id,
+  sessionId: opt(ClientSessionId),
   userId: opt(Id),
   metadata: opt(Metadata)
 })
@@ -84,7 +87,7 @@ export type FunnelRequest = typeof FunnelRequest.Type
 
 export const RegistrationFunnelRequest = Schema.Struct({
   event: Schema.Literals(["visit", "signup", "profile", "conversion"]),
-  sessionId: Id,
+  sessionId: opt(ClientSessionId),
   timestamp: Schema.String.check(Schema.isMaxLength(64)),
   userId: opt(Id),
   route: opt(Url),

@@ -3,6 +3,7 @@
  * the collector contributes its queue route and spool, the writer its progress.
  */
 import { Context, Effect, Layer, Metric } from "effect"
+import { SqlClient } from "effect/sql"
 import { HttpApiBuilder } from "effect/http-api"
 import { EventQueue } from "../layers/EventQueue.ts"
 import * as Metrics from "../layers/Metrics.ts"
@@ -59,6 +60,16 @@ const writerReport = Effect.gen(function*() {
   })
 })
 
+/** The stats API's view: whether PostgreSQL answers (within 2 s). */
+const apiReport = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  return sql`SELECT 1`.pipe(
+    Effect.timeout("2 seconds"),
+    Effect.as<HealthReport>({ ready: true, fields: { database: "ok" } }),
+    Effect.orElseSucceed((): HealthReport => ({ ready: false, fields: { database: "unreachable" } }))
+  )
+})
+
 /**
  * One process, several parts: the fields of every part; readiness is the first part's (the one
  * traffic is routed to it for). Role `all` is ready while its collector takes events — a primary
@@ -78,8 +89,9 @@ export class HealthSource extends Context.Service<HealthSource, {
   static readonly writer = Layer.effect(HealthSource, Effect.map(writerReport, (report) => HealthSource.of({ report })))
   static readonly all = Layer.effect(
     HealthSource,
-    Effect.map(Effect.all([collectorReport, writerReport]), (reports) => HealthSource.of({ report: combine(reports) }))
+    Effect.map(Effect.all([collectorReport, writerReport, apiReport]), (reports) => HealthSource.of({ report: combine(reports) }))
   )
+  static readonly api = Layer.effect(HealthSource, Effect.map(apiReport, (report) => HealthSource.of({ report })))
 }
 
 /** Also serves `WriterApi`: same API id, same group. */

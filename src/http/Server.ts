@@ -13,6 +13,7 @@ import { Api, WriterApi } from "./Api.ts"
 import { handleClientErrors } from "./ClientErrors.ts"
 import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
+import { QueryRoutes } from "./QueryApi.ts"
 import { errorResponse } from "./Responses.ts"
 import { TrackerRoute } from "./TrackerRoute.ts"
 import { TrackingRoutes } from "./Tracking.ts"
@@ -38,6 +39,18 @@ export const CollectorRoutes = Layer.mergeAll(
   HttpApiScalar.layer(Api, { path: "/docs" }),
   MetricsRoute
 )
+
+/** The api role's routes: the stats query API, health, metrics, the API description. */
+export const StatsRoutes = Layer.mergeAll(
+  HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)),
+  QueryRoutes,
+  OpenApiRoute,
+  HttpApiScalar.layer(Api, { path: "/docs" }),
+  MetricsRoute
+)
+
+/** Role all: the collector's routes and the stats query API. */
+export const AllRoutes = Layer.mergeAll(CollectorRoutes, QueryRoutes)
 
 /** The writer role's routes: health and metrics only. */
 export const WriterRoutes = Layer.mergeAll(

@@ -13,6 +13,17 @@ import { DailyAccumulator, type Granularity, MetricAccumulator } from "../domain
 import { addSessions, addVisitors, eventRollups } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope } from "../domain/Tenant.ts"
 import { dayStart, hourStart } from "../domain/Time.ts"
+import {
+  assignVisitorSessions,
+  isServerSessionId,
+  type KnownSession,
+  latestSession,
+  mergeVisit,
+  needsEarlierSessions,
+  type VisitorKey,
+  type VisitRow,
+  visitRows
+} from "../domain/Visits.ts"
 import { BatchWriteError, Sink, unplanned } from "./Sink.ts"
 
 interface StoredSession {
@@ -30,6 +41,10 @@ export class MemoryStore {
   readonly sessions = new Map<string, StoredSession>()
   /** the unique-visitor seen-set: `${bucketStart}|${granularity}|${domainId}|${visitor id hex}` */
   readonly seen = new Set<string>()
+  /** visits by `${siteId}|${sessionId}` (domain/Visits.ts) */
+  readonly visits = new Map<string, VisitRow>()
+  /** server-side session assignment: each visitor's latest session, by `VisitorKey.key` */
+  readonly visitorSessions = new Map<string, KnownSession>()
   /** poison by `${streamKey}|${entryId}` */
   readonly poison = new Map<string, PoisonEntry>()
   /** `metric|granularity|dimension|value` (value `∅` for null) → sum, over every scope */
@@ -62,7 +77,37 @@ export class MemoryStore {
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
 
-const write = (store: MemoryStore, events: ReadonlyArray<PreparedEvent>, poison: ReadonlyArray<PoisonEntry>, streamKey: string) => {
+/** Assigns the sessions of events sent without one, as PgSinkSessions.ts does (same rule, same state). */
+const assign = (store: MemoryStore, events: ReadonlyArray<PreparedEvent>): ReadonlyArray<PreparedEvent> => {
+  if (!events.some((e) => e.assign !== undefined)) return events
+  const fresh = new Map<string, { readonly key: VisitorKey; readonly events: Array<PreparedEvent> }>()
+  for (const e of events) {
+    if (e.assign === undefined || store.events.has(`${e.row.eventId}|${e.receivedAtMs}`)) continue
+    const group = fresh.get(e.assign.key)
+    if (group === undefined) fresh.set(e.assign.key, { key: e.assign, events: [e] })
+    else group.events.push(e)
+  }
+  const assigned = new Map<PreparedEvent, string>()
+  for (const { key, events: list } of fresh.values()) {
+    const latest = store.visitorSessions.get(key.key)
+    const sessions: Array<KnownSession> = latest === undefined ? [] : [{ ...latest }]
+    if (list.some((e) => needsEarlierSessions(latest, e.receivedAtMs))) {
+      for (const visit of store.visits.values()) {
+        if (
+          visit.siteId === key.siteKey && visit.visitorIdDaily !== null && Buffer.compare(visit.visitorIdDaily, key.vid) === 0 &&
+          isServerSessionId(visit.sessionId) && !sessions.some((s) => s.sessionId === visit.sessionId)
+        ) sessions.push({ sessionId: visit.sessionId, startedAt: visit.startedAt, lastSeenAt: visit.lastSeenAt })
+      }
+    }
+    const ids = assignVisitorSessions(sessions, list.map((e) => ({ at: e.receivedAtMs, eventId: e.row.eventId })))
+    list.forEach((e, i) => assigned.set(e, ids[i]!))
+    store.visitorSessions.set(key.key, { ...latestSession(sessions)! })
+  }
+  return events.map((e) => e.assign === undefined ? e : { ...e, row: { ...e.row, sessionId: assigned.get(e) ?? "" } })
+}
+
+const write = (store: MemoryStore, sent: ReadonlyArray<PreparedEvent>, poison: ReadonlyArray<PoisonEntry>, streamKey: string) => {
+  const events = assign(store, sent)
   // raw events: new keys only; a header-less event takes its session's stored tenant, an event
   // of a session not known when prepared its stored bot status
   const inserted: Array<PreparedEvent> = []
@@ -103,6 +148,13 @@ const write = (store: MemoryStore, events: ReadonlyArray<PreparedEvent>, poison:
       store.seen.add(key)
       visitors.push({ bucketStart, granularity, scope: event.scope })
     }
+  }
+  // visits of what is new, merged into the stored ones
+  for (const visit of visitRows(inserted)) {
+    const key = `${visit.siteId}|${visit.sessionId}`
+    const stored = store.visits.get(key)
+    if (stored === undefined) store.visits.set(key, visit)
+    else mergeVisit(stored, visit)
   }
   // rollups of what is new
   const { daily: eventDaily, metrics: eventMetrics } = eventRollups(inserted)

@@ -37,10 +37,12 @@ import type { PreparedBatch, PreparedEvent, WriteResult } from "../domain/Batch.
 import { DailyAccumulator, type DailyRow, type Granularity, MetricAccumulator, type MetricRow } from "../domain/RollupAccumulators.ts"
 import { addSessions, addVisitors, eventRollups } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope } from "../domain/Tenant.ts"
+import { type VisitRow, visitRows } from "../domain/Visits.ts"
 import { ensurePartitionsAround, maintainPartitions } from "./Partitions.ts"
 import { WriteCache } from "./PgSinkCache.ts"
 import { type Params, type ParamsOrError, tryParams } from "./PgSinkParams.ts"
 import { type SeenRow, seenRows, type SessionRow, sessionRows } from "./PgSinkRows.ts"
+import { assignSessions } from "./PgSinkSessions.ts"
 import * as Statements from "./PgSinkStatements.ts"
 import { BatchWriteError, Sink, type StagedBatch } from "./Sink.ts"
 import { describeSqlError, isTransientSqlError } from "./Sql.ts"
@@ -51,27 +53,43 @@ const fromSqlError = (error: SqlError) =>
 // ---------------------------------------------------------------------------------------------
 // the plan: everything computable before knowing which rows are new
 
-export interface BatchPlan {
+/** The parts that depend on session ids (known ahead unless the sink assigns sessions). */
+export interface SessionPlan {
   readonly raw: ParamsOrError
   readonly sessions: ReadonlyArray<SessionRow>
   readonly fingerprints: ParamsOrError
+  readonly visits: ReadonlyArray<VisitRow>
+  readonly visitParams: ParamsOrError
+}
+
+export interface BatchPlan {
+  /** undefined when the batch has events without a sessionId (assigned in the transaction) */
+  readonly bySession: SessionPlan | undefined
   readonly seen: ReadonlyArray<SeenRow>
   readonly seenParams: ParamsOrError
 }
 
-/** Computed in slices, yielding to the event loop between them (the previous batch's transaction runs meanwhile). */
-export const makePlan = Effect.fnUntraced(function*(batch: PreparedBatch, cache: WriteCache | undefined) {
-  const events = batch.events
-  if (events.length === 0) return undefined
+const sessionPlan = Effect.fnUntraced(function*(events: ReadonlyArray<PreparedEvent>, cache: WriteCache | undefined) {
   const raw = tryParams(() => Statements.rawParams(events))
   yield* Effect.yieldNow
   const sessions = sessionRows(events, cache)
   const fingerprints = tryParams(() => Statements.fingerprintParams(sessions))
   yield* Effect.yieldNow
+  const visits = visitRows(events)
+  const visitParams = tryParams(() => Statements.visitParams(visits))
+  yield* Effect.yieldNow
+  return { raw, sessions, fingerprints, visits, visitParams } satisfies SessionPlan
+})
+
+/** Computed in slices, yielding to the event loop between them (the previous batch's transaction runs meanwhile). */
+export const makePlan = Effect.fnUntraced(function*(batch: PreparedBatch, cache: WriteCache | undefined) {
+  const events = batch.events
+  if (events.length === 0) return undefined
+  const bySession = events.some((e) => e.assign !== undefined) ? undefined : yield* sessionPlan(events, cache)
   const seen = seenRows(events, cache)
   const seenParams = tryParams(() => Statements.seenParams(seen))
   yield* Effect.yieldNow
-  return { raw, sessions, fingerprints, seen, seenParams } satisfies BatchPlan
+  return { bySession, seen, seenParams } satisfies BatchPlan
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -111,7 +129,7 @@ const transaction = (
     })
 
   const body = Effect.gen(function*() {
-    const events = batch.events
+    let events = batch.events
     let inserted: ReadonlyArray<PreparedEvent> = []
     let allNew = false
     let newSessions: Array<SessionRow> = []
@@ -122,6 +140,12 @@ const transaction = (
     let sentSeen: ReadonlyArray<SeenRow> = []
 
     if (plan !== undefined) {
+      // 0. sessions of the events sent without one (PgSinkSessions.ts)
+      let bySession = plan.bySession
+      if (bySession === undefined) {
+        events = yield* assignSessions(run, events)
+        bySession = yield* sessionPlan(events, cache)
+      }
       // 1. raw_events
       const returned = yield* run<
         {
@@ -131,7 +155,7 @@ const transaction = (
           readonly domain_id: number | null
           readonly is_bot: boolean
         }
-      >(Statements.INSERT_RAW_EVENTS, plan.raw)
+      >(Statements.INSERT_RAW_EVENTS, bySession.raw)
       allNew = returned.length === events.length
       // resolveBot events come back as bots when their session's first touch is one (only ever
       // false → true): when every row is new, equal counts mean none did
@@ -167,12 +191,12 @@ const transaction = (
       }
 
       // 2. session fingerprints of the inserted views
-      const sessions = allNew ? plan.sessions : sessionRows(inserted, cache)
+      const sessions = allNew ? bySession.sessions : sessionRows(inserted, cache)
       sentSessions = sessions
       if (sessions.length > 0) {
         const returnedSessions = yield* run<{ readonly session_id: string; readonly inserted: boolean }>(
           Statements.UPSERT_FINGERPRINTS,
-          allNew ? plan.fingerprints : () => Statements.fingerprintParams(sessions)
+          allNew ? bySession.fingerprints : () => Statements.fingerprintParams(sessions)
         )
         const created = new Set<string>()
         for (const r of returnedSessions) if (r.inserted) created.add(r.session_id)
@@ -198,7 +222,14 @@ const transaction = (
         }))
       }
 
-      // 4. rollups of the inserted events (computed ahead when all are new, scoped and no bot
+      // 4. visits of the inserted events (domain/Visits.ts): scopes and bots as stored
+      const exact = allNew && !botsCompleted && !events.some((e) => e.resolveScope)
+      const visits = exact ? bySession.visits : visitRows(inserted)
+      if (visits.length > 0) {
+        yield* run(Statements.UPSERT_VISITS, exact ? bySession.visitParams : () => Statements.visitParams(visits))
+      }
+
+      // 5. rollups of the inserted events (computed ahead when all are new, scoped and no bot
       // was completed from a stored session)
       const hasResolved = inserted.some((e) => e.resolveScope)
       if (allNew && !hasResolved && !botsCompleted && batch.rollups !== undefined) {
@@ -227,7 +258,7 @@ const transaction = (
     }
     if (daily.size > 0) yield* run(Statements.UPSERT_DAILY, () => Statements.dailyParams(daily.rows()))
 
-    // 5. poison entries, kept with their raw payload
+    // 6. poison entries, kept with their raw payload
     if (batch.poison.length > 0) {
       yield* run(Statements.INSERT_FAILURES, () => Statements.failureParams(batch.streamKey, batch.poison))
     }

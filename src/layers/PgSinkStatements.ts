@@ -15,6 +15,7 @@ import type { PoisonEntry, PreparedEvent } from "../domain/Batch.ts"
 import { compareStrings } from "../domain/Batch.ts"
 import type { DailyRow, MetricRow } from "../domain/RollupAccumulators.ts"
 import {
+  arrayOf,
   boolArray,
   byteaArray,
   finite,
@@ -30,6 +31,8 @@ import {
   uuidArray
 } from "./PgSinkParams.ts"
 import type { SeenRow, SessionRow } from "./PgSinkRows.ts"
+import type { VisitRow } from "../domain/Visits.ts"
+import { pageHost } from "../domain/Visits.ts"
 
 // Non-view events flagged `resolve` take corp/domain from their session's fingerprint, those
 // flagged `resolve_bot` its is_bot (the session's first touch): one index lookup for both, and
@@ -301,6 +304,171 @@ export const dailyParams = (rows: ReadonlyArray<DailyRow>): Params => [
   int8Array(rows.map((r) => r.botEvents))
 ]
 
+// ---------------------------------------------------------------------------------------------
+// server-side session assignment (events without a sessionId; domain/Visits.ts, PgSinkSessions.ts)
+
+/** advisory lock class of the visitor keys (the second key is a hash of site and visitor) */
+export const VISITOR_LOCK_CLASS = 0x5357
+
+/** Locks the batch's visitor keys, hashes sorted ascending (the one global order), until COMMIT. */
+export const LOCK_VISITORS = `SELECT pg_advisory_xact_lock(${VISITOR_LOCK_CLASS}, h) FROM unnest($1::int4[]) AS t(h)`
+
+export const SELECT_VISITOR_SESSIONS = `
+  SELECT s.site_id, s.visitor_id_daily, s.session_id, s.started_at, s.last_seen_at
+  FROM unnest($1::int4[], $2::bytea[]) AS t(site_id, vid)
+  JOIN visitor_sessions s ON s.site_id = t.site_id AND s.visitor_id_daily = t.vid`
+
+/** The visitor's earlier server-assigned sessions (for events older than its latest session). */
+export const SELECT_EARLIER_SESSIONS = `
+  SELECT v.site_id, v.visitor_id_daily, v.session_id, v.started_at, v.last_seen_at
+  FROM unnest($1::int4[], $2::bytea[]) AS t(site_id, vid)
+  JOIN visits v ON v.site_id = t.site_id AND v.visitor_id_daily = t.vid
+  WHERE starts_with(v.session_id, '~')`
+
+/** Which of the given events are stored already (redelivered): they are not assigned. */
+export const SELECT_STORED_EVENTS = `
+  SELECT e.id::text AS id, e.received_at
+  FROM unnest($1::uuid[], $2::timestamptz[]) AS t(id, received_at)
+  JOIN raw_events e ON e.id = t.id AND e.received_at = t.received_at`
+
+export const UPSERT_VISITOR_SESSIONS = `
+  INSERT INTO visitor_sessions (site_id, visitor_id_daily, session_id, started_at, last_seen_at)
+  SELECT * FROM unnest($1::int4[], $2::bytea[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+  ON CONFLICT (site_id, visitor_id_daily) DO UPDATE SET
+    session_id = excluded.session_id, started_at = excluded.started_at, last_seen_at = excluded.last_seen_at`
+
+// ---------------------------------------------------------------------------------------------
+// visits
+
+/** [column, array element type, kind] of visits, in statement order. */
+const VISIT_COLUMNS: ReadonlyArray<readonly [string, string, "key" | "merge" | "entry" | "exit"]> = [
+  ["site_id", "int4", "key"],
+  ["session_id", "text", "key"],
+  ["visitor_id_daily", "bytea", "merge"],
+  ["started_at", "timestamptz", "merge"],
+  ["last_seen_at", "timestamptz", "merge"],
+  ["pageviews", "int4", "merge"],
+  ["events", "int4", "merge"],
+  ["engaged", "bool", "merge"],
+  ["is_bot", "bool", "merge"],
+  ["entry_page", "text", "entry"],
+  ["entry_at", "timestamptz", "entry"],
+  ["entry_event_id", "uuid", "entry"],
+  ["exit_page", "text", "exit"],
+  ["exit_at", "timestamptz", "exit"],
+  ["hostname", "text", "entry"],
+  ["source", "text", "entry"],
+  ["referrer", "text", "entry"],
+  ["utm_source", "text", "entry"],
+  ["utm_medium", "text", "entry"],
+  ["utm_campaign", "text", "entry"],
+  ["utm_content", "text", "entry"],
+  ["utm_term", "text", "entry"],
+  ["device", "text", "entry"],
+  ["browser", "text", "entry"],
+  ["browser_version", "text", "entry"],
+  ["os", "text", "entry"],
+  ["os_version", "text", "entry"],
+  ["country", "text", "entry"],
+  ["region", "text", "entry"],
+  ["city", "text", "entry"],
+  ["language", "text", "entry"]
+]
+
+const MERGE: Record<string, string> = {
+  visitor_id_daily: "LEAST(v.visitor_id_daily, excluded.visitor_id_daily)",
+  started_at: "LEAST(v.started_at, excluded.started_at)",
+  last_seen_at: "GREATEST(v.last_seen_at, excluded.last_seen_at)",
+  pageviews: "v.pageviews + excluded.pageviews",
+  events: "v.events + excluded.events",
+  engaged: "v.engaged OR excluded.engaged",
+  is_bot: "v.is_bot OR excluded.is_bot"
+}
+
+/**
+ * The visit rows of the inserted events, merged into the stored ones by the commutative rules
+ * of domain/Visits.ts (text compared byte-wise, COLLATE "C", as the writer compares it).
+ */
+export const UPSERT_VISITS = (() => {
+  const names = VISIT_COLUMNS.map(([name]) => name)
+  const unnestArgs = VISIT_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")
+  const earlier = `(excluded.entry_at IS NOT NULL AND (v.entry_at IS NULL OR
+      (excluded.entry_at, COALESCE(excluded.entry_page, '') COLLATE "C", excluded.entry_event_id)
+        < (v.entry_at, COALESCE(v.entry_page, '') COLLATE "C", v.entry_event_id)))`
+  const later = `(excluded.exit_at IS NOT NULL AND (v.exit_at IS NULL OR
+      (excluded.exit_at, COALESCE(excluded.exit_page, '') COLLATE "C")
+        > (v.exit_at, COALESCE(v.exit_page, '') COLLATE "C")))`
+  const set = VISIT_COLUMNS.filter(([, , kind]) => kind !== "key").map(([name, , kind]) =>
+    kind === "merge"
+      ? `${name} = ${MERGE[name]}`
+      : `${name} = CASE WHEN ${kind === "entry" ? earlier : later} THEN excluded.${name} ELSE v.${name} END`
+  )
+  return `
+    INSERT INTO visits AS v (${names.join(", ")})
+    SELECT * FROM unnest(${unnestArgs}) AS t(${names.join(", ")})
+    ON CONFLICT (site_id, session_id) DO UPDATE SET
+      ${set.join(",\n      ")}`
+})()
+
+export const visitParams = (visits: ReadonlyArray<VisitRow>): Params => {
+  const columns = VISIT_COLUMNS.map(() => [] as Array<unknown>)
+  for (const s of visits) {
+    const entry = s.entry
+    const v = entry?.view
+    const values: ReadonlyArray<unknown> = [
+      s.siteId,
+      noNul(s.sessionId),
+      s.visitorIdDaily,
+      s.startedAt,
+      s.lastSeenAt,
+      s.pageviews,
+      s.events,
+      s.engaged,
+      s.isBot,
+      noNulOrNull(entry?.page),
+      entry?.at ?? null,
+      entry?.eventId ?? null,
+      noNulOrNull(s.exitPage),
+      s.exitAt,
+      v?.pageUrl == null ? null : noNulOrNull(pageHost(v.pageUrl)),
+      v?.traffic.source ?? null,
+      noNulOrNull(v?.traffic.referrer),
+      noNulOrNull(v?.traffic.rawSource),
+      noNulOrNull(v?.traffic.medium),
+      noNulOrNull(v?.traffic.campaign),
+      noNulOrNull(v?.traffic.content),
+      noNulOrNull(v?.traffic.term),
+      v?.deviceType ?? null,
+      noNulOrNull(v?.device.browser),
+      noNulOrNull(v?.device.browserVersion),
+      noNulOrNull(v?.device.os),
+      noNulOrNull(v?.device.osVersion),
+      noNulOrNull(v?.geo.country),
+      noNulOrNull(v?.geo.region),
+      noNulOrNull(v?.geo.city),
+      noNulOrNull(v?.device.language)
+    ]
+    for (let i = 0; i < values.length; i++) columns[i]!.push(values[i])
+  }
+  return VISIT_COLUMNS.map(([, type], i) => {
+    const values = columns[i]!
+    switch (type) {
+      case "text":
+        return textArray(values as Array<string | null>)
+      case "int4":
+        return int4Array(values as Array<number | null>)
+      case "bool":
+        return boolArray(values as Array<boolean | null>)
+      case "bytea":
+        return byteaArray(values as Array<Uint8Array | null>)
+      case "uuid":
+        return arrayOf(values, PgTypes.OID.uuid)
+      default:
+        return tsArray(values as Array<number | null>)
+    }
+  })
+}
+
 export const INSERT_FAILURES = `
   INSERT INTO ingest_failures (stream_key, entry_id, event_id, payload, error, attempts)
   SELECT $1::text, entry_id, event_id, payload, error, attempts
@@ -322,9 +490,15 @@ export const failureParams = (streamKey: string, poison: ReadonlyArray<PoisonEnt
 
 /** The statements of a batch transaction (documentation, diagnostics, EXPLAIN). */
 export const STATEMENTS = {
+  lockVisitors: LOCK_VISITORS,
+  selectVisitorSessions: SELECT_VISITOR_SESSIONS,
+  selectStoredEvents: SELECT_STORED_EVENTS,
+  selectEarlierSessions: SELECT_EARLIER_SESSIONS,
+  upsertVisitorSessions: UPSERT_VISITOR_SESSIONS,
   insertRawEvents: INSERT_RAW_EVENTS,
   upsertFingerprints: UPSERT_FINGERPRINTS,
   insertSeen: INSERT_SEEN,
+  upsertVisits: UPSERT_VISITS,
   upsertMetrics: UPSERT_METRICS,
   upsertDaily: UPSERT_DAILY,
   insertFailures: INSERT_FAILURES

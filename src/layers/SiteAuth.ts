@@ -3,8 +3,11 @@
  * query API reads with `Authorization: Bearer <server key>`).
  *
  *   const auth = yield* SiteAuth
- *   const site = yield* auth.authenticateHeader(request.headers["authorization"])
+ *   const site = yield* auth.authenticateRequest({ headers: request.headers, url: request.url })
  *   // site.id is the `domain_id` of every row of the site; InvalidServerKey → answer 401
+ *
+ * `authenticateRequest` is the one entry point of the readers (stats query API, funnel): a new
+ * way to read (e.g. share tokens) is added there, and every reader accepts it.
  *
  * A key is accepted when it is the site's current server key, or its previous one within the
  * grace period of a rotation, and the site is not removed. The key is looked up by its SHA-256
@@ -29,7 +32,15 @@ export interface AuthenticatedSite {
 
 const invalid = new InvalidServerKey({ message: "missing or invalid server key (Authorization: Bearer <server key>)" })
 
+/** What a reader's request carries for authentication. */
+export interface ReadRequest {
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  readonly url: string
+}
+
 export class SiteAuth extends Context.Service<SiteAuth, {
+  /** the site a reader's request may read: today, its `Authorization: Bearer <server key>` */
+  authenticateRequest(request: ReadRequest): Effect.Effect<AuthenticatedSite, InvalidServerKey | SqlError>
   /** the site of this server key */
   authenticate(key: string | undefined): Effect.Effect<AuthenticatedSite, InvalidServerKey | SqlError>
   /** the site of the server key in an `Authorization: Bearer <server key>` header value */
@@ -58,7 +69,11 @@ export class SiteAuth extends Context.Service<SiteAuth, {
         const match = authorization === undefined ? null : /^\s*bearer\s+(\S+)\s*$/i.exec(authorization)
         return authenticate(match?.[1])
       }
-      return SiteAuth.of({ authenticate, authenticateHeader })
+      const authenticateRequest = (request: ReadRequest) => {
+        const authorization = request.headers["authorization"]
+        return authenticateHeader(typeof authorization === "string" ? authorization : undefined)
+      }
+      return SiteAuth.of({ authenticate, authenticateHeader, authenticateRequest })
     })
   )
 

@@ -15,13 +15,14 @@ import migration0001 from "../../migrations/0001_initial.ts"
 import migration0002 from "../../migrations/0002_rollup_fillfactor.ts"
 import migration0003 from "../../migrations/0003_sites.ts"
 import migration0004 from "../../migrations/0004_visits.ts"
+import migration0007 from "../../migrations/0007_query_indexes.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 
 /** SQLSTATE classes that mean "this data / statement is wrong", not "try again later". */
 const PERMANENT_SQLSTATE_CLASSES = new Set(["0A", "21", "22", "23", "26", "2B", "2D", "2F", "3F", "42", "44", "P0", "XX"])
 
-const sqlState = (error: SqlError): string | undefined => {
+export const sqlState = (error: SqlError): string | undefined => {
   const cause = (error.reason as { readonly cause?: unknown }).cause
   const code = typeof cause === "object" && cause !== null ? (cause as { readonly code?: unknown }).code : undefined
   return typeof code === "string" ? code : undefined
@@ -51,7 +52,8 @@ export const migrations = {
   "0001_initial": migration0001,
   "0002_rollup_fillfactor": migration0002,
   "0003_sites": migration0003,
-  "0004_visits": migration0004
+  "0004_visits": migration0004,
+  "0007_query_indexes": migration0007
 } as const
 
 export const MIGRATIONS_TABLE = "spoolway_migrations"

@@ -1,6 +1,6 @@
 /**
  * spoolway — the single entry point (docs/operations.md, CLI):
- *   serve --role all|collector|writer, migrate, status, replay-failures, salts rotate, retention, network, sites
+ *   serve --role all|collector|writer|api, stats, migrate, status, replay-failures, salts rotate, retention, network, sites
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Clock, Console, Effect, Exit, Layer } from "effect"
@@ -24,8 +24,8 @@ import { checkListenable, reportStartupFailures } from "./StartupErrors.ts"
 /** Maintenance commands use the servers a running `serve` owns, or start their own briefly. */
 const attached = AppConfig.layerWith({ embeddedAttach: true })
 
-const role = Flag.Literals("role", ["all", "collector", "writer"]).pipe(
-  Flag.withDescription("which part of the pipeline this process runs (collector never needs Postgres)"),
+const role = Flag.Literals("role", ["all", "collector", "writer", "api"]).pipe(
+  Flag.withDescription("which part of the pipeline this process runs (collector never needs Postgres; api: the stats query API)"),
   Flag.withDefault("all")
 )
 

@@ -25,10 +25,11 @@
  * without the stored first touch. Bot events are stored with `is_bot` and count only as
  * `bot_events` (domain/Rollups.ts).
  *
- * Where the planned steps go: server-side session assignment (no `sessionId`) runs per event
- * in the first loop below, before the session carry-over (which is keyed by session); a visit
- * model adds its rows and deltas to the returned batch beside `rollups`; network enrichment is
- * another lookup service beside GeoLookup, cached per IP like `geoOf`.
+ * Events sent without a `sessionId` (domain/Visits.ts): their daily visitor id is computed
+ * (non-views too) and they carry a provisional session id per (site, visitor) — the session
+ * carry-over below then works per visitor — and an `assign` key; the sink assigns the real
+ * session inside its transaction, where the visitor's stored sessions are locked. Network
+ * enrichment is another lookup service beside GeoLookup, cached per IP like `geoOf`.
  */
 import { Cause, Effect, Exit } from "effect"
 import {
@@ -48,6 +49,7 @@ import { memoizeString } from "../domain/Memo.ts"
 import { eventRollups } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope, type Tenant, tenantHost } from "../domain/Tenant.ts"
 import { utcDay } from "../domain/Time.ts"
+import { provisionalSessionId, type VisitorKey, visitorKeyOf } from "../domain/Visits.ts"
 import { Domains } from "../layers/Domains.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
 import { Salts } from "../layers/Salts.ts"
@@ -128,7 +130,8 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
       })
       continue
     }
-    if (envelope.payload.isView) saltDays.add(utcDay(receivedAtMs))
+    // views and events without a sessionId (assigned by daily visitor id) need the day's salt
+    if (envelope.payload.isView || envelope.payload.sessionId === undefined) saltDays.add(utcDay(receivedAtMs))
     decoded.push({ entry, envelope, receivedAtMs })
   }
 
@@ -173,7 +176,12 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
         row = view
         tenant = tenantOf(envelope.edge.site, view.tenantHost)
       } else {
-        row = enrichEvent(envelope)
+        let salt: Uint8Array | undefined
+        if (envelope.payload.sessionId === undefined) {
+          salt = saltByDay.get(utcDay(receivedAtMs))
+          if (salt === undefined) throw new Error(`no visitor salt for ${envelope.receivedAt}`)
+        }
+        row = enrichEvent(envelope, salt)
         tenant = tenantOf(envelope.edge.site, tenantHost(envelope.edge.headers))
       }
     } catch (error) {
@@ -198,10 +206,18 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
     const scope: Scope = tenant === null
       ? NO_SCOPE
       : { corpId: tenant.corpId, domainId: tenant.domainId }
+    // no sessionId: the sink assigns one by (site, daily visitor id); until then the event
+    // carries a provisional id per visitor, so the session passes below work per visitor
+    let assign: VisitorKey | undefined
+    if (envelope.payload.sessionId === undefined && row.visitorIdDaily !== null) {
+      assign = visitorKeyOf(scope.domainId ?? 0, row.visitorIdDaily)
+      row = { ...row, sessionId: provisionalSessionId(assign) }
+    }
     if (row.isView) {
       if (tenant !== null && !sessionScope.has(row.sessionId)) sessionScope.set(row.sessionId, scope)
       if (viewBots.get(row.sessionId) !== true) viewBots.set(row.sessionId, row.isBot)
-    } else if (tenant === null) {
+    } else if (tenant === null && assign === undefined) {
+      // (an event without a sessionId keys its session on its own site: none to take)
       unscoped.push(events.length)
     }
     events.push({
@@ -211,6 +227,7 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
       scope,
       resolveScope: false,
       resolveBot: false,
+      assign,
       row
     })
   }

@@ -1,0 +1,254 @@
+/**
+ * The stats query API's programs (docs/api.md "Stats query API"): a validated query or funnel
+ * (src/domain/StatsQuery.ts) of an authenticated site, run against PostgreSQL with the SQL of
+ * src/domain/StatsSql.ts, shaped into the answer. Shared by `POST /api/v1/query`,
+ * `POST /api/v1/funnel` (src/http/QueryApi.ts) and `spoolway stats`.
+ */
+import { Clock, Effect, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
+import { bucketLabels, formatInstant } from "../domain/LocalTime.ts"
+import {
+  bucketCount,
+  type FunnelQuery,
+  InvalidQuery,
+  isTimeDimension,
+  MAX_BUCKETS,
+  type Metric,
+  metricValue,
+  percentChange,
+  type Period,
+  previousPeriod,
+  resolvePeriod,
+  type StatsQuery,
+  stepLabel,
+  timeGrainOf
+} from "../domain/StatsQuery.ts"
+import {
+  compileFunnel,
+  compileQuery,
+  type CompiledSql,
+  dimensionAlias,
+  earliestSql,
+  metricAlias,
+  type SqlParam
+} from "../domain/StatsSql.ts"
+import { textArray } from "../layers/PgSinkParams.ts"
+import { sqlState } from "../layers/Sql.ts"
+
+/** The site a query reads (what SiteAuth gives). */
+export interface StatsSite {
+  readonly id: number
+  readonly hostname: string
+  readonly hostnames: ReadonlyArray<string>
+  readonly timezone: string
+}
+
+/** The body's `site` is not the site of the key: 403. */
+export class SiteMismatch extends Schema.TaggedError<SiteMismatch>()("SiteMismatch", { message: Schema.String }) {}
+
+export interface ResultRow {
+  readonly dimensions: Array<string | null>
+  readonly metrics: Array<number>
+  comparison?: { readonly metrics: Array<number>; readonly change: Array<number | null> }
+}
+
+export interface QueryAnswer {
+  readonly results: Array<ResultRow>
+  readonly meta: {
+    readonly site: string
+    readonly metrics: ReadonlyArray<Metric>
+    readonly dimensions: ReadonlyArray<string>
+    readonly date_range: readonly [string, string]
+    readonly timezone: string
+    readonly comparison_date_range?: readonly [string, string]
+  }
+}
+
+export interface FunnelAnswer {
+  readonly steps: Array<{
+    readonly step: number
+    readonly label: string
+    readonly visitors: number
+    readonly conversion_rate: number
+    readonly conversion_rate_step: number
+    readonly drop_off: number
+  }>
+  readonly meta: {
+    readonly site: string
+    readonly date_range: readonly [string, string]
+    readonly timezone: string
+    readonly window_minutes: number
+  }
+}
+
+const encode = (p: SqlParam): unknown => (typeof p === "string" ? p : textArray([...p.textArray]))
+
+/** Invalid regular expressions that JavaScript accepted and PostgreSQL does not: still a 400. */
+const run = (compiled: CompiledSql) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.unsafe<Record<string, unknown>>(compiled.text, compiled.params.map(encode)).pipe(
+      Effect.catchIf(
+        (e: SqlError) => sqlState(e) === "2201B",
+        () =>
+          Effect.fail(
+            new InvalidQuery({
+              field: "filters",
+              message: "a \"matches\" pattern is not a valid regular expression",
+              allowed: ["a regular expression (PostgreSQL POSIX syntax)"]
+            })
+          )
+      )
+    ))
+
+/** The body's site must be one of the key's site's hostnames. */
+export const checkSite = (site: StatsSite, asked: string): Effect.Effect<void, SiteMismatch> => {
+  const host = asked.trim().toLowerCase().replace(/\.$/, "")
+  return site.hostnames.includes(host)
+    ? Effect.void
+    : Effect.fail(new SiteMismatch({ message: `this key belongs to ${site.hostname}, not to ${asked}` }))
+}
+
+const periodOf = Effect.fn("Stats.period")(function*(site: StatsSite, range: StatsQuery["dateRange"]) {
+  const now = yield* Clock.currentTimeMillis
+  let earliest: number | null = null
+  if (range.kind === "all") {
+    const rows = yield* run(earliestSql(site.id))
+    const value = rows[0]?.earliest
+    earliest = value instanceof Date ? value.getTime() : typeof value === "string" ? Date.parse(value) : null
+  }
+  const period = resolvePeriod(range, now, site.timezone, earliest)
+  return period instanceof InvalidQuery ? yield* Effect.fail(period) : period
+})
+
+const dimensionValue = (v: unknown): string | null => (v === null || v === undefined ? null : String(v))
+
+const rowsOf = (query: StatsQuery, rows: ReadonlyArray<Record<string, unknown>>): Array<ResultRow> =>
+  rows.map((row) => ({
+    dimensions: query.dimensions.map((_, i) => dimensionValue(row[dimensionAlias(i)])),
+    metrics: query.metrics.map((m) => metricValue(m, row[metricAlias(m)]))
+  }))
+
+/** With a time dimension as the only dimension: every bucket of the period, empty ones as zeros. */
+const fillBuckets = (query: StatsQuery, period: Period, tz: string, rows: Array<ResultRow>): Array<ResultRow> => {
+  const grain = query.dimensions.length === 1 ? timeGrainOf(query.dimensions[0]!) : undefined
+  if (grain === undefined) return rows
+  const byLabel = new Map(rows.map((r) => [r.dimensions[0], r]))
+  return bucketLabels(period.fromMs, period.toMs, tz, grain).map((label) =>
+    byLabel.get(label) ?? { dimensions: [label], metrics: query.metrics.map(() => 0) }
+  )
+}
+
+/** Sorting and paging done here (time series, after the filling): the SQL's order, on values. */
+const sortAndPage = (query: StatsQuery, rows: Array<ResultRow>): Array<ResultRow> => {
+  const keys: Array<readonly [(r: ResultRow) => string | number | null, number]> = []
+  const add = (name: string, dir: "asc" | "desc") => {
+    const di = query.dimensions.indexOf(name as never)
+    const mi = query.metrics.indexOf(name as Metric)
+    keys.push([(r) => (di >= 0 ? r.dimensions[di]! : r.metrics[mi]!), dir === "asc" ? 1 : -1])
+  }
+  for (const [name, dir] of query.orderBy) add(name, dir)
+  if (query.orderBy.length === 0) {
+    const time = query.dimensions.find(isTimeDimension)
+    if (time !== undefined) add(time, "asc")
+  }
+  query.dimensions.forEach((d) => add(d, "asc"))
+  const sorted = [...rows].sort((a, b) => {
+    for (const [key, dir] of keys) {
+      const x = key(a)
+      const y = key(b)
+      if (x === y) continue
+      if (x === null) return 1
+      if (y === null) return -1
+      return (x < y ? -1 : 1) * dir
+    }
+    return 0
+  })
+  return sorted.slice(query.offset, query.offset + query.limit)
+}
+
+/** A row's key for matching it with the previous period: the time bucket by its position. */
+const keyOf = (query: StatsQuery, labels: ReadonlyArray<string> | null, row: ResultRow): string =>
+  JSON.stringify(query.dimensions.map((d, i) => (isTimeDimension(d) && labels !== null ? labels.indexOf(row.dimensions[i]!) : row.dimensions[i])))
+
+const rangeOf = (period: Period, tz: string) => [formatInstant(period.fromMs, tz), formatInstant(period.toMs, tz)] as const
+
+/** Runs a validated query for `site` (already authenticated; `query.site` checked here). */
+export const runQuery = Effect.fn("Stats.runQuery")(function*(site: StatsSite, query: StatsQuery) {
+  yield* checkSite(site, query.site)
+  const tz = site.timezone
+  const period = yield* periodOf(site, query.dateRange)
+  const time = query.dimensions.find(isTimeDimension)
+  const grain = time === undefined ? undefined : timeGrainOf(time)
+  if (grain !== undefined && bucketCount(period, tz, grain) > MAX_BUCKETS) {
+    return yield* Effect.fail(
+      new InvalidQuery({
+        field: "dimensions",
+        message: `${time} over this date range gives more than ${MAX_BUCKETS} buckets; use a coarser one or a shorter range`,
+        allowed: ["time:hour", "time:day", "time:week", "time:month"]
+      })
+    )
+  }
+  const base = {
+    siteId: site.id,
+    timezone: tz,
+    active: query.dateRange.kind === "realtime",
+    metrics: query.metrics,
+    dimensions: query.dimensions,
+    filters: query.filters,
+    orderBy: query.orderBy
+  }
+  const paged = time === undefined
+  const current = rowsOf(query, yield* run(compileQuery({ ...base, period, page: paged ? { limit: query.limit, offset: query.offset } : null })))
+  const results = paged ? current : sortAndPage(query, fillBuckets(query, period, tz, current))
+  let comparison: Period | undefined
+  if (query.compare === "previous_period") {
+    comparison = previousPeriod(period)
+    const previous = fillBuckets(query, comparison, tz, rowsOf(query, yield* run(compileQuery({ ...base, period: comparison, page: null }))))
+    const currentLabels = grain === undefined ? null : bucketLabels(period.fromMs, period.toMs, tz, grain)
+    const previousLabels = grain === undefined ? null : bucketLabels(comparison.fromMs, comparison.toMs, tz, grain)
+    const byKey = new Map(previous.map((r) => [keyOf(query, previousLabels, r), r]))
+    for (const row of results) {
+      const prev = byKey.get(keyOf(query, currentLabels, row))?.metrics ?? query.metrics.map(() => 0)
+      row.comparison = { metrics: prev, change: row.metrics.map((v, i) => percentChange(v, prev[i]!)) }
+    }
+  }
+  const answer: QueryAnswer = {
+    results,
+    meta: {
+      site: site.hostname,
+      metrics: query.metrics,
+      dimensions: query.dimensions,
+      date_range: rangeOf(period, tz),
+      timezone: tz,
+      ...(comparison === undefined ? {} : { comparison_date_range: rangeOf(comparison, tz) })
+    }
+  }
+  return answer
+})
+
+const round1 = (v: number) => Math.round(v * 10) / 10
+
+/** Runs a validated funnel for `site`. */
+export const runFunnel = Effect.fn("Stats.runFunnel")(function*(site: StatsSite, funnel: FunnelQuery) {
+  yield* checkSite(site, funnel.site)
+  const period = yield* periodOf(site, funnel.dateRange)
+  const rows = yield* run(compileFunnel({ siteId: site.id, period, windowMinutes: funnel.windowMinutes, steps: funnel.steps, filters: funnel.filters }))
+  const counts = funnel.steps.map((_, i) => Number(rows[0]?.[`c${i + 1}`] ?? 0))
+  const first = counts[0] ?? 0
+  const answer: FunnelAnswer = {
+    steps: funnel.steps.map((step, i) => {
+      const previous = i === 0 ? counts[0]! : counts[i - 1]!
+      return {
+        step: i + 1,
+        label: stepLabel(step),
+        visitors: counts[i]!,
+        conversion_rate: first === 0 ? 0 : round1((counts[i]! / first) * 100),
+        conversion_rate_step: previous === 0 ? 0 : round1((counts[i]! / previous) * 100),
+        drop_off: previous - counts[i]!
+      }
+    }),
+    meta: { site: site.hostname, date_range: rangeOf(period, site.timezone), timezone: site.timezone, window_minutes: funnel.windowMinutes }
+  }
+  return answer
+})
