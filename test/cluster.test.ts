@@ -93,7 +93,7 @@ describe.skipIf(unavailable !== undefined)("partitioned event log on a 3 + 3 Red
     const stored = (await storedEntries()).filter((e) => e.sessionId.startsWith("spread-"))
     expect(stored).toHaveLength(64)
     expect(new Set(stored.map((e) => e.eventId)).size).toBe(64)
-    for (const e of stored) expect(e.partition).toBe(eventPartition(undefined, e.sessionId, PARTITIONS))
+    for (const e of stored) expect(e.partition).toBe(eventPartition({ sessionId: e.sessionId }, PARTITIONS))
     // the batch really spans partitions on all three masters
     expect(new Set(stored.map((e) => e.partition)).size).toBeGreaterThan(8)
   })
@@ -122,6 +122,6 @@ describe.skipIf(unavailable !== undefined)("partitioned event log on a 3 + 3 Red
     const ids = new Set(stored.map((e) => e.eventId))
     expect(ids.size).toBe(64)
     expect(new Set(stored.map((e) => e.sessionId)).size).toBe(64)
-    for (const e of stored) expect(e.partition).toBe(eventPartition(undefined, e.sessionId, PARTITIONS))
+    for (const e of stored) expect(e.partition).toBe(eventPartition({ sessionId: e.sessionId }, PARTITIONS))
   })
 })

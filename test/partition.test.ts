@@ -30,9 +30,9 @@ describe("partition choice", () => {
     { site: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1_000_000 })), sessionId: Schema.String, partitions: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1024 })) },
     ({ partitions, sessionId, site }) =>
       Effect.sync(() => {
-        const p = eventPartition(site, sessionId, partitions)
-        expect(p).toBe(eventPartition(site, sessionId, partitions))
-        expect(p).toBe(partitionOf(partitionKey(site, sessionId), partitions))
+        const p = eventPartition({ site, sessionId }, partitions)
+        expect(p).toBe(eventPartition({ site, sessionId, ip: "ignored with a session" }, partitions))
+        expect(p).toBe(partitionOf(partitionKey({ site, sessionId }), partitions))
         expect(Number.isInteger(p) && p >= 0 && p < partitions).toBe(true)
         // and from the encoded envelope (the spool drain's view)
         const payload = JSON.stringify({ edge: { headers: {}, site }, payload: { sessionId } })
@@ -42,23 +42,40 @@ describe("partition choice", () => {
 
   it("spread within ±10 % over 16 partitions: UUID sessions over 50 sites", () => {
     const next = rng(424242)
-    const keys = Array.from({ length: 100_000 }, () => partitionKey(1 + Math.floor(next() * 50), randomUUID()))
+    const keys = Array.from({ length: 100_000 }, () => partitionKey({ site: 1 + Math.floor(next() * 50), sessionId: randomUUID() }))
     expect(spread(keys, 16).worst).toBeLessThan(0.1)
   })
 
   it("spread within ±10 % over 16 partitions: short sequential ids, one site (server-side callers)", () => {
-    const keys = Array.from({ length: 100_000 }, (_, i) => partitionKey(7, `s${i}`))
+    const keys = Array.from({ length: 100_000 }, (_, i) => partitionKey({ site: 7, sessionId: `s${i}` }))
     expect(spread(keys, 16).worst).toBeLessThan(0.1)
   })
 
   it("spread within ±10 % over 16 partitions: tracker-style base36 ids, no site (open mode)", () => {
     const next = rng(7)
-    const keys = Array.from({ length: 100_000 }, () => partitionKey(undefined, Math.floor(next() * 2 ** 52).toString(36) + Date.now().toString(36)))
+    const keys = Array.from({ length: 100_000 }, () => partitionKey({ sessionId: Math.floor(next() * 2 ** 52).toString(36) + Date.now().toString(36) }))
     expect(spread(keys, 16).worst).toBeLessThan(0.1)
   })
 
+  it("spread within ±10 % over 16 partitions: no sessionId (server-assigned sessions), by IP and User-Agent", () => {
+    const next = rng(99)
+    const uas = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Safari/604.1", "curl/8.4.0"]
+    const keys = Array.from({ length: 100_000 }, () => {
+      const ip = [0, 0, 0, 0].map(() => Math.floor(next() * 256)).join(".")
+      return partitionKey({ site: 1 + Math.floor(next() * 5), ip, ua: uas[Math.floor(next() * uas.length)] })
+    })
+    expect(spread(keys, 16).worst).toBeLessThan(0.1)
+  })
+
+  it("no sessionId: one visitor (site, IP, User-Agent) keeps one partition, from the envelope too", () => {
+    const visitor = { site: 4, ip: "203.0.113.9", ua: "Mozilla/5.0" }
+    const p = eventPartition(visitor, 16)
+    const payload = JSON.stringify({ edge: { headers: {}, site: 4, ip: visitor.ip, ua: visitor.ua }, payload: { eventType: "e" } })
+    expect(payloadPartition(payload, 16)).toBe(p)
+  })
+
   it("one partition: everything in 0; a payload that does not parse goes to 0", () => {
-    expect(eventPartition(3, "abc", 1)).toBe(0)
+    expect(eventPartition({ site: 3, sessionId: "abc" }, 1)).toBe(0)
     expect(payloadPartition("not json", 16)).toBe(0)
     expect(hash32("")).toBe(hash32(""))
   })

@@ -5,14 +5,27 @@
  *
  * The partition is a hash of the site and the visit (the client's `sessionId`), so every event
  * of one visit lands in one partition, in the order the collector wrote it, whichever collector
- * took it. The hash is FNV-1a (32 bit) over the key's UTF-16 code units with murmur3's final mix,
+ * took it. An event without `sessionId` (the writer assigns its session from the daily visitor
+ * id, a hash of IP and User-Agent) is partitioned by site, IP and User-Agent instead: one
+ * visitor's events then share a partition too. The hash is FNV-1a (32 bit) over the key's UTF-16 code units with murmur3's final mix,
  * so partitions are spread evenly also for keys that differ only in their last characters.
  * Changing it (or `STREAM_PARTITIONS`) moves visits to other partitions: that only costs order
  * across the change, never an event.
  */
 
-/** The key an event is partitioned by: its site (0 without one) and its visit. */
-export const partitionKey = (site: number | undefined, sessionId: string): string => `${site ?? 0}:${sessionId}`
+/** What an event is partitioned by (from its envelope). */
+export interface PartitionInput {
+  readonly site?: number | undefined
+  readonly sessionId?: string | undefined
+  readonly ip?: string | undefined
+  readonly ua?: string | undefined
+}
+
+/** The key an event is partitioned by: its site (0 without one) and its visit, else its visitor. */
+export const partitionKey = (event: PartitionInput): string =>
+  event.sessionId !== undefined
+    ? `${event.site ?? 0}:${event.sessionId}`
+    : `${event.site ?? 0}:~${event.ip ?? ""}\u0000${event.ua ?? ""}`
 
 /** A 32-bit hash of `text` (unsigned). */
 export const hash32 = (text: string): number => {
@@ -33,9 +46,8 @@ export const hash32 = (text: string): number => {
 /** The partition (0 … partitions − 1) of `key`. */
 export const partitionOf = (key: string, partitions: number): number => (partitions <= 1 ? 0 : hash32(key) % partitions)
 
-/** The partition of an event: its site and visit. */
-export const eventPartition = (site: number | undefined, sessionId: string, partitions: number): number =>
-  partitionOf(partitionKey(site, sessionId), partitions)
+/** The partition of an event: its site and visit (or visitor). */
+export const eventPartition = (event: PartitionInput, partitions: number): number => partitionOf(partitionKey(event), partitions)
 
 /** `STREAM_PARTITIONS` bounds: at least 1, at most the number of Redis Cluster slots. */
 export const MAX_PARTITIONS = 16_384
@@ -48,10 +60,17 @@ export const MAX_PARTITIONS = 16_384
 export const payloadPartition = (payload: string, partitions: number): number => {
   if (partitions <= 1) return 0
   try {
-    const envelope = JSON.parse(payload) as { edge?: { site?: unknown }; payload?: { sessionId?: unknown } }
-    const site = typeof envelope.edge?.site === "number" ? envelope.edge.site : undefined
-    const sessionId = typeof envelope.payload?.sessionId === "string" ? envelope.payload.sessionId : ""
-    return eventPartition(site, sessionId, partitions)
+    const envelope = JSON.parse(payload) as {
+      edge?: { site?: unknown; ip?: unknown; ua?: unknown }
+      payload?: { sessionId?: unknown }
+    }
+    const str = (value: unknown) => (typeof value === "string" ? value : undefined)
+    return eventPartition({
+      site: typeof envelope.edge?.site === "number" ? envelope.edge.site : undefined,
+      sessionId: str(envelope.payload?.sessionId),
+      ip: str(envelope.edge?.ip),
+      ua: str(envelope.edge?.ua)
+    }, partitions)
   } catch {
     return 0
   }
