@@ -34,6 +34,8 @@ describe.skipIf(unavailable !== undefined)("partitioned event log on a 3 + 3 Red
   let client: Cluster
   let spool: Redis
   let collector: RunningCollector
+  /** the same cluster and spool, REDIS_MIN_REPLICAS_ACK=1 */
+  let replicated: RunningCollector
 
   beforeAll(async () => {
     cluster = await startRedisCluster({ nodeTimeoutMs: 5000 })
@@ -47,12 +49,24 @@ describe.skipIf(unavailable !== undefined)("partitioned event log on a 3 + 3 Red
       answerDeadlineMs: 1000,
       probeIntervalMs: 200
     })
+    replicated = await startCollector({
+      primaryRedisCluster: [...cluster.seeds],
+      streamPartitions: PARTITIONS,
+      rateLimitPerMinute: 0,
+      redisCommandTimeoutMs: 1000,
+      redisMinReplicasAck: 1,
+      redisReplicasAckTimeoutMs: 300,
+      answerDeadlineMs: 1000,
+      probeIntervalMs: 200
+    })
   }, 120_000)
 
   afterAll(async () => {
     await collector?.close()
+    await replicated?.close()
     if (spool !== undefined) {
       await cleanupKeys(spool, collector?.prefix ?? "none")
+      await cleanupKeys(spool, replicated?.prefix ?? "none")
       spool.disconnect()
     }
     client?.disconnect()
@@ -60,9 +74,9 @@ describe.skipIf(unavailable !== undefined)("partitioned event log on a 3 + 3 Red
   })
 
   /** Every entry of every partition stream: its eventId, session and the partition it sits in. */
-  const storedEntries = async (): Promise<Array<Stored>> => {
+  const storedEntries = async (on: RunningCollector = collector): Promise<Array<Stored>> => {
     const stored: Array<Stored> = []
-    const keys = partitionStreamKeys(collector.prefix, PARTITIONS)
+    const keys = partitionStreamKeys(on.prefix, PARTITIONS)
     for (const [partition, key] of keys.entries()) {
       for (const [, fields] of await client.xrange(key, "-", "+")) {
         const envelope = JSON.parse(fieldValue(fields)) as { eventId: string; payload: { sessionId: string } }
@@ -72,8 +86,8 @@ describe.skipIf(unavailable !== undefined)("partitioned event log on a 3 + 3 Red
     return stored
   }
 
-  const postBatch = (tag: string, count: number) =>
-    fetch(`${collector.baseUrl}/track/batch`, {
+  const postBatch = (tag: string, count: number, to: RunningCollector = collector) =>
+    fetch(`${to.baseUrl}/track/batch`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ events: Array.from({ length: count }, (_, i) => ({ eventType: "e", sessionId: `${tag}-${i}` })) })
@@ -123,5 +137,38 @@ describe.skipIf(unavailable !== undefined)("partitioned event log on a 3 + 3 Red
     expect(ids.size).toBe(64)
     expect(new Set(stored.map((e) => e.sessionId)).size).toBe(64)
     for (const e of stored) expect(e.partition).toBe(eventPartition({ sessionId: e.sessionId }, PARTITIONS))
+  })
+
+  const spooledSessions = async (on: RunningCollector, tag: string) =>
+    (await spool.xrange(spoolStreamKey(on.prefix), "-", "+"))
+      .map(([, fields]) => (JSON.parse(fieldValue(fields)) as { payload: { sessionId: string } }).payload.sessionId)
+      .filter((s) => s.startsWith(`${tag}-`))
+
+  it("REDIS_MIN_REPLICAS_ACK=1: written once the replicas acknowledged (not spooled)", async () => {
+    const response = await postBatch("acked", 32, replicated)
+    expect(response.status).toBe(202)
+    expect(await spooledSessions(replicated, "acked")).toEqual([])
+    const stored = (await storedEntries(replicated)).filter((e) => e.sessionId.startsWith("acked-"))
+    expect(new Set(stored.map((e) => e.sessionId)).size).toBe(32)
+  })
+
+  it("REDIS_MIN_REPLICAS_ACK=1 and a replica that does not answer: WAIT times out → the batch goes to the spool whole (202)", async () => {
+    const keys = partitionStreamKeys(replicated.prefix, PARTITIONS)
+    const replica = await cluster.replicaOf(await cluster.masterOf(keys[0]!))
+    const pid = replica.pid()!
+    process.kill(pid, "SIGSTOP")
+    let response: Response
+    try {
+      response = await postBatch("unacked", 32, replicated)
+    } finally {
+      process.kill(pid, "SIGCONT")
+    }
+    expect(response.status).toBe(202)
+    expect(new Set(await spooledSessions(replicated, "unacked")).size).toBe(32)
+    // the spool drains into the partitions: every event there, once by id
+    await waitFor(async () => (await spool.xlen(spoolStreamKey(replicated.prefix))) === 0, "spool drained")
+    const stored = (await storedEntries(replicated)).filter((e) => e.sessionId.startsWith("unacked-"))
+    expect(new Set(stored.map((e) => e.sessionId)).size).toBe(32)
+    expect(new Set(stored.map((e) => e.eventId)).size).toBe(32)
   })
 })

@@ -29,6 +29,13 @@ export const AppConfigSchema = Config.all({
   primaryRedisCluster: list("PRIMARY_REDIS_CLUSTER", ""),
   /** partitions of the event log on a Redis Cluster (`<prefix>:{p}:events`, p < STREAM_PARTITIONS) */
   streamPartitions: Config.Int("STREAM_PARTITIONS").pipe(Config.withDefault(16)),
+  /**
+   * Replicas that must acknowledge an event-log write before the collector answers 2xx (WAIT,
+   * or WAITAOF on Redis ≥ 7.2); 0 = the primary's acknowledgement suffices (docs/scaling.md)
+   */
+  redisMinReplicasAck: Config.Int("REDIS_MIN_REPLICAS_ACK").pipe(Config.withDefault(0)),
+  /** how long WAIT waits for those replicas, ms; fewer in time = a failed write (→ the spool) */
+  redisReplicasAckTimeoutMs: Config.Int("REDIS_REPLICAS_ACK_TIMEOUT_MS").pipe(Config.withDefault(100)),
   streamPrefix: Config.String("STREAM_PREFIX").pipe(Config.withDefault("spoolway")),
   probeIntervalMs: Config.Int("PROBE_INTERVAL_MS").pipe(Config.withDefault(5000)),
   spoolMaxEvents: Config.Int("SPOOL_MAX_EVENTS").pipe(Config.withDefault(1_000_000)),

@@ -130,7 +130,8 @@ export class EventQueue extends Context.Service<EventQueue, {
           name: "primary",
           client: (yield* PrimaryRedis).client,
           key: primaryStreamKey(config.streamPrefix),
-          timeoutMs: config.redisCommandTimeoutMs
+          timeoutMs: config.redisCommandTimeoutMs,
+          ...replicasAck(config)
         })
       return yield* makeEventQueue({
         primary,
@@ -148,13 +149,19 @@ export class EventQueue extends Context.Service<EventQueue, {
   )
 }
 
+/** REDIS_MIN_REPLICAS_ACK for the event log's stores (none when 0) */
+const replicasAck = (config: AppConfig["Service"]) =>
+  config.redisMinReplicasAck > 0
+    ? { replicasAck: { replicas: config.redisMinReplicasAck, timeoutMs: config.redisReplicasAckTimeoutMs } }
+    : {}
+
 /** The partitioned event log on the Redis Cluster of PRIMARY_REDIS_CLUSTER: one stream per partition. */
 const clusterLog = (config: AppConfig["Service"]) =>
   Effect.map(acquireCluster(config.primaryRedisCluster, "primary-cluster"), (cluster) =>
     partitionedStreamStore({
       name: "primary",
       parts: partitionStreamKeys(config.streamPrefix, config.streamPartitions).map((key, p) =>
-        redisStreamStore({ name: `primary {${p}}`, client: cluster, key, timeoutMs: config.redisCommandTimeoutMs })
+        redisStreamStore({ name: `primary {${p}}`, client: cluster, key, timeoutMs: config.redisCommandTimeoutMs, ...replicasAck(config) })
       ),
       partitionOf: (payload) => payloadPartition(payload, config.streamPartitions)
     }))

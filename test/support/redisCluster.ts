@@ -15,7 +15,9 @@ export interface RedisCluster {
   readonly seeds: ReadonlyArray<string>
   /** the node currently serving `key`'s slot as master */
   masterOf(key: string): Promise<RedisProcess>
-  /** waits until every live node reports cluster_state:ok and agrees on 3 masters */
+  /** the replica of `master` (a node that replicates it) */
+  replicaOf(master: RedisProcess): Promise<RedisProcess>
+  /** waits until every live node reports cluster_state:ok and 3 masters, and every live replica is in sync */
   awaitHealthy(): Promise<void>
   cleanup(): Promise<void>
 }
@@ -31,6 +33,17 @@ export const clusterUnavailable = (): string | undefined => {
     return undefined
   } catch (cause) {
     return `redis-server / redis-cli --cluster not available: ${cause instanceof Error ? cause.message : String(cause)}`
+  }
+}
+
+const replication = async (node: RedisProcess): Promise<string> => {
+  const client = new Redis(node.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  client.on("error", () => {})
+  try {
+    await client.connect()
+    return await client.info("replication")
+  } finally {
+    client.disconnect()
   }
 }
 
@@ -91,12 +104,24 @@ export const startRedisCluster = async (options: { nodeTimeoutMs?: number; appen
         const port = Number(range[2][1])
         return nodes.find((n) => n.port === port)!
       },
+      replicaOf: async (master) => {
+        const text = String(await info(master, "NODES"))
+        const lines = text.split("\n").filter((l) => l.trim().length > 0).map((l) => l.split(" "))
+        const self = lines.find((f) => f[2]!.includes("myself"))!
+        const replica = lines.find((f) => f[2]!.includes("slave") && f[3] === self[0])
+        if (replica === undefined) throw new Error(`no replica of 127.0.0.1:${master.port}`)
+        const port = Number(replica[1]!.split("@")[0]!.split(":")[1])
+        return nodes.find((n) => n.port === port)!
+      },
       awaitHealthy: async () => {
         for (let i = 0; i < 600; i++) {
           const states = await Promise.all(nodes.filter(alive).map(async (n) => {
             try {
               const text = String(await info(n, "INFO"))
-              return text.includes("cluster_state:ok") && /cluster_size:3\b/.test(text)
+              if (!(text.includes("cluster_state:ok") && /cluster_size:3\b/.test(text))) return false
+              // replicas in sync (a replica still loading its first copy acknowledges no WAIT)
+              const repl = await replication(n)
+              return repl.includes("role:master") || repl.includes("master_link_status:up")
             } catch {
               return false
             }
