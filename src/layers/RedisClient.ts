@@ -148,6 +148,19 @@ export const acquireCluster = (seeds: ReadonlyArray<string>, name: string) =>
     (client) => Effect.promise(() => client.quit().then(() => undefined, () => client.disconnect()))
   )
 
+/** A Cluster client for blocking reads (XREADGROUP BLOCK): may queue while the slot map reloads. */
+export const acquireBlockingCluster = (seeds: ReadonlyArray<string>, name: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      new Cluster(seeds.map(clusterNode), {
+        scaleReads: "master",
+        clusterRetryStrategy: (times) => Math.min(100 + times * 50, 1000),
+        redisOptions: { connectionName: `spoolway-${name}`, maxRetriesPerRequest: null }
+      }).on("error", () => {})
+    ),
+    (client) => Effect.sync(() => client.disconnect())
+  )
+
 /** Up to 5 s for the slot map, so the first probe does not fail merely because it is loading. */
 const awaitClusterReady = (client: Cluster) =>
   Effect.callback<void>((resume) => {
