@@ -7,7 +7,7 @@
  *
  * Skipped loudly when redis-cli --cluster is missing; a failure under CI (.ci/run installs it).
  */
-import { type Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { Cluster } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -19,7 +19,8 @@ import { PrimaryCluster } from "../src/layers/PrimaryCluster.ts"
 import { Salts } from "../src/layers/Salts.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { StreamConsumer } from "../src/layers/StreamConsumer.ts"
-import { liveWritersKey, startPartitionedWriter } from "../src/programs/PartitionedWriter.ts"
+import { layerPartitioned, liveWritersKey, startPartitionedWriter } from "../src/programs/PartitionedWriter.ts"
+import { Writer } from "../src/programs/Writer.ts"
 import { type RunningCollector, startCollector, uniquePrefix } from "./support/collector.ts"
 import { clusterUnavailable, type RedisCluster, startRedisCluster } from "./support/redisCluster.ts"
 import { GEO_TABLE, testDatabase } from "./writerSupport.ts"
@@ -146,4 +147,24 @@ describe.skipIf(unavailable !== undefined)("writers owning partitions on a 3 + 3
     // the live set is empty again: both left it
     expect(await client.zrange(liveWritersKey(prefix), 0, -1)).toEqual([])
   }, 90_000)
+
+  it("the writer service: counters over its loops, every partition's lag and pending, which it owns", async () => {
+    const scope = await Effect.runPromise(Scope.make())
+    try {
+      const context = await Effect.runPromise(Layer.buildWithScope(layerPartitioned().pipe(Layer.provideMerge(layer)), scope))
+      const writer = Context.get(context, Writer)
+      expect(await post("service", 50)).toBe(202)
+      await waitFor(async () => (await Effect.runPromise(writer.snapshot)).written >= 50, "50 written")
+      const states = await Effect.runPromise(writer.partitions!)
+      expect(states.map((s) => s.partition)).toEqual(Array.from({ length: PARTITIONS }, (_, p) => p))
+      for (const state of states) {
+        expect(state.owned).toBe(true)
+        expect(state.stream).not.toBeNull()
+        expect(state.stream!.group).toBe(true)
+      }
+      await waitFor(async () => (await Effect.runPromise(writer.partitions!)).every((s) => s.stream!.pending === 0 && s.stream!.lag === 0), "caught up")
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 60_000)
 })

@@ -14,13 +14,19 @@
  * Ownership spreads the work; it is not what makes writes safe — two writers that briefly both
  * run a partition share its consumer group, and the idempotent insert absorbs redeliveries.
  */
-import { Clock, Effect, Exit, Ref, Scope } from "effect"
+import { Clock, Effect, Exit, Layer, Ref, Scope } from "effect"
 import { ownedPartitions } from "../domain/Ownership.ts"
-import { partitionStreamKey } from "../domain/Streams.ts"
+import { partitionStreamKey, partitionStreamKeys } from "../domain/Streams.ts"
+import { AppConfig } from "../layers/AppConfig.ts"
+import { Domains } from "../layers/Domains.ts"
+import * as PgSink from "../layers/PgSink.ts"
 import { PrimaryCluster } from "../layers/PrimaryCluster.ts"
 import { messageOf } from "../layers/RedisClient.ts"
-import { makeWriter, type WriterHandle } from "./Writer.ts"
-import type { WriterOptions } from "./WriterOptions.ts"
+import { Salts } from "../layers/Salts.ts"
+import { SitePublisher } from "../layers/SitePublisher.ts"
+import { StreamConsumer, streamStatus } from "../layers/StreamConsumer.ts"
+import { makeWriter, type PartitionState, Writer, type WriterHandle } from "./Writer.ts"
+import { emptySnapshot, type WriterOptions, writerOptions, type WriterSnapshot } from "./WriterOptions.ts"
 
 export interface PartitionedWriterOptions {
   readonly prefix: string
@@ -112,3 +118,80 @@ export const startPartitionedWriter = Effect.fnUntraced(function*(options: Parti
     writers: Effect.sync(() => new Map([...running].map(([p, r]) => [p, r.writer] as const)))
   }
 })
+
+const sumSnapshots = (base: WriterSnapshot, snapshots: ReadonlyArray<WriterSnapshot>): WriterSnapshot => {
+  const max = (values: ReadonlyArray<number | null>) =>
+    values.reduce<number | null>((a, b) => (b === null ? a : a === null ? b : Math.max(a, b)), null)
+  const latestError = [...snapshots].filter((s) => s.lastErrorAt !== null).sort((a, b) => b.lastErrorAt! - a.lastErrorAt!)[0]
+  return {
+    ...base,
+    batches: snapshots.reduce((n, s) => n + s.batches, 0),
+    written: snapshots.reduce((n, s) => n + s.written, 0),
+    duplicates: snapshots.reduce((n, s) => n + s.duplicates, 0),
+    poison: snapshots.reduce((n, s) => n + s.poison, 0),
+    sessions: snapshots.reduce((n, s) => n + s.sessions, 0),
+    retries: snapshots.reduce((n, s) => n + s.retries, 0),
+    lastWriteAt: max(snapshots.map((s) => s.lastWriteAt)),
+    lastBatchAt: max(snapshots.map((s) => s.lastBatchAt)),
+    lastError: latestError?.lastError ?? null,
+    lastErrorAt: latestError?.lastErrorAt ?? null
+  }
+}
+
+/**
+ * The writer service on a partitioned log: the partitions this process owns, each with its
+ * writer loop; counters summed over the loops running now; every partition's stream state for
+ * `/health` and `/metrics`; the hourly maintenance through the loops.
+ */
+export const layerPartitioned = (overrides: Partial<WriterOptions> = {}) =>
+  Layer.effect(
+    Writer,
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const options = yield* writerOptions(overrides)
+      const { client } = yield* PrimaryCluster
+      const handle = yield* startPartitionedWriter({
+        prefix: config.streamPrefix,
+        partitions: config.streamPartitions,
+        consumer: options.consumer,
+        writer: { ...overrides, maintenance: false }
+      })
+      const keys = partitionStreamKeys(config.streamPrefix, config.streamPartitions)
+      const base = emptySnapshot({ ...options, streamKey: keys.join(",") })
+      if (options.maintenance) {
+        yield* Effect.sleep(options.maintenanceEveryMs).pipe(
+          Effect.andThen(Effect.flatMap(handle.writers, (writers) => Effect.forEach(writers.values(), (w) => w.maintain, { discard: true }))),
+          Effect.forever,
+          Effect.forkScoped
+        )
+      }
+      yield* Effect.logInfo(
+        `writer ${options.consumer} on the partitioned log: ${config.streamPartitions} partitions ${keys[0]} … (group ${options.group} each)`
+      )
+      return Writer.of({
+        consumer: options.consumer,
+        options: { ...options, streamKey: keys[0] ?? "" },
+        snapshot: Effect.flatMap(handle.writers, (writers) =>
+          Effect.map(Effect.forEach(writers.values(), (w) => w.snapshot), (snapshots) => sumSnapshots(base, snapshots))),
+        partitions: Effect.flatMap(handle.owned, (owned) =>
+          Effect.forEach(keys, (key, partition) =>
+            streamStatus(client, key, options.group).pipe(
+              Effect.timeout("2 seconds"),
+              Effect.orElseSucceed(() => null),
+              Effect.map((stream): PartitionState => ({ partition, key, owned: owned.includes(partition), stream }))
+            ), { concurrency: "unbounded" }))
+      })
+    })
+  ).pipe(Layer.provide(Layer.mergeAll(Salts.layer, Domains.layer)))
+
+/**
+ * The production writer on a partitioned log: the PostgreSQL sink, the consumers on the cluster
+ * (PRIMARY_REDIS_CLUSTER) and, as on one stream, the site registry's publisher to the primary
+ * Redis. Requires AppConfig, PrimaryRedis, SqlClient and GeoLookup.
+ */
+export const layerPartitionedPostgres = (overrides: Partial<WriterOptions> = {}) =>
+  layerPartitioned(overrides).pipe(
+    Layer.provide(Layer.mergeAll(PgSink.layer, StreamConsumer.layerCluster)),
+    Layer.provide(PrimaryCluster.layer),
+    Layer.merge(SitePublisher.layer)
+  )
