@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { partitionStreamKeys } from "../src/domain/Streams.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { uniquePrefix } from "./support/collector.ts"
-import { type Daemon, startDaemon } from "./support/daemon.ts"
+import { type Daemon, runCli, startDaemon } from "./support/daemon.ts"
 import { clusterUnavailable, type RedisCluster, startRedisCluster } from "./support/redisCluster.ts"
 import { REDIS_URL } from "./support/services.ts"
 import { testDatabase } from "./writerSupport.ts"
@@ -142,6 +142,13 @@ describe.skipIf(unavailable !== undefined)("serve on a 3 + 3 Redis Cluster: 2 co
     expect(health.partitions).toHaveLength(16)
     expect(health.partitions.every((p) => p.owned)).toBe(true)
     expect(await (await fetch(`${writers[1]!.baseUrl}/metrics`)).text()).toContain("spoolway_partition_lag{")
+    // spoolway status: every partition's lag and pending, the totals as the stream
+    const status = await runCli(["status", "--json"], env())
+    expect(status.code).toBe(0)
+    const report = JSON.parse(status.out) as { stream: { lag: number }; partitions: Array<{ partition: number; lag: number } | null> }
+    expect(report.partitions).toHaveLength(16)
+    expect(report.partitions.every((p) => p !== null)).toBe(true)
+    expect(report.stream.lag).toBe(report.partitions.reduce((n, p) => n + p!.lag, 0))
     console.info(`cluster serve: ${n} requests, ${accepted.size} accepted, statuses ${JSON.stringify([...statuses])}, rows ${r.n}`)
   }, 180_000)
 })
