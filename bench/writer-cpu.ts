@@ -19,6 +19,7 @@ import type { BatchEntry } from "../src/domain/Batch.ts"
 import type { Tenant } from "../src/domain/Tenant.ts"
 import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import { makePlan } from "../src/layers/PgSink.ts"
 import { WriteCache } from "../src/layers/PgSinkCache.ts"
 import { Salts } from "../src/layers/Salts.ts"
@@ -40,6 +41,7 @@ const salt = new Uint8Array(32).fill(7)
 
 const layer = Layer.mergeAll(
   GeoLookup.layer,
+  NetworkLookup.layer,
   Layer.succeed(
     Salts,
     Salts.of({
@@ -53,6 +55,7 @@ const layer = Layer.mergeAll(
     Domains.of({
       resolve: (host) => (host === null ? null : tenants.get(host) ?? null),
       byId: (id) => [...tenants.values()].find((t) => t.domainId === id) ?? null,
+      datacenterTraffic: () => "flag",
       refresh: Effect.void,
       refreshForUnknown: Effect.void,
       size: () => tenants.size

@@ -16,7 +16,8 @@
  *
  * Env: BENCH_EVENTS (100000), BENCH_BATCH (WRITER_BATCH_SIZE, default 500), BENCH_PG_ADMIN_URL
  * (postgres://root@127.0.0.1:5432/postgres — a database is created and dropped),
- * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROUNDS (1; >1 repeats on fresh databases).
+ * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROUNDS (1; >1 repeats on fresh databases),
+ * BENCH_NO_SESSION_ID=1 (envelopes without sessionId: server-side session assignment).
  */
 import { readFileSync } from "node:fs"
 import * as inspector from "node:inspector/promises"
@@ -29,6 +30,7 @@ import { Redis } from "ioredis"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { makeWriter, WriterDependencies } from "../src/programs/Writer.ts"
@@ -265,7 +267,8 @@ const runRound = async (round_: number): Promise<RoundResult> => {
           Sql.layerUrl(dbUrl),
           PrimaryRedis.layerUrl(REDIS_URL),
           AppConfig.layerWith({ streamPrefix: prefix, writerBatchSize: BATCH, writerBlockMs: 100, writerTransactions: transactions }),
-          GeoLookup.layer
+          GeoLookup.layer,
+          NetworkLookup.layer
         )
       )
     )

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import * as PgSink from "../src/layers/PgSink.ts"
 import { PrimaryCluster } from "../src/layers/PrimaryCluster.ts"
 import { Salts } from "../src/layers/Salts.ts"
@@ -23,7 +24,7 @@ import { layerPartitioned, liveWritersKey, startPartitionedWriter } from "../src
 import { Writer } from "../src/programs/Writer.ts"
 import { type RunningCollector, startCollector, uniquePrefix } from "./support/collector.ts"
 import { clusterUnavailable, type RedisCluster, startRedisCluster } from "./support/redisCluster.ts"
-import { GEO_TABLE, testDatabase } from "./writerSupport.ts"
+import { GEO_TABLE, NETWORK_TEST_RANGES, testDatabase } from "./writerSupport.ts"
 
 const unavailable = clusterUnavailable()
 if (unavailable !== undefined) {
@@ -40,7 +41,8 @@ const writerLayer = (dbUrl: string, seeds: ReadonlyArray<string>, prefix: string
     Sql.layerUrl(dbUrl),
     PrimaryCluster.layerSeeds(seeds),
     AppConfig.layerWith({ streamPrefix: prefix, writerBlockMs: 100, writerBatchSize: 100, writerClaimIdleMs: 500, writerClaimEveryMs: 200 }),
-    GeoLookup.layerTest(GEO_TABLE)
+    GeoLookup.layerTest(GEO_TABLE),
+    NetworkLookup.layerTest(NETWORK_TEST_RANGES)
   )
   return Layer.mergeAll(Salts.layer, Domains.layer, StreamConsumer.layerCluster, PgSink.layer).pipe(Layer.provideMerge(base))
 }

@@ -39,6 +39,7 @@ const noDatabase = Layer.mergeAll(
   Layer.succeed(Domains, Domains.of({
     resolve: (host) => (host === HOST ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
     byId: (id) => (id === 1 ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
+    datacenterTraffic: () => "flag",
     refresh: Effect.void,
     refreshForUnknown: Effect.void,
     size: () => 1

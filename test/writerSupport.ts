@@ -13,6 +13,7 @@ import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as PgSink from "../src/layers/PgSink.ts"
 import type { PgSinkTestHooks } from "../src/layers/PgSink.ts"
@@ -54,16 +55,31 @@ export const GEO_TABLE = {
 } as const
 
 /**
- * AppConfig (unique stream prefix), PrimaryRedis (the shared Redis), a fresh migrated
- * database, GeoLookup (fixed table), Salts + Domains.
+ * The writer tests' network table (NetworkLookup.layerTest: taken literally, the org names go
+ * through the real rules): the views' default address 81.2.69.160 is an ISP's, 203.0.113.0/24 a
+ * hosting network's. test/writer-network.test.ts runs the writer on the real data set.
  */
-export const writerTestLayer = (prefix = `wtest-${randomName()}`) => {
+export const NETWORK_TEST_RANGES = [
+  { start: "81.2.69.0", end: "81.2.69.255", asn: 64496, org: "Example Broadband Telecom" },
+  { start: "203.0.113.0", end: "203.0.113.255", asn: 64500, org: "Example Hosting Ltd" }
+] as const
+
+/**
+ * AppConfig (unique stream prefix), PrimaryRedis (the shared Redis), a fresh migrated
+ * database, GeoLookup and NetworkLookup (fixed tables; `options.network` replaces the latter),
+ * Salts + Domains.
+ */
+export const writerTestLayer = (
+  prefix = `wtest-${randomName()}`,
+  options: { readonly network?: Layer.Layer<NetworkLookup> } = {}
+) => {
   const sql = Layer.unwrap(Effect.map(TestDb, (db) => Sql.layerUrl(db.url))).pipe(Layer.provideMerge(TestDb.layer))
   const base = Layer.mergeAll(
     sql,
     PrimaryRedis.layerUrl(REDIS_URL),
     AppConfig.layerWith({ streamPrefix: prefix, writerBlockMs: 50, writerBatchSize: 100 }),
-    GeoLookup.layerTest(GEO_TABLE)
+    GeoLookup.layerTest(GEO_TABLE),
+    options.network ?? NetworkLookup.layerTest(NETWORK_TEST_RANGES)
   )
   return WriterDependencies.pipe(Layer.provideMerge(base))
 }

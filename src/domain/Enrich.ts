@@ -2,8 +2,9 @@
  * Writer-side enrichment of one envelope (docs/architecture.md, enrichment and data model).
  *
  * Pure and synchronous: the day's salt (chosen by the envelope's `receivedAt` UTC day, see
- * `saltDay`) and the geo record (from the `GeoLookup` service, for `envelope.edge.ip`) are
- * inputs, so this runs without I/O and without Layers.
+ * `saltDay`), the geo record (from the `GeoLookup` service, for `envelope.edge.ip`) and the
+ * network (from the `NetworkLookup` service, same address) are inputs, so this runs without I/O
+ * and without Layers.
  *
  * - Views → {@link enrichView}: everything `raw_events` and `session_fingerprints` need.
  * - Other events → {@link enrichEvent}: the `raw_events` columns and bot detection on their own
@@ -27,6 +28,7 @@ import type { ClientDevice, EventKind, RawEventEnvelope } from "./Envelope.ts"
 import type { GeoInfo } from "./Geo.ts"
 import { visitorIdentity } from "./Identity.ts"
 import type { Metadata } from "./Limits.ts"
+import { emptyNetwork, type NetworkInfo } from "./Network.ts"
 import { tenantHost } from "./Tenant.ts"
 
 /** Columns of `raw_events` that come straight from the envelope. */
@@ -62,6 +64,8 @@ export interface EnrichedView extends EventRowBase {
   readonly tenantHost: string | null
   readonly landingPage: string | null
   readonly geo: GeoInfo
+  /** ASN, organisation and kind of network of the IP (docs/network.md); shared, do not mutate */
+  readonly network: NetworkInfo
 }
 
 export interface EnrichedEvent extends EventRowBase {
@@ -135,7 +139,13 @@ const rowBase = (envelope: RawEventEnvelope): EventRowBase => {
 export type DeviceParser = (ua: string | undefined, client?: ClientDevice) => DeviceInfo
 
 /** Build an `enrichView` over a given device parser (the benchmark's uncached baseline uses this). */
-export const makeEnrichView = (parse: DeviceParser) => (envelope: RawEventEnvelope, salt: Uint8Array, geo: GeoInfo): EnrichedView => {
+export const makeEnrichView = (parse: DeviceParser) =>
+(
+  envelope: RawEventEnvelope,
+  salt: Uint8Array,
+  geo: GeoInfo,
+  network: NetworkInfo = emptyNetwork
+): EnrichedView => {
   const { edge, payload } = envelope
   const device = parse(edge.ua, payload.clientDevice)
   const attribution = payload.attribution
@@ -159,16 +169,23 @@ export const makeEnrichView = (parse: DeviceParser) => (envelope: RawEventEnvelo
     traffic,
     tenantHost: tenantHost(edge.headers),
     landingPage: nonBlank(payload.pageUrl) ?? null,
-    geo
+    geo,
+    network
   }
 }
 
 /**
  * Enrich a view: device/bot, IP hash and daily visitor id (with `salt`, the salt of the
  * envelope's `receivedAt` day), first-touch traffic source (attribution, its referrer falling
- * back to the payload's referrer), tenant host, landing page and the given `geo`.
+ * back to the payload's referrer), tenant host, landing page and the given `geo` and `network`
+ * (none: {@link emptyNetwork}).
  */
-export const enrichView: (envelope: RawEventEnvelope, salt: Uint8Array, geo: GeoInfo) => EnrichedView = makeEnrichView(
+export const enrichView: (
+  envelope: RawEventEnvelope,
+  salt: Uint8Array,
+  geo: GeoInfo,
+  network?: NetworkInfo
+) => EnrichedView = makeEnrichView(
   parseDevice
 )
 

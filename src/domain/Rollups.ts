@@ -14,7 +14,9 @@
  * - Metrics and their dimensions (`dimension = 'total'` with a NULL value is the overall count;
  *   a NULL value elsewhere means "unknown", e.g. no country):
  *   - `pageviews`, `sessions`: total, source, country, device_type, browser, os, page_path,
- *     referrer_host, utm_campaign (sessions from the first-touch view of each new session);
+ *     referrer_host, utm_campaign, org_type (the kind of network, docs/network.md; not the
+ *     asn: hundreds of values per batch, read from `visits` instead) — sessions from the
+ *     first-touch view of each new session;
  *   - `events`: total, event_type (all human events, views included);
  *   - `conversions`: total, conversion_type; `conversion_value`: total, currency (values in
  *     different currencies are not converted — the `currency` dimension keeps them apart);
@@ -76,7 +78,8 @@ export const VIEW_DIMENSIONS = [
   "os",
   "page_path",
   "referrer_host",
-  "utm_campaign"
+  "utm_campaign",
+  "org_type"
 ] as const
 
 /** The dimension values of a view (pageviews) or of a session's first-touch view (sessions). */
@@ -88,7 +91,8 @@ export const viewDimensionValues = (view: EnrichedView): ReadonlyArray<string | 
   cap(view.device.os),
   pagePath(view.pageUrl),
   view.traffic.referrer === null ? null : cap(referrerHost(view.traffic.referrer)),
-  cap(view.traffic.campaign)
+  cap(view.traffic.campaign),
+  view.network.orgType
 ]
 
 /** The dimensions of a view as (dimension, value) pairs. */

@@ -124,7 +124,13 @@ export const KEY_BYTES = 32
 export const formatKey = (kind: KeyKind, random: Uint8Array): string =>
   KEY_PREFIX[kind] + Buffer.from(random.buffer, random.byteOffset, random.byteLength).toString("base64url")
 
-/** The stored form of a key: hex SHA-256. */
+/** A view-only share token of a site's dashboard (read-only: the query API only). */
+export const SHARE_PREFIX = "sw_shr_"
+
+export const formatShareToken = (random: Uint8Array): string =>
+  SHARE_PREFIX + Buffer.from(random.buffer, random.byteOffset, random.byteLength).toString("base64url")
+
+/** The stored form of a key (and of a share token): hex SHA-256. */
 export const hashKey = (key: string): string => hash("sha256", key, "hex")
 
 // ---------------------------------------------------------------------------------------------
@@ -302,6 +308,23 @@ export const admit = (index: SiteIndex, legacy: LegacyKeys, request: AdmissionRe
   }
   return NO_KEY
 }
+
+// ---------------------------------------------------------------------------------------------
+// settings
+
+/**
+ * What a site does with traffic from datacenter networks (hosting and VPN, docs/network.md):
+ * - `count`: counted like any traffic (the network columns are still stored);
+ * - `flag` (default): the same, and the network columns mark it, so it can be filtered;
+ * - `exclude`: every event whose own address is a datacenter's is a bot event (`is_bot`, counted
+ *   only in `bot_events`), and so is every event of a session that started from one.
+ */
+export const DATACENTER_TRAFFIC = ["count", "flag", "exclude"] as const
+export type DatacenterTraffic = typeof DATACENTER_TRAFFIC[number]
+export const DEFAULT_DATACENTER_TRAFFIC: DatacenterTraffic = "flag"
+
+export const isDatacenterTraffic = (value: string): value is DatacenterTraffic =>
+  (DATACENTER_TRAFFIC as ReadonlyArray<string>).includes(value)
 
 // ---------------------------------------------------------------------------------------------
 // errors of the site commands

@@ -48,7 +48,11 @@ export const VISIT_DIMENSIONS = [
   "country",
   "region",
   "city",
-  "language"
+  "language",
+  // the network of the visit's entry view (docs/network.md): AS number (as text), organisation, kind
+  "asn",
+  "org",
+  "org_type"
 ] as const
 export type EventDimension = (typeof EVENT_DIMENSIONS)[number]
 export type VisitDimension = (typeof VISIT_DIMENSIONS)[number]

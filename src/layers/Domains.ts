@@ -7,17 +7,24 @@
  * `spoolway sites add --alias`) resolves to the site's own id. Besides the full refresh, the
  * table is reloaded within `sitesCheckEvery` (2 s) of a change made with `spoolway sites`
  * (`site_registry.version`), and at once when the writer meets a site id it does not know
- * (`refreshForUnknown`), so a new site's first events find it.
+ * (`refreshForUnknown`), so a new site's first events find it. The same loads carry each
+ * site's settings the writer applies (`datacenterTraffic`, migration 0005).
  */
 import { Clock, Context, Duration, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
+import { DEFAULT_DATACENTER_TRAFFIC, type DatacenterTraffic, isDatacenterTraffic } from "../domain/Site.ts"
 import type { Tenant } from "../domain/Tenant.ts"
 
 export class Domains extends Context.Service<Domains, {
   resolve(hostname: string | null): Tenant | null
   /** the tenant of a site (or domain) by its id; null when unknown (e.g. purged) */
   byId(id: number): Tenant | null
+  /**
+   * a site's `datacenterTraffic` setting; `flag` (the default) for a domain without a site or an
+   * unknown id. Optional so that fixed test tables need not name it: absent means `flag` everywhere.
+   */
+  datacenterTraffic?(id: number | null): DatacenterTraffic
   /** Reloads the table now. */
   readonly refresh: Effect.Effect<void, SqlError>
   /**
@@ -36,23 +43,37 @@ export class Domains extends Context.Service<Domains, {
         const sql = yield* SqlClient.SqlClient
         let table = new Map<string, Tenant>()
         let byId = new Map<number, Tenant>()
+        /** sites whose datacenterTraffic is not the default */
+        let datacenter = new Map<number, DatacenterTraffic>()
         let sitesVersion: string | undefined
         let loadedAt = Number.NEGATIVE_INFINITY
 
         const refresh = Effect.gen(function*() {
           const startedAt = yield* Clock.currentTimeMillis
           // an alias of a site (domains.site_id, migration 0003) resolves to the site's id
-          const rows = yield* sql<{ readonly id: number; readonly hostname: string; readonly corp_id: number | null }>`
-            SELECT coalesce(site_id, id) AS id, hostname, corp_id FROM domains`
+          const rows = yield* sql<{
+            readonly id: number
+            readonly hostname: string
+            readonly corp_id: number | null
+            readonly datacenter_traffic: string | null
+          }>`
+            SELECT coalesce(d.site_id, d.id) AS id, d.hostname, d.corp_id, s.datacenter_traffic
+            FROM domains d LEFT JOIN sites s ON s.id = d.site_id`
           const next = new Map<string, Tenant>()
           const nextById = new Map<number, Tenant>()
+          const nextDatacenter = new Map<number, DatacenterTraffic>()
           for (const row of rows) {
             const tenant: Tenant = { domainId: row.id, corpId: row.corp_id }
             next.set(row.hostname.toLowerCase(), tenant)
             if (!nextById.has(row.id)) nextById.set(row.id, tenant)
+            const setting = row.datacenter_traffic
+            if (setting !== null && setting !== DEFAULT_DATACENTER_TRAFFIC && isDatacenterTraffic(setting)) {
+              nextDatacenter.set(row.id, setting)
+            }
           }
           table = next
           byId = nextById
+          datacenter = nextDatacenter
           loadedAt = startedAt
         })
 
@@ -93,7 +114,14 @@ export class Domains extends Context.Service<Domains, {
           Effect.forkScoped
         )
 
-        return Domains.of({ resolve, byId: (id) => byId.get(id) ?? null, refresh, refreshForUnknown, size: () => table.size })
+        return Domains.of({
+          resolve,
+          byId: (id) => byId.get(id) ?? null,
+          datacenterTraffic: (id) => (id === null ? undefined : datacenter.get(id)) ?? DEFAULT_DATACENTER_TRAFFIC,
+          refresh,
+          refreshForUnknown,
+          size: () => table.size
+        })
       })
     )
 

@@ -23,6 +23,8 @@ export const textArray = (values: ReadonlyArray<string | null>) => arrayOf(value
 export const uuidArray = (values: ReadonlyArray<string>) => arrayOf(values, PgTypes.OID.uuid)
 export const int4Array = (values: ReadonlyArray<number | null>) => arrayOf(values, PgTypes.OID.int4)
 export const int8Array = (values: ReadonlyArray<number>) => arrayOf(values.map((v) => BigInt(Math.round(v))), PgTypes.OID.int8)
+export const int8OrNullArray = (values: ReadonlyArray<number | null>) =>
+  arrayOf(values.map((v) => (v === null ? null : BigInt(Math.round(v)))), PgTypes.OID.int8)
 export const float8Array = (values: ReadonlyArray<number | null>) => arrayOf(values, PgTypes.OID.float8)
 export const boolArray = (values: ReadonlyArray<boolean | null>) => arrayOf(values, PgTypes.OID.bool)
 export const byteaArray = (values: ReadonlyArray<Uint8Array | null>) => arrayOf(values, PgTypes.OID.bytea)

@@ -7,8 +7,10 @@
  * Lock order: every multi-row statement receives its rows sorted by the table's conflict key
  * (the row builders in PgSinkRows.ts, the prepare stage for raw_events, the accumulators for
  * the rollups), and the statements run in the order of `STATEMENTS` — so overlapping
- * transactions, of one writer or of several, never deadlock. A new statement (e.g. a visits
- * upsert) takes its place in that order and sorts its rows by its conflict key.
+ * transactions, of one writer or of several, never deadlock. A new statement takes its place in
+ * that order and sorts its rows by its conflict key. Server-side session assignment takes its
+ * visitor locks (advisory, ascending) before anything else; `visitor_sessions` rows are only
+ * written under them.
  */
 import { PgTypes } from "@effect/sql-pg"
 import type { PoisonEntry, PreparedEvent } from "../domain/Batch.ts"
@@ -22,6 +24,7 @@ import {
   float8Array,
   int4Array,
   int8Array,
+  int8OrNullArray,
   metadataJson,
   noNul,
   noNulOrNull,
@@ -114,6 +117,15 @@ const FINGERPRINT_COLUMNS: ReadonlyArray<readonly [string, string, "first" | "vi
   ["city", "text", "first"],
   ["is_eu", "bool", "first"],
   ["geo_timezone", "text", "first"],
+  ["asn", "int8", "first"],
+  ["org", "text", "first"],
+  ["org_type", "text", "first"],
+  ["is_datacenter", "bool", "first"],
+  ["is_vpn", "bool", "first"],
+  ["is_government", "bool", "first"],
+  ["is_tor", "bool", "first"],
+  ["proxy_type", "text", "first"],
+  ["response_tier", "text", "first"],
   ["ip_hash", "text", "first"],
   ["visitor_id_daily", "bytea", "first"],
   ["traffic_source", "text", "first"],
@@ -171,6 +183,7 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
   for (const s of sessions) {
     const v = s.first.row
     const d = v.device
+    const n = v.network
     const viewport = s.viewport?.device ?? d
     const values: ReadonlyArray<unknown> = [
       s.sessionId,
@@ -208,6 +221,15 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
       noNulOrNull(v.geo.city),
       v.geo.isEu,
       noNulOrNull(v.geo.timezone),
+      n.asn,
+      noNulOrNull(n.org),
+      n.orgType,
+      n.isDatacenter,
+      n.isVpn,
+      n.isGovernment,
+      n.isTor,
+      n.proxyType,
+      n.responseTier,
       v.ipHash,
       v.visitorIdDaily,
       v.traffic.source,
@@ -230,6 +252,8 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
         return textArray(values as Array<string | null>)
       case "int4":
         return int4Array(values as Array<number | null>)
+      case "int8":
+        return int8OrNullArray(values as Array<number | null>)
       case "bool":
         return boolArray(values as Array<boolean | null>)
       case "float8":
@@ -325,11 +349,16 @@ export const SELECT_EARLIER_SESSIONS = `
   JOIN visits v ON v.site_id = t.site_id AND v.visitor_id_daily = t.vid
   WHERE starts_with(v.session_id, '~')`
 
-/** Which of the given events are stored already (redelivered): they are not assigned. */
+/**
+ * Which of the given events are stored already (redelivered): they are not assigned. The
+ * received_at bounds ($3, $4: the batch's least and greatest) let PostgreSQL prune the daily
+ * partitions to the batch's days before it probes each one's primary key.
+ */
 export const SELECT_STORED_EVENTS = `
   SELECT e.id::text AS id, e.received_at
   FROM unnest($1::uuid[], $2::timestamptz[]) AS t(id, received_at)
-  JOIN raw_events e ON e.id = t.id AND e.received_at = t.received_at`
+  JOIN raw_events e ON e.id = t.id AND e.received_at = t.received_at
+  WHERE e.received_at >= $3::timestamptz AND e.received_at <= $4::timestamptz`
 
 export const UPSERT_VISITOR_SESSIONS = `
   INSERT INTO visitor_sessions (site_id, visitor_id_daily, session_id, started_at, last_seen_at)
@@ -372,7 +401,17 @@ const VISIT_COLUMNS: ReadonlyArray<readonly [string, string, "key" | "merge" | "
   ["country", "text", "entry"],
   ["region", "text", "entry"],
   ["city", "text", "entry"],
-  ["language", "text", "entry"]
+  ["language", "text", "entry"],
+  // the entry view's network (migration 0005_network, docs/network.md)
+  ["asn", "int8", "entry"],
+  ["org", "text", "entry"],
+  ["org_type", "text", "entry"],
+  ["is_datacenter", "bool", "entry"],
+  ["is_vpn", "bool", "entry"],
+  ["is_government", "bool", "entry"],
+  ["is_tor", "bool", "entry"],
+  ["proxy_type", "text", "entry"],
+  ["response_tier", "text", "entry"]
 ]
 
 const MERGE: Record<string, string> = {
@@ -446,7 +485,16 @@ export const visitParams = (visits: ReadonlyArray<VisitRow>): Params => {
       noNulOrNull(v?.geo.country),
       noNulOrNull(v?.geo.region),
       noNulOrNull(v?.geo.city),
-      noNulOrNull(v?.device.language)
+      noNulOrNull(v?.device.language),
+      v?.network.asn ?? null,
+      noNulOrNull(v?.network.org),
+      v?.network.orgType ?? null,
+      v?.network.isDatacenter ?? null,
+      v?.network.isVpn ?? null,
+      v?.network.isGovernment ?? null,
+      v?.network.isTor ?? null,
+      v?.network.proxyType ?? null,
+      v?.network.responseTier ?? null
     ]
     for (let i = 0; i < values.length; i++) columns[i]!.push(values[i])
   }
@@ -457,6 +505,8 @@ export const visitParams = (visits: ReadonlyArray<VisitRow>): Params => {
         return textArray(values as Array<string | null>)
       case "int4":
         return int4Array(values as Array<number | null>)
+      case "int8":
+        return int8OrNullArray(values as Array<number | null>)
       case "bool":
         return boolArray(values as Array<boolean | null>)
       case "bytea":

@@ -6,7 +6,7 @@
 import { Context, Effect, Layer } from "effect"
 import { SqlClient, type Statement } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import { DuplicateHostname, type KeyKind, SiteNotFound, type SiteSnapshot } from "../domain/Site.ts"
+import { type DatacenterTraffic, DEFAULT_DATACENTER_TRAFFIC, DuplicateHostname, type KeyKind, SiteNotFound, type SiteSnapshot } from "../domain/Site.ts"
 
 export interface SiteRecord {
   /** = `domains.id` of the primary hostname: the `domain_id` of the site's data */
@@ -18,6 +18,8 @@ export interface SiteRecord {
   readonly timezone: string
   /** explicit allowed origins; null = the default (every hostname over http/https) */
   readonly origins: ReadonlyArray<string> | null
+  /** what the writer does with datacenter traffic (migration 0005, docs/network.md) */
+  readonly datacenterTraffic: DatacenterTraffic
   readonly createdAt: Date
   readonly removedAt: Date | null
   /** until when the previous write / server key still works (after a rotation) */
@@ -31,9 +33,31 @@ export interface NewSite {
   readonly corp: string | undefined
   readonly timezone: string
   readonly origins: ReadonlyArray<string> | null
+  /** default `flag` */
+  readonly datacenterTraffic?: DatacenterTraffic | undefined
   readonly writeKeyHash: string
   readonly serverKeyHash: string
 }
+
+/** Settings of a site that `spoolway sites set` changes. */
+export interface SiteSettings {
+  readonly datacenterTraffic?: DatacenterTraffic | undefined
+}
+
+/** A view-only share link of a site's dashboard (the token itself is never stored). */
+export interface ShareRecord {
+  readonly id: number
+  readonly siteId: number
+  readonly label: string | null
+  readonly createdAt: Date
+  readonly revokedAt: Date | null
+}
+
+/** Which shares of a site to revoke: one by id, the one of a token digest, or all. */
+export type ShareSelector =
+  | { readonly _tag: "id"; readonly id: number }
+  | { readonly _tag: "tokenHash"; readonly tokenHash: string }
+  | { readonly _tag: "all" }
 
 /** Rows deleted per table by a purge. */
 export type PurgeReport = Record<string, number>
@@ -46,6 +70,8 @@ export class SiteStore extends Context.Service<SiteStore, {
   find(hostname: string): Effect.Effect<SiteRecord, SiteNotFound | SqlError>
   /** `kind`'s key becomes `newHash`; the current one keeps working for `graceMs` */
   rotate(siteId: number, kind: KeyKind, newHash: string, graceMs: number): Effect.Effect<SiteRecord, SqlError>
+  /** changes the site's settings (each one given); the writers apply them within seconds */
+  configure(siteId: number, settings: SiteSettings): Effect.Effect<SiteRecord, SqlError>
   /** stops accepting (keys and origins leave the registry); the data stays */
   remove(siteId: number): Effect.Effect<void, SqlError>
   /** deletes the site, its hostnames and every row of its data (all tables with a `domain_id`) */
@@ -55,6 +81,14 @@ export class SiteStore extends Context.Service<SiteStore, {
   readonly version: Effect.Effect<number, SqlError>
   /** the active site whose current server key, or previous one still in its grace, has this digest */
   byServerKeyHash(digest: string): Effect.Effect<SiteRecord | undefined, SqlError>
+  /** a new share link of the site, by its token's digest */
+  addShare(siteId: number, tokenHash: string, label: string | undefined): Effect.Effect<ShareRecord, SqlError>
+  /** the site's share links, revoked ones included, oldest first */
+  shares(siteId: number): Effect.Effect<ReadonlyArray<ShareRecord>, SqlError>
+  /** revokes the selected links that are not revoked yet; returns them */
+  revokeShares(siteId: number, selector: ShareSelector): Effect.Effect<ReadonlyArray<ShareRecord>, SqlError>
+  /** the active site of the unrevoked share link whose token has this digest */
+  byShareTokenHash(digest: string): Effect.Effect<SiteRecord | undefined, SqlError>
 }>()("spoolway/layers/SiteStore") {
   static readonly layer = Layer.effect(SiteStore, Effect.map(SqlClient.SqlClient, (sql) => makeSiteStore(sql)))
 }
@@ -71,6 +105,7 @@ const makeSiteStore = (sql: SqlClient.SqlClient): SiteStore["Service"] => {
   const records = (where: Statement.Fragment) =>
     sql<RecordRow>`
       SELECT s.id, d.hostname, d.corp_id AS "corpId", c.name AS corp, s.timezone, s.origins,
+        s.datacenter_traffic AS "datacenterTraffic",
         (SELECT array_agg(a.hostname ORDER BY a.hostname) FROM domains a WHERE a.site_id = s.id AND a.id <> s.id) AS aliases,
         s.created_at AS "createdAt", s.removed_at AS "removedAt",
         CASE WHEN s.write_key_prev_expires_at > now() THEN s.write_key_prev_expires_at END AS "writeKeyGraceUntil",
@@ -152,9 +187,9 @@ const makeSiteStore = (sql: SqlClient.SqlClient): SiteStore["Service"] => {
       }
       const origins = site.origins === null ? null : JSON.stringify(site.origins)
       yield* sql`
-        INSERT INTO sites (id, timezone, origins, write_key_hash, server_key_hash)
+        INSERT INTO sites (id, timezone, origins, write_key_hash, server_key_hash, datacenter_traffic)
         VALUES (${id}, ${site.timezone}, CASE WHEN ${origins}::json IS NULL THEN NULL ELSE ARRAY(SELECT json_array_elements_text(${origins}::json)) END,
-                ${site.writeKeyHash}, ${site.serverKeyHash})`
+                ${site.writeKeyHash}, ${site.serverKeyHash}, ${site.datacenterTraffic ?? DEFAULT_DATACENTER_TRAFFIC})`
       yield* bumpVersion
       return yield* byId(id)
     })).pipe(
@@ -180,6 +215,17 @@ const makeSiteStore = (sql: SqlClient.SqlClient): SiteStore["Service"] => {
             server_key_hash = ${newHash}, updated_at = now()
           WHERE id = ${siteId}`
       }
+      yield* bumpVersion
+      return yield* byId(siteId)
+    }))
+
+  const configure = (siteId: number, settings: SiteSettings) =>
+    sql.withTransaction(Effect.gen(function*() {
+      yield* sql`SELECT version FROM site_registry FOR UPDATE`
+      if (settings.datacenterTraffic !== undefined) {
+        yield* sql`UPDATE sites SET datacenter_traffic = ${settings.datacenterTraffic}, updated_at = now() WHERE id = ${siteId}`
+      }
+      // the version tells the writers' tenant tables (Domains) to reload
       yield* bumpVersion
       return yield* byId(siteId)
     }))
@@ -245,5 +291,50 @@ const makeSiteStore = (sql: SqlClient.SqlClient): SiteStore["Service"] => {
       (rows) => rows[0]
     )
 
-  return SiteStore.of({ add, list: records(sql`true`), find, rotate, remove, purge, snapshot, version, byServerKeyHash })
+  const shareColumns = sql`id, site_id AS "siteId", label, created_at AS "createdAt", revoked_at AS "revokedAt"`
+
+  const addShare = (siteId: number, tokenHash: string, label: string | undefined) =>
+    Effect.map(
+      sql<ShareRecord>`
+        INSERT INTO site_shares (site_id, token_hash, label) VALUES (${siteId}, ${tokenHash}, ${label ?? null})
+        RETURNING ${shareColumns}`,
+      ([row]) => row!
+    )
+
+  const shares = (siteId: number) => sql<ShareRecord>`SELECT ${shareColumns} FROM site_shares WHERE site_id = ${siteId} ORDER BY id`
+
+  const revokeShares = (siteId: number, selector: ShareSelector) => {
+    const which = selector._tag === "id"
+      ? sql`id = ${selector.id}`
+      : selector._tag === "tokenHash"
+      ? sql`token_hash = ${selector.tokenHash}`
+      : sql`true`
+    return sql<ShareRecord>`
+      UPDATE site_shares SET revoked_at = now()
+      WHERE site_id = ${siteId} AND revoked_at IS NULL AND ${which}
+      RETURNING ${shareColumns}`
+  }
+
+  const byShareTokenHash = (digest: string) =>
+    Effect.map(
+      records(sql`s.removed_at IS NULL AND s.id = (SELECT site_id FROM site_shares WHERE token_hash = ${digest} AND revoked_at IS NULL)`),
+      (rows) => rows[0]
+    )
+
+  return SiteStore.of({
+    add,
+    list: records(sql`true`),
+    find,
+    rotate,
+    configure,
+    remove,
+    purge,
+    snapshot,
+    version,
+    byServerKeyHash,
+    addShare,
+    shares,
+    revokeShares,
+    byShareTokenHash
+  })
 }

@@ -20,6 +20,7 @@ import { EventQueue } from "../layers/EventQueue.ts"
 import { startEmbeddedPostgres } from "../layers/EmbeddedPostgres.ts"
 import { EmbeddedServerError } from "../layers/EmbeddedServerError.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
+import { NetworkLookup } from "../layers/NetworkLookup.ts"
 import { isRunning } from "../layers/Pids.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import * as ServeInfo from "../layers/ServeInfo.ts"
@@ -42,7 +43,7 @@ const Queue = ProbeAndDrain.pipe(
 /** the writer on the primary stream, or with PRIMARY_REDIS_CLUSTER on the partitions it owns */
 const WriterLive = Layer.unwrap(Effect.map(AppConfig, (config) =>
   config.primaryRedisCluster.length > 0 ? PartitionedWriter.layerPartitionedPostgres() : Writer.layerPostgres()
-)).pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer)]))
+)).pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer), Layer.orDie(NetworkLookup.layer)]))
 /** role all: the writer in a worker thread (WriterThread.ts) unless WRITER_THREAD=false (or partitioned) */
 const WriterForAll = Layer.unwrap(Effect.map(AppConfig, (config) =>
   config.writerThread && config.primaryRedisCluster.length === 0 ? WriterThread.layer : WriterLive

@@ -1,5 +1,5 @@
 /**
- * `spoolway sites …` (issue 13): add, list, keys rotate, remove. The operations are
+ * `spoolway sites …` (issue 13): add, list, set (settings), keys rotate, remove. The operations are
  * src/programs/Sites.ts; this file parses the command line and prints. Errors a user can fix
  * (unknown site, duplicate hostname, invalid timezone / origin / hostname) are printed as one
  * line and exit 1.
@@ -7,7 +7,7 @@
 import { createInterface } from "node:readline/promises"
 import { Console, Effect, Layer, Option } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
-import type { KeyKind } from "../domain/Site.ts"
+import { DATACENTER_TRAFFIC, DEFAULT_DATACENTER_TRAFFIC, type KeyKind } from "../domain/Site.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import type { SiteRecord } from "../layers/SiteStore.ts"
@@ -16,14 +16,19 @@ import * as Sql from "../layers/Sql.ts"
 import {
   addSite,
   type AddedSite,
+  configureSite,
   DEFAULT_GRACE_HOURS,
   DEFAULT_TIMEZONE,
   effectiveOrigins,
   findSite,
   listSites,
   type Publication,
+  createShare,
+  listShares,
   removeSite,
-  rotateKeys
+  revokeShares,
+  rotateKeys,
+  shareLink
 } from "../programs/Sites.ts"
 
 /** The servers a running `serve` owns, or embedded ones started for the command. */
@@ -50,6 +55,14 @@ const userErrors = <A, R>(
 
 const fail = (message: string) => Effect.fail(new CliError.UserError({ cause: new Error(message), userMessage: message }))
 
+const datacenterTrafficFlag = Flag.String("datacenter-traffic").pipe(
+  Flag.optional,
+  Flag.withDescription(
+    `traffic from hosting and VPN networks: ${DATACENTER_TRAFFIC.join(" | ")} (default ${DEFAULT_DATACENTER_TRAFFIC}: ` +
+      "counted and marked; exclude: counted as bot events; count: counted as ordinary traffic) — docs/network.md"
+  )
+)
+
 const json = Flag.Boolean("json").pipe(Flag.withDescription("print JSON (for scripts)"), Flag.withDefault(false))
 const hostnameArg = Argument.String("hostname").pipe(Argument.withDescription("the site's hostname (or one of its aliases)"))
 
@@ -74,6 +87,7 @@ const siteJson = (site: SiteRecord) => ({
   aliases: site.aliases,
   corp: site.corp,
   timezone: site.timezone,
+  datacenterTraffic: site.datacenterTraffic,
   origins: effectiveOrigins(site),
   defaultOrigins: site.origins === null,
   status: site.removedAt === null ? "active" : "removed",
@@ -105,6 +119,7 @@ const add = Command.make(
           "(every hostname of the site over http and https, any port)"
       )
     ),
+    datacenterTraffic: datacenterTrafficFlag,
     json
   },
   (options) =>
@@ -115,7 +130,8 @@ const add = Command.make(
         aliases: options.aliases,
         corp: Option.getOrUndefined(options.corp),
         timezone: options.timezone,
-        origins: options.origins
+        origins: options.origins,
+        datacenterTraffic: Option.getOrUndefined(options.datacenterTraffic)
       })
       const { site } = added
       if (options.json) {
@@ -133,6 +149,7 @@ const add = Command.make(
           ["corp", site.corp ?? "-"],
           ["timezone", site.timezone],
           ["origins", originsText(site)],
+          ["datacenter traffic", site.datacenterTraffic],
           ["write key", `${added.writeKey}   public: goes in the page (tracking snippet)`],
           ["server key", `${added.serverKey}   SECRET: server-side events and the stats API; never put it in a page`]
         ]),
@@ -159,6 +176,7 @@ const list = Command.make("list", { json }, ({ json }) =>
           ["corp", site.corp ?? "-"],
           ["timezone", site.timezone],
           ["origins", originsText(site)],
+          ["datacenter traffic", site.datacenterTraffic],
           ["created", site.createdAt.toISOString()],
           ...(grace.length > 0 ? [["keys", grace.join("; ")] as const] : [])
         ])
@@ -210,6 +228,24 @@ const rotate = Command.make(
       ].join("\n"))
     }).pipe(userErrors, Effect.provide(withStoreAndRedis))
 ).pipe(Command.withDescription("new write and/or server key; the previous one keeps working for a grace period (default 24 h)"))
+
+const set = Command.make(
+  "set",
+  { hostname: hostnameArg, datacenterTraffic: datacenterTrafficFlag, json },
+  (options) =>
+    Effect.gen(function*() {
+      const configured = yield* configureSite(options.hostname, {
+        datacenterTraffic: Option.getOrUndefined(options.datacenterTraffic)
+      })
+      const { site } = configured
+      if (options.json) return yield* Console.log(JSON.stringify(siteJson(site), null, 2))
+      yield* Console.log([
+        `site ${site.hostname} updated`,
+        rows([["datacenter traffic", site.datacenterTraffic]]),
+        "Writers apply it within a few seconds, to events they store from then on (stored events keep how they were counted)."
+      ].join("\n"))
+    }).pipe(userErrors, Effect.provide(withStoreAndRedis))
+).pipe(Command.withDescription("change a site's settings, e.g. --datacenter-traffic exclude"))
 
 const keys = Command.make("keys").pipe(
   Command.withDescription("a site's keys"),
@@ -274,7 +310,96 @@ const remove = Command.make(
     }).pipe(userErrors, Effect.provide(withStoreAndRedis))
 ).pipe(Command.withDescription("stop accepting a site's events; its data is kept unless --purge"))
 
+// ---------------------------------------------------------------------------------------------
+// share links
+
+/** The base URL of the dashboard: --base-url, else this machine's HOST:PORT. */
+const baseUrlOf = (flag: Option.Option<string>) =>
+  Effect.gen(function*() {
+    if (Option.isSome(flag)) {
+      const url = flag.value.trim()
+      if (!/^https?:\/\/[^/\s]+(\/\S*)?$/.test(url)) return yield* fail(`--base-url must be an http(s) URL, e.g. https://stats.example.com (got '${flag.value}')`)
+      return url
+    }
+    const config = yield* AppConfig
+    const host = ["0.0.0.0", "::", ""].includes(config.host) ? "localhost" : config.host.includes(":") ? `[${config.host}]` : config.host
+    return `http://${host}:${config.port}`
+  })
+
+const baseUrlFlag = Flag.String("base-url").pipe(
+  Flag.optional,
+  Flag.withDescription("where the dashboard is reached, e.g. https://stats.example.com (default: http://HOST:PORT)")
+)
+
+const shareList = Command.make("list", { hostname: hostnameArg, json }, (options) =>
+  Effect.gen(function*() {
+    const { site, shares } = yield* listShares(options.hostname)
+    if (options.json) {
+      return yield* Console.log(JSON.stringify(shares.map((s) => ({
+        id: s.id,
+        label: s.label,
+        createdAt: s.createdAt.toISOString(),
+        revokedAt: s.revokedAt?.toISOString() ?? null
+      })), null, 2))
+    }
+    if (shares.length === 0) return yield* Console.log(`${site.hostname} has no share link: spoolway sites share ${site.hostname}`)
+    yield* Console.log(shares.map((s) =>
+      `  ${String(s.id).padStart(4)}  ${s.createdAt.toISOString()}  ${
+        s.revokedAt === null ? "active " : `revoked ${s.revokedAt.toISOString()}`
+      }  ${s.label ?? ""}`
+    ).join("\n"))
+  }).pipe(userErrors, Effect.provide(withStore))).pipe(Command.withDescription("a site's share links (the links themselves are never shown again)"))
+
+const shareRevoke = Command.make(
+  "revoke",
+  {
+    hostname: hostnameArg,
+    which: Argument.String("link").pipe(Argument.withDescription("the share link, its token, its id (sites share list) or 'all'")),
+    json
+  },
+  (options) =>
+    Effect.gen(function*() {
+      const { site, revoked } = yield* revokeShares(options.hostname, options.which)
+      if (options.json) return yield* Console.log(JSON.stringify({ hostname: site.hostname, revoked: revoked.map((s) => s.id) }, null, 2))
+      yield* Console.log(
+        revoked.length === 0
+          ? `${site.hostname} has no active share link: nothing was changed.`
+          : `revoked ${revoked.length} share link(s) of ${site.hostname} (id ${revoked.map((s) => s.id).join(", ")}): they stop working at once.`
+      )
+    }).pipe(userErrors, Effect.provide(withStore))
+).pipe(Command.withDescription("stop a share link (or all of a site's) from working"))
+
+const share = Command.make(
+  "share",
+  {
+    hostname: hostnameArg,
+    label: Flag.String("label").pipe(Flag.optional, Flag.withDescription("who or what the link is for (shown by sites share list)")),
+    baseUrl: baseUrlFlag,
+    json
+  },
+  (options) =>
+    Effect.gen(function*() {
+      const base = yield* baseUrlOf(options.baseUrl)
+      const { site, share, token } = yield* createShare(options.hostname, Option.getOrUndefined(options.label))
+      const link = shareLink(base, site.hostname, token)
+      if (options.json) {
+        return yield* Console.log(JSON.stringify({ hostname: site.hostname, id: share.id, label: share.label, link, token }, null, 2))
+      }
+      yield* Console.log([
+        `view-only link to the dashboard of ${site.hostname} (share id ${share.id}):`,
+        "",
+        `  ${link}`,
+        "",
+        "Anyone with the link can read this site's statistics (nothing else); it is shown only now.",
+        `Stop it with: spoolway sites share revoke ${site.hostname} ${share.id}`
+      ].join("\n"))
+    }).pipe(userErrors, Effect.provide(withStore))
+).pipe(
+  Command.withDescription("print a view-only link to the site's dashboard (revocable: sites share revoke)"),
+  Command.withSubcommands([shareList, shareRevoke])
+)
+
 export const sitesCommand = Command.make("sites").pipe(
   Command.withDescription("sites: hostnames, allowed origins, timezone, write key (public) and server key (secret)"),
-  Command.withSubcommands([add, list, keys, remove])
+  Command.withSubcommands([add, list, set, keys, remove, share])
 )

@@ -8,6 +8,7 @@ import { parentPort, workerData } from "node:worker_threads"
 import { Cause, Effect, Layer, Schedule } from "effect"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
+import { NetworkLookup } from "../layers/NetworkLookup.ts"
 import { LoggingLayer } from "../layers/Logging.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import * as Sql from "../layers/Sql.ts"
@@ -24,6 +25,7 @@ const WriterInThread = Writer.layerPostgres({ consumer }).pipe(
   Layer.provide([
     Sql.layerUrl(config.databaseUrl),
     Layer.orDie(GeoLookup.layer),
+    Layer.orDie(NetworkLookup.layer),
     PrimaryRedis.layerUrl(config.primaryRedisUrl)
   ]),
   Layer.provide(Layer.succeed(AppConfig, AppConfig.of(config)))

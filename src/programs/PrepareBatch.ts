@@ -28,8 +28,16 @@
  * Events sent without a `sessionId` (domain/Visits.ts): their daily visitor id is computed
  * (non-views too) and they carry a provisional session id per (site, visitor) — the session
  * carry-over below then works per visitor — and an `assign` key; the sink assigns the real
- * session inside its transaction, where the visitor's stored sessions are locked. Network
- * enrichment is another lookup service beside GeoLookup, cached per IP like `geoOf`.
+ * session inside its transaction, where the visitor's stored sessions are locked.
+ *
+ * Network (docs/network.md): each view's IP is looked up in `NetworkLookup` (cached per IP in the
+ * service) beside geo; the result rides on the view (`row.network`) to the session's stored
+ * first touch and its visit. The site's `datacenterTraffic` setting (`Domains.datacenterTraffic`)
+ * applies to events of a known site from a datacenter network (hosting or VPN): `exclude` makes
+ * the event a bot event — like a bot User-Agent, so a view from a datacenter makes its whole
+ * session a bot session through the carry-over above; a non-view event is looked up for this
+ * only on such a site — and `count` stores its `responseTier` as `allow` (the site counts that
+ * traffic as ordinary; Tor stays `flag`). `flag` (the default) stores the lookup as it is.
  */
 import { Cause, Effect, Exit } from "effect"
 import {
@@ -46,12 +54,14 @@ import type { RawEventEnvelope } from "../domain/Envelope.ts"
 import { decodeEnvelope } from "../domain/EnvelopeDecode.ts"
 import type { GeoInfo } from "../domain/Geo.ts"
 import { memoizeString } from "../domain/Memo.ts"
+import type { NetworkInfo } from "../domain/Network.ts"
 import { eventRollups } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope, type Tenant, tenantHost } from "../domain/Tenant.ts"
 import { utcDay } from "../domain/Time.ts"
 import { provisionalSessionId, type VisitorKey, visitorKeyOf } from "../domain/Visits.ts"
 import { Domains } from "../layers/Domains.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
+import { NetworkLookup } from "../layers/NetworkLookup.ts"
 import { Salts } from "../layers/Salts.ts"
 
 /** 0001-01-01 … 9999-12-31 UTC: what PostgreSQL and ISO-8601 both hold */
@@ -87,6 +97,7 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
   const salts = yield* Salts
   const domains = yield* Domains
   const geo = yield* GeoLookup
+  const network = yield* NetworkLookup
 
   const poison: Array<PoisonEntry> = []
   const decoded: Array<{ readonly entry: BatchEntry; readonly envelope: RawEventEnvelope; readonly receivedAtMs: number }> =
@@ -172,9 +183,17 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
       if (envelope.payload.isView) {
         const salt = saltByDay.get(utcDay(receivedAtMs))
         if (salt === undefined) throw new Error(`no visitor salt for ${envelope.receivedAt}`)
-        const view = enrichView(envelope, salt, geoOf(geo, envelope.edge.ip))
+        const view = enrichView(envelope, salt, geoOf(geo, envelope.edge.ip), network.lookup(envelope.edge.ip))
         row = view
         tenant = tenantOf(envelope.edge.site, view.tenantHost)
+        // the site's datacenterTraffic setting (rare path: only datacenter traffic of a site that changed it)
+        if (tenant !== null && view.network.isDatacenter === true) {
+          const setting = domains.datacenterTraffic?.(tenant.domainId)
+          if (setting === "exclude" && !view.isBot) row = { ...view, isBot: true }
+          else if (setting === "count" && view.network.responseTier === "flag" && view.network.isTor !== true) {
+            row = { ...view, network: countedNetwork(view.network) }
+          }
+        }
       } else {
         let salt: Uint8Array | undefined
         if (envelope.payload.sessionId === undefined) {
@@ -183,6 +202,10 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
         }
         row = enrichEvent(envelope, salt)
         tenant = tenantOf(envelope.edge.site, tenantHost(envelope.edge.headers))
+        if (
+          tenant !== null && !row.isBot && domains.datacenterTraffic?.(tenant.domainId) === "exclude" &&
+          network.lookup(envelope.edge.ip).isDatacenter === true
+        ) row = { ...row, isBot: true }
       }
     } catch (error) {
       poison.push({
@@ -276,4 +299,12 @@ const geoOf = (geo: GeoLookup["Service"], ip: string | undefined): GeoInfo => {
   let lookup = geoCaches.get(geo)
   if (lookup === undefined) geoCaches.set(geo, lookup = memoizeString((address) => geo.lookup(address), GEO_CACHE_SIZE))
   return lookup(ip)
+}
+
+/** A datacenter network on a site that counts datacenter traffic as ordinary: `responseTier` allow. */
+const countedNetworks = new WeakMap<NetworkInfo, NetworkInfo>()
+const countedNetwork = (info: NetworkInfo): NetworkInfo => {
+  let counted = countedNetworks.get(info)
+  if (counted === undefined) countedNetworks.set(info, counted = Object.freeze({ ...info, responseTier: "allow" as const }))
+  return counted
 }

@@ -41,6 +41,7 @@ import { type BatchEntry, MAX_ERROR_TEXT, poisonOnlyBatch, type PreparedBatch, t
 import type { Scope as TenantScope } from "../domain/Tenant.ts"
 import { Domains } from "../layers/Domains.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
+import { NetworkLookup } from "../layers/NetworkLookup.ts"
 import * as Metrics from "../layers/Metrics.ts"
 import * as PgSink from "../layers/PgSink.ts"
 import { Salts } from "../layers/Salts.ts"
@@ -102,7 +103,7 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
   const sink = yield* Sink
   const consumer = yield* StreamConsumer
   const partition = yield* consumer.open({ key: options.streamKey, group: options.group, consumer: options.consumer })
-  const context = yield* Effect.context<Salts | Domains | GeoLookup>()
+  const context = yield* Effect.context<Salts | Domains | GeoLookup | NetworkLookup>()
   const stats = yield* Ref.make(emptySnapshot(options))
   const now = Clock.currentTimeMillis
 
@@ -392,13 +393,13 @@ export class Writer extends Context.Service<Writer, {
       })
     ).pipe(Layer.provide(Layer.mergeAll(Salts.layer, Domains.layer)))
 
-  /** Requires AppConfig, Sink, StreamConsumer, SqlClient (salts, domains) and GeoLookup. */
+  /** Requires AppConfig, Sink, StreamConsumer, SqlClient (salts, domains), GeoLookup and NetworkLookup. */
   static readonly layer = Writer.layerWith()
 
   /**
    * The production writer: the PostgreSQL sink on the primary stream, and the publisher of the
    * site registry to the primary Redis (collectors learn the sites there). Requires AppConfig,
-   * PrimaryRedis, SqlClient (migrated — see Sql.layer) and GeoLookup.
+   * PrimaryRedis, SqlClient (migrated — see Sql.layer), GeoLookup and NetworkLookup.
    */
   static readonly layerPostgres = (overrides: Partial<WriterOptions> = {}) =>
     Writer.layerWith(overrides).pipe(
@@ -408,7 +409,7 @@ export class Writer extends Context.Service<Writer, {
 }
 
 /**
- * What {@link makeWriter} needs besides AppConfig and GeoLookup, for running it directly (tests,
+ * What {@link makeWriter} needs besides AppConfig, GeoLookup and NetworkLookup, for running it directly (tests,
  * benchmarks): Salts, Domains, the stream consumer and the PostgreSQL sink, on SqlClient and
  * PrimaryRedis.
  */
