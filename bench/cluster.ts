@@ -5,9 +5,11 @@
  *   single   — PRIMARY_REDIS_URL (the default),
  *   cluster  — PRIMARY_REDIS_CLUSTER, 16 partitions,
  *   cluster+WAIT — the same with REDIS_MIN_REPLICAS_ACK=1;
- * then failover: under load with REDIS_MIN_REPLICAS_ACK=1, SIGKILL the master of partition 0 and
- * measure how the answers went (non-2xx, the longest gap between two 2xx) and the time until the
- * collector routes to the cluster again with an empty spool (the promoted replica serves).
+ * then failover, with and without REDIS_MIN_REPLICAS_ACK=1, each on a fresh cluster: under load,
+ * SIGKILL the master of partition 0 and measure how the answers went (non-2xx, the longest gap
+ * between two 2xx), the time until the collector routes to the cluster again with an empty spool
+ * (the promoted replica serves), and how many events answered 202 are in no partition afterwards
+ * (lost with the master: what REDIS_MIN_REPLICAS_ACK is for).
  *
  *   flock /tmp/spoolway-bench.lock npx node bench/cluster.ts
  *   knobs: BENCH_RATE=800 (req/s) BENCH_BATCH=5 (events/request) BENCH_SECONDS=10 BENCH_ROUNDS=2
@@ -18,6 +20,7 @@
  */
 import { execFile } from "node:child_process"
 import { Agent, request } from "node:http"
+import { Cluster } from "ioredis"
 import { join } from "node:path"
 import {
   cpuSampler,
@@ -44,6 +47,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 
 interface LoadResult {
   readonly sent: number
+  /** the sessionIds of every event answered 202 */
+  readonly accepted: Set<string>
   readonly statuses: Record<string, number>
   readonly p50: number
   readonly p99: number
@@ -59,11 +64,13 @@ const load = async (url: string, seconds: number, onTick?: (elapsedMs: number) =
   let last2xx = 0
   let maxGap = 0
   let sent = 0
+  const accepted = new Set<string>()
   const start = Date.now()
   const inFlight = new Set<Promise<void>>()
   const one = (i: number) =>
     new Promise<void>((resolve) => {
-      const body = JSON.stringify({ events: Array.from({ length: BATCH }, (_, k) => ({ eventType: "bench", sessionId: `b${start}-${i}-${k}` })) })
+      const sessions = Array.from({ length: BATCH }, (_, k) => `b${start}-${i}-${k}`)
+      const body = JSON.stringify({ events: sessions.map((sessionId) => ({ eventType: "bench", sessionId })) })
       const t0 = performance.now()
       const req = request(`${url}/track/batch`, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
         res.resume()
@@ -72,6 +79,7 @@ const load = async (url: string, seconds: number, onTick?: (elapsedMs: number) =
           const code = String(res.statusCode)
           statuses[code] = (statuses[code] ?? 0) + 1
           if (res.statusCode === 202) {
+            for (const session of sessions) accepted.add(session)
             const now = Date.now()
             if (last2xx > 0) maxGap = Math.max(maxGap, now - last2xx)
             last2xx = now
@@ -99,7 +107,7 @@ const load = async (url: string, seconds: number, onTick?: (elapsedMs: number) =
   agent.destroy()
   latencies.sort((a, b) => a - b)
   const at = (q: number) => round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0, 2)
-  return { sent, statuses, p50: at(0.5), p99: at(0.99), maxGap2xxMs: maxGap }
+  return { sent, accepted, statuses, p50: at(0.5), p99: at(0.99), maxGap2xxMs: maxGap }
 }
 
 const clusterArgs = ["--appendonly", "yes", "--appendfsync", "everysec", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]
@@ -189,9 +197,10 @@ runBench(async () => {
       const redisUs = round((redisS * 1e6) / Math.max(1, events), 1)
       const row = `| ${round_ + 1} | ${name} | ${r.sent} | ${JSON.stringify(r.statuses)} | ${r.p50} | ${r.p99} | ${collectorUs} | ${redisUs} | ${cpu.used["__other"]?.pctOfOneCore ?? "?"} |`
       rows.push(row)
-      results.push({ round: round_ + 1, name, ...r, collectorUsPerEvent: collectorUs, redisUsPerEvent: redisUs, other: cpu.used["__other"] })
+      const { accepted: _accepted, ...summary } = r
+      results.push({ round: round_ + 1, name, ...summary, collectorUsPerEvent: collectorUs, redisUsPerEvent: redisUs, other: cpu.used["__other"] })
       out(row)
-      await collector.child.kill("SIGTERM")
+      collector.child.kill("SIGTERM")
       await sleep(500)
     }
   }
@@ -200,43 +209,66 @@ runBench(async () => {
   out("| ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
   for (const row of rows) out(row)
 
-  // failover: kill the master of partition 0 under load (REDIS_MIN_REPLICAS_ACK=1)
-  const prefix = "benchfailover"
-  const collector = await startCollector({
-    name: "collector-failover",
-    primaryUrl: single.url,
-    spoolUrl: spool.url,
-    streamPrefix: prefix,
-    probeIntervalMs: 250,
-    env: { LOG_LEVEL: "info", ...configs["cluster+WAIT"] },
-    logFile: join(dir, "collector-failover.log")
-  })
-  const master = await masterOfSlotZeroKey(cluster.nodes, `${prefix}:{0}:events`)
-  let killedAt = 0
-  let backAt = 0
-  let spooledPeak = 0
-  const poll = setInterval(async () => {
-    if (killedAt === 0 || backAt !== 0) return
-    try {
-      const res = await fetch(`${collector.url}/health`)
-      const body = await res.json() as { primaryHealthy: boolean; spoolDepth: number | null }
-      spooledPeak = Math.max(spooledPeak, body.spoolDepth ?? 0)
-      if (body.primaryHealthy && body.spoolDepth === 0 && Date.now() - killedAt > 500) backAt = Date.now()
-    } catch {}
-  }, 50)
-  const r = await load(collector.url, 20, (elapsed) => {
-    if (killedAt === 0 && elapsed > 5000) {
-      killedAt = Date.now()
-      process.kill(master.child.pid!, "SIGKILL")
-      log(`SIGKILL master ${master.name} (port ${master.port})`)
+  // the comparison's cluster is done: free its CPU for the failover runs
+  for (const n of cluster.nodes) n.child.kill("SIGKILL")
+
+  // failover: kill the master of partition 0 under load, on a fresh cluster, with and without WAIT
+  for (const [label, ack] of [["REDIS_MIN_REPLICAS_ACK=1", "1"], ["REDIS_MIN_REPLICAS_ACK=0", "0"]] as const) {
+    const fresh = await startCluster()
+    const prefix = `benchfailover${ack}`
+    const collector = await startCollector({
+      name: `collector-failover-${ack}`,
+      primaryUrl: single.url,
+      spoolUrl: spool.url,
+      streamPrefix: prefix,
+      probeIntervalMs: 250,
+      env: { LOG_LEVEL: "info", PRIMARY_REDIS_CLUSTER: fresh.seeds, STREAM_PARTITIONS: "16", REDIS_MIN_REPLICAS_ACK: ack, REDIS_REPLICAS_ACK_TIMEOUT_MS: "100" },
+      logFile: join(dir, `collector-failover-${ack}.log`)
+    })
+    const master = await masterOfSlotZeroKey(fresh.nodes, `${prefix}:{0}:events`)
+    let killedAt = 0
+    let backAt = 0
+    let spooledPeak = 0
+    const poll = setInterval(async () => {
+      if (killedAt === 0 || backAt !== 0) return
+      try {
+        const res = await fetch(`${collector.url}/health`)
+        const body = await res.json() as { primaryHealthy: boolean; spoolDepth: number | null }
+        spooledPeak = Math.max(spooledPeak, body.spoolDepth ?? 0)
+        if (body.primaryHealthy && body.spoolDepth === 0 && Date.now() - killedAt > 500) backAt = Date.now()
+      } catch {}
+    }, 50)
+    const r = await load(collector.url, 20, (elapsed) => {
+      if (killedAt === 0 && elapsed > 5000) {
+        killedAt = Date.now()
+        process.kill(master.child.pid!, "SIGKILL")
+        log(`SIGKILL master ${master.name} (port ${master.port})`)
+      }
+    })
+    clearInterval(poll)
+    // let the spool drain, then count the acknowledged events that are in no partition
+    for (let i = 0; i < 200 && backAt === 0; i++) await sleep(100)
+    const live = fresh.nodes.filter((n) => n !== master)
+    const cluster = new Cluster(live.map((n) => ({ host: "127.0.0.1", port: n.port })))
+    const stored = new Set<string>()
+    for (let p = 0; p < 16; p++) {
+      for (const [, fields] of await cluster.xrange(`${prefix}:{${p}}:events`, "-", "+")) {
+        stored.add((JSON.parse(String(fields[1])) as { payload: { sessionId: string } }).payload.sessionId)
+      }
     }
-  })
-  clearInterval(poll)
-  out("")
-  out(`failover (REDIS_MIN_REPLICAS_ACK=1, ${RATE} req/s, master of partition 0 SIGKILLed at +5 s, cluster-node-timeout 2000 ms):`)
-  out(`  requests ${r.sent}, statuses ${JSON.stringify(r.statuses)}, p99 ${r.p99} ms, longest gap between two 2xx ${r.maxGap2xxMs} ms`)
-  out(`  back on the cluster with an empty spool after ${backAt === 0 ? "(not within the run)" : `${backAt - killedAt} ms`}; spool peak ${spooledPeak} events`)
-  results.push({ failover: { ...r, backMs: backAt === 0 ? null : backAt - killedAt, spooledPeak } })
+    cluster.disconnect()
+    let lost = 0
+    for (const session of r.accepted) if (!stored.has(session)) lost++
+    out("")
+    out(`failover, ${label} (${RATE} req/s × ${BATCH} events, master of partition 0 SIGKILLed at +5 s, cluster-node-timeout 2000 ms):`)
+    out(`  requests ${r.sent}, statuses ${JSON.stringify(r.statuses)}, p99 ${r.p99} ms, longest gap between two 2xx ${r.maxGap2xxMs} ms`)
+    out(`  back on the cluster with an empty spool after ${backAt === 0 ? "(not within the run)" : `${backAt - killedAt} ms`}; spool peak ${spooledPeak} events`)
+    out(`  acknowledged events: ${r.accepted.size}, in no partition afterwards (lost): ${lost}`)
+    results.push({ failover: { label, sent: r.sent, statuses: r.statuses, p99: r.p99, maxGap2xxMs: r.maxGap2xxMs, backMs: backAt === 0 ? null : backAt - killedAt, spooledPeak, accepted: r.accepted.size, lost } })
+    collector.child.kill("SIGTERM")
+    await sleep(500)
+    for (const n of fresh.nodes) if (n !== master) n.child.kill("SIGKILL")
+  }
 
   const file = `cluster-${stamp()}`
   writeResult(`${file}.txt`, lines.join("\n") + "\n")
