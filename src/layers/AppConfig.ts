@@ -60,6 +60,11 @@ export const AppConfigSchema = Config.all({
    * one waits for its COMMIT's WAL flush or for row locks, the next one runs.
    */
   writerTransactions: Config.Int("WRITER_TRANSACTIONS").pipe(Config.withDefault(2)),
+  /**
+   * Write each batch as one transaction per site (for a PostgreSQL distributed by site, where a
+   * transaction then touches one shard: docs/scaling.md)
+   */
+  writerGroupBySite: Config.Boolean("WRITER_GROUP_BY_SITE").pipe(Config.withDefault(false)),
   /** entries pending this long in a (dead) writer are reclaimed by another (XAUTOCLAIM) */
   writerClaimIdleMs: Config.Int("WRITER_CLAIM_IDLE_MS").pipe(Config.withDefault(30_000)),
   writerClaimEveryMs: Config.Int("WRITER_CLAIM_EVERY_MS").pipe(Config.withDefault(10_000)),
