@@ -165,13 +165,18 @@ const main = async () => {
 
     /** the page's own queries (captured from its cold load), sent again from Node, all at once: the API's share */
     const captured: Record<string, Array<{ path: string; body: string }>> = {}
+    /** records the page's queries until the returned function is called (the end of its first load) */
     const capture = (page: Page, name: string) => {
       const list: Array<{ path: string; body: string }> = []
+      let on = true
       page.on("request", (request) => {
         const path = new URL(request.url()).pathname
-        if (request.method() === "POST" && path.startsWith("/api/v1/")) list.push({ path, body: request.postData() ?? "" })
+        if (on && request.method() === "POST" && path.startsWith("/api/v1/")) list.push({ path, body: request.postData() ?? "" })
       })
       captured[name] ??= list
+      return () => {
+        on = false
+      }
     }
     const apiOnly = async (name: string) => {
       const t0 = performance.now()
@@ -194,8 +199,9 @@ const main = async () => {
       for (const name of PAGES) {
         const context = await newContext()
         const page = await context.newPage()
-        if (run === 0) capture(page, name)
+        const stopCapture = run === 0 ? capture(page, name) : () => {}
         ;(cold[name] ??= []).push(await timed(page, () => page.goto(url(name))))
+        stopCapture()
         ;(warm[name] ??= []).push(await timed(page, () => page.goto(url(name))))
         if (name === "overview" || name === "pages") {
           const label = `range 30d → 7d (${name === "overview" ? "Overview" : "Pages"})`
