@@ -148,7 +148,6 @@ describeAsync("the answer deadline (collector on a real redis-server held by CLI
   let collector: RunningCollector
   beforeAll(async () => {
     redis = await redisProcess({ appendonly: false })
-    await redis.start()
     admin = new Redis(redis.url)
     collector = await startCollector({
       primaryRedisUrl: redis.url,

@@ -17,11 +17,13 @@ import { Clock, Context, Deferred, Effect, Exit, Layer, Metric, Ref, Schedule, S
 import type { RawEventEnvelope } from "../domain/Envelope.ts"
 import { encodeEnvelopeJson } from "../domain/Envelope.ts"
 import { cappedBackoff } from "../domain/Backoff.ts"
-import { primaryStreamKey, spoolStreamKey } from "../domain/Streams.ts"
+import { payloadPartition } from "../domain/Partition.ts"
+import { partitionStreamKeys, primaryStreamKey, spoolStreamKey } from "../domain/Streams.ts"
 import { AppConfig } from "./AppConfig.ts"
 import * as Metrics from "./Metrics.ts"
 import { PrimaryRedis } from "./PrimaryRedis.ts"
-import type { RedisError } from "./RedisClient.ts"
+import { acquireCluster, type RedisError } from "./RedisClient.ts"
+import { partitionedStreamStore } from "./PartitionedStreamStore.ts"
 import { SpoolRedis } from "./SpoolRedis.ts"
 import { redisStreamStore, type StreamStore, withTimeout, WritePending } from "./StreamStore.ts"
 
@@ -112,20 +114,27 @@ export class EventQueue extends Context.Service<EventQueue, {
 }>()("spoolway/layers/EventQueue") {
   static readonly make = (options: EventQueueOptions) => makeEventQueue(options)
 
-  /** The live queue: PrimaryRedis + SpoolRedis streams under STREAM_PREFIX (probe and drain: programs/ProbeAndDrain.ts). */
+  /**
+   * The live queue: PrimaryRedis + SpoolRedis streams under STREAM_PREFIX, or with
+   * PRIMARY_REDIS_CLUSTER the partitioned log on the cluster instead of the primary stream (probe
+   * and drain: programs/ProbeAndDrain.ts).
+   */
   static readonly layer = Layer.effect(
     EventQueue,
     Effect.gen(function*() {
       const config = yield* AppConfig
-      const primary = yield* PrimaryRedis
       const spool = yield* SpoolRedis
-      return yield* makeEventQueue({
-        primary: redisStreamStore({
+      const primary = config.primaryRedisCluster.length > 0
+        ? yield* clusterLog(config)
+        : redisStreamStore({
           name: "primary",
-          client: primary.client,
+          client: (yield* PrimaryRedis).client,
           key: primaryStreamKey(config.streamPrefix),
-          timeoutMs: config.redisCommandTimeoutMs
-        }),
+          timeoutMs: config.redisCommandTimeoutMs,
+          ...replicasAck(config)
+        })
+      return yield* makeEventQueue({
+        primary,
         spool: redisStreamStore({
           name: "spool",
           client: spool.client,
@@ -139,6 +148,23 @@ export class EventQueue extends Context.Service<EventQueue, {
     })
   )
 }
+
+/** REDIS_MIN_REPLICAS_ACK for the event log's stores (none when 0) */
+const replicasAck = (config: AppConfig["Service"]) =>
+  config.redisMinReplicasAck > 0
+    ? { replicasAck: { replicas: config.redisMinReplicasAck, timeoutMs: config.redisReplicasAckTimeoutMs } }
+    : {}
+
+/** The partitioned event log on the Redis Cluster of PRIMARY_REDIS_CLUSTER: one stream per partition. */
+const clusterLog = (config: AppConfig["Service"]) =>
+  Effect.map(acquireCluster(config.primaryRedisCluster, "primary-cluster"), (cluster) =>
+    partitionedStreamStore({
+      name: "primary",
+      parts: partitionStreamKeys(config.streamPrefix, config.streamPartitions).map((key, p) =>
+        redisStreamStore({ name: `primary {${p}}`, client: cluster, key, timeoutMs: config.redisCommandTimeoutMs, ...replicasAck(config) })
+      ),
+      partitionOf: (payload) => payloadPartition(payload, config.streamPartitions)
+    }))
 
 const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
   const timeoutMs = options.commandTimeoutMs

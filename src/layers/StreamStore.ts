@@ -6,7 +6,7 @@
  * the request path, the spool drain and `replay-failures`.
  */
 import { Effect, Exit, Fiber } from "effect"
-import type { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import { ENVELOPE_FIELD } from "../domain/Envelope.ts"
 import { coalesceWrites, messageOf, provesNotWritten, RedisError } from "./RedisClient.ts"
 
@@ -75,11 +75,18 @@ return 1
  */
 export const redisStreamStore = (options: {
   readonly name: string
-  readonly client: Redis
+  /** a Cluster client: `key` must carry a hash tag (every command of the store on one slot) */
+  readonly client: Redis | Cluster
   readonly key: string
   readonly timeoutMs?: number
+  /**
+   * REDIS_MIN_REPLICAS_ACK: an append succeeds only once this many replicas acknowledged it
+   * (`WAIT`, or `WAITAOF` — also on their AOF — where the server has it, Redis ≥ 7.2), within
+   * `timeoutMs`; fewer is a failure that does not prove nothing was written (→ the spool).
+   */
+  readonly replicasAck?: { readonly replicas: number; readonly timeoutMs: number }
 }): StreamStore => {
-  const { client, key, name, timeoutMs } = options
+  const { client, key, name, replicasAck, timeoutMs } = options
   const failure = (operation: string, cause: unknown) =>
     provesNotWritten(cause)
       ? new RedisError({ target: name, operation, message: messageOf(cause), notWritten: true })
@@ -126,8 +133,39 @@ export const redisStreamStore = (options: {
       Effect.succeed(
         new WritePending<A>(Effect.tryPromise({ try: () => promise, catch: (cause) => failure(operation, cause) }))
       ))
+  // WAITAOF where the server knows it (asked once, on the first replicated append)
+  let waitaof: Promise<boolean> | undefined
+  const hasWaitaof = () =>
+    waitaof ??= Promise.resolve(client.call("COMMAND", "INFO", "WAITAOF")).then(
+      (reply) => Array.isArray(reply) && reply[0] !== null && reply[0] !== undefined,
+      () => false
+    )
+  /**
+   * The XADDs and then WAIT/WAITAOF in one pipeline: on a Cluster the pipeline goes to the node
+   * that owns `key`, and WAIT counts the replicas that have this connection's writes so far.
+   */
+  const appendReplicated = async (payloads: ReadonlyArray<string>, ack: { readonly replicas: number; readonly timeoutMs: number }) => {
+    const aof = await hasWaitaof()
+    const pipeline = client.pipeline()
+    for (const payload of payloads) pipeline.xadd(key, "*", ENVELOPE_FIELD, payload)
+    if (aof) pipeline.call("WAITAOF", 0, ack.replicas, ack.timeoutMs)
+    else pipeline.call("WAIT", ack.replicas, ack.timeoutMs)
+    const results = await pipeline.exec()
+    if (results === null) throw new Error("pipeline aborted")
+    const appends = results.slice(0, payloads.length)
+    const errors = appends.filter(([err]) => err)
+    if (errors.length === appends.length) throw errors[0]![0]
+    if (errors.length > 0) throw new Error(`${errors.length} of ${appends.length} appends failed: ${messageOf(errors[0]![0])}`)
+    const [waitError, reply] = results[payloads.length]!
+    if (waitError) throw new Error(`${aof ? "WAITAOF" : "WAIT"} failed: ${messageOf(waitError)}`)
+    const acked = aof ? Number(Array.isArray(reply) ? reply[1] : 0) : Number(reply)
+    if (!(acked >= ack.replicas)) {
+      throw new Error(`${aof ? "WAITAOF" : "WAIT"}: ${acked} of ${ack.replicas} replica(s) acknowledged within ${ack.timeoutMs} ms`)
+    }
+  }
   const appendAll = async (payloads: ReadonlyArray<string>) => {
     if (payloads.length === 0) return
+    if (replicasAck !== undefined && replicasAck.replicas > 0) return appendReplicated(payloads, replicasAck)
     if (payloads.length === 1) {
       await client.xadd(key, "*", ENVELOPE_FIELD, payloads[0]!)
       return
