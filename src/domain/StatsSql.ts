@@ -98,12 +98,16 @@ const filterSql = (filter: Filter, params: Params): string => {
       return `(${filter.filters.map((f) => filterSql(f, params)).join(filter.op === "and" ? " AND " : " OR ")})`
     case "not":
       return `(NOT coalesce(${filterSql(filter.filter, params)}, false))`
-    case "is":
-      return `(${propertyExpr(filter.dimension)} = ANY(${params.add({ textArray: filter.values })}::text[]))`
-    case "is_not":
-      return `(${propertyExpr(filter.dimension)} IS NULL OR ${propertyExpr(filter.dimension)} <> ALL(${
-        params.add({ textArray: filter.values })
-      }::text[]))`
+    case "is": {
+      const expr = propertyExpr(filter.dimension)
+      const known = `${expr} = ANY(${params.add({ textArray: filter.values })}::text[])`
+      return filter.unknown ? `(${expr} IS NULL OR ${known})` : `(${known})`
+    }
+    case "is_not": {
+      const expr = propertyExpr(filter.dimension)
+      const known = `${expr} <> ALL(${params.add({ textArray: filter.values })}::text[])`
+      return filter.unknown ? `(${expr} IS NOT NULL AND ${known})` : `(${expr} IS NULL OR ${known})`
+    }
     case "contains":
       return `(${propertyExpr(filter.dimension)} ILIKE ANY(${
         params.add({ textArray: filter.values.map((v) => `%${likeEscape(v)}%`) })
