@@ -12,6 +12,8 @@
  * the page again): from navigation start to the moment every query of the page answered and is
  * drawn (`main[data-state=ready]`); the medians of `--runs` runs. Then, on the Overview and the
  * Pages page: switching the range (30d → 7d) and filtering by the first page of the table.
+ * Baseline, same run: each page's own queries (captured from its load) sent again from Node, all
+ * at once — what the query API alone takes; the rest is the browser (load, modules, drawing).
  * Figures go to bench/results/dashboard-<stamp>.txt and to stdout.
  */
 import { spawn } from "node:child_process"
@@ -19,8 +21,11 @@ import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { Redis } from "ioredis"
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 import { type BrowserContext, chromium, type Page } from "playwright-core"
 import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
+import * as Sql from "../src/layers/Sql.ts"
 import { freePort, log, machineInfo, REPO_DIR, requireNode24, round, runBench, stamp, stopChild, tempDir, track, writeResult } from "./lib.ts"
 
 requireNode24()
@@ -65,6 +70,27 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string>) =>
     child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`spoolway ${args.join(" ")}: ${out}`))))
   })
 
+/**
+ * Runs on `url` the migrations of this checkout that its database lacks below its latest one (a
+ * data set made while a lower-numbered migration was not merged yet; the migrator only runs ids
+ * above the latest applied). Only ever on the bench's own copy. Returns the ids it ran.
+ */
+const applyMissingMigrations = (url: string) =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const done = new Set((yield* sql<{ readonly id: number }>`SELECT migration_id AS id FROM ${sql(Sql.MIGRATIONS_TABLE)}`).map((r) => Number(r.id)))
+      const ran: Array<string> = []
+      for (const [key, migration] of Object.entries(Sql.migrations)) {
+        const id = Number(key.slice(0, 4))
+        if (done.has(id)) continue
+        yield* sql.withTransaction(Effect.andThen(migration, sql`INSERT INTO ${sql(Sql.MIGRATIONS_TABLE)} (migration_id, name) VALUES (${id}, ${key.slice(5)})`))
+        ran.push(key)
+      }
+      return ran
+    }).pipe(Effect.provide(Sql.layerUrlNoMigrations(url, { maxConnections: 1 })))
+  )
+
 const median = (xs: ReadonlyArray<number>) => {
   const s = [...xs].sort((a, b) => a - b)
   return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
@@ -97,6 +123,8 @@ const main = async () => {
     SPOOLWAY_DATA_DIR: tempDir("dashboard")
   }
   try {
+    const missing = await applyMissingMigrations(dbUrl(copy))
+    if (missing.length > 0) log(`the copy lacked migrations below its latest: ran ${missing.join(", ")} on the copy`)
     const events = await psql(dbUrl(copy), "SELECT count(*) FROM raw_events")
     const visits = await psql(dbUrl(copy), "SELECT count(*) FROM visits")
     const rotated = JSON.parse(await cli(["sites", "keys", "rotate", SITE, "--server", "--grace-hours", "0", "--json"], env).then((o) => o.slice(o.indexOf("{")))) as {
@@ -135,6 +163,35 @@ const main = async () => {
       await context.close()
     }
 
+    /** the page's own queries (captured from its cold load), sent again from Node, all at once: the API's share */
+    const captured: Record<string, Array<{ path: string; body: string }>> = {}
+    /** records the page's queries until the returned function is called (the end of its first load) */
+    const capture = (page: Page, name: string) => {
+      const list: Array<{ path: string; body: string }> = []
+      let on = true
+      page.on("request", (request) => {
+        const path = new URL(request.url()).pathname
+        if (on && request.method() === "POST" && path.startsWith("/api/v1/")) list.push({ path, body: request.postData() ?? "" })
+      })
+      captured[name] ??= list
+      return () => {
+        on = false
+      }
+    }
+    const apiOnly = async (name: string) => {
+      const t0 = performance.now()
+      await Promise.all((captured[name] ?? []).map(async ({ path, body }) => {
+        const res = await fetch(`${base}${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${rotated.serverKey}`, "content-type": "application/json" },
+          body
+        })
+        await res.arrayBuffer()
+      }))
+      return performance.now() - t0
+    }
+    const api: Record<string, Array<number>> = {}
+
     const cold: Record<string, Array<number>> = {}
     const warm: Record<string, Array<number>> = {}
     const switches: Record<string, Array<number>> = { "range 30d → 7d (Overview)": [], "range 30d → 7d (Pages)": [], "filter by the top page (Pages)": [] }
@@ -142,7 +199,9 @@ const main = async () => {
       for (const name of PAGES) {
         const context = await newContext()
         const page = await context.newPage()
+        const stopCapture = run === 0 ? capture(page, name) : () => {}
         ;(cold[name] ??= []).push(await timed(page, () => page.goto(url(name))))
+        stopCapture()
         ;(warm[name] ??= []).push(await timed(page, () => page.goto(url(name))))
         if (name === "overview" || name === "pages") {
           const label = `range 30d → 7d (${name === "overview" ? "Overview" : "Pages"})`
@@ -155,6 +214,7 @@ const main = async () => {
           )
         }
         await context.close()
+        ;(api[name] ??= []).push(await apiOnly(name))
       }
       log(`run ${run + 1}/${RUNS}: ${PAGES.map((p) => `${p} ${round(cold[p]!.at(-1)!, 0)} ms`).join(", ")}`)
     }
@@ -167,18 +227,22 @@ const main = async () => {
       "",
       `command: npx node bench/dashboard.ts --database ${SOURCE} --site ${SITE} --runs ${RUNS}`,
       `machine: ${machine.nproc} cores, ${machine.cpuModel}, Node ${machine.node}, git ${machine.git}`,
-      `data: ${events} events, ${visits} visits in the copy of ${SOURCE} (all sites); site ${SITE}; range 30d (the default)`,
+      `data: ${events} events, ${visits} visits in the copy of ${SOURCE} (all sites); site ${SITE}; range 30d (the default)${
+        missing.length > 0 ? `; migrations the source lacked, run on the copy: ${missing.join(", ")}` : ""
+      }`,
       `browser: ${CHROMIUM} (headless), 1280×900; serve --role api on the same machine`,
       "",
-      "| page | first render, cold context (median ms) | again, warm (median ms) | queries |",
-      "|---|---|---|---|",
-      ...PAGES.map((p) => `| ${p} | ${round(median(cold[p]!), 0)} | ${round(median(warm[p]!), 0)} | ${{ overview: 3, pages: 3, events: 1, traffic: 5, audience: 7, network: 5 }[p]} |`),
+      "| page | first render, cold context (median ms) | again, warm (median ms) | its queries alone, from Node, in parallel (median ms) | queries |",
+      "|---|---|---|---|---|",
+      ...PAGES.map((p) =>
+        `| ${p} | ${round(median(cold[p]!), 0)} | ${round(median(warm[p]!), 0)} | ${round(median(api[p]!), 0)} | ${captured[p]?.length ?? "?"} |`
+      ),
       "",
       "| switch | median ms |",
       "|---|---|",
       ...Object.entries(switches).map(([k, v]) => `| ${k} | ${round(median(v), 0)} |`),
       "",
-      `raw (ms): ${JSON.stringify({ cold, warm, switches }, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`
+      `raw (ms): ${JSON.stringify({ cold, warm, api, switches }, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`
     ]
     const text = lines.join("\n") + "\n"
     console.log(text)

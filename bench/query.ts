@@ -7,7 +7,7 @@
  * to `session_fingerprints` for first-touch dimensions, per-session subquery for bounce and
  * duration): the ratio says what the visits table and the query compiler buy.
  *
- *   flock /tmp/spoolway-bench.lock npx node bench/query.ts [--database spoolway_bench_query] [--rounds 15]
+ *   flock /tmp/spoolway-bench.lock npx node bench/query.ts [--database spoolway_bench_query] [--rounds 15] [--only <name part>]
  *
  * BENCH_PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres) names the server.
  */
@@ -27,6 +27,8 @@ const arg = (name: string, fallback: string): string => {
 }
 const DATABASE = arg("database", "spoolway_bench_query")
 const ROUNDS = Number(arg("rounds", "15"))
+/** `--only top` runs the cases whose name contains "top" */
+const ONLY = arg("only", "")
 const WARMUP = 2
 const ADMIN_URL = process.env["BENCH_PG_ADMIN_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const HOST = "shop.example.com"
@@ -154,7 +156,7 @@ const main = async () => {
       if (period instanceof InvalidQuery) throw new Error(period.message)
       const params = [String(site.id), new Date(period.fromMs).toISOString(), new Date(period.toMs).toISOString(), site.timezone]
       const out: Array<Record<string, unknown>> = []
-      for (const c of CASES) {
+      for (const c of CASES.filter((c) => c.name.includes(ONLY))) {
         const query = parseQuery({ site: HOST, date_range: "30d", ...c.query })
         if (query instanceof InvalidQuery) throw new Error(`${c.name}: ${query.field} ${query.message}`)
         const api: Array<number> = []

@@ -54,11 +54,13 @@ const snippet = (ctx) => {
 
 const dimensionCell = (ctx, dimension, value) => {
   const shown = formatDimension(value)
+  // no value (a visit without a referrer, say): nothing to filter by
+  if (value === null || value === undefined || value === "") return h("th", { scope: "row", class: "dim" }, h("span", { class: "none" }, shown))
   const filter = h("button", {
     type: "button",
     class: "filter",
     title: `Filter every page by ${DIMENSION_LABELS[dimension] ?? dimension} = ${shown}`,
-    onclick: () => ctx.navigate(withFilter(ctx.state, dimension, value === null ? "" : String(value)))
+    onclick: () => ctx.navigate(withFilter(ctx.state, dimension, String(value)))
   }, shown)
   const external = typeof value === "string"
     ? (value.startsWith("/") && ["page", "entry_page", "exit_page"].includes(dimension)
@@ -317,7 +319,7 @@ const network = async (ctx) => {
     return
   }
   box.replaceChildren(
-    shareCard("Datacenter", "datacenter_share", shareOf(types.value, all, /datacenter|hosting/i)),
+    shareCard("Datacenter / hosting", "datacenter_share", shareOf(types.value, all, /datacenter|hosting/i)),
     shareCard("VPN", "vpn_share", shareOf(types.value, all, /vpn/i)),
     shareCard("Government", "government_share", shareOf(types.value, all, /gov/i)),
     bots)

@@ -127,6 +127,8 @@ beforeAll(async () => {
   await track("/track/event", { sessionId: "s-d", eventType: HOSTILE_EVENT, pageUrl: `https://${SITE}/` }, d)
   await track("/track/view", { sessionId: "s-d", pageUrl: `https://${SITE}/` }, d)
   await track("/track/event", { sessionId: "s-d", eventType: FORMULA_EVENT, pageUrl: `https://${SITE}/` }, d)
+  // a bot (curl's User-Agent): counted only as a bot event
+  await track("/track/event", { sessionId: "s-bot", eventType: "crawl", pageUrl: `https://${SITE}/` }, { ip: "8.8.4.4", ua: "curl/8.5.0" })
 
   // stored: the query API sees every view
   const deadline = Date.now() + 30_000
@@ -186,7 +188,7 @@ const tables = (page: Page) =>
     sections.map((s) => ({
       dimension: s.getAttribute("data-dimension")!,
       rows: [...s.querySelectorAll("tbody tr")].map((tr) => ({
-        value: tr.querySelector("button.filter")!.textContent!,
+        value: tr.querySelector("th.dim > :first-child")!.textContent!,
         visitors: Number(tr.querySelector("td[data-metric=visitors]")?.getAttribute("data-value"))
       })),
       error: s.querySelector(".notice-error")?.textContent ?? null
@@ -224,8 +226,17 @@ const expectOverviewMatches = async (page: Page, filters: Array<unknown>, dateRa
 /** Network: bot events, and the network tables, or one notice where the API has no network dimensions. */
 const expectNetworkMatches = async (page: Page) => {
   const totals = await query({ metrics: ["visitors", "bot_events"], date_range: "30d" })
-  expect((await cardValues(page))["bot_events"]).toBe(totals.results[0]!.metrics[1])
+  const cards = await cardValues(page)
+  expect(cards["bot_events"]).toBe(totals.results[0]!.metrics[1])
+  expect(cards["bot_events"]).toBeGreaterThan(0)
   const probe = await api({ metrics: ["visitors"], dimensions: ["org_type"], date_range: "30d" })
+  if (probe.status === 200) {
+    const byType = new Map(probe.body.results.map((r) => [r.dimensions[0], r.metrics[0]!]))
+    const share = (type: string) => (100 * (byType.get(type) ?? 0)) / totals.results[0]!.metrics[0]!
+    expect(cards["datacenter_share"]).toBeCloseTo(share("hosting"))
+    expect(cards["vpn_share"]).toBeCloseTo(share("vpn"))
+    expect(cards["government_share"]).toBeCloseTo(share("government"))
+  }
   if (probe.status === 400) {
     expect(await page.textContent("main")).toContain("No network data on this server yet")
     expect(await tables(page)).toEqual([])
@@ -260,6 +271,10 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
     await page.reload()
     await ready(page)
     expect(await page.$("[data-testid=key-prompt]")).toBeNull()
+    // `/` opens the last site looked at
+    await page.goto(`${base}/`)
+    await page.waitForURL((url) => url.pathname === `/sites/${SITE}`)
+    await ready(page)
     expect(problems).toEqual([])
     await context.close()
   }, 60_000)
@@ -380,6 +395,26 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
     expect(eventsCsv).toContain(`"'=HYPERLINK(""https://evil.example"")",1,1,0,0\r\n`)
     expect(problems).toEqual([])
     await context.close()
+  }, 60_000)
+
+  it("serve --role api serves the dashboard beside the query API (no Redis needed)", async () => {
+    const { DATABASE_URL, STREAM_PREFIX } = pipeline.env
+    const api = await startDaemon(["serve", "--role", "api"], { DATABASE_URL: DATABASE_URL!, STREAM_PREFIX: STREAM_PREFIX!, PRIMARY_REDIS_URL: "redis://127.0.0.1:1" })
+    try {
+      const shell = await fetch(`${api.baseUrl}/sites/${SITE}/traffic`)
+      expect(shell.status).toBe(200)
+      expect(shell.headers.get("content-security-policy")).toContain("script-src 'self'")
+      expect(await shell.text()).toContain("/dashboard/app.js")
+      expect((await fetch(`${api.baseUrl}/dashboard/pages.js`)).status).toBe(200)
+      const answer = await fetch(`${api.baseUrl}/api/v1/query`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${site.serverKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ site: SITE, metrics: ["pageviews"], date_range: "day" })
+      })
+      expect(await answer.json()).toMatchObject({ results: [{ metrics: [EXPECTED_PAGEVIEWS] }] })
+    } finally {
+      await api.stop()
+    }
   }, 60_000)
 
   it("a view-only share link opens the dashboard without a key; once revoked it stops working (401)", async () => {

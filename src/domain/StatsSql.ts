@@ -98,12 +98,16 @@ const filterSql = (filter: Filter, params: Params): string => {
       return `(${filter.filters.map((f) => filterSql(f, params)).join(filter.op === "and" ? " AND " : " OR ")})`
     case "not":
       return `(NOT coalesce(${filterSql(filter.filter, params)}, false))`
-    case "is":
-      return `(${propertyExpr(filter.dimension)} = ANY(${params.add({ textArray: filter.values })}::text[]))`
-    case "is_not":
-      return `(${propertyExpr(filter.dimension)} IS NULL OR ${propertyExpr(filter.dimension)} <> ALL(${
-        params.add({ textArray: filter.values })
-      }::text[]))`
+    case "is": {
+      const expr = propertyExpr(filter.dimension)
+      const known = `${expr} = ANY(${params.add({ textArray: filter.values })}::text[])`
+      return filter.unknown ? `(${expr} IS NULL OR ${known})` : `(${known})`
+    }
+    case "is_not": {
+      const expr = propertyExpr(filter.dimension)
+      const known = `${expr} <> ALL(${params.add({ textArray: filter.values })}::text[])`
+      return filter.unknown ? `(${expr} IS NOT NULL AND ${known})` : `(${expr} IS NULL OR ${known})`
+    }
     case "contains":
       return `(${propertyExpr(filter.dimension)} ILIKE ANY(${
         params.add({ textArray: filter.values.map((v) => `%${likeEscape(v)}%`) })
@@ -121,18 +125,6 @@ const VISIT_METRIC: Record<Exclude<Metric, "conversions" | "conversion_rate" | "
   bounce_rate: "100.0 * count(*) FILTER (WHERE v.pageviews <= 1 AND NOT v.engaged) / nullif(count(*), 0)",
   visit_duration: "avg(extract(epoch FROM v.last_seen_at - v.started_at))",
   events: "coalesce(sum(v.events), 0)"
-}
-
-/** per (dimensions, visitor) rows of a visit query → the metrics */
-const VISITOR = "coalesce(v.visitor_id_daily, convert_to(v.session_id, 'UTF8')) AS vid"
-const VISITOR_METRIC: Record<keyof typeof VISIT_METRIC, string> = {
-  visitors: "count(*)",
-  visits: "coalesce(sum(n), 0)",
-  pageviews: "coalesce(sum(pv), 0)",
-  views_per_visit: "coalesce(sum(pv), 0)::float8 / nullif(sum(n), 0)",
-  bounce_rate: "100.0 * sum(bounces) / nullif(sum(n), 0)",
-  visit_duration: "sum(dur) / nullif(sum(n), 0)",
-  events: "coalesce(sum(ev), 0)"
 }
 
 const HUMAN = "ev > 0"
@@ -223,30 +215,14 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
       : `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
     const where = [`v.site_id = ${site}::int`, when, "NOT v.is_bot", ...input.filters.map((f) => filterSql(f, params))]
     const from_ = `FROM visits v WHERE ${where.join(" AND ")}`
-    if (!input.metrics.includes("visitors")) {
-      const metrics = input.metrics.map((m) => `${VISIT_METRIC[m as keyof typeof VISIT_METRIC]} AS ${metricAlias(m)}`)
-      return { text: `SELECT ${[...dims, ...metrics].join(", ")} ${from_}${groupSql(nd)}${orderSql(input)}${page}`, params: params.values }
-    }
-    // distinct visitors without a sort: per (dimensions, visitor) first, then per dimensions
-    const perVisitor = [
-      "count(*) AS n",
-      "sum(v.pageviews) AS pv",
-      "sum(v.events) AS ev",
-      "count(*) FILTER (WHERE v.pageviews <= 1 AND NOT v.engaged) AS bounces",
-      "sum(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur"
-    ]
-    const inner = `SELECT ${[...dims, VISITOR, ...perVisitor].join(", ")} ${from_} GROUP BY ${
-      [...Array.from({ length: nd }, (_, i) => i + 1), nd + 1].join(", ")
-    }`
-    const metrics = input.metrics.map((m) => `${VISITOR_METRIC[m as keyof typeof VISITOR_METRIC]} AS ${metricAlias(m)}`)
-    const outerDims = input.dimensions.map((_, i) => dimensionAlias(i))
-    const text = `WITH s AS (${inner}) SELECT ${[...outerDims, ...metrics].join(", ")} FROM s${groupSql(nd)}${orderSql(input)}${page}`
-    return { text, params: params.values }
+    // (count(DISTINCT) on visits: visitors repeat little within a period, a sort is as fast as hashing)
+    const metrics = input.metrics.map((m) => `${VISIT_METRIC[m as keyof typeof VISIT_METRIC]} AS ${metricAlias(m)}`)
+    return { text: `SELECT ${[...dims, ...metrics].join(", ")} ${from_}${groupSql(nd)}${orderSql(input)}${page}`, params: params.values }
   }
 
   const dimensions = [...input.dimensions, ...filterDimensions(input.filters)]
-  const join = dimensions.some((d) => !isEventDimension(d) && !isTimeDimension(d)) ||
-    input.metrics.some((m) => VISIT_JOIN_METRICS.includes(m))
+  const visitJoinFirst = dimensions.some((d) => !isEventDimension(d) && !isTimeDimension(d))
+  const join = visitJoinFirst || input.metrics.some((m) => VISIT_JOIN_METRICS.includes(m))
   const bots = input.metrics.includes("bot_events")
   const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "e.received_at", tz)} AS ${dimensionAlias(i)}`)
   const human = "NOT e.is_bot"
@@ -279,15 +255,41 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     `count(*) FILTER (WHERE ${human} AND e.kind = 'view') AS pv`,
     `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS conv`,
     `sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS rev`,
-    `count(*) FILTER (WHERE e.is_bot) AS bots`,
-    join ? "bool_or(v.pageviews <= 1 AND NOT v.engaged) AS bounce" : "NULL::boolean AS bounce",
-    join ? "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur" : "NULL::numeric AS dur"
+    `count(*) FILTER (WHERE e.is_bot) AS bots`
   ]
+  const groupKeys = (extra: ReadonlyArray<string>) => [...Array.from({ length: nd }, (_, i) => i + 1), ...extra].join(", ")
   // a visit's visitor: every event of the session has it (views alone carry one themselves)
-  const vid = join ? "coalesce(v.visitor_id_daily, convert_to(e.session_id, 'UTF8'))" : "convert_to(e.session_id, 'UTF8')"
-  const inner = `SELECT ${[...dims, `${vid} AS vid`, ...perSession].join(", ")} FROM raw_events e${joinSql} WHERE ${
-    where.join(" AND ")
-  } GROUP BY ${[...Array.from({ length: nd }, (_, i) => i + 1), "e.session_id", ...(join ? ["v.visitor_id_daily"] : [])].join(", ")}`
+  const visitColumns = (session: string) => [
+    `coalesce(v.visitor_id_daily, convert_to(${session}, 'UTF8')) AS vid`,
+    "bool_or(v.pageviews <= 1 AND NOT v.engaged) AS bounce",
+    "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur"
+  ]
+  const dimAliasList = input.dimensions.map((_, i) => dimensionAlias(i))
+  let inner: string
+  if (!join) {
+    inner = `SELECT ${[...dims, "convert_to(e.session_id, 'UTF8') AS vid", ...perSession, "NULL::boolean AS bounce", "NULL::numeric AS dur"].join(", ")} ` +
+      `FROM raw_events e WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(["e.session_id"])}`
+  } else if (visitJoinFirst) {
+    // visit dimensions or filters: every event joined to its visit first
+    inner = `SELECT ${[...dims, ...perSession, ...visitColumns("e.session_id")].join(", ")} FROM raw_events e${joinSql} WHERE ${
+      where.join(" AND ")
+    } GROUP BY ${groupKeys(["e.session_id", "v.visitor_id_daily"])}`
+  } else {
+    // only the visits' figures: join once per (dimensions, session) group, not once per event
+    const perSessionOnly = `SELECT ${[...dims, "e.session_id AS sid", ...perSession].join(", ")} FROM raw_events e WHERE ${
+      where.join(" AND ")
+    } GROUP BY ${groupKeys(["e.session_id"])}`
+    // (a session has one visit: no second aggregation)
+    const columns = [
+      ...dimAliasList.map((a) => `g.${a}`),
+      ...["ev", "pv", "conv", "rev", "bots"].map((c) => `g.${c}`),
+      "coalesce(v.visitor_id_daily, convert_to(g.sid, 'UTF8')) AS vid",
+      "(v.pageviews <= 1 AND NOT v.engaged) AS bounce",
+      "extract(epoch FROM v.last_seen_at - v.started_at) AS dur"
+    ]
+    inner = `SELECT ${columns.join(", ")} FROM (${perSessionOnly}) g LEFT JOIN visits v ON v.site_id = ${site}::int ` +
+      `AND v.session_id = g.sid AND v.started_at < ${to}::timestamptz AND v.last_seen_at >= ${from}::timestamptz`
+  }
   const dimAliases = input.dimensions.map((_, i) => dimensionAlias(i))
   const perVisitor = [
     `count(*) FILTER (WHERE ${HUMAN}) AS visits`,

@@ -111,7 +111,8 @@ const DateRange = describe(
 const Filters = describe(
   Schema.Array(Schema.Unknown),
   `Each filter: [op, dimension, values] with op in ${VALUE_OPS}, dimension in ${FILTER_DIMENSIONS.join(", ")}; ` +
-    `or ["and"|"or", [filters]]; or ["not", filter]. Filters in the list are and-ed.`
+    `or ["and"|"or", [filters]]; or ["not", filter]. null among the values of is / is_not: an unknown value. ` +
+    `Filters in the list are and-ed.`
 )
 
 const StatsErrors = [

@@ -80,7 +80,7 @@ const sessionPlan = Effect.fnUntraced(function*(events: ReadonlyArray<PreparedEv
   const fingerprints = tryParams(() => Statements.fingerprintParams(sessions))
   yield* Effect.yieldNow
   const visits = visitRows(events)
-  const visitParams = tryParams(() => Statements.visitParams(visits))
+  const visitParams = tryParams(() => Statements.visitParams(visits, cache && ((row) => cache.entryChanges(row))))
   yield* Effect.yieldNow
   return { raw, sessions, fingerprints, visits, visitParams } satisfies SessionPlan
 })
@@ -149,6 +149,7 @@ const transaction = (
     let eventDaily: ReadonlyArray<DailyRow> = []
     let sentSessions: ReadonlyArray<SessionRow> = []
     let sentSeen: ReadonlyArray<SeenRow> = []
+    let sentVisits: ReadonlyArray<VisitRow> = []
 
     if (plan !== undefined) {
       // 0. sessions of the events sent without one (PgSinkSessions.ts)
@@ -237,8 +238,12 @@ const transaction = (
       // 4. visits of the inserted events (domain/Visits.ts): scopes and bots as stored
       const exact = allNew && !botsCompleted && !events.some((e) => e.resolveScope)
       const visits = exact ? bySession.visits : visitRows(inserted)
+      sentVisits = visits
       if (visits.length > 0) {
-        yield* run(Statements.UPSERT_VISITS, exact ? bySession.visitParams : () => Statements.visitParams(visits))
+        yield* run(
+          Statements.UPSERT_VISITS,
+          exact ? bySession.visitParams : () => Statements.visitParams(visits, (row) => cache.entryChanges(row))
+        )
       }
 
       // 5. rollups of the inserted events (computed ahead when all are new, scoped and no bot
@@ -283,14 +288,15 @@ const transaction = (
       poison: batch.poison.length,
       newSessions: newSessions.filter((s) => !s.first.row.isBot).length,
       newVisitors: newVisitors.filter((v) => v.granularity === "day").length
-    } satisfies WriteResult, sentSessions, sentSeen] as const
+    } satisfies WriteResult, sentSessions, sentSeen, sentVisits] as const
   })
 
   return Effect.gen(function*() {
-    const [result, sessions, seen] = yield* sql.withTransaction(body).pipe(
+    const [result, sessions, seen, visits] = yield* sql.withTransaction(body).pipe(
       Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError(error)))
     )
     cache.committed(sessions, seen)
+    cache.committedVisits(visits)
     return result
   })
 }

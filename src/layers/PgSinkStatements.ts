@@ -449,10 +449,14 @@ export const UPSERT_VISITS = (() => {
       ${set.join(",\n      ")}`
 })()
 
-export const visitParams = (visits: ReadonlyArray<VisitRow>): Params => {
+/**
+ * With `entryChanges` (the sink's WriteCache), rows whose entry cannot change the stored one
+ * send no entry and first-touch values (NULL entry_at: the upsert keeps what is stored).
+ */
+export const visitParams = (visits: ReadonlyArray<VisitRow>, entryChanges?: (row: VisitRow) => boolean): Params => {
   const columns = VISIT_COLUMNS.map(() => [] as Array<unknown>)
   for (const s of visits) {
-    const entry = s.entry
+    const entry = entryChanges === undefined || entryChanges(s) ? s.entry : undefined
     const v = entry?.view
     const values: ReadonlyArray<unknown> = [
       s.siteId,

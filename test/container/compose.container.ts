@@ -328,6 +328,10 @@ describe("compose.yaml", () => {
     expect(stats.status, JSON.stringify(stats.body)).toBe(200)
     expect(stats.metrics).toEqual([1, 1, 20])
     expect((await query(`http://127.0.0.1:${port}`, ["pageviews"], site!.writeKey)).status).toBe(401)
+    // the tracker script the site's pages load is served from the image
+    const script = await fetch(`http://127.0.0.1:${port}/sw.js`)
+    expect(script.status).toBe(200)
+    expect(await script.text()).toBe(readFileSync(join(ROOT, "tracker/dist/core.js"), "utf8"))
 
     const spoolway = await container("spoolway")
     // tini is PID 1 and spoolway (node) its child, so SIGTERM reaches a process that handles it
