@@ -24,6 +24,7 @@ import * as Metrics from "./Metrics.ts"
 import { PrimaryRedis } from "./PrimaryRedis.ts"
 import { acquireCluster, type RedisError } from "./RedisClient.ts"
 import { partitionedStreamStore } from "./PartitionedStreamStore.ts"
+import { checkClusterConfig } from "./PrimaryCluster.ts"
 import { SpoolRedis } from "./SpoolRedis.ts"
 import { redisStreamStore, type StreamStore, withTimeout, WritePending } from "./StreamStore.ts"
 
@@ -157,7 +158,7 @@ const replicasAck = (config: AppConfig["Service"]) =>
 
 /** The partitioned event log on the Redis Cluster of PRIMARY_REDIS_CLUSTER: one stream per partition. */
 const clusterLog = (config: AppConfig["Service"]) =>
-  Effect.map(acquireCluster(config.primaryRedisCluster, "primary-cluster"), (cluster) =>
+  Effect.map(Effect.andThen(checkClusterConfig(config), acquireCluster(config.primaryRedisCluster, "primary-cluster")), (cluster) =>
     partitionedStreamStore({
       name: "primary",
       parts: partitionStreamKeys(config.streamPrefix, config.streamPartitions).map((key, p) =>

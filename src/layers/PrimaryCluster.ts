@@ -3,10 +3,26 @@
  * docs/scaling.md) — the collector's producer (EventQueue) and the writers' consumers
  * (StreamConsumer.layerCluster) use it; a single primary Redis (PrimaryRedis) is the default.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import type { Cluster } from "ioredis"
 import { AppConfig } from "./AppConfig.ts"
 import { acquireCluster } from "./RedisClient.ts"
+
+/** PRIMARY_REDIS_CLUSTER is set with a setting it cannot work with (said at start, exit 1). */
+export class ClusterConfigError extends Schema.TaggedError<ClusterConfigError>()("ClusterConfigError", {
+  message: Schema.String
+}) {}
+
+/**
+ * The settings the partitioned log needs: STREAM_PARTITIONS within 1 … 16384 (Redis Cluster's
+ * slots) and a STREAM_PREFIX without `{` or `}` (the partition is the key's hash tag).
+ */
+export const checkClusterConfig = (config: { readonly streamPrefix: string; readonly streamPartitions: number }) =>
+  !Number.isInteger(config.streamPartitions) || config.streamPartitions < 1 || config.streamPartitions > 16_384
+    ? Effect.fail(new ClusterConfigError({ message: `STREAM_PARTITIONS=${config.streamPartitions}: use a whole number from 1 to 16384 with PRIMARY_REDIS_CLUSTER` }))
+    : /[{}]/.test(config.streamPrefix)
+    ? Effect.fail(new ClusterConfigError({ message: `STREAM_PREFIX=${config.streamPrefix}: with PRIMARY_REDIS_CLUSTER the prefix must not contain { or } (the partition is the key's hash tag)` }))
+    : Effect.void
 
 export interface ClusterHandle {
   /** `host:port` seed nodes */
@@ -23,6 +39,7 @@ export class PrimaryCluster extends Context.Service<PrimaryCluster, ClusterHandl
   static readonly layer = Layer.unwrap(
     Effect.gen(function*() {
       const config = yield* AppConfig
+      yield* checkClusterConfig(config)
       return PrimaryCluster.layerSeeds(config.primaryRedisCluster)
     })
   )
