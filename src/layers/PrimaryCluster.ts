@@ -5,8 +5,12 @@
  */
 import { Context, Effect, Layer, Schema } from "effect"
 import type { Cluster } from "ioredis"
+import { payloadPartition } from "../domain/Partition.ts"
+import { partitionStreamKeys } from "../domain/Streams.ts"
 import { AppConfig } from "./AppConfig.ts"
+import { partitionedStreamStore } from "./PartitionedStreamStore.ts"
 import { acquireCluster } from "./RedisClient.ts"
+import { redisStreamStore } from "./StreamStore.ts"
 
 /** PRIMARY_REDIS_CLUSTER is set with a setting it cannot work with (said at start, exit 1). */
 export class ClusterConfigError extends Schema.TaggedError<ClusterConfigError>()("ClusterConfigError", {
@@ -44,3 +48,27 @@ export class PrimaryCluster extends Context.Service<PrimaryCluster, ClusterHandl
     })
   )
 }
+
+/** REDIS_MIN_REPLICAS_ACK for the event log's stores (none when 0) */
+export const replicasAck = (config: AppConfig["Service"]) =>
+  config.redisMinReplicasAck > 0
+    ? { replicasAck: { replicas: config.redisMinReplicasAck, timeoutMs: config.redisReplicasAckTimeoutMs } }
+    : {}
+
+/**
+ * The partitioned event log on the Redis Cluster of PRIMARY_REDIS_CLUSTER, as one StreamStore
+ * (one stream per partition, on a client of its own closed with the scope): the collector's queue
+ * and `replay-failures` write through it.
+ */
+export const clusterEventLog = (config: AppConfig["Service"]) =>
+  Effect.gen(function*() {
+    yield* checkClusterConfig(config)
+    const cluster = yield* acquireCluster(config.primaryRedisCluster, "primary-cluster")
+    return partitionedStreamStore({
+      name: "primary",
+      parts: partitionStreamKeys(config.streamPrefix, config.streamPartitions).map((key, p) =>
+        redisStreamStore({ name: `primary {${p}}`, client: cluster, key, timeoutMs: config.redisCommandTimeoutMs, ...replicasAck(config) })
+      ),
+      partitionOf: (payload) => payloadPartition(payload, config.streamPartitions)
+    })
+  })
