@@ -113,6 +113,7 @@ const main = async () => {
           const plan = yield* makePlan(prepared, cache)
           // what the sink does after COMMIT when every row was new
           cache.committed(plan!.bySession?.sessions ?? [], plan!.seen)
+          cache.committedVisits(plan!.bySession?.visits ?? [])
         }
       }).pipe(Effect.provide(layer))
     )

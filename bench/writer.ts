@@ -16,7 +16,8 @@
  *
  * Env: BENCH_EVENTS (100000), BENCH_BATCH (WRITER_BATCH_SIZE, default 500), BENCH_PG_ADMIN_URL
  * (postgres://root@127.0.0.1:5432/postgres — a database is created and dropped),
- * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROUNDS (1; >1 repeats on fresh databases).
+ * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROUNDS (1; >1 repeats on fresh databases),
+ * BENCH_NO_SESSION_ID=1 (envelopes without sessionId: server-side session assignment).
  */
 import { readFileSync } from "node:fs"
 import * as inspector from "node:inspector/promises"

@@ -78,7 +78,20 @@ interface Session {
   readonly userId: string | undefined
 }
 
+/**
+ * BENCH_NO_SESSION_ID=1: every envelope without its sessionId, as the tracker sends them — the
+ * writer assigns the sessions by (site, daily visitor id) (docs/visits.md).
+ */
 export const makeWorkload = (n: number): Array<RawEventEnvelope> => {
+  const all = makeWorkloadWithSessions(n)
+  if (process.env["BENCH_NO_SESSION_ID"] !== "1") return all
+  return all.map((envelope) => {
+    const { sessionId: _, ...payload } = envelope.payload
+    return { ...envelope, payload }
+  })
+}
+
+const makeWorkloadWithSessions = (n: number): Array<RawEventEnvelope> => {
   const sessions: Array<Session> = []
   const sessionCount = Math.max(1, Math.round(n / 5))
   for (let i = 0; i < sessionCount; i++) {

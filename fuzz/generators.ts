@@ -473,25 +473,29 @@ const F = (name: string, type: FieldType, required: boolean, cap?: number): Fiel
 
 const FIELDS: Record<EventKind, ReadonlyArray<Field>> = {
   view: [
-    F("sessionId", "id", true, 128), F("pageUrl", "str", false, 4096), F("contentId", "id", false, 128), F("contentType", "str", false, 512),
+    F("sessionId", "id", false, 128), F("pageUrl", "str", false, 4096), F("contentId", "id", false, 128), F("contentType", "str", false, 512),
     F("app", "str", false, 512), F("duration", "num", false), F("referrer", "str", false, 4096), F("userId", "id", false, 128),
     F("metadata", "obj", false), F("clientDevice", "obj", false), F("attribution", "obj", false)
   ],
   engagement: [F("userId", "id", true, 128), F("metricType", "id", true, 89 /* engagement_<metricType> ≤ 100 */), F("targetId", "id", false, 128), F("targetType", "str", false, 512), F("metadata", "obj", false)],
-  event: [F("eventType", "id", true, 100), F("sessionId", "id", true, 128), F("userId", "id", false, 128), F("pageUrl", "str", false, 4096), F("metadata", "obj", false), F("timestamp", "ts", false, 64)],
-  conversion: [F("conversionType", "id", true, 100), F("sessionId", "id", true, 128), F("userId", "id", false, 128), F("value", "num", false), F("currency", "cur", false), F("metadata", "obj", false)],
-  funnel: [F("funnelId", "id", true, 128), F("stepId", "id", true, 128), F("stepOrder", "int", true), F("sessionId", "id", true, 128), F("userId", "id", false, 128), F("metadata", "obj", false)],
+  event: [F("eventType", "id", true, 100), F("sessionId", "id", false, 128), F("userId", "id", false, 128), F("pageUrl", "str", false, 4096), F("metadata", "obj", false), F("timestamp", "ts", false, 64)],
+  conversion: [F("conversionType", "id", true, 100), F("sessionId", "id", false, 128), F("userId", "id", false, 128), F("value", "num", false), F("currency", "cur", false), F("metadata", "obj", false)],
+  funnel: [F("funnelId", "id", true, 128), F("stepId", "id", true, 128), F("stepOrder", "int", true), F("sessionId", "id", false, 128), F("userId", "id", false, 128), F("metadata", "obj", false)],
   "registration-funnel": [
-    F("event", "lit", true), F("sessionId", "id", true, 128), F("timestamp", "str", true, 64), F("userId", "id", false, 128), F("route", "str", false, 4096),
+    F("event", "lit", true), F("sessionId", "id", false, 128), F("timestamp", "str", true, 64), F("userId", "id", false, 128), F("route", "str", false, 4096),
     F("audience", "str", false, 512), F("userType", "str", false, 512), F("registrationPath", "str", false, 512), F("registrationType", "str", false, 512),
     F("entryReferrer", "str", false, 4096), F("referrer", "str", false, 4096)
   ],
   batch: [F("events", "arr", true)],
   interaction: [F("events", "arr", true)]
 }
+/** The field a case corrupts or duplicates: the first required one (of `type`), else `sessionId`, optional since the visits model but still checked when sent. */
+const keyField = (kind: EventKind, type?: FieldType): Field =>
+  FIELDS[kind].find((f) => f.required && (type === undefined || f.type === type)) ?? FIELDS[kind].find((f) => f.name === "sessionId")!
+
 const ITEM_FIELDS: Record<"batch" | "interaction", ReadonlyArray<Field>> = {
   batch: FIELDS.event,
-  interaction: [F("type", "id", true, 100), F("sessionId", "id", true, 128), F("userId", "id", false, 128), F("data", "obj", false), F("timestamp", "ts", false, 64)]
+  interaction: [F("type", "id", true, 100), F("sessionId", "id", false, 128), F("userId", "id", false, 128), F("data", "obj", false), F("timestamp", "ts", false, 64)]
 }
 
 /** A value that is certainly not of `type`. */
@@ -730,14 +734,17 @@ const deepNesting: Gen = (c) => {
   const depth = c.rng.pick([64, 1000, 8000, 10_000, 50_000, 130_000])
   const deep = deepText(c.rng, depth)
   const where = c.rng.pick(["top", "field", "metadata", "events", "event-item", "extra"])
-  const kind = where === "events" || where === "event-item" ? c.rng.pick(BATCH_KINDS) : c.rng.pick(SINGLE_KINDS.filter((k) => k !== "registration-funnel"))
+  // a deep body at the top must lack a required field to be a 400: not a view, which has none
+  const kind = where === "events" || where === "event-item"
+    ? c.rng.pick(BATCH_KINDS)
+    : c.rng.pick(SINGLE_KINDS.filter((k) => k !== "registration-funnel" && (where !== "top" || k !== "view")))
   const b = base(kind)
   const P = "\u0001DEEP\u0001"
   let text: string
   let ok = false
   if (where === "top") text = deep
   else if (where === "field") {
-    b[FIELDS[kind].find((f) => f.required)!.name] = P
+    b[keyField(kind).name] = P
     text = withRaw(b, { [P]: deep })
   } else if (where === "metadata") {
     b.metadata = { d: P }
@@ -929,6 +936,7 @@ const protoKeys: Gen = (c) => {
     }
     case 1: {
       // a required field present only inside __proto__: must not be found through the prototype
+      if (!FIELDS[kind].some((f) => f.required)) return protoKeys({ ...c, rng: new Rng(c.rng.u32()) })
       const f = FIELDS[kind].find((f) => f.required)!
       const value = b[f.name]
       delete b[f.name]
@@ -972,7 +980,8 @@ const protoKeys: Gen = (c) => {
     }
     default: {
       // duplicate keys: the last one wins in JSON.parse
-      const f = FIELDS[kind].find((f) => f.required && f.type === "id")!
+      const f = keyField(kind, "id")
+      b[f.name] ??= `dup-${f.name}`
       const good = JSON.stringify(b[f.name])
       const lastGood = c.rng.chance(0.5)
       const text = JSON.stringify(b).replace(/^\{/, lastGood ? `{${JSON.stringify(f.name)}:5,` : "{").replace(/\}$/, lastGood ? "}" : `,${JSON.stringify(f.name)}:5}`)

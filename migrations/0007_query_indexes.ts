@@ -7,8 +7,10 @@
  * - `spoolway_page_path(url)`: the path without query and fragment — of a site-relative URL
  *   (`/pricing?x=1` → `/pricing`) or of an absolute one (`https://a.example/pricing#top` →
  *   `/pricing`, no path → `/`); NULL for anything else (a content id, an empty string). The same
- *   rule as the writer's `pagePath` (src/domain/Rollups.ts) for the URLs browsers send.
- * - `spoolway_url_host(url)`: the lower-case host of an absolute URL, else NULL.
+ *   rule as the writer's `pagePath` (src/domain/Rollups.ts) for the URLs browsers send (it does
+ *   not decode or normalise percent-escapes or dot segments as WHATWG URL parsing does).
+ * - `spoolway_url_host(url)`: the lower-case host of an absolute URL (no userinfo, no port),
+ *   else NULL.
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
@@ -16,19 +18,22 @@ import { SqlClient } from "effect/sql"
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
 
+  // string functions only (no regular expressions): they run once per scanned event
+  const rest = "split_part(split_part(substr(url, strpos(url, '://') + 3), '#', 1), '?', 1)"
   yield* sql.unsafe(`
     CREATE FUNCTION spoolway_page_path(url text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
       SELECT CASE
         WHEN url LIKE '/%' THEN split_part(split_part(url, '?', 1), '#', 1)
-        WHEN url ~ '^[A-Za-z][A-Za-z0-9+.-]*://' THEN
-          coalesce(substring(url FROM '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*(/[^?#]*)'), '/')
+        WHEN strpos(url, '://') > 0 THEN coalesce(substr(${rest}, nullif(strpos(${rest}, '/'), 0)), '/')
       END
     $fn$`)
 
   yield* sql.unsafe(`
     CREATE FUNCTION spoolway_url_host(url text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-      SELECT lower(substring(url FROM '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#:]+)'))
+      SELECT CASE WHEN strpos(url, '://') > 0 THEN
+        lower(split_part(split_part(split_part(split_part(split_part(substr(url, strpos(url, '://') + 3), '/', 1), '?', 1), '#', 1), '@', -1), ':', 1))
+      END
     $fn$`)
 })

@@ -131,6 +131,34 @@ describe("accepted events", () => {
     await redis.del(`${c.prefix}:events`)
   })
 
+  it("sessionId is optional on every endpoint: 202, and the envelope carries none (the writer assigns it)", async () => {
+    const bodies: Array<[string, unknown]> = [
+      ["/track/view", { pageUrl: "https://a.example/" }],
+      ["/track/interaction", { events: [{ type: "click" }] }],
+      ["/track/event", { eventType: "engagement" }],
+      ["/track/batch", { events: [{ eventType: "e" }] }],
+      ["/track/conversion", { conversionType: "purchase" }],
+      ["/track/funnel", { funnelId: "f", stepId: "a", stepOrder: 0 }],
+      ["/track/registration-funnel", { event: "visit", timestamp: "2026-01-01T00:00:00Z" }]
+    ]
+    for (const [path, body] of bodies) {
+      const res = await post(c.baseUrl, path, body, { headers: { "x-write-key": "k-123" } })
+      expect(res.status, path).toBe(202)
+    }
+    const envelopes = await primaryEnvelopes(redis, c.prefix)
+    expect(envelopes).toHaveLength(bodies.length)
+    for (const envelope of envelopes) expect("sessionId" in envelope.payload).toBe(false)
+    await redis.del(`${c.prefix}:events`)
+  })
+
+  it("a sessionId starting with \"~\" (reserved for server-assigned sessions) → 400 naming it; nothing written", async () => {
+    const res = await post(c.baseUrl, "/track/view", { sessionId: "~mine" }, { headers: { "x-write-key": "k-123" } })
+    expect(res.status).toBe(400)
+    const body = await res.json() as { issues: Array<{ path: Array<string | number>; message: string }> }
+    expect(body.issues).toEqual([{ path: ["sessionId"], message: expect.stringContaining("must not start with") }])
+    expect(await primaryEnvelopes(redis, c.prefix)).toHaveLength(0)
+  })
+
   it("answers CORS preflight (CORS_ORIGINS=*, no site): the caller's origin, with credentials", async () => {
     const pre = await fetch(`${c.baseUrl}/track/event`, {
       method: "OPTIONS",

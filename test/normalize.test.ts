@@ -131,12 +131,23 @@ describe("POST /track/conversion", () => {
     expect(e).toMatchObject({ eventType: "conversion", sessionId: "s", isView: false })
     expect(e.metadata).toEqual({ sku: "A", conversionType: "purchase", value: 19.99, currency: "EUR" })
   })
+  it("keeps the page it happened on (the tracker sends it with every event)", () => {
+    expect(one("conversion", { conversionType: "lead", sessionId: "s", pageUrl: "https://shop.example/pricing" }).pageUrl).toBe(
+      "https://shop.example/pricing"
+    )
+    expect("pageUrl" in one("conversion", { conversionType: "lead", sessionId: "s" })).toBe(false)
+  })
 })
 
 describe("POST /track/funnel", () => {
   it("eventType funnel_step; metadata holds funnelId, stepId, stepOrder", () => {
     const e = one("funnel", { funnelId: "f", stepId: "cart", stepOrder: 2, sessionId: "s", userId: "u" })
     expect(e).toMatchObject({ eventType: "funnel_step", sessionId: "s", userId: "u" })
+    expect(e.metadata).toEqual({ funnelId: "f", stepId: "cart", stepOrder: 2 })
+  })
+  it("keeps the page it happened on", () => {
+    const e = one("funnel", { funnelId: "f", stepId: "cart", stepOrder: 2, sessionId: "s", pageUrl: "https://shop.example/cart" })
+    expect(e.pageUrl).toBe("https://shop.example/cart")
     expect(e.metadata).toEqual({ funnelId: "f", stepId: "cart", stepOrder: 2 })
   })
 })
@@ -187,6 +198,8 @@ describe("validation", () => {
     ["metadata not an object", "event", { eventType: "e", sessionId: "s", metadata: [1, 2] }, ["metadata"]],
     ["stepOrder negative", "funnel", { funnelId: "f", stepId: "s", stepOrder: -1, sessionId: "s" }, ["stepOrder"]],
     ["stepOrder fractional", "funnel", { funnelId: "f", stepId: "s", stepOrder: 1.5, sessionId: "s" }, ["stepOrder"]],
+    ["conversion pageUrl over 4096", "conversion", { conversionType: "p", sessionId: "s", pageUrl: "u".repeat(4097) }, ["pageUrl"]],
+    ["funnel pageUrl not a string", "funnel", { funnelId: "f", stepId: "s", stepOrder: 1, sessionId: "s", pageUrl: 7 }, ["pageUrl"]],
     ["currency not ISO 4217", "conversion", { conversionType: "p", sessionId: "s", currency: "euro" }, ["currency"]],
     ["registration event unknown", "registration-funnel", { event: "login", sessionId: "s", timestamp: "x" }, ["event"]],
     ["batch item bad", "batch", { events: [{ eventType: "a", sessionId: "s" }, { eventType: "b", sessionId: "" }] }, ["events", 1, "sessionId"]],

@@ -5,7 +5,8 @@
  *   server-side conversion for its session (sent later, without a User-Agent) are bot events —
  *   stored with `is_bot`, counted only as `bot_events`; a human session's are not;
  * - a server-key event is stored for the key's site whatever its headers say: no Origin at all,
- *   or the Origin of another site.
+ *   or the Origin of another site;
+ * - a tracker's events without sessionId: sessions assigned by the writer, one visit per visitor.
  */
 import { randomUUID } from "node:crypto"
 import { Effect } from "effect"
@@ -134,6 +135,36 @@ describe("sites end to end", () => {
     const totals = await dayTotals(site.id)
     expect(totals.daily).toEqual({ pageviews: 1, sessions: 1, events: 4, conversions: 1, botEvents: 4 })
     expect(totals.metrics).toMatchObject({ pageviews: 1, sessions: 1, events: 4, conversions: 1, conversion_value: 30, bot_events: 4 })
+  })
+
+  it("a tracker's events without sessionId: the writer builds one visit per visitor (site, daily visitor id)", async () => {
+    const page = (ip: string) => ({ origin: `https://${other.hostname}`, "x-write-key": other.writeKey, "user-agent": FIREFOX, "x-forwarded-for": ip })
+    const url = (path: string) => `https://${other.hostname}${path}`
+    const first = [
+      await send("/track/view", { pageUrl: url("/a?x=1") }, page("81.2.69.160")),
+      await send("/track/view", { pageUrl: url("/b") }, page("81.2.69.160")),
+      await send("/track/event", { eventType: "engagement", pageUrl: url("/b"), metadata: { engagedMs: 4000 } }, page("81.2.69.160"))
+    ]
+    const second = await send("/track/view", { pageUrl: url("/x") }, page("89.160.20.112"))
+    await stored([...first, second])
+    const sessions = await q<{ id: string; session_id: string }>(
+      `SELECT id::text AS id, session_id FROM raw_events WHERE id = ANY($1::uuid[])`,
+      [[...first, second]]
+    )
+    const sessionOf = new Map(sessions.map((r) => [r.id, r.session_id]))
+    const visitorA = sessionOf.get(first[0]!)!
+    expect(first.map((id) => sessionOf.get(id))).toEqual([visitorA, visitorA, visitorA])
+    expect(first.map((id) => `~${id}`)).toContain(visitorA)
+    expect(sessionOf.get(second)).toBe(`~${second}`)
+    const visits = await q<Record<string, unknown>>(
+      `SELECT session_id, pageviews, events, engaged, (pageviews <= 1 AND NOT engaged) AS bounce, entry_page, exit_page, hostname
+       FROM visits WHERE site_id = $1::int4 AND session_id LIKE '~%' ORDER BY entry_page`,
+      [other.id]
+    )
+    expect(visits).toEqual([
+      { session_id: visitorA, pageviews: 2, events: 3, engaged: true, bounce: false, entry_page: "/a", exit_page: "/b", hostname: other.hostname },
+      { session_id: `~${second}`, pageviews: 1, events: 1, engaged: false, bounce: true, entry_page: "/x", exit_page: "/x", hostname: other.hostname }
+    ])
   })
 
   it("a server-key event is stored for the key's site whatever its headers say", async () => {

@@ -182,7 +182,11 @@ describe("filters", () => {
     ["or", ["or", [["is", "country", ["FR"]], ["is", "source", ["Newsletter"]]]], 2],
     ["not", ["not", ["is", "country", ["DE"]]], 2],
     ["page (event filter): visits with a view of /pricing", ["is", "page", ["/pricing"]], 3],
-    ["page matches and a visit dimension", ["and", [["matches", "page", ["^/pri"]], ["is", "device", ["mobile"]]]], 1]
+    ["page matches and a visit dimension", ["and", [["matches", "page", ["^/pri"]], ["is", "device", ["mobile"]]]], 1],
+    ["is null: unknown values (only s5 has a UTM source)", ["is", "utm_source", [null]], 3],
+    ["is_not null: known values", ["is_not", "utm_source", [null]], 1],
+    ["is a value or unknown", ["is", "utm_source", ["newsletter", null]], 4],
+    ["is_not a value nor unknown", ["is_not", "utm_source", ["newsletter", null]], 0]
   ]
   it.each(cases)("%s", async (_name, filter, visits) => {
     const { body, status } = await query({ metrics: ["visits"], filters: [filter] })
@@ -286,7 +290,8 @@ describe("validation: 400 names the field and what it allows", () => {
     ["unknown filter operator", { ...base, filters: [["equals", "country", ["DE"]]] }, "filters[0][0]", "is_not"],
     ["unknown filter dimension", { ...base, filters: [["is", "planet", ["Mars"]]] }, "filters[0][1]", "country"],
     ["time is not a filter dimension", { ...base, filters: [["is", "time:day", ["2026-11-02"]]] }, "filters[0][1]", "page"],
-    ["empty filter values", { ...base, filters: [["is", "country", []]] }, "filters[0][2]", "a string or a non-empty array of strings"],
+    ["empty filter values", { ...base, filters: [["is", "country", []]] }, "filters[0][2]", "a string or a non-empty array of strings (null: an unknown value, with is / is_not)"],
+    ["null with contains", { ...base, filters: [["contains", "page", ["/a", null]]] }, "filters[0][2][1]", "a string"],
     ["bad regex", { ...base, filters: [["matches", "page", ["(unclosed"]]] }, "filters[0][2]", "a regular expression (PostgreSQL POSIX syntax)"],
     ["nested bad filter", { ...base, filters: [["and", [["is", "country", ["DE"]], ["is", "moon", ["x"]]]]] }, "filters[0][1][1][1]", "source"],
     ["not without a filter", { ...base, filters: [["not", 5]] }, "filters[0][1]", `["not", filter]`],
@@ -306,6 +311,13 @@ describe("validation: 400 names the field and what it allows", () => {
     expect(response.body.field).toBe(field)
     expect(response.body.allowed).toContain(allowed)
     expect(typeof response.body.message).toBe("string")
+  })
+
+  it("a body over 64 KiB is a 413", async () => {
+    const big = { site: "shop.example", metrics: ["visitors"], date_range: "7d", filters: [["is", "page", Array.from({ length: 900 }, (_, i) => `/${"x".repeat(80)}${i}`)]] }
+    const response = await post(api.baseUrl, "/api/v1/query", big, site.serverKey)
+    expect(response.status).toBe(413)
+    expect(response.body.error).toBe("payload_too_large")
   })
 
   it("malformed JSON is a 400 on the body", async () => {

@@ -267,7 +267,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "120 seconds" })(
         view(10 * MIN + gapJustUnder + 30 * MIN, v1, "/c") // exactly 30 minutes later: a new session
       ]
       yield* xadd(keys.streamKey, events)
-      const writer = yield* makeWriter({ ...keys, consumer: "assign-a", batchSize: 2 })
+      // one event per batch, three transactions in flight: assigned in stream order all the same
+      const writer = yield* makeWriter({ ...keys, consumer: "assign-a", batchSize: 1, transactions: 3 })
       yield* writer.drain
       // everything again (a redelivery, a spool drain), in another order
       yield* xadd(keys.streamKey, [...events].reverse())
@@ -300,6 +301,36 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "120 seconds" })(
       // sessions (rollup) and fingerprints follow the assigned ids
       const [fp] = yield* query<{ n: number }>(`SELECT count(*)::int AS n FROM session_fingerprints WHERE domain_id = $1`, [site.domainId])
       assert.strictEqual(fp!.n, 3)
+    }))
+
+  it.effect("server-side sessions: batches in flight assign in the order they were read, even when the first one is slower to lock", () =>
+    Effect.gen(function*() {
+      const keys = streamKeys("turn")
+      yield* cleanupKeys(keys.streamKey)
+      const site = yield* domainFor("turn")
+      const view = (seconds: number, path: string) =>
+        withoutSession(viewEnvelope({ receivedAt: at(seconds), edge: { headers: { origin: site.origin } }, payload: { pageUrl: `${site.origin}${path}` } }))
+      // in order: one session (each 20 minutes after the last); read the other way round the
+      // third would not join the first
+      const events = [view(0, "/a"), view(20 * MIN, "/b"), view(40 * MIN, "/c")]
+      const entryIds = yield* xadd(keys.streamKey, events)
+      let delayed = false
+      const writer = yield* makeWriter({
+        ...keys,
+        consumer: "turn-a",
+        batchSize: 1,
+        transactions: 3,
+        hooks: {
+          // the first batch is slow to take its locks: the others must wait for it
+          beforeVisitorLocks: ({ entryIds: ids }) =>
+            ids[0] === entryIds[0] && !delayed ? Effect.sleep("300 millis").pipe(Effect.andThen(Effect.sync(() => (delayed = true)))) : Effect.void
+        }
+      })
+      yield* writer.drain
+      assert.isTrue(delayed)
+      const visits = yield* visitsOf(site.domainId)
+      assert.strictEqual(visits.length, 1)
+      assert.include(visits[0]!, { session_id: serverSessionId(events[0]!.eventId), pageviews: 3, entry_page: "/a", exit_page: "/c" })
     }))
 
   it.effect("server-side sessions, late events: a visitor's earlier events arriving after a later session join their own session", () =>

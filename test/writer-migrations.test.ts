@@ -59,7 +59,7 @@ describe("migrations", () => {
       assert.strictEqual(results.filter((r) => r.length === Object.keys(Sql.migrations).length).length, 1)
     }), { timeout: 60_000 })
 
-  it.live("partitions are created ahead, DEFAULT rows are moved, retention drops old partitions", () =>
+  it.live("partitions are created ahead, DEFAULT rows are moved, retention drops old partitions and prunes visitor_sessions", () =>
     Effect.gen(function*() {
       const db = yield* testDatabase()
       yield* Effect.gen(function*() {
@@ -82,8 +82,19 @@ describe("migrations", () => {
         )
         assert.strictEqual(inserted.length, 0)
 
+        // visitors' latest sessions older than the 7-day horizon go; newer ones stay
+        yield* query(
+          `INSERT INTO visitor_sessions (site_id, visitor_id_daily, session_id, started_at, last_seen_at)
+           VALUES (1, '\\x01', '~a', '2029-12-28T09:00:00Z', '2029-12-28T10:00:00Z'),
+                  (1, '\\x02', '~b', '2030-01-02T09:00:00Z', '2030-01-02T10:00:00Z')`
+        )
         const result = yield* applyRetention({ nowMs: Date.parse("2030-01-05T12:00:00Z"), retentionDays: 3 })
         assert.deepStrictEqual(result.droppedPartitions, ["raw_events_p20300101"])
+        assert.strictEqual(result.deletedVisitorSessions, 1)
+        assert.deepStrictEqual(
+          (yield* query<{ session_id: string }>(`SELECT session_id FROM visitor_sessions`)).map((r) => r.session_id),
+          ["~b"]
+        )
         const left = yield* query<{ name: string }>(
           `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
            WHERE i.inhparent = 'raw_events'::regclass ORDER BY 1`

@@ -9,12 +9,12 @@
  * Everything here is computed assuming every event is new (the common case); a sink recomputes
  * for the subset it actually inserted when some rows already existed (redelivery, replay).
  *
+ * Visits (domain/Visits.ts): a sink builds the visit rows from the events it inserted (the
+ * PostgreSQL sink ahead, in `stage`, for the all-new case). Events sent without a sessionId
+ * carry `assign` and a provisional session id; the sink assigns the real one inside its
+ * transaction, where the visitor's stored sessions are locked (layers/PgSinkSessions.ts).
+ *
  * Extension points (planned work lands here first, then in the sinks):
- * - Visits / sessions: per-visit rows go into the batch as another sorted row list beside
- *   `events` (e.g. `visits`, prepared from the same enriched rows, with deltas computed ahead
- *   like `rollups`); the sink stores them in the same transaction and only for inserted events,
- *   so each is kept exactly once. Server-side session assignment (no `sessionId` sent) belongs
- *   in the prepare stage, before `viewScopes` is built, since it decides `row.sessionId`.
  * - Bots: `PreparedEvent.row.isBot` is final for every event except those flagged
  *   `resolveBot`, which the sink completes from the session it stores (see PrepareBatch.ts for
  *   the rule); rollups branch on `row.isBot` for every kind.

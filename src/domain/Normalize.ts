@@ -92,6 +92,7 @@ export const normalizeConversion = (body: ConversionRequest): NormalizedEvent =>
     {
       sessionId: body.sessionId,
       userId: body.userId,
+      pageUrl: body.pageUrl,
       metadata: {
         ...body.metadata,
         ...defined({ conversionType: body.conversionType, value: body.value, currency: body.currency?.toUpperCase() })
@@ -102,7 +103,12 @@ export const normalizeConversion = (body: ConversionRequest): NormalizedEvent =>
 export const normalizeFunnel = (body: FunnelRequest): NormalizedEvent =>
   event(
     { eventType: "funnel_step", isView: false },
-    { sessionId: body.sessionId, userId: body.userId, metadata: { ...body.metadata, funnelId: body.funnelId, stepId: body.stepId, stepOrder: body.stepOrder } }
+    {
+      sessionId: body.sessionId,
+      userId: body.userId,
+      pageUrl: body.pageUrl,
+      metadata: { ...body.metadata, funnelId: body.funnelId, stepId: body.stepId, stepOrder: body.stepOrder }
+    }
   )
 
 export const normalizeRegistrationFunnel = (body: RegistrationFunnelRequest): NormalizedEvent => {

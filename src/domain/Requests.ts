@@ -67,6 +67,7 @@ export const ConversionRequest = Schema.Struct({
   conversionType: EventType,
   sessionId: opt(ClientSessionId),
   userId: opt(Id),
+  pageUrl: opt(Url),
   value: opt(Schema.Finite),
   currency: opt(
     Schema.String.check(Schema.isPattern(/^[A-Za-z]{3}$/, { message: "currency must be an ISO 4217 code (3 letters)" }))
@@ -81,6 +82,7 @@ export const FunnelRequest = Schema.Struct({
   stepOrder: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
   sessionId: opt(ClientSessionId),
   userId: opt(Id),
+  pageUrl: opt(Url),
   metadata: opt(Metadata)
 })
 export type FunnelRequest = typeof FunnelRequest.Type

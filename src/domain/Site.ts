@@ -124,7 +124,13 @@ export const KEY_BYTES = 32
 export const formatKey = (kind: KeyKind, random: Uint8Array): string =>
   KEY_PREFIX[kind] + Buffer.from(random.buffer, random.byteOffset, random.byteLength).toString("base64url")
 
-/** The stored form of a key: hex SHA-256. */
+/** A view-only share token of a site's dashboard (read-only: the query API only). */
+export const SHARE_PREFIX = "sw_shr_"
+
+export const formatShareToken = (random: Uint8Array): string =>
+  SHARE_PREFIX + Buffer.from(random.buffer, random.byteOffset, random.byteLength).toString("base64url")
+
+/** The stored form of a key (and of a share token): hex SHA-256. */
 export const hashKey = (key: string): string => hash("sha256", key, "hex")
 
 // ---------------------------------------------------------------------------------------------

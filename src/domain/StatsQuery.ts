@@ -79,7 +79,13 @@ export const MAX_FILTERS = 100
 export const REALTIME_MS = 5 * 60_000
 
 export type Filter =
-  | { readonly op: ValueOperator; readonly dimension: PropertyDimension; readonly values: ReadonlyArray<string> }
+  | {
+    readonly op: ValueOperator
+    readonly dimension: PropertyDimension
+    readonly values: ReadonlyArray<string>
+    /** `is` / `is_not` with `null` among the values: an unknown value matches */
+    readonly unknown: boolean
+  }
   | { readonly op: "and" | "or"; readonly filters: ReadonlyArray<Filter> }
   | { readonly op: "not"; readonly filter: Filter }
 
@@ -130,7 +136,7 @@ const OrderBySchema = Schema.Array(Schema.Tuple([Schema.String, Schema.Literals(
 const Limit = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: MAX_LIMIT }))
 const Offset = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: MAX_OFFSET }))
 const Compare = Schema.NullOr(Schema.Literal("previous_period"))
-const FilterValues = Schema.Array(Schema.String.check(Schema.isMaxLength(1024))).check(
+const FilterValues = Schema.Array(Schema.NullOr(Schema.String.check(Schema.isMaxLength(1024)))).check(
   Schema.isMinLength(1),
   Schema.isMaxLength(MAX_FILTER_VALUES)
 )
@@ -173,7 +179,7 @@ const allowedFor = (path: ReadonlyArray<string | number>, extra: ReadonlyArray<s
       const last = path[path.length - 1]
       if (last === 0) return FILTER_OPERATORS
       if (last === 1) return FILTER_DIMENSIONS
-      if (last === 2) return ["a string or a non-empty array of strings"]
+      if (last === 2) return ["a string or a non-empty array of strings (null: an unknown value, with is / is_not)"]
       return [`["is"|"is_not"|"contains"|"matches", dimension, [values]]`, `["and"|"or", [filters]]`, `["not", filter]`]
     }
     default:
@@ -237,7 +243,12 @@ const parseFilter = (value: unknown, path: ReadonlyArray<string | number>, depth
   if ((VALUE_OPERATORS as ReadonlyArray<string>).includes(op)) {
     const decoded = decodeField(ValueFilter, value, path)
     if (isInvalid(decoded)) return decoded
-    const values = typeof decoded[2] === "string" ? [decoded[2]] : decoded[2]
+    const all = typeof decoded[2] === "string" ? [decoded[2]] : decoded[2]
+    const unknown = all.includes(null)
+    if (unknown && (op === "contains" || op === "matches")) {
+      return fail([...path, 2, all.indexOf(null)], `null (an unknown value) is for "is" and "is_not" only`, ["a string"])
+    }
+    const values = all.filter((v): v is string => v !== null)
     if (op === "matches") {
       for (let i = 0; i < values.length; i++) {
         try {
@@ -247,7 +258,7 @@ const parseFilter = (value: unknown, path: ReadonlyArray<string | number>, depth
         }
       }
     }
-    return { op: decoded[0], dimension: decoded[1], values }
+    return { op: decoded[0], dimension: decoded[1], values, unknown }
   }
   if (op === "and" || op === "or") {
     const decoded = decodeField(ListFilter, value, path)

@@ -98,12 +98,16 @@ const filterSql = (filter: Filter, params: Params): string => {
       return `(${filter.filters.map((f) => filterSql(f, params)).join(filter.op === "and" ? " AND " : " OR ")})`
     case "not":
       return `(NOT coalesce(${filterSql(filter.filter, params)}, false))`
-    case "is":
-      return `(${propertyExpr(filter.dimension)} = ANY(${params.add({ textArray: filter.values })}::text[]))`
-    case "is_not":
-      return `(${propertyExpr(filter.dimension)} IS NULL OR ${propertyExpr(filter.dimension)} <> ALL(${
-        params.add({ textArray: filter.values })
-      }::text[]))`
+    case "is": {
+      const expr = propertyExpr(filter.dimension)
+      const known = `${expr} = ANY(${params.add({ textArray: filter.values })}::text[])`
+      return filter.unknown ? `(${expr} IS NULL OR ${known})` : `(${known})`
+    }
+    case "is_not": {
+      const expr = propertyExpr(filter.dimension)
+      const known = `${expr} <> ALL(${params.add({ textArray: filter.values })}::text[])`
+      return filter.unknown ? `(${expr} IS NOT NULL AND ${known})` : `(${expr} IS NULL OR ${known})`
+    }
     case "contains":
       return `(${propertyExpr(filter.dimension)} ILIKE ANY(${
         params.add({ textArray: filter.values.map((v) => `%${likeEscape(v)}%`) })
@@ -124,18 +128,45 @@ const VISIT_METRIC: Record<Exclude<Metric, "conversions" | "conversion_rate" | "
 }
 
 const HUMAN = "ev > 0"
+/** per (dimensions, visitor) rows of an event query (`w`) → the metrics */
 const EVENT_METRIC: Record<Metric, string> = {
-  visitors: `count(DISTINCT vid) FILTER (WHERE ${HUMAN})`,
-  visits: `count(*) FILTER (WHERE ${HUMAN})`,
+  visitors: "count(*) FILTER (WHERE visits > 0)",
+  visits: "coalesce(sum(visits), 0)",
   pageviews: "coalesce(sum(pv), 0)",
-  views_per_visit: `coalesce(sum(pv), 0)::float8 / nullif(count(*) FILTER (WHERE ${HUMAN}), 0)`,
-  bounce_rate: `100.0 * count(*) FILTER (WHERE ${HUMAN} AND bounce) / nullif(count(*) FILTER (WHERE ${HUMAN} AND bounce IS NOT NULL), 0)`,
-  visit_duration: `avg(dur) FILTER (WHERE ${HUMAN})`,
+  views_per_visit: "coalesce(sum(pv), 0)::float8 / nullif(sum(visits), 0)",
+  bounce_rate: "100.0 * sum(bounces) / nullif(sum(bounce_known), 0)",
+  visit_duration: "sum(dur) / nullif(sum(dur_n), 0)",
   events: "coalesce(sum(ev), 0)",
   conversions: "coalesce(sum(conv), 0)",
-  conversion_rate: `100.0 * count(DISTINCT vid) FILTER (WHERE conv > 0) / nullif(count(DISTINCT vid) FILTER (WHERE ${HUMAN}), 0)`,
+  conversion_rate: "100.0 * count(*) FILTER (WHERE converted) / nullif(count(*) FILTER (WHERE visits > 0), 0)",
   revenue: "coalesce(sum(rev), 0)",
   bot_events: "coalesce(sum(bots), 0)"
+}
+
+/** Metrics of an event query that need its visits (distinct sessions or visitors, per-visit figures). */
+const PER_VISIT_METRICS: ReadonlyArray<Metric> = [
+  "visitors",
+  "visits",
+  "views_per_visit",
+  "bounce_rate",
+  "visit_duration",
+  "conversion_rate"
+]
+
+/** The metrics that are plain sums over the events. */
+const sumOfEvents = (m: Metric, human: string, value: string): string => {
+  switch (m) {
+    case "pageviews":
+      return `count(*) FILTER (WHERE ${human} AND e.kind = 'view')`
+    case "events":
+      return `count(*) FILTER (WHERE ${human})`
+    case "conversions":
+      return `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion')`
+    case "revenue":
+      return `coalesce(sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion'), 0)`
+    default:
+      return "count(*) FILTER (WHERE e.is_bot)"
+  }
 }
 
 export const metricAlias = (m: Metric) => `m_${m}`
@@ -179,35 +210,28 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
 
   if (!isEventQuery(input)) {
     const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", tz)} AS ${dimensionAlias(i)}`)
-    const metrics = input.metrics.map((m) => `${VISIT_METRIC[m as keyof typeof VISIT_METRIC]} AS ${metricAlias(m)}`)
     const when = input.active
       ? `v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
       : `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
     const where = [`v.site_id = ${site}::int`, when, "NOT v.is_bot", ...input.filters.map((f) => filterSql(f, params))]
-    const text = `SELECT ${[...dims, ...metrics].join(", ")} FROM visits v WHERE ${where.join(" AND ")}${groupSql(nd)}${
-      orderSql(input)
-    }${page}`
-    return { text, params: params.values }
+    const from_ = `FROM visits v WHERE ${where.join(" AND ")}`
+    // (count(DISTINCT) on visits: visitors repeat little within a period, a sort is as fast as hashing)
+    const metrics = input.metrics.map((m) => `${VISIT_METRIC[m as keyof typeof VISIT_METRIC]} AS ${metricAlias(m)}`)
+    return { text: `SELECT ${[...dims, ...metrics].join(", ")} ${from_}${groupSql(nd)}${orderSql(input)}${page}`, params: params.values }
   }
 
   const dimensions = [...input.dimensions, ...filterDimensions(input.filters)]
-  const join = dimensions.some((d) => !isEventDimension(d) && !isTimeDimension(d)) ||
-    input.metrics.some((m) => VISIT_JOIN_METRICS.includes(m))
+  const visitJoinFirst = dimensions.some((d) => !isEventDimension(d) && !isTimeDimension(d))
+  const join = visitJoinFirst || input.metrics.some((m) => VISIT_JOIN_METRICS.includes(m))
   const bots = input.metrics.includes("bot_events")
   const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "e.received_at", tz)} AS ${dimensionAlias(i)}`)
   const human = "NOT e.is_bot"
   const value = "CASE WHEN jsonb_typeof(e.metadata->'value') = 'number' THEN (e.metadata->>'value')::numeric END"
-  const perSession = [
-    `count(*) FILTER (WHERE ${human}) AS ev`,
-    `count(*) FILTER (WHERE ${human} AND e.kind = 'view') AS pv`,
-    `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS conv`,
-    `sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS rev`,
-    `count(*) FILTER (WHERE e.is_bot) AS bots`,
-    // a visit's visitor: every event of the session has it (views alone carry one themselves)
-    join ? "coalesce(v.visitor_id_daily, convert_to(e.session_id, 'UTF8')) AS vid" : "NULL::bytea AS vid",
-    join ? "bool_or(v.pageviews <= 1 AND NOT v.engaged) AS bounce" : "NULL::boolean AS bounce",
-    join ? "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur" : "NULL::numeric AS dur"
-  ]
+  // only visits overlapping the period can hold its events (bounds the join's hash table)
+  const joinSql = join
+    ? ` LEFT JOIN visits v ON v.site_id = e.domain_id AND v.session_id = e.session_id` +
+      ` AND v.started_at < ${to}::timestamptz AND v.last_seen_at >= ${from}::timestamptz`
+    : ""
   const where = [
     `e.domain_id = ${site}::int`,
     `e.received_at >= ${from}::timestamptz`,
@@ -215,13 +239,76 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     ...(bots ? [] : [human]),
     ...input.filters.map((f) => filterSql(f, params))
   ]
-  const joinSql = join ? " LEFT JOIN visits v ON v.site_id = e.domain_id AND v.session_id = e.session_id" : ""
-  const inner = `SELECT ${[...dims, ...perSession].join(", ")} FROM raw_events e${joinSql} WHERE ${where.join(" AND ")} GROUP BY ${
-    [...Array.from({ length: nd }, (_, i) => i + 1), "e.session_id", ...(join ? ["v.visitor_id_daily"] : [])].join(", ")
-  }`
-  const outerDims = input.dimensions.map((_, i) => dimensionAlias(i))
+
+  if (!input.metrics.some((m) => PER_VISIT_METRICS.includes(m))) {
+    // only sums over the events: one aggregation
+    const metrics = input.metrics.map((m) => `${sumOfEvents(m, human, value)} AS ${metricAlias(m)}`)
+    const text = `SELECT ${[...dims, ...metrics].join(", ")} FROM raw_events e${joinSql} WHERE ${where.join(" AND ")}${groupSql(nd)}${
+      orderSql(input)
+    }${page}`
+    return { text, params: params.values }
+  }
+  // per (dimensions, session) → per (dimensions, visitor) → per dimensions: distinct visits and
+  // visitors are counted by hashed grouping, never by a sort
+  const perSession = [
+    `count(*) FILTER (WHERE ${human}) AS ev`,
+    `count(*) FILTER (WHERE ${human} AND e.kind = 'view') AS pv`,
+    `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS conv`,
+    `sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS rev`,
+    `count(*) FILTER (WHERE e.is_bot) AS bots`
+  ]
+  const groupKeys = (extra: ReadonlyArray<string>) => [...Array.from({ length: nd }, (_, i) => i + 1), ...extra].join(", ")
+  // a visit's visitor: every event of the session has it (views alone carry one themselves)
+  const visitColumns = (session: string) => [
+    `coalesce(v.visitor_id_daily, convert_to(${session}, 'UTF8')) AS vid`,
+    "bool_or(v.pageviews <= 1 AND NOT v.engaged) AS bounce",
+    "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur"
+  ]
+  const dimAliasList = input.dimensions.map((_, i) => dimensionAlias(i))
+  let inner: string
+  if (!join) {
+    inner = `SELECT ${[...dims, "convert_to(e.session_id, 'UTF8') AS vid", ...perSession, "NULL::boolean AS bounce", "NULL::numeric AS dur"].join(", ")} ` +
+      `FROM raw_events e WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(["e.session_id"])}`
+  } else if (visitJoinFirst) {
+    // visit dimensions or filters: every event joined to its visit first
+    inner = `SELECT ${[...dims, ...perSession, ...visitColumns("e.session_id")].join(", ")} FROM raw_events e${joinSql} WHERE ${
+      where.join(" AND ")
+    } GROUP BY ${groupKeys(["e.session_id", "v.visitor_id_daily"])}`
+  } else {
+    // only the visits' figures: join once per (dimensions, session) group, not once per event
+    const perSessionOnly = `SELECT ${[...dims, "e.session_id AS sid", ...perSession].join(", ")} FROM raw_events e WHERE ${
+      where.join(" AND ")
+    } GROUP BY ${groupKeys(["e.session_id"])}`
+    // (a session has one visit: no second aggregation)
+    const columns = [
+      ...dimAliasList.map((a) => `g.${a}`),
+      ...["ev", "pv", "conv", "rev", "bots"].map((c) => `g.${c}`),
+      "coalesce(v.visitor_id_daily, convert_to(g.sid, 'UTF8')) AS vid",
+      "(v.pageviews <= 1 AND NOT v.engaged) AS bounce",
+      "extract(epoch FROM v.last_seen_at - v.started_at) AS dur"
+    ]
+    inner = `SELECT ${columns.join(", ")} FROM (${perSessionOnly}) g LEFT JOIN visits v ON v.site_id = ${site}::int ` +
+      `AND v.session_id = g.sid AND v.started_at < ${to}::timestamptz AND v.last_seen_at >= ${from}::timestamptz`
+  }
+  const dimAliases = input.dimensions.map((_, i) => dimensionAlias(i))
+  const perVisitor = [
+    `count(*) FILTER (WHERE ${HUMAN}) AS visits`,
+    "sum(pv) AS pv",
+    "sum(ev) AS ev",
+    "sum(conv) AS conv",
+    "sum(rev) AS rev",
+    "sum(bots) AS bots",
+    `count(*) FILTER (WHERE ${HUMAN} AND bounce) AS bounces`,
+    `count(*) FILTER (WHERE ${HUMAN} AND bounce IS NOT NULL) AS bounce_known`,
+    `sum(dur) FILTER (WHERE ${HUMAN}) AS dur`,
+    `count(dur) FILTER (WHERE ${HUMAN}) AS dur_n`,
+    "bool_or(conv > 0) AS converted"
+  ]
+  const middle = `SELECT ${[...dimAliases, ...perVisitor].join(", ")} FROM s GROUP BY ${[...dimAliases, "vid"].join(", ")}`
   const metrics = input.metrics.map((m) => `${EVENT_METRIC[m]} AS ${metricAlias(m)}`)
-  const text = `WITH s AS (${inner}) SELECT ${[...outerDims, ...metrics].join(", ")} FROM s${groupSql(nd)}${orderSql(input)}${page}`
+  const text = `WITH s AS (${inner}), w AS (${middle}) SELECT ${[...dimAliases, ...metrics].join(", ")} FROM w${groupSql(nd)}${
+    orderSql(input)
+  }${page}`
   return { text, params: params.values }
 }
 

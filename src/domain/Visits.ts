@@ -90,7 +90,10 @@ export interface VisitRow {
 }
 
 /** (time, page, event id) order of entry candidates; a null page sorts as "". */
-export const compareEntry = (a: EntryView, b: EntryView): number =>
+export const compareEntry = (
+  a: Pick<EntryView, "at" | "page" | "eventId">,
+  b: Pick<EntryView, "at" | "page" | "eventId">
+): number =>
   a.at !== b.at ? a.at - b.at : compareStrings(a.page ?? "", b.page ?? "") || compareStrings(a.eventId, b.eventId)
 
 /** (time, page) order of exit candidates. */

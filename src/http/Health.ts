@@ -31,6 +31,7 @@ const collectorReport = Effect.gen(function*() {
       spoolHealthy: status.spoolHealthy,
       spoolDepth: status.spoolDepth,
       oldestSpooledAgeMs: status.oldestSpooledAgeMs,
+      inDoubt: status.inDoubt,
       counters: status.counters,
       // what the tracking API enforces: open, or N sites (registry version, where it came from)
       sites: sites.info()
@@ -42,6 +43,8 @@ const collectorReport = Effect.gen(function*() {
 const writerReport = Effect.gen(function*() {
   const writer = yield* Writer
   const { client } = yield* PrimaryRedis
+  const partitions = writer.partitions
+  if (partitions !== undefined) return partitionedReport(writer, partitions)
   return Effect.gen(function*() {
     const snapshot = yield* writer.snapshot
     const stream = yield* streamStatus(client, writer.options.streamKey, writer.options.group).pipe(
@@ -58,6 +61,37 @@ const writerReport = Effect.gen(function*() {
     } satisfies HealthReport
   })
 })
+
+/**
+ * A partitioned log (Redis Cluster): every partition's length, lag and pending (gauges per
+ * partition, and the totals in the stream gauges); ready while every partition's node answers.
+ */
+const partitionedReport = (writer: Writer["Service"], partitions: NonNullable<Writer["Service"]["partitions"]>) =>
+  Effect.gen(function*() {
+    const snapshot = yield* writer.snapshot
+    const states = yield* partitions
+    let lag = 0
+    let pending = 0
+    for (const state of states) {
+      if (state.stream === null) continue
+      pending += state.stream.pending
+      yield* Metric.update(Metrics.partitionPending(state.partition), state.stream.pending)
+      if (state.stream.lag !== null) {
+        lag += state.stream.lag
+        yield* Metric.update(Metrics.partitionLag(state.partition), state.stream.lag)
+      }
+    }
+    yield* Metric.update(Metrics.pending, pending)
+    yield* Metric.update(Metrics.streamLag, lag)
+    return {
+      ready: states.every((state) => state.stream !== null),
+      fields: {
+        writer: snapshot,
+        stream: { lag, pending, partitions: states.length, owned: states.filter((s) => s.owned).map((s) => s.partition) },
+        partitions: states
+      }
+    } satisfies HealthReport
+  })
 
 /** The stats API's view: whether PostgreSQL answers (within 2 s). */
 const apiReport = Effect.gen(function*() {

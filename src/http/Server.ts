@@ -11,6 +11,7 @@ import { HttpApiBuilder, HttpApiScalar, OpenApi } from "effect/http-api"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { Api, WriterApi } from "./Api.ts"
 import { handleClientErrors } from "./ClientErrors.ts"
+import { DashboardRoutes } from "./DashboardRoutes.ts"
 import { HealthHandlers } from "./Health.ts"
 import { MetricsRoute } from "./MetricsRoute.ts"
 import { QueryRoutes } from "./QueryApi.ts"
@@ -40,17 +41,18 @@ export const CollectorRoutes = Layer.mergeAll(
   MetricsRoute
 )
 
-/** The api role's routes: the stats query API, health, metrics, the API description. */
+/** The api role's routes: the stats query API, the dashboard on it, health, metrics, the API description. */
 export const StatsRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)),
   QueryRoutes,
+  DashboardRoutes,
   OpenApiRoute,
   HttpApiScalar.layer(Api, { path: "/docs" }),
   MetricsRoute
 )
 
-/** Role all: the collector's routes and the stats query API. */
-export const AllRoutes = Layer.mergeAll(CollectorRoutes, QueryRoutes)
+/** Role all: the collector's routes, the stats query API and the dashboard. */
+export const AllRoutes = Layer.mergeAll(CollectorRoutes, QueryRoutes, DashboardRoutes)
 
 /** The writer role's routes: health and metrics only. */
 export const WriterRoutes = Layer.mergeAll(

@@ -1,7 +1,8 @@
 /**
  * The tracking endpoints: rate limit (429) → key (401) and origin (403) → content type (415) →
  * body size (413) → JSON (400) → validation (400) → capture → 202, or 503 when
- * neither primary nor spool took the event. Bad input never reaches Redis.
+ * neither primary nor spool took the event and neither can have stored it (a write in doubt is
+ * awaited: EventQueue.ts, docs/operations.md "What 503 means"). Bad input never reaches Redis.
  *
  * Keys and origins (issue 13, src/domain/Site.ts `admit`): with sites defined, a request needs
  * a site's key — `X-Write-Key`, `Authorization: Bearer …` or `?writeKey=` (beacons) — and,

@@ -22,6 +22,20 @@ export const AppConfigSchema = Config.all({
   databaseUrl: optionalString("DATABASE_URL"),
   primaryRedisUrl: optionalString("PRIMARY_REDIS_URL"),
   spoolRedisUrl: optionalString("SPOOL_REDIS_URL"),
+  /**
+   * Seed nodes (`host:port,…`) of a Redis Cluster for the event log (docs/scaling.md); empty = the
+   * single primary Redis (the default). The log is then split into STREAM_PARTITIONS streams.
+   */
+  primaryRedisCluster: list("PRIMARY_REDIS_CLUSTER", ""),
+  /** partitions of the event log on a Redis Cluster (`<prefix>:{p}:events`, p < STREAM_PARTITIONS) */
+  streamPartitions: Config.Int("STREAM_PARTITIONS").pipe(Config.withDefault(16)),
+  /**
+   * Replicas that must acknowledge an event-log write before the collector answers 2xx (WAIT,
+   * or WAITAOF on Redis ≥ 7.2); 0 = the primary's acknowledgement suffices (docs/scaling.md)
+   */
+  redisMinReplicasAck: Config.Int("REDIS_MIN_REPLICAS_ACK").pipe(Config.withDefault(0)),
+  /** how long WAIT waits for those replicas, ms; fewer in time = a failed write (→ the spool) */
+  redisReplicasAckTimeoutMs: Config.Int("REDIS_REPLICAS_ACK_TIMEOUT_MS").pipe(Config.withDefault(100)),
   streamPrefix: Config.String("STREAM_PREFIX").pipe(Config.withDefault("spoolway")),
   probeIntervalMs: Config.Int("PROBE_INTERVAL_MS").pipe(Config.withDefault(5000)),
   spoolMaxEvents: Config.Int("SPOOL_MAX_EVENTS").pipe(Config.withDefault(1_000_000)),
@@ -46,6 +60,11 @@ export const AppConfigSchema = Config.all({
    * one waits for its COMMIT's WAL flush or for row locks, the next one runs.
    */
   writerTransactions: Config.Int("WRITER_TRANSACTIONS").pipe(Config.withDefault(2)),
+  /**
+   * Write each batch as one transaction per site (for a PostgreSQL distributed by site, where a
+   * transaction then touches one shard: docs/scaling.md)
+   */
+  writerGroupBySite: Config.Boolean("WRITER_GROUP_BY_SITE").pipe(Config.withDefault(false)),
   /** entries pending this long in a (dead) writer are reclaimed by another (XAUTOCLAIM) */
   writerClaimIdleMs: Config.Int("WRITER_CLAIM_IDLE_MS").pipe(Config.withDefault(30_000)),
   writerClaimEveryMs: Config.Int("WRITER_CLAIM_EVERY_MS").pipe(Config.withDefault(10_000)),
@@ -61,6 +80,12 @@ export const AppConfigSchema = Config.all({
   writerThread: Config.Boolean("WRITER_THREAD").pipe(Config.withDefault(true)),
   /** timeout of one Redis command on the request path (enqueue), ms */
   redisCommandTimeoutMs: Config.Int("REDIS_COMMAND_TIMEOUT_MS").pipe(Config.withDefault(250)),
+  /**
+   * How long a tracking request waits for a Redis write still in doubt (unanswered past the
+   * command timeout) before it is answered 202 and the collector writes the events again until
+   * Redis acknowledges them, ms (docs/operations.md)
+   */
+  answerDeadlineMs: Config.Int("ANSWER_DEADLINE_MS").pipe(Config.withDefault(1000)),
   /**
    * After SIGTERM/SIGINT: how long open keep-alive connections may still send a request (answered
    * with `Connection: close`) before idle ones are closed, ms (0 = close them at once)

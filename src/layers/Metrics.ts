@@ -18,6 +18,13 @@ export const drained = Metric.counter("spoolway_drained_events_total", {
   description: "events forwarded from the spool to the primary",
   incremental: true
 })
+export const answeredPending = Metric.counter("spoolway_answered_pending_events_total", {
+  description: "events answered 202 at ANSWER_DEADLINE_MS while their write was still in doubt (the collector then writes them until acknowledged)",
+  incremental: true
+})
+export const inDoubt = Metric.gauge("spoolway_in_doubt_events", {
+  description: "events whose write may or may not have landed, not yet acknowledged by Redis"
+})
 /** Rejected events (queue) and requests (HTTP), by reason. */
 export const rejected = (reason: string) =>
   Metric.counter("spoolway_rejected_total", {
@@ -44,6 +51,17 @@ export const streamLag = Metric.gauge("spoolway_stream_lag", {
 export const pending = Metric.gauge("spoolway_stream_pending", {
   description: "entries delivered to a writer but not yet acknowledged"
 })
+/** The same gauges per partition of a partitioned log (Redis Cluster). */
+export const partitionLag = (partition: number) =>
+  Metric.gauge("spoolway_partition_lag", {
+    description: "entries of one partition's stream not yet delivered to its writers",
+    attributes: { partition: String(partition) }
+  })
+export const partitionPending = (partition: number) =>
+  Metric.gauge("spoolway_partition_pending", {
+    description: "entries of one partition delivered to a writer, not yet acknowledged",
+    attributes: { partition: String(partition) }
+  })
 export const primaryHealthy = Metric.gauge("spoolway_primary_healthy", { description: "1 when the primary Redis is healthy" })
 export const requestDuration = Metric.histogram("spoolway_http_request_duration_seconds", {
   description: "tracking request latency",

@@ -7,7 +7,8 @@
  *   that had fallen into the DEFAULT partition are moved). The PostgreSQL sink calls it when the
  *   writer starts, for yesterday … +7 days, and then every hour ({@link maintainPartitions}).
  * - {@link applyRetention}: drops daily partitions that end before `now − retentionDays`,
- *   deletes expired rows that sit in the DEFAULT partition, and prunes the visitor seen-set.
+ *   deletes expired rows that sit in the DEFAULT partition, and prunes the visitor seen-set
+ *   and the visitors' latest sessions (`visitor_sessions`) older than 7 days.
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
@@ -28,6 +29,8 @@ export interface RetentionResult {
   readonly droppedPartitions: ReadonlyArray<string>
   readonly deletedDefaultRows: number
   readonly deletedSeenRows: number
+  /** `visitor_sessions` rows (server-side session assignment) last seen before the seen-set cutoff */
+  readonly deletedVisitorSessions: number
 }
 
 /**
@@ -60,11 +63,17 @@ export const applyRetention = Effect.fn("applyRetention")(function*(options: {
   const deletedSeen = yield* sql<{ readonly n: number }>`
     WITH d AS (DELETE FROM visitor_seen WHERE bucket_start < ${seenCutoff}::timestamptz RETURNING 1)
     SELECT count(*)::int AS n FROM d`
+  // a visitor's daily id only recurs on its own (receivedAt) day: its latest session is needed
+  // as long as late, spooled events of that day may still arrive — the seen-set's horizon
+  const deletedSessions = yield* sql<{ readonly n: number }>`
+    WITH d AS (DELETE FROM visitor_sessions WHERE last_seen_at < ${seenCutoff}::timestamptz RETURNING 1)
+    SELECT count(*)::int AS n FROM d`
   if (expired.length > 0) yield* Effect.logInfo(`retention: dropped partitions ${expired.join(", ")}`)
   return {
     droppedPartitions: expired,
     deletedDefaultRows: deletedDefault[0]?.n ?? 0,
-    deletedSeenRows: deletedSeen[0]?.n ?? 0
+    deletedSeenRows: deletedSeen[0]?.n ?? 0,
+    deletedVisitorSessions: deletedSessions[0]?.n ?? 0
   } satisfies RetentionResult
 })
 

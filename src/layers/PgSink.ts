@@ -6,9 +6,13 @@
  *   2. upserts `session_fingerprints` for the views that were actually inserted (first touch;
  *      later views only update the viewport and fill an empty user_id);
  *   3. inserts the daily / hourly unique-visitor seen-set rows of those views;
- *   4. adds ONLY the inserted rows, new sessions and new seen-set rows to `aggregated_metrics`
+ *   4. upserts the `visits` rows of the inserted events (domain/Visits.ts: commutative merges);
+ *   5. adds ONLY the inserted rows, new sessions and new seen-set rows to `aggregated_metrics`
  *      and `daily_metrics` (one upsert each, `value = value + excluded.value`);
- *   5. records poison entries in `ingest_failures`.
+ *   6. records poison entries in `ingest_failures`.
+ * Before 1., a batch with events sent without a sessionId has their sessions assigned under
+ * visitor locks (PgSinkSessions.ts); its session-dependent parameters are then computed in the
+ * transaction instead of in `stage`.
  * A redelivered / drained / replayed envelope therefore changes nothing, and a failure at any
  * point leaves nothing of the batch behind. The statements and their parameters are
  * PgSinkStatements.ts; the session and seen-set rows PgSinkRows.ts.
@@ -21,7 +25,7 @@
  * prepared (`resolveScope`, `resolveBot`): the insert itself takes them from the session's
  * stored fingerprint, and the rollups use what it returned.
  *
- * Adding a table to the transaction (e.g. visits): its rows (sorted by conflict key) come from
+ * Adding a table to the transaction (as visits did): its rows (sorted by conflict key) come from
  * the batch, its parameters are computed in `makePlan` for the all-new case and recomputed from
  * `inserted` otherwise, its statement runs at its place in the order of `STATEMENTS`, and
  * whatever it creates feeds the rollups through `extra` / `daily` below.
@@ -30,7 +34,7 @@
  * and permanent; a transaction whose connection died fails its ROLLBACK too, which effect
  * reports as a defect — `recoverFailedRollback` turns that back into a transient failure.
  */
-import { Cause, Effect, Layer } from "effect"
+import { Cause, Deferred, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import type { PreparedBatch, PreparedEvent, WriteResult } from "../domain/Batch.ts"
@@ -76,7 +80,7 @@ const sessionPlan = Effect.fnUntraced(function*(events: ReadonlyArray<PreparedEv
   const fingerprints = tryParams(() => Statements.fingerprintParams(sessions))
   yield* Effect.yieldNow
   const visits = visitRows(events)
-  const visitParams = tryParams(() => Statements.visitParams(visits))
+  const visitParams = tryParams(() => Statements.visitParams(visits, cache && ((row) => cache.entryChanges(row))))
   yield* Effect.yieldNow
   return { raw, sessions, fingerprints, visits, visitParams } satisfies SessionPlan
 })
@@ -106,6 +110,11 @@ export interface PgSinkTestHooks {
    * which ends the writer fiber with the batch committed but its entries pending).
    */
   readonly afterCommit?: (batch: { readonly entryIds: ReadonlyArray<string> }) => Effect.Effect<void>
+  /**
+   * Inside the transaction of a batch with events without a sessionId, before it locks their
+   * visitors (tests delay one batch to check that batches in flight still assign in order).
+   */
+  readonly beforeVisitorLocks?: (batch: { readonly entryIds: ReadonlyArray<string> }) => Effect.Effect<void>
 }
 
 /** Writes a staged batch in one transaction; returns the result and the rows the cache may learn. */
@@ -113,7 +122,9 @@ const transaction = (
   sql: SqlClient.SqlClient,
   cache: WriteCache,
   staged: StagedBatch,
-  beforeCommit: Effect.Effect<void, SqlError> | undefined
+  beforeCommit: Effect.Effect<void, SqlError> | undefined,
+  locked: Effect.Effect<void>,
+  beforeLocks: Effect.Effect<void>
 ) => {
   const batch = staged.batch
   const plan = staged.plan as BatchPlan | undefined
@@ -138,12 +149,14 @@ const transaction = (
     let eventDaily: ReadonlyArray<DailyRow> = []
     let sentSessions: ReadonlyArray<SessionRow> = []
     let sentSeen: ReadonlyArray<SeenRow> = []
+    let sentVisits: ReadonlyArray<VisitRow> = []
 
     if (plan !== undefined) {
       // 0. sessions of the events sent without one (PgSinkSessions.ts)
       let bySession = plan.bySession
       if (bySession === undefined) {
-        events = yield* assignSessions(run, events)
+        yield* beforeLocks
+        events = yield* assignSessions(run, events, locked)
         bySession = yield* sessionPlan(events, cache)
       }
       // 1. raw_events
@@ -225,8 +238,12 @@ const transaction = (
       // 4. visits of the inserted events (domain/Visits.ts): scopes and bots as stored
       const exact = allNew && !botsCompleted && !events.some((e) => e.resolveScope)
       const visits = exact ? bySession.visits : visitRows(inserted)
+      sentVisits = visits
       if (visits.length > 0) {
-        yield* run(Statements.UPSERT_VISITS, exact ? bySession.visitParams : () => Statements.visitParams(visits))
+        yield* run(
+          Statements.UPSERT_VISITS,
+          exact ? bySession.visitParams : () => Statements.visitParams(visits, (row) => cache.entryChanges(row))
+        )
       }
 
       // 5. rollups of the inserted events (computed ahead when all are new, scoped and no bot
@@ -271,14 +288,15 @@ const transaction = (
       poison: batch.poison.length,
       newSessions: newSessions.filter((s) => !s.first.row.isBot).length,
       newVisitors: newVisitors.filter((v) => v.granularity === "day").length
-    } satisfies WriteResult, sentSessions, sentSeen] as const
+    } satisfies WriteResult, sentSessions, sentSeen, sentVisits] as const
   })
 
   return Effect.gen(function*() {
-    const [result, sessions, seen] = yield* sql.withTransaction(body).pipe(
+    const [result, sessions, seen, visits] = yield* sql.withTransaction(body).pipe(
       Effect.catchTag("SqlError", (error) => Effect.fail(fromSqlError(error)))
     )
     cache.committed(sessions, seen)
+    cache.committedVisits(visits)
     return result
   })
 }
@@ -336,6 +354,26 @@ const make = (hooks: PgSinkTestHooks) =>
     const storeError = (what: string) => (error: SqlError) =>
       new BatchWriteError({ message: `${what}: ${describeSqlError(error)}`, transient: isTransientSqlError(error), cause: error })
 
+    /**
+     * Server-side session assignment in this writer's stream order: a write with events
+     * without a sessionId takes its visitor locks only after the previous such write (in the
+     * order the loop started them) has taken its own, so batches in flight assign in the order
+     * they were read, as a one-at-a-time writer does (docs/visits.md). Released on any end.
+     */
+    let lockTurn: Deferred.Deferred<void> | undefined
+    const inTurn = (staged: StagedBatch, write: (locked: Effect.Effect<void>) => Effect.Effect<WriteResult, BatchWriteError>) =>
+      Effect.suspend(() => {
+        if (!staged.batch.events.some((e) => e.assign !== undefined)) return write(Effect.void)
+        const previous = lockTurn
+        const mine = Deferred.makeUnsafe<void>()
+        lockTurn = mine
+        const release = Deferred.succeed(mine, undefined).pipe(Effect.asVoid)
+        return (previous === undefined ? Effect.void : Deferred.await(previous)).pipe(
+          Effect.andThen(write(release)),
+          Effect.ensuring(release)
+        )
+      })
+
     const write = (staged: StagedBatch): Effect.Effect<WriteResult, BatchWriteError> => {
       let beforeCommit: Effect.Effect<void, SqlError> | undefined
       if (hooks.beforeCommit !== undefined) {
@@ -343,7 +381,11 @@ const make = (hooks: PgSinkTestHooks) =>
         attempts.set(staged, attempt)
         beforeCommit = hooks.beforeCommit({ entryIds: staged.batch.entryIds, events: staged.batch.events.length, attempt })
       }
-      const written = recoverFailedRollback(transaction(sql, cache, staged, beforeCommit))
+      const beforeLocks = hooks.beforeVisitorLocks?.({ entryIds: staged.batch.entryIds }) ?? Effect.void
+      const written = inTurn(
+        staged,
+        (locked) => recoverFailedRollback(transaction(sql, cache, staged, beforeCommit, locked, beforeLocks))
+      )
       const afterCommit = hooks.afterCommit
       return afterCommit === undefined
         ? written

@@ -2,8 +2,16 @@
  * What the PostgreSQL sink knows is already stored (owned by one PgSink instance, i.e. one
  * writer), so a batch does not send rows the database would ignore anyway.
  */
+import { compareEntry, type VisitRow } from "../domain/Visits.ts"
 import { finite } from "./PgSinkParams.ts"
 import type { SeenRow, SessionRow } from "./PgSinkRows.ts"
+
+/** What orders visit entries (domain/Visits.ts `compareEntry`). */
+interface EntryKey {
+  readonly at: number
+  readonly page: string | null
+  readonly eventId: string
+}
 
 interface KnownSession {
   firstSeenMs: number
@@ -34,6 +42,8 @@ const viewportOf = (row: SessionRow) => {
 export class WriteCache {
   private readonly sessions = new Map<string, KnownSession>()
   private readonly seen = new Set<string>()
+  /** visits: the entry this writer stored (its order key only, not the view), by `${siteId}|${sessionId}` */
+  private readonly entries = new Map<string, EntryKey>()
   private readonly maxSessions: number
   private readonly maxSeen: number
 
@@ -59,6 +69,30 @@ export class WriteCache {
     if (row.viewport === undefined || row.viewportAt < known.viewportAt) return false
     const { height, width } = viewportOf(row)
     return width !== known.viewportWidth || height !== known.viewportHeight
+  }
+
+  /**
+   * Whether a visit row's entry (and so its first touch) can change the stored one: not when
+   * this writer stored an entry at least as early. A stored entry only ever gets earlier, so
+   * whatever other writers stored since is earlier still.
+   */
+  entryChanges(row: VisitRow): boolean {
+    if (row.entry === undefined) return false
+    const known = this.entries.get(`${row.siteId}|${row.sessionId}`)
+    return known === undefined || compareEntry(row.entry, known) < 0
+  }
+
+  /** After COMMIT: the visits' entries now stored. */
+  committedVisits(visits: ReadonlyArray<VisitRow>): void {
+    if (this.entries.size + visits.length > this.maxSessions) this.entries.clear()
+    for (const row of visits) {
+      if (row.entry === undefined) continue
+      const key = `${row.siteId}|${row.sessionId}`
+      const known = this.entries.get(key)
+      if (known === undefined || compareEntry(row.entry, known) < 0) {
+        this.entries.set(key, { at: row.entry.at, page: row.entry.page, eventId: row.entry.eventId })
+      }
+    }
   }
 
   /** Is this seen-set row (by key) one this writer has stored? */

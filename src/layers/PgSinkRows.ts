@@ -5,7 +5,7 @@
  * - the `visitor_seen` seen-set rows of the human views (one per hour / day bucket, domain and
  *   visitor), whose newly created ones count the unique visitors.
  * With a WriteCache, rows this writer knows would change nothing are left out.
- * (A visits table would add its row builder here, beside the fingerprints.)
+ * (The visit rows are domain/Visits.ts `visitRows`: the same rows for every sink.)
  */
 import type { PreparedEvent } from "../domain/Batch.ts"
 import { compareStrings } from "../domain/Batch.ts"

@@ -12,6 +12,7 @@
  * Under the lock no other transaction assigns or stores an event of these visitors, so what
  * step 2 reads stays true until COMMIT: the same stored state always gives the same sessions.
  */
+import { PgTypes } from "@effect/sql-pg"
 import { Effect } from "effect"
 import type { PreparedEvent } from "../domain/Batch.ts"
 import { compareStrings } from "../domain/Batch.ts"
@@ -50,7 +51,12 @@ interface SessionRowOut {
 const keyOfRow = (r: SessionRowOut) => `${r.site_id}|${hexOf(r.visitor_id_daily)}`
 
 /** The events with their sessions assigned (same order); a no-op for a batch without such events. */
-export const assignSessions = Effect.fnUntraced(function*(run: Run, events: ReadonlyArray<PreparedEvent>) {
+export const assignSessions = Effect.fnUntraced(function*(
+  run: Run,
+  events: ReadonlyArray<PreparedEvent>,
+  /** runs once the visitors are locked (the sink lets its next write take its locks) */
+  locked: Effect.Effect<void> = Effect.void
+) {
   const keys = new Map<string, VisitorKey>()
   for (const e of events) if (e.assign !== undefined) keys.set(e.assign.key, e.assign)
   if (keys.size === 0) return events
@@ -59,6 +65,7 @@ export const assignSessions = Effect.fnUntraced(function*(run: Run, events: Read
   // 1. the visitors' locks, in ascending hash order
   const hashes = [...new Set(sortedKeys.map((k) => visitorLockHash(k.key)))].sort((a, b) => a - b)
   yield* run(Statements.LOCK_VISITORS, () => [int4Array(hashes)])
+  yield* locked
 
   // 2. their latest sessions, and which events are stored already
   const keyParams = () => [int4Array(sortedKeys.map((k) => k.siteKey)), byteaArray(sortedKeys.map((k) => k.vid))]
@@ -66,7 +73,20 @@ export const assignSessions = Effect.fnUntraced(function*(run: Run, events: Read
   const pending = events.filter((e) => e.assign !== undefined)
   const storedRows = yield* run<{ readonly id: string; readonly received_at: Date }>(
     Statements.SELECT_STORED_EVENTS,
-    () => [uuidArray(pending.map((e) => e.row.eventId)), tsArray(pending.map((e) => e.receivedAtMs))]
+    () => {
+      let least = Infinity
+      let greatest = -Infinity
+      for (const e of pending) {
+        least = Math.min(least, e.receivedAtMs)
+        greatest = Math.max(greatest, e.receivedAtMs)
+      }
+      return [
+        uuidArray(pending.map((e) => e.row.eventId)),
+        tsArray(pending.map((e) => e.receivedAtMs)),
+        PgTypes.timestamptz(least),
+        PgTypes.timestamptz(greatest)
+      ]
+    }
   )
   const stored = new Set(storedRows.map((r) => `${r.id}|${r.received_at.getTime()}`))
 

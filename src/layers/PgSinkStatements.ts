@@ -7,8 +7,10 @@
  * Lock order: every multi-row statement receives its rows sorted by the table's conflict key
  * (the row builders in PgSinkRows.ts, the prepare stage for raw_events, the accumulators for
  * the rollups), and the statements run in the order of `STATEMENTS` — so overlapping
- * transactions, of one writer or of several, never deadlock. A new statement (e.g. a visits
- * upsert) takes its place in that order and sorts its rows by its conflict key.
+ * transactions, of one writer or of several, never deadlock. A new statement takes its place in
+ * that order and sorts its rows by its conflict key. Server-side session assignment takes its
+ * visitor locks (advisory, ascending) before anything else; `visitor_sessions` rows are only
+ * written under them.
  */
 import { PgTypes } from "@effect/sql-pg"
 import type { PoisonEntry, PreparedEvent } from "../domain/Batch.ts"
@@ -347,11 +349,16 @@ export const SELECT_EARLIER_SESSIONS = `
   JOIN visits v ON v.site_id = t.site_id AND v.visitor_id_daily = t.vid
   WHERE starts_with(v.session_id, '~')`
 
-/** Which of the given events are stored already (redelivered): they are not assigned. */
+/**
+ * Which of the given events are stored already (redelivered): they are not assigned. The
+ * received_at bounds ($3, $4: the batch's least and greatest) let PostgreSQL prune the daily
+ * partitions to the batch's days before it probes each one's primary key.
+ */
 export const SELECT_STORED_EVENTS = `
   SELECT e.id::text AS id, e.received_at
   FROM unnest($1::uuid[], $2::timestamptz[]) AS t(id, received_at)
-  JOIN raw_events e ON e.id = t.id AND e.received_at = t.received_at`
+  JOIN raw_events e ON e.id = t.id AND e.received_at = t.received_at
+  WHERE e.received_at >= $3::timestamptz AND e.received_at <= $4::timestamptz`
 
 export const UPSERT_VISITOR_SESSIONS = `
   INSERT INTO visitor_sessions (site_id, visitor_id_daily, session_id, started_at, last_seen_at)
@@ -442,10 +449,14 @@ export const UPSERT_VISITS = (() => {
       ${set.join(",\n      ")}`
 })()
 
-export const visitParams = (visits: ReadonlyArray<VisitRow>): Params => {
+/**
+ * With `entryChanges` (the sink's WriteCache), rows whose entry cannot change the stored one
+ * send no entry and first-touch values (NULL entry_at: the upsert keeps what is stored).
+ */
+export const visitParams = (visits: ReadonlyArray<VisitRow>, entryChanges?: (row: VisitRow) => boolean): Params => {
   const columns = VISIT_COLUMNS.map(() => [] as Array<unknown>)
   for (const s of visits) {
-    const entry = s.entry
+    const entry = entryChanges === undefined || entryChanges(s) ? s.entry : undefined
     const v = entry?.view
     const values: ReadonlyArray<unknown> = [
       s.siteId,

@@ -44,6 +44,21 @@ export interface SiteSettings {
   readonly datacenterTraffic?: DatacenterTraffic | undefined
 }
 
+/** A view-only share link of a site's dashboard (the token itself is never stored). */
+export interface ShareRecord {
+  readonly id: number
+  readonly siteId: number
+  readonly label: string | null
+  readonly createdAt: Date
+  readonly revokedAt: Date | null
+}
+
+/** Which shares of a site to revoke: one by id, the one of a token digest, or all. */
+export type ShareSelector =
+  | { readonly _tag: "id"; readonly id: number }
+  | { readonly _tag: "tokenHash"; readonly tokenHash: string }
+  | { readonly _tag: "all" }
+
 /** Rows deleted per table by a purge. */
 export type PurgeReport = Record<string, number>
 
@@ -66,6 +81,14 @@ export class SiteStore extends Context.Service<SiteStore, {
   readonly version: Effect.Effect<number, SqlError>
   /** the active site whose current server key, or previous one still in its grace, has this digest */
   byServerKeyHash(digest: string): Effect.Effect<SiteRecord | undefined, SqlError>
+  /** a new share link of the site, by its token's digest */
+  addShare(siteId: number, tokenHash: string, label: string | undefined): Effect.Effect<ShareRecord, SqlError>
+  /** the site's share links, revoked ones included, oldest first */
+  shares(siteId: number): Effect.Effect<ReadonlyArray<ShareRecord>, SqlError>
+  /** revokes the selected links that are not revoked yet; returns them */
+  revokeShares(siteId: number, selector: ShareSelector): Effect.Effect<ReadonlyArray<ShareRecord>, SqlError>
+  /** the active site of the unrevoked share link whose token has this digest */
+  byShareTokenHash(digest: string): Effect.Effect<SiteRecord | undefined, SqlError>
 }>()("spoolway/layers/SiteStore") {
   static readonly layer = Layer.effect(SiteStore, Effect.map(SqlClient.SqlClient, (sql) => makeSiteStore(sql)))
 }
@@ -268,5 +291,50 @@ const makeSiteStore = (sql: SqlClient.SqlClient): SiteStore["Service"] => {
       (rows) => rows[0]
     )
 
-  return SiteStore.of({ add, list: records(sql`true`), find, rotate, configure, remove, purge, snapshot, version, byServerKeyHash })
+  const shareColumns = sql`id, site_id AS "siteId", label, created_at AS "createdAt", revoked_at AS "revokedAt"`
+
+  const addShare = (siteId: number, tokenHash: string, label: string | undefined) =>
+    Effect.map(
+      sql<ShareRecord>`
+        INSERT INTO site_shares (site_id, token_hash, label) VALUES (${siteId}, ${tokenHash}, ${label ?? null})
+        RETURNING ${shareColumns}`,
+      ([row]) => row!
+    )
+
+  const shares = (siteId: number) => sql<ShareRecord>`SELECT ${shareColumns} FROM site_shares WHERE site_id = ${siteId} ORDER BY id`
+
+  const revokeShares = (siteId: number, selector: ShareSelector) => {
+    const which = selector._tag === "id"
+      ? sql`id = ${selector.id}`
+      : selector._tag === "tokenHash"
+      ? sql`token_hash = ${selector.tokenHash}`
+      : sql`true`
+    return sql<ShareRecord>`
+      UPDATE site_shares SET revoked_at = now()
+      WHERE site_id = ${siteId} AND revoked_at IS NULL AND ${which}
+      RETURNING ${shareColumns}`
+  }
+
+  const byShareTokenHash = (digest: string) =>
+    Effect.map(
+      records(sql`s.removed_at IS NULL AND s.id = (SELECT site_id FROM site_shares WHERE token_hash = ${digest} AND revoked_at IS NULL)`),
+      (rows) => rows[0]
+    )
+
+  return SiteStore.of({
+    add,
+    list: records(sql`true`),
+    find,
+    rotate,
+    configure,
+    remove,
+    purge,
+    snapshot,
+    version,
+    byServerKeyHash,
+    addShare,
+    shares,
+    revokeShares,
+    byShareTokenHash
+  })
 }

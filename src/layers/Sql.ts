@@ -16,6 +16,7 @@ import migration0002 from "../../migrations/0002_rollup_fillfactor.ts"
 import migration0003 from "../../migrations/0003_sites.ts"
 import migration0004 from "../../migrations/0004_visits.ts"
 import migration0005 from "../../migrations/0005_network.ts"
+import migration0006 from "../../migrations/0006_site_shares.ts"
 import migration0007 from "../../migrations/0007_query_indexes.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
@@ -55,6 +56,7 @@ export const migrations = {
   "0003_sites": migration0003,
   "0004_visits": migration0004,
   "0005_network": migration0005,
+  "0006_site_shares": migration0006,
   "0007_query_indexes": migration0007
 } as const
 

@@ -12,14 +12,15 @@
  */
 import { Context, Effect, Layer } from "effect"
 import type { Scope } from "effect"
-import type { Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import type { BatchEntry } from "../domain/Batch.ts"
 import { DAY_MS } from "../domain/Time.ts"
 import { PrimaryRedis } from "./PrimaryRedis.ts"
-import { acquireBlockingRedis, messageOf, RedisError } from "./RedisClient.ts"
+import { PrimaryCluster } from "./PrimaryCluster.ts"
+import { acquireBlockingCluster, acquireBlockingRedis, messageOf, RedisError } from "./RedisClient.ts"
 import { fieldValue } from "./StreamStore.ts"
 
-const call = (client: Redis, target: string, operation: string, args: ReadonlyArray<string | number>) =>
+const call = (client: Redis | Cluster, target: string, operation: string, args: ReadonlyArray<string | number>) =>
   Effect.tryPromise({
     try: () => client.call(operation, ...args),
     catch: (cause) => new RedisError({ target, operation, message: messageOf(cause) })
@@ -40,10 +41,10 @@ export interface StreamHandles {
   readonly key: string
   readonly group: string
   readonly consumer: string
-  /** commands that never block */
-  readonly client: Redis
+  /** commands that never block (a Cluster client: every command names the key, one slot) */
+  readonly client: Redis | Cluster
   /** XREADGROUP BLOCK only */
-  readonly blocking: Redis
+  readonly blocking: Redis | Cluster
 }
 
 /**
@@ -122,7 +123,7 @@ export interface StreamStatus {
 }
 
 /** Length, pending entries, lag and consumers of the writers' group (`spoolway status`, gauges). */
-export const streamStatus = (client: Redis, key: string, group: string) =>
+export const streamStatus = (client: Redis | Cluster, key: string, group: string) =>
   Effect.gen(function*() {
     const length = Number(yield* call(client, key, "XLEN", [key]))
     const groups = yield* call(client, key, "XINFO", ["GROUPS", key]).pipe(
@@ -257,6 +258,26 @@ export class StreamConsumer extends Context.Service<StreamConsumer, {
             options?.reads === false
               ? Effect.succeed(primary.client)
               : acquireBlockingRedis(primary.url, `writer-${key.consumer}`),
+            (blocking) => bind({ ...key, client: primary.client, blocking })
+          )
+      })
+    })
+  )
+
+  /**
+   * On the Redis Cluster of the partitioned log (PrimaryCluster): `key` is a partition's stream
+   * (`<prefix>:{p}:events`); blocking reads get a Cluster client of their own.
+   */
+  static readonly layerCluster = Layer.effect(
+    StreamConsumer,
+    Effect.gen(function*() {
+      const primary = yield* PrimaryCluster
+      return StreamConsumer.of({
+        open: (key, options) =>
+          Effect.map(
+            options?.reads === false
+              ? Effect.succeed<Redis | Cluster>(primary.client)
+              : acquireBlockingCluster(primary.seeds, `writer-${key.consumer}`),
             (blocking) => bind({ ...key, client: primary.client, blocking })
           )
       })

@@ -29,6 +29,7 @@ import { SiteRegistry } from "../layers/SiteRegistry.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
 import * as Sql from "../layers/Sql.ts"
 import { ProbeAndDrain } from "../programs/ProbeAndDrain.ts"
+import * as PartitionedWriter from "../programs/PartitionedWriter.ts"
 import { Writer } from "../programs/Writer.ts"
 import * as WriterThread from "./WriterThread.ts"
 
@@ -39,9 +40,14 @@ const Queue = ProbeAndDrain.pipe(
   Layer.provideMerge(Layer.merge(EventQueue.layer, SiteRegistry.layer)),
   Layer.provide(SpoolRedis.layer)
 )
-const WriterLive = Writer.layerPostgres().pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer), Layer.orDie(NetworkLookup.layer)]))
-/** role all: the writer in a worker thread (WriterThread.ts) unless WRITER_THREAD=false */
-const WriterForAll = Layer.unwrap(Effect.map(AppConfig, (config) => (config.writerThread ? WriterThread.layer : WriterLive)))
+/** the writer on the primary stream, or with PRIMARY_REDIS_CLUSTER on the partitions it owns */
+const WriterLive = Layer.unwrap(Effect.map(AppConfig, (config) =>
+  config.primaryRedisCluster.length > 0 ? PartitionedWriter.layerPartitionedPostgres() : Writer.layerPostgres()
+)).pipe(Layer.provide([Sql.layer(), Layer.orDie(GeoLookup.layer), Layer.orDie(NetworkLookup.layer)]))
+/** role all: the writer in a worker thread (WriterThread.ts) unless WRITER_THREAD=false (or partitioned) */
+const WriterForAll = Layer.unwrap(Effect.map(AppConfig, (config) =>
+  config.writerThread && config.primaryRedisCluster.length === 0 ? WriterThread.layer : WriterLive
+))
 
 /** the stats query API's services: SiteAuth and the (migrated) database */
 const StatsLive = SiteAuth.layer.pipe(Layer.provideMerge(Sql.layer({ applicationName: "spoolway-api" })))

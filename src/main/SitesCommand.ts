@@ -23,8 +23,12 @@ import {
   findSite,
   listSites,
   type Publication,
+  createShare,
+  listShares,
   removeSite,
-  rotateKeys
+  revokeShares,
+  rotateKeys,
+  shareLink
 } from "../programs/Sites.ts"
 
 /** The servers a running `serve` owns, or embedded ones started for the command. */
@@ -306,7 +310,96 @@ const remove = Command.make(
     }).pipe(userErrors, Effect.provide(withStoreAndRedis))
 ).pipe(Command.withDescription("stop accepting a site's events; its data is kept unless --purge"))
 
+// ---------------------------------------------------------------------------------------------
+// share links
+
+/** The base URL of the dashboard: --base-url, else this machine's HOST:PORT. */
+const baseUrlOf = (flag: Option.Option<string>) =>
+  Effect.gen(function*() {
+    if (Option.isSome(flag)) {
+      const url = flag.value.trim()
+      if (!/^https?:\/\/[^/\s]+(\/\S*)?$/.test(url)) return yield* fail(`--base-url must be an http(s) URL, e.g. https://stats.example.com (got '${flag.value}')`)
+      return url
+    }
+    const config = yield* AppConfig
+    const host = ["0.0.0.0", "::", ""].includes(config.host) ? "localhost" : config.host.includes(":") ? `[${config.host}]` : config.host
+    return `http://${host}:${config.port}`
+  })
+
+const baseUrlFlag = Flag.String("base-url").pipe(
+  Flag.optional,
+  Flag.withDescription("where the dashboard is reached, e.g. https://stats.example.com (default: http://HOST:PORT)")
+)
+
+const shareList = Command.make("list", { hostname: hostnameArg, json }, (options) =>
+  Effect.gen(function*() {
+    const { site, shares } = yield* listShares(options.hostname)
+    if (options.json) {
+      return yield* Console.log(JSON.stringify(shares.map((s) => ({
+        id: s.id,
+        label: s.label,
+        createdAt: s.createdAt.toISOString(),
+        revokedAt: s.revokedAt?.toISOString() ?? null
+      })), null, 2))
+    }
+    if (shares.length === 0) return yield* Console.log(`${site.hostname} has no share link: spoolway sites share ${site.hostname}`)
+    yield* Console.log(shares.map((s) =>
+      `  ${String(s.id).padStart(4)}  ${s.createdAt.toISOString()}  ${
+        s.revokedAt === null ? "active " : `revoked ${s.revokedAt.toISOString()}`
+      }  ${s.label ?? ""}`
+    ).join("\n"))
+  }).pipe(userErrors, Effect.provide(withStore))).pipe(Command.withDescription("a site's share links (the links themselves are never shown again)"))
+
+const shareRevoke = Command.make(
+  "revoke",
+  {
+    hostname: hostnameArg,
+    which: Argument.String("link").pipe(Argument.withDescription("the share link, its token, its id (sites share list) or 'all'")),
+    json
+  },
+  (options) =>
+    Effect.gen(function*() {
+      const { site, revoked } = yield* revokeShares(options.hostname, options.which)
+      if (options.json) return yield* Console.log(JSON.stringify({ hostname: site.hostname, revoked: revoked.map((s) => s.id) }, null, 2))
+      yield* Console.log(
+        revoked.length === 0
+          ? `${site.hostname} has no active share link: nothing was changed.`
+          : `revoked ${revoked.length} share link(s) of ${site.hostname} (id ${revoked.map((s) => s.id).join(", ")}): they stop working at once.`
+      )
+    }).pipe(userErrors, Effect.provide(withStore))
+).pipe(Command.withDescription("stop a share link (or all of a site's) from working"))
+
+const share = Command.make(
+  "share",
+  {
+    hostname: hostnameArg,
+    label: Flag.String("label").pipe(Flag.optional, Flag.withDescription("who or what the link is for (shown by sites share list)")),
+    baseUrl: baseUrlFlag,
+    json
+  },
+  (options) =>
+    Effect.gen(function*() {
+      const base = yield* baseUrlOf(options.baseUrl)
+      const { site, share, token } = yield* createShare(options.hostname, Option.getOrUndefined(options.label))
+      const link = shareLink(base, site.hostname, token)
+      if (options.json) {
+        return yield* Console.log(JSON.stringify({ hostname: site.hostname, id: share.id, label: share.label, link, token }, null, 2))
+      }
+      yield* Console.log([
+        `view-only link to the dashboard of ${site.hostname} (share id ${share.id}):`,
+        "",
+        `  ${link}`,
+        "",
+        "Anyone with the link can read this site's statistics (nothing else); it is shown only now.",
+        `Stop it with: spoolway sites share revoke ${site.hostname} ${share.id}`
+      ].join("\n"))
+    }).pipe(userErrors, Effect.provide(withStore))
+).pipe(
+  Command.withDescription("print a view-only link to the site's dashboard (revocable: sites share revoke)"),
+  Command.withSubcommands([shareList, shareRevoke])
+)
+
 export const sitesCommand = Command.make("sites").pipe(
   Command.withDescription("sites: hostnames, allowed origins, timezone, write key (public) and server key (secret)"),
-  Command.withSubcommands([add, list, set, keys, remove])
+  Command.withSubcommands([add, list, set, keys, remove, share])
 )

@@ -19,6 +19,7 @@ import { daemon } from "./Daemon.ts"
 import { databaseUrlFlag, printDatabaseUrl } from "./DatabaseUrl.ts"
 import { networkCommand } from "./NetworkCommand.ts"
 import { sitesCommand } from "./SitesCommand.ts"
+import { statsCommand } from "./StatsCommand.ts"
 import { checkListenable, reportStartupFailures } from "./StartupErrors.ts"
 
 /** Maintenance commands use the servers a running `serve` owns, or start their own briefly. */
@@ -111,7 +112,7 @@ const retention = Command.make("retention", { keepDays }, ({ keepDays }) =>
 
 const spoolway = Command.make("spoolway").pipe(
   Command.withDescription("Spoolway: durable, exactly-once analytics ingestion"),
-  Command.withSubcommands([serve, migrate, statusCommand, replay, salts, retention, networkCommand, sitesCommand])
+  Command.withSubcommands([serve, migrate, statusCommand, replay, salts, retention, networkCommand, sitesCommand, statsCommand])
 )
 
 spoolway.pipe(

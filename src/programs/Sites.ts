@@ -11,6 +11,7 @@ import {
   type DatacenterTraffic,
   DEFAULT_DATACENTER_TRAFFIC,
   formatKey,
+  formatShareToken,
   hashKey,
   InvalidSiteInput,
   isDatacenterTraffic,
@@ -23,7 +24,7 @@ import {
 import { AppConfig } from "../layers/AppConfig.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { publishSnapshot } from "../layers/SitePublisher.ts"
-import { type PurgeReport, type SiteRecord, type SiteSettings, SiteStore } from "../layers/SiteStore.ts"
+import { type PurgeReport, type ShareRecord, type ShareSelector, type SiteRecord, type SiteSettings, SiteStore } from "../layers/SiteStore.ts"
 
 export const DEFAULT_TIMEZONE = "UTC"
 export const DEFAULT_GRACE_HOURS = 24
@@ -197,3 +198,61 @@ export const effectiveOrigins = (site: SiteRecord): ReadonlyArray<string> => {
     return [`http://${host}`, `https://${host}`]
   })
 }
+
+// ---------------------------------------------------------------------------------------------
+// view-only share links of the dashboard
+
+export interface CreatedShare {
+  readonly site: SiteRecord
+  readonly share: ShareRecord
+  /** shown once: only its digest is stored */
+  readonly token: string
+}
+
+/** The dashboard URL of a share link: the token in the fragment, so it never reaches a server log. */
+export const shareLink = (baseUrl: string, hostname: string, token: string) =>
+  `${baseUrl.replace(/\/+$/, "")}/sites/${encodeURIComponent(hostname)}#share=${token}`
+
+/** A new view-only share link of the site owning `hostname`. */
+export const createShare = Effect.fn("Sites.share")(function*(hostname: string, label: string | undefined) {
+  const store = yield* SiteStore
+  const site = yield* store.find(yield* hostnameOf("hostname", hostname))
+  if (site.removedAt !== null) return yield* InvalidSiteInput.of("hostname", hostname, "belongs to a removed site")
+  const trimmed = label?.trim()
+  if (trimmed !== undefined && trimmed.length === 0) return yield* InvalidSiteInput.of("label", label ?? "", "is empty")
+  const token = formatShareToken(randomBytes(KEY_BYTES))
+  const share = yield* store.addShare(site.id, hashKey(token), trimmed)
+  return { site, share, token } satisfies CreatedShare
+})
+
+/** The share links of the site owning `hostname`. */
+export const listShares = Effect.fn("Sites.shares")(function*(hostname: string) {
+  const store = yield* SiteStore
+  const site = yield* store.find(yield* hostnameOf("hostname", hostname))
+  return { site, shares: yield* store.shares(site.id) }
+})
+
+/**
+ * Revokes share links of the site owning `hostname`: `which` is a link's id, a link or its
+ * token, or "all". Revoked links stop working at once (every query looks the token up).
+ */
+export const revokeShares = Effect.fn("Sites.revokeShares")(function*(hostname: string, which: string) {
+  const store = yield* SiteStore
+  const site = yield* store.find(yield* hostnameOf("hostname", hostname))
+  const trimmed = which.trim()
+  let selector: ShareSelector
+  if (trimmed === "all") selector = { _tag: "all" }
+  else if (/^\d{1,9}$/.test(trimmed)) selector = { _tag: "id", id: Number(trimmed) }
+  else {
+    const token = /(?:#share=)?(sw_shr_[A-Za-z0-9_-]+)$/.exec(trimmed)?.[1]
+    if (token === undefined) {
+      return yield* InvalidSiteInput.of("share", which, "not a share link, a share token (sw_shr_…), a link id or 'all'")
+    }
+    selector = { _tag: "tokenHash", tokenHash: hashKey(token) }
+  }
+  const revoked = yield* store.revokeShares(site.id, selector)
+  if (revoked.length === 0 && selector._tag !== "all") {
+    return yield* InvalidSiteInput.of("share", which, `is no active share link of ${site.hostname} (see: spoolway sites share list ${site.hostname})`)
+  }
+  return { site, revoked }
+})

@@ -84,10 +84,19 @@ export interface FunnelAnswer {
 
 const encode = (p: SqlParam): unknown => (typeof p === "string" ? p : textArray([...p.textArray]))
 
+/**
+ * Memory for the aggregation of one query (distinct visitors, per-session groups: hashed in
+ * memory instead of sorted on disk), and a bound on its time; both for this transaction only.
+ */
+const QUERY_SETTINGS = "SELECT set_config('work_mem', '64MB', true), set_config('statement_timeout', '60s', true)"
+
 /** Invalid regular expressions that JavaScript accepted and PostgreSQL does not: still a 400. */
 const run = (compiled: CompiledSql) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.unsafe<Record<string, unknown>>(compiled.text, compiled.params.map(encode)).pipe(
+    sql.withTransaction(Effect.andThen(
+      sql.unsafe(QUERY_SETTINGS),
+      sql.unsafe<Record<string, unknown>>(compiled.text, compiled.params.map(encode))
+    )).pipe(
       Effect.catchIf(
         (e: SqlError) => sqlState(e) === "2201B",
         () =>
@@ -252,3 +261,35 @@ export const runFunnel = Effect.fn("Stats.runFunnel")(function*(site: StatsSite,
   }
   return answer
 })
+
+const METRIC_TITLES: Record<Metric, string> = {
+  visitors: "visitors",
+  visits: "visits",
+  pageviews: "pageviews",
+  views_per_visit: "views/visit",
+  bounce_rate: "bounce %",
+  visit_duration: "duration s",
+  events: "events",
+  conversions: "conversions",
+  conversion_rate: "conv. %",
+  revenue: "revenue",
+  bot_events: "bot events"
+}
+
+/** `spoolway stats`' table: one line per metric, or one row per dimension value. */
+export const formatStats = (answer: QueryAnswer): string => {
+  const { meta } = answer
+  const head = `${meta.site} · ${meta.date_range[0]} – ${meta.date_range[1]} (${meta.timezone})`
+  if (meta.dimensions.length === 0) {
+    const values = answer.results[0]?.metrics ?? meta.metrics.map(() => 0)
+    const width = Math.max(...meta.metrics.map((m) => METRIC_TITLES[m].length))
+    return [head, ...meta.metrics.map((m, i) => `  ${METRIC_TITLES[m].padEnd(width)}  ${values[i]}`)].join("\n")
+  }
+  const header = [...meta.dimensions, ...meta.metrics.map((m) => METRIC_TITLES[m])]
+  const rows = answer.results.map((r) => [...r.dimensions.map((d) => d ?? "(none)"), ...r.metrics.map(String)])
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const nd = meta.dimensions.length
+  const line = (cells: ReadonlyArray<string>) =>
+    "  " + cells.map((c, i) => (i < nd ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd()
+  return [head, line(header), ...rows.map(line), ...(rows.length === 0 ? ["  (no data)"] : [])].join("\n")
+}

@@ -8,9 +8,10 @@
  * full URL a user can pass to `psql` (`psql "$(spoolway status --database-url)"`).
  */
 import { Clock, Effect } from "effect"
-import { primaryStreamKey, spoolStreamKey, writerGroup } from "../domain/Streams.ts"
+import { partitionStreamKeys, primaryStreamKey, spoolStreamKey, writerGroup } from "../domain/Streams.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
+import { acquireCluster } from "../layers/RedisClient.ts"
 import { runningEmbeddedPostgres } from "../layers/EmbeddedPostgres.ts"
 import { readServeInfo, withoutPassword } from "../layers/ServeInfo.ts"
 import { SpoolRedis } from "../layers/SpoolRedis.ts"
@@ -19,6 +20,11 @@ import { streamStatus } from "../layers/StreamConsumer.ts"
 export interface StatusReport {
   readonly primary: { readonly url: string; readonly healthy: boolean; readonly error?: string }
   readonly stream: { readonly key: string; readonly length: number; readonly lag: number | null; readonly pending: number; readonly consumers: number } | null
+  /**
+   * With PRIMARY_REDIS_CLUSTER: every partition's stream (null when its node did not answer);
+   * `stream` then holds the totals
+   */
+  readonly partitions?: ReadonlyArray<{ readonly partition: number; readonly key: string; readonly length: number; readonly lag: number | null; readonly pending: number; readonly consumers: number } | null>
   readonly spool: { readonly url: string; readonly depth: number | null; readonly oldestAgeMs: number | null }
   readonly daemon: {
     readonly url: string
@@ -43,6 +49,18 @@ export const databaseOf = (databaseUrl: string | undefined, dataDir: string): St
   return embedded === undefined ? { url: null, source: "embedded (not running)" } : { url: embedded.url, source: "embedded" }
 }
 
+/** Every partition's stream on the cluster of PRIMARY_REDIS_CLUSTER (null where its node did not answer). */
+const partitionsStatus = (seeds: ReadonlyArray<string>, prefix: string, partitions: number) =>
+  Effect.scoped(Effect.gen(function*() {
+    const cluster = yield* acquireCluster(seeds, "status")
+    return yield* Effect.forEach(partitionStreamKeys(prefix, partitions), (key, partition) =>
+      streamStatus(cluster, key, writerGroup(prefix)).pipe(
+        Effect.timeout("2 seconds"),
+        Effect.map((s) => ({ partition, key, length: s.length, lag: s.lag, pending: s.pending, consumers: s.consumers })),
+        Effect.orElseSucceed(() => null)
+      ), { concurrency: "unbounded" })
+  }))
+
 const attempt = <A>(f: () => Promise<A>) => Effect.tryPromise(f).pipe(Effect.result)
 
 export const status = Effect.gen(function*() {
@@ -52,7 +70,18 @@ export const status = Effect.gen(function*() {
   const now = yield* Clock.currentTimeMillis
 
   const ping = yield* attempt(() => primary.client.ping())
-  const stream = ping._tag === "Success"
+  const partitions = config.primaryRedisCluster.length > 0
+    ? yield* partitionsStatus(config.primaryRedisCluster, config.streamPrefix, config.streamPartitions)
+    : undefined
+  const stream = partitions !== undefined
+    ? {
+      key: `${config.streamPrefix}:{0…${config.streamPartitions - 1}}:events`,
+      length: partitions.reduce((n, p) => n + (p?.length ?? 0), 0),
+      lag: partitions.every((p) => p !== null && p.lag !== null) ? partitions.reduce((n, p) => n + (p?.lag ?? 0), 0) : null,
+      pending: partitions.reduce((n, p) => n + (p?.pending ?? 0), 0),
+      consumers: Math.max(0, ...partitions.map((p) => p?.consumers ?? 0))
+    }
+    : ping._tag === "Success"
     ? yield* streamStatus(primary.client, primaryStreamKey(config.streamPrefix), writerGroup(config.streamPrefix)).pipe(
       Effect.map((s) => ({ key: primaryStreamKey(config.streamPrefix), length: s.length, lag: s.lag, pending: s.pending, consumers: s.consumers })),
       Effect.orElseSucceed(() => null)
@@ -85,6 +114,7 @@ export const status = Effect.gen(function*() {
       ...(ping._tag === "Failure" ? { error: String(ping.failure) } : {})
     },
     stream,
+    ...(partitions !== undefined ? { partitions } : {}),
     spool: {
       url: spool.url,
       depth: depth._tag === "Success" ? depth.success : null,
@@ -107,6 +137,10 @@ export const formatStatus = (r: StatusReport): string => {
     ["writer lag", r.stream?.lag === null || r.stream === null ? "?" : String(r.stream.lag)],
     ["writer pending", r.stream ? String(r.stream.pending) : "?"],
     ["writer consumers", r.stream ? String(r.stream.consumers) : "?"],
+    ...(r.partitions === undefined ? [] : [[
+      "partitions",
+      r.partitions.map((p, i) => p === null ? `${i}: UNREACHABLE` : `${p.partition}: lag ${p.lag ?? "?"} pending ${p.pending}`).join(", ")
+    ] as [string, string]]),
     ["spool depth", r.spool.depth === null ? "UNREACHABLE" : String(r.spool.depth)],
     ["oldest spooled", r.spool.oldestAgeMs === null ? "-" : `${Math.round(r.spool.oldestAgeMs / 1000)} s ago`],
     [

@@ -48,13 +48,23 @@ import { Salts } from "../layers/Salts.ts"
 import { Sink, type StagedBatch } from "../layers/Sink.ts"
 import { SitePublisher } from "../layers/SitePublisher.ts"
 import { describeSqlError } from "../layers/Sql.ts"
-import { StreamConsumer } from "../layers/StreamConsumer.ts"
+import { StreamConsumer, type StreamStatus } from "../layers/StreamConsumer.ts"
 import { rotateSalts } from "./Maintenance.ts"
 import { prepareBatch } from "./PrepareBatch.ts"
 import { makeAcks } from "./WriterAcks.ts"
 import { makeIntake } from "./WriterIntake.ts"
 import { emptySnapshot, type WriterOptions, writerOptions, type WriterSnapshot } from "./WriterOptions.ts"
 import { runPipeline } from "./WriterPipeline.ts"
+
+/** One partition of the log as the writer sees it (`/health`, `/metrics`). */
+export interface PartitionState {
+  readonly partition: number
+  readonly key: string
+  /** owned by this writer now */
+  readonly owned: boolean
+  /** null when the partition's node did not answer */
+  readonly stream: StreamStatus | null
+}
 
 export interface WriterHandle {
   readonly options: WriterOptions
@@ -355,6 +365,11 @@ export class Writer extends Context.Service<Writer, {
   readonly consumer: string
   readonly options: WriterOptions
   readonly snapshot: Effect.Effect<WriterSnapshot>
+  /**
+   * On a partitioned log (Redis Cluster): every partition's stream state (length, lag, pending)
+   * and which of them this writer owns; absent on the single primary stream.
+   */
+  readonly partitions?: Effect.Effect<ReadonlyArray<PartitionState>>
 }>()("spoolway/programs/Writer") {
   /** Writer with options from AppConfig plus `overrides`. */
   static readonly layerWith = (overrides: Partial<WriterOptions> = {}) =>

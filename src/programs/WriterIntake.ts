@@ -7,6 +7,7 @@
 import { Clock, Effect } from "effect"
 import type { cappedBackoff } from "../domain/Backoff.ts"
 import type { BatchEntry } from "../domain/Batch.ts"
+import { groupBySite } from "../domain/SiteGroups.ts"
 import type { StreamPartition } from "../layers/StreamConsumer.ts"
 import type { Acks } from "./WriterAcks.ts"
 import type { WriterOptions } from "./WriterOptions.ts"
@@ -82,15 +83,32 @@ export const makeIntake = (options: {
     return yield* read
   })
 
+  const marked = Effect.map(fetch, (entries) => {
+    for (const entry of entries) inFlight.add(entry.id)
+    return entries
+  })
+
+  /** WRITER_GROUP_BY_SITE: the site groups of the last read not yet handed out (all in flight) */
+  const groups: Array<ReadonlyArray<BatchEntry>> = []
+  const nextGrouped: Effect.Effect<ReadonlyArray<BatchEntry>> = Effect.suspend(() => {
+    const queued = groups.shift()
+    if (queued !== undefined) return Effect.succeed(queued)
+    return Effect.map(marked, (entries) => {
+      if (entries.length === 0) return entries
+      groups.push(...groupBySite(entries))
+      return groups.shift()!
+    })
+  })
+
   return {
-    next: Effect.map(fetch, (entries) => {
-      for (const entry of entries) inFlight.add(entry.id)
-      return entries
-    }),
+    next: writer.groupBySite ? nextGrouped : marked,
     settle: (entries) => {
       for (const entry of entries) inFlight.delete(entry.id)
     },
-    clear: () => inFlight.clear(),
+    clear: () => {
+      inFlight.clear()
+      groups.length = 0
+    },
     claimNow: () => {
       nextClaimAt = 0
     }

@@ -17,6 +17,8 @@ export interface WriterOptions {
   readonly batchSize: number
   /** XREADGROUP BLOCK (WRITER_BLOCK_MS) */
   readonly blockMs: number
+  /** WRITER_GROUP_BY_SITE: each batch read is written as one transaction per site (domain/SiteGroups.ts) */
+  readonly groupBySite: boolean
   /** batch writes (transactions) in flight at once (WRITER_TRANSACTIONS, at least 1) */
   readonly transactions: number
   /** reclaim entries pending (in any consumer) for at least this long */
@@ -52,6 +54,7 @@ export const writerOptions = Effect.fnUntraced(function*(overrides: Partial<Writ
     batchSize: config.writerBatchSize,
     blockMs: config.writerBlockMs,
     transactions: config.writerTransactions,
+    groupBySite: config.writerGroupBySite,
     claimIdleMs: config.writerClaimIdleMs,
     claimEveryMs: config.writerClaimEveryMs,
     pruneConsumersIdleMs: 600_000,

@@ -14,6 +14,9 @@
  *   redis first and waits until their healthchecks pass (`podman healthcheck run`), as
  *   `condition: service_healthy` would.
  * - Tracking requests carry a browser User-Agent: a curl-like one is stored as a bot.
+ * - The first compose test adds the site with `spoolway sites add` inside the container, as the
+ *   README tells users to; from then on the tracking API takes only that site's keys, so every
+ *   view is sent as a page of the site sends it: its write key and the site's `Origin`.
  */
 import { execFile } from "node:child_process"
 import { randomUUID } from "node:crypto"
@@ -39,6 +42,11 @@ const project = `spoolwayct${process.pid}`
 const workdir = mkdtempSync(join(tmpdir(), "spoolway-container-"))
 const logFile = join(workdir, "commands.log")
 let port = 0
+/** profile split: the api service's published port */
+let apiPort = 0
+/** the site added inside the container (the first compose test); views are sent with its write key */
+const SITE_HOST = "shop.example"
+let site: { readonly id: number; readonly writeKey: string; readonly serverKey: string } | undefined
 
 const run = (command: string, args: ReadonlyArray<string>, options: { readonly cwd?: string; readonly allowFailure?: boolean } = {}) =>
   new Promise<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((done, fail) => {
@@ -99,12 +107,12 @@ const up = async (services: ReadonlyArray<string>) => {
   for (const service of services) await waitHealthy(service)
 }
 
-const freePort = async (): Promise<number> => {
+const freePort = async (taken?: number): Promise<number> => {
   for (let candidate = 18900 + Math.floor(Math.random() * 50); candidate < 19000; candidate++) {
     const free = await new Promise<boolean>((done) => {
       const server = createServer().once("error", () => done(false)).listen(candidate, "127.0.0.1", () => server.close(() => done(true)))
     })
-    if (free) return candidate
+    if (free && candidate !== taken) return candidate
   }
   throw new Error("no free port in 18900-18999")
 }
@@ -117,8 +125,14 @@ interface ViewResult {
 const sendView = async (sessionId: string, page: number): Promise<ViewResult> => {
   const response = await fetch(`http://127.0.0.1:${port}/track/view`, {
     method: "POST",
-    headers: { "content-type": "application/json", "user-agent": BROWSER_UA, "accept-language": "en-GB" },
-    body: JSON.stringify({ sessionId, pageUrl: `https://shop.example/p/${page}`, referrer: "https://www.google.com/" })
+    headers: {
+      "content-type": "application/json",
+      "user-agent": BROWSER_UA,
+      "accept-language": "en-GB",
+      // what the site's pages send: the write key, and the browser's Origin, which the collector checks
+      ...(site === undefined ? {} : { "x-write-key": site.writeKey, origin: `https://${SITE_HOST}` })
+    },
+    body: JSON.stringify({ sessionId, pageUrl: `https://${SITE_HOST}/p/${page}`, referrer: "https://www.google.com/" })
   })
   const body = (await response.json()) as { readonly eventId?: string }
   return { status: response.status, ...(body.eventId === undefined ? {} : { eventId: body.eventId }) }
@@ -138,14 +152,15 @@ const sendViews = async (sessionId: string, count: number): Promise<Array<string
 interface StoredRow {
   readonly id: string
   readonly isBot: boolean
+  readonly siteId: number | null
 }
 
 const storedRows = async (sessionIds: ReadonlyArray<string>): Promise<Array<StoredRow>> => {
   const list = sessionIds.map((s) => `'${s}'`).join(",")
-  const out = await psql(`SELECT id, is_bot FROM raw_events WHERE kind = 'view' AND session_id IN (${list}) ORDER BY id`)
+  const out = await psql(`SELECT id, is_bot, domain_id FROM raw_events WHERE kind = 'view' AND session_id IN (${list}) ORDER BY id`)
   return out === "" ? [] : out.split("\n").map((line) => {
-    const [id, isBot] = line.split("|")
-    return { id: id!, isBot: isBot === "t" }
+    const [id, isBot, siteId] = line.split("|")
+    return { id: id!, isBot: isBot === "t", siteId: siteId === "" ? null : Number(siteId) }
   })
 }
 
@@ -163,6 +178,19 @@ const expectExactlyOnce = (rows: ReadonlyArray<StoredRow>, accepted: ReadonlyArr
   for (const row of rows) counts.set(row.id, (counts.get(row.id) ?? 0) + 1)
   for (const id of accepted) expect(counts.get(id), `event ${id}`).toBe(1)
   expect(rows.filter((r) => r.isBot)).toEqual([])
+  // stored for the site whose key sent them
+  if (site !== undefined) expect(rows.filter((r) => r.siteId !== site!.id)).toEqual([])
+}
+
+/** `POST /api/v1/query` with the site's server key: the one row's metrics (no dimensions) */
+const query = async (base: string, metrics: ReadonlyArray<string>, key = site!.serverKey) => {
+  const response = await fetch(`${base}/api/v1/query`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+    body: JSON.stringify({ site: SITE_HOST, metrics, date_range: "day" })
+  })
+  const body = (await response.json()) as { readonly results?: ReadonlyArray<{ readonly metrics: ReadonlyArray<number> }> }
+  return { status: response.status, metrics: body.results?.[0]?.metrics, body }
 }
 
 const exitCode = async (service: string) => Number(await podman("inspect", "--format", "{{.State.ExitCode}}", await container(service)))
@@ -178,7 +206,7 @@ const errorLines = (logs: string) =>
 
 const dumpLogsOnFailure = () =>
   onTestFailed(async () => {
-    for (const service of ["spoolway", "collector", "writer", "redis", "postgres"]) {
+    for (const service of ["spoolway", "collector", "writer", "api", "redis", "postgres"]) {
       const r = await run("podman", ["ps", "-a", "-q", "--filter", `label=com.docker.compose.project=${project}`, "--filter", `label=com.docker.compose.service=${service}`], { allowFailure: true })
       if (r.stdout.trim() !== "") console.error(`---- ${service} logs (last 40 lines)\n${(await logsOf(service)).split("\n").slice(-40).join("\n")}`)
     }
@@ -204,6 +232,7 @@ beforeAll(async () => {
     Promise.all(STANDINS.map(({ file, image }) => run("podman", ["build", "--format", "docker", "-f", file, "-t", image, "."], { cwd: HERE }))))
 
   port = await freePort()
+  apiPort = await freePort(port)
   copyFileSync(join(ROOT, "compose.yaml"), join(workdir, "compose.yaml"))
   copyFileSync(join(HERE, "compose.test.yaml"), join(workdir, "compose.test.yaml"))
   writeFileSync(
@@ -213,6 +242,7 @@ beforeAll(async () => {
       "COLLECTOR_WRITE_KEYS=",
       "SPOOLWAY_BIND=127.0.0.1",
       `SPOOLWAY_PORT=${port}`,
+      `SPOOLWAY_API_PORT=${apiPort}`,
       // the test's senders share one client address
       "RATE_LIMIT_PER_MINUTE=0"
     ].join("\n") + "\n"
@@ -269,12 +299,39 @@ describe("container image", () => {
 describe("compose.yaml", () => {
   const session = (name: string) => `ct-${process.pid}-${name}`
 
-  test("profile all: views sent to the tracking API reach PostgreSQL; the CLI works inside the container", async () => {
+  test("profile all: `spoolway sites add` inside the container; the site's views reach PostgreSQL; the CLI works", async () => {
     dumpLogsOnFailure()
     await timed("profile all up (healthy)", () => up(["spoolway"]))
+    // the README's second command: the site and its two keys
+    const printed = await podman("exec", await container("spoolway"), "spoolway", "sites", "add", SITE_HOST, "--json")
+    const added = JSON.parse(printed.slice(printed.indexOf("{"))) as {
+      id: number
+      hostname: string
+      writeKey: string
+      serverKey: string
+    }
+    expect(added.hostname).toBe(SITE_HOST)
+    expect(added.writeKey).toMatch(/^sw_pub_/)
+    expect(added.serverKey).toMatch(/^sw_sec_/)
+    // the collector learns the site from the primary Redis; from then on the API wants its key
+    await waitFor("the collector to enforce the site", async () => {
+      const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { sites: { mode: string } }
+      return health.sites.mode === "sites" ? true : undefined
+    }, 30_000)
+    expect((await sendView(session("no-key"), 0)).status).toBe(401)
+    site = added
     const ids = await sendViews(session("all"), 20)
     expectExactlyOnce(await waitStored([session("all")], ids), ids)
     expect(Number(await psql("SELECT coalesce(sum(pageviews), 0) FROM daily_metrics"))).toBeGreaterThanOrEqual(20)
+    // the stats query API of role all, with the site's server key: one visitor, one visit of 20 views
+    const stats = await query(`http://127.0.0.1:${port}`, ["visitors", "visits", "pageviews"])
+    expect(stats.status, JSON.stringify(stats.body)).toBe(200)
+    expect(stats.metrics).toEqual([1, 1, 20])
+    expect((await query(`http://127.0.0.1:${port}`, ["pageviews"], site!.writeKey)).status).toBe(401)
+    // the tracker script the site's pages load is served from the image
+    const script = await fetch(`http://127.0.0.1:${port}/sw.js`)
+    expect(script.status).toBe(200)
+    expect(await script.text()).toBe(readFileSync(join(ROOT, "tracker/dist/core.js"), "utf8"))
 
     const spoolway = await container("spoolway")
     // tini is PID 1 and spoolway (node) its child, so SIGTERM reaches a process that handles it
@@ -346,12 +403,19 @@ describe("compose.yaml", () => {
     expectExactlyOnce(await waitStored([session("spooled")], ids), ids)
   })
 
-  test("profile split: separate collector and writer services", async () => {
+  test("profile split: separate collector, writer and api services; the api service answers for the site", async () => {
     dumpLogsOnFailure()
     await compose("down", "-t", String(STOP_TIMEOUT_S))
-    await timed("profile split up (healthy)", () => up(["collector", "writer"]))
+    await timed("profile split up (healthy)", () => up(["collector", "writer", "api"]))
     const ids = await sendViews(session("split"), 20)
     expectExactlyOnce(await waitStored([session("split")], ids), ids)
+    // the api service (its own port, PostgreSQL only) counts every stored view of the site
+    const views = Number(await psql(`SELECT count(*) FROM raw_events WHERE kind = 'view' AND NOT is_bot AND domain_id = ${site!.id}`))
+    expect(views).toBeGreaterThanOrEqual(20 + 5 + 30)
+    const stats = await query(`http://127.0.0.1:${apiPort}`, ["pageviews"])
+    expect(stats.status, JSON.stringify(stats.body)).toBe(200)
+    expect(stats.metrics).toEqual([views])
+    expect((await query(`http://127.0.0.1:${apiPort}`, ["pageviews"], "sw_sec_wrong")).status).toBe(401)
     const writerHealth = await podman("exec", await container("writer"), "bash", "-c",
       "exec 3<>/dev/tcp/127.0.0.1/8787 && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3")
     expect(writerHealth).toMatch(/"written":\s*(\d+)/)
@@ -360,7 +424,9 @@ describe("compose.yaml", () => {
     await compose("stop", "-t", String(STOP_TIMEOUT_S))
     expect(await exitCode("collector")).toBe(0)
     expect(await exitCode("writer")).toBe(0)
+    expect(await exitCode("api")).toBe(0)
     expect(errorLines(await logsOf("collector"))).toEqual([])
     expect(errorLines(await logsOf("writer"))).toEqual([])
+    expect(errorLines(await logsOf("api"))).toEqual([])
   })
 })

@@ -1,16 +1,21 @@
 /**
  * Test double: an in-memory StreamStore (the same interface as the Redis one) that a
- * test can switch between up, down (every call fails at once) and hung (every call
- * never returns; the queue's command timeout must cut it).
+ * test can switch between up, down (every call fails at once, writing nothing), hung (every
+ * call never returns and never writes; the queue's command timeout must cut it), late (every
+ * call answers `lateMs` later, on the Clock, and a write then lands — a starved Redis) and
+ * lost (a write lands but its answer is an error that does not say nothing was written — a
+ * connection lost after sending).
  */
 import { Effect } from "effect"
 import { RedisError } from "../../src/layers/RedisClient.ts"
-import type { StreamEntry, StreamStore } from "../../src/layers/StreamStore.ts"
+import { forkWithin, type StreamEntry, type StreamStore } from "../../src/layers/StreamStore.ts"
 
-export type StoreMode = "up" | "down" | "hang"
+export type StoreMode = "up" | "down" | "hang" | "late" | "lost"
 
 export interface MemoryStreamStore extends StreamStore {
   mode: StoreMode
+  /** how late a call answers in mode "late", ms (default 2000) */
+  lateMs: number
   /** the stored entries, oldest first */
   readonly entries: Array<StreamEntry>
   /** every payload ever appended, in order (survives removal) */
@@ -22,6 +27,7 @@ export const memoryStreamStore = (name: string): MemoryStreamStore => {
   const store: MemoryStreamStore = {
     name,
     mode: "up",
+    lateMs: 2000,
     entries: [],
     appended: [],
     ping: Effect.suspend(() => guard(Effect.void)),
@@ -39,6 +45,8 @@ export const memoryStreamStore = (name: string): MemoryStreamStore => {
           return true
         }))
       ),
+    appendWithin: (payloads, withinMs) => forkWithin(store.append(payloads), withinMs),
+    appendBoundedWithin: (payloads, max, withinMs) => forkWithin(store.appendBounded(payloads, max), withinMs),
     head: (count) => Effect.suspend(() => guard(Effect.sync(() => store.entries.slice(0, count)))),
     remove: (ids) =>
       Effect.suspend(() =>
@@ -53,11 +61,19 @@ export const memoryStreamStore = (name: string): MemoryStreamStore => {
     store.entries.push({ id: `0-${++seq}`, payload })
     store.appended.push(payload)
   }
-  const guard = <A>(effect: Effect.Effect<A>): Effect.Effect<A, RedisError> =>
-    store.mode === "up"
-      ? effect
-      : store.mode === "down"
-      ? Effect.fail(new RedisError({ target: name, operation: "call", message: `${name} is down` }))
-      : Effect.never
+  const guard = <A>(effect: Effect.Effect<A>): Effect.Effect<A, RedisError> => {
+    switch (store.mode) {
+      case "up":
+        return effect
+      case "down":
+        return Effect.fail(new RedisError({ target: name, operation: "call", message: `${name} is down`, notWritten: true }))
+      case "hang":
+        return Effect.never
+      case "late":
+        return Effect.andThen(Effect.sleep(store.lateMs), effect)
+      case "lost":
+        return Effect.andThen(effect, Effect.fail(new RedisError({ target: name, operation: "call", message: `${name}: connection lost` })))
+    }
+  }
   return store
 }

@@ -40,7 +40,9 @@ const ping = async (url: string) => {
   }
 }
 
-export const redisProcess = async (options: { appendonly: boolean; port?: number }): Promise<RedisProcess> => {
+export const redisProcess = async (
+  options: { appendonly: boolean; port?: number; extraArgs?: ReadonlyArray<string> }
+): Promise<RedisProcess> => {
   const port = options.port ?? (await freePort())
   const dir = mkdtempSync(join(tmpdir(), "spoolway-redis-"))
   const url = `redis://127.0.0.1:${port}`
@@ -53,7 +55,8 @@ export const redisProcess = async (options: { appendonly: boolean; port?: number
     start: async () => {
       child = spawn("redis-server", [
         "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-        "--appendonly", options.appendonly ? "yes" : "no", "--appendfsync", "everysec", "--daemonize", "no"
+        "--appendonly", options.appendonly ? "yes" : "no", "--appendfsync", "everysec", "--daemonize", "no",
+        ...(options.extraArgs ?? [])
       ], { stdio: "ignore" })
       for (let i = 0; i < 200; i++) {
         if (await ping(url)) return

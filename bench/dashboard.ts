@@ -1,0 +1,258 @@
+/**
+ * Dashboard render times (issue 17): each page's first render (all its queries) and switching
+ * range or filter, in headless Chromium against `serve --role api` on the query benchmark's data
+ * set (bench/dataset.ts, default 10M events over 90 days).
+ *
+ *   flock /tmp/spoolway-bench.lock npx node bench/dashboard.ts [--database spoolway_bench_query] [--site shop.example.com] [--runs 5]
+ *
+ * The source database is not touched: it is copied (`CREATE DATABASE … TEMPLATE`), the copy gets a
+ * fresh server key for the site (`sites keys rotate --server`, published under a prefix of its
+ * own on BENCH_REDIS_URL), and is dropped at the end.
+ * Measured per page, cold (a new browser context: nothing cached) and warm (the same context,
+ * the page again): from navigation start to the moment every query of the page answered and is
+ * drawn (`main[data-state=ready]`); the medians of `--runs` runs. Then, on the Overview and the
+ * Pages page: switching the range (30d → 7d) and filtering by the first page of the table.
+ * Baseline, same run: each page's own queries (captured from its load) sent again from Node, all
+ * at once — what the query API alone takes; the rest is the browser (load, modules, drawing).
+ * Figures go to bench/results/dashboard-<stamp>.txt and to stdout.
+ */
+import { spawn } from "node:child_process"
+import { existsSync } from "node:fs"
+import { join } from "node:path"
+import { performance } from "node:perf_hooks"
+import { Redis } from "ioredis"
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+import { type BrowserContext, chromium, type Page } from "playwright-core"
+import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
+import * as Sql from "../src/layers/Sql.ts"
+import { freePort, log, machineInfo, REPO_DIR, requireNode24, round, runBench, stamp, stopChild, tempDir, track, writeResult } from "./lib.ts"
+
+requireNode24()
+
+const arg = (name: string, fallback: string): string => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
+}
+
+const SOURCE = arg("database", "spoolway_bench_query")
+const SITE = arg("site", "shop.example.com")
+const RUNS = Number(arg("runs", "5"))
+const ADMIN_URL = process.env["BENCH_PG_ADMIN_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
+const REDIS_URL = process.env["BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
+const PAGES = ["overview", "pages", "events", "traffic", "audience", "network"] as const
+
+const CLI = join(REPO_DIR, "src/main/cli.ts")
+const NODE_ARGS = ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", CLI]
+
+const dbUrl = (name: string) => {
+  const url = new URL(ADMIN_URL)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+const psql = (url: string, sql: string) =>
+  new Promise<string>((resolve, reject) => {
+    const child = spawn("psql", ["-qAt", url, "-c", sql], { stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    child.stdout.on("data", (d) => (out += d))
+    child.stderr.on("data", (d) => (out += d))
+    child.once("exit", (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`psql: ${out}`))))
+  })
+
+const cli = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [...NODE_ARGS, ...args], { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    child.stdout.on("data", (d) => (out += d))
+    child.stderr.on("data", (d) => (out += d))
+    child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`spoolway ${args.join(" ")}: ${out}`))))
+  })
+
+/**
+ * Runs on `url` the migrations of this checkout that its database lacks below its latest one (a
+ * data set made while a lower-numbered migration was not merged yet; the migrator only runs ids
+ * above the latest applied). Only ever on the bench's own copy. Returns the ids it ran.
+ */
+const applyMissingMigrations = (url: string) =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const done = new Set((yield* sql<{ readonly id: number }>`SELECT migration_id AS id FROM ${sql(Sql.MIGRATIONS_TABLE)}`).map((r) => Number(r.id)))
+      const ran: Array<string> = []
+      for (const [key, migration] of Object.entries(Sql.migrations)) {
+        const id = Number(key.slice(0, 4))
+        if (done.has(id)) continue
+        yield* sql.withTransaction(Effect.andThen(migration, sql`INSERT INTO ${sql(Sql.MIGRATIONS_TABLE)} (migration_id, name) VALUES (${id}, ${key.slice(5)})`))
+        ran.push(key)
+      }
+      return ran
+    }).pipe(Effect.provide(Sql.layerUrlNoMigrations(url, { maxConnections: 1 })))
+  )
+
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+
+/** ms from `action` until the page drew everything it asked for */
+const timed = async (page: Page, action: () => Promise<unknown>) => {
+  await page.evaluate(() => {
+    const main = (globalThis as any).document.getElementById("main")
+    if (main) main.dataset.state = "stale"
+  })
+  const t0 = performance.now()
+  await action()
+  await page.waitForSelector("main[data-state=ready]", { timeout: 60_000 })
+  return performance.now() - t0
+}
+
+const main = async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium, or CHROMIUM_PATH)`)
+  const copy = `spoolway_bench_dashboard_${stamp().toLowerCase().replace(/-/g, "_")}`
+  log(`copying ${SOURCE} to ${copy} (the source stays untouched)`)
+  await psql(ADMIN_URL, `CREATE DATABASE ${copy} TEMPLATE ${SOURCE}`)
+  // the key rotation publishes the site registry: to the bench Redis, under a prefix of its own
+  const prefix = `bench:dashboard:${stamp()}`
+  const env = {
+    DATABASE_URL: dbUrl(copy),
+    PRIMARY_REDIS_URL: REDIS_URL,
+    SPOOL_REDIS_URL: REDIS_URL,
+    STREAM_PREFIX: prefix,
+    SPOOLWAY_DATA_DIR: tempDir("dashboard")
+  }
+  try {
+    const missing = await applyMissingMigrations(dbUrl(copy))
+    if (missing.length > 0) log(`the copy lacked migrations below its latest: ran ${missing.join(", ")} on the copy`)
+    const events = await psql(dbUrl(copy), "SELECT count(*) FROM raw_events")
+    const visits = await psql(dbUrl(copy), "SELECT count(*) FROM visits")
+    const rotated = JSON.parse(await cli(["sites", "keys", "rotate", SITE, "--server", "--grace-hours", "0", "--json"], env).then((o) => o.slice(o.indexOf("{")))) as {
+      serverKey: string
+    }
+    const port = await freePort()
+    const child = spawn(process.execPath, [...NODE_ARGS, "serve", "--role", "api"], {
+      env: { ...process.env, LOG_LEVEL: "warn", ...env, PORT: String(port), HOST: "127.0.0.1" },
+      stdio: ["ignore", "inherit", "inherit"]
+    })
+    track("api", child)
+    const base = `http://127.0.0.1:${port}`
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${base}/health/ready`)).status === 200) break
+      } catch {}
+      if (i > 300) throw new Error("serve --role api did not become ready")
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
+    })
+    const newContext = async (): Promise<BrowserContext> => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+      await context.addInitScript(([site, key]) => (globalThis as any).localStorage.setItem(`spoolway:key:${site}`, key), [SITE, rotated.serverKey])
+      return context
+    }
+    const url = (page: string, query = "") => `${base}/sites/${SITE}${page === "overview" ? "" : `/${page}`}${query}`
+
+    // warm the database's caches once (a dashboard in use is warm; the first run after a restart is not)
+    {
+      const context = await newContext()
+      const page = await context.newPage()
+      for (const name of PAGES) await timed(page, () => page.goto(url(name)))
+      await context.close()
+    }
+
+    /** the page's own queries (captured from its cold load), sent again from Node, all at once: the API's share */
+    const captured: Record<string, Array<{ path: string; body: string }>> = {}
+    /** records the page's queries until the returned function is called (the end of its first load) */
+    const capture = (page: Page, name: string) => {
+      const list: Array<{ path: string; body: string }> = []
+      let on = true
+      page.on("request", (request) => {
+        const path = new URL(request.url()).pathname
+        if (on && request.method() === "POST" && path.startsWith("/api/v1/")) list.push({ path, body: request.postData() ?? "" })
+      })
+      captured[name] ??= list
+      return () => {
+        on = false
+      }
+    }
+    const apiOnly = async (name: string) => {
+      const t0 = performance.now()
+      await Promise.all((captured[name] ?? []).map(async ({ path, body }) => {
+        const res = await fetch(`${base}${path}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${rotated.serverKey}`, "content-type": "application/json" },
+          body
+        })
+        await res.arrayBuffer()
+      }))
+      return performance.now() - t0
+    }
+    const api: Record<string, Array<number>> = {}
+
+    const cold: Record<string, Array<number>> = {}
+    const warm: Record<string, Array<number>> = {}
+    const switches: Record<string, Array<number>> = { "range 30d → 7d (Overview)": [], "range 30d → 7d (Pages)": [], "filter by the top page (Pages)": [] }
+    for (let run = 0; run < RUNS; run++) {
+      for (const name of PAGES) {
+        const context = await newContext()
+        const page = await context.newPage()
+        const stopCapture = run === 0 ? capture(page, name) : () => {}
+        ;(cold[name] ??= []).push(await timed(page, () => page.goto(url(name))))
+        stopCapture()
+        ;(warm[name] ??= []).push(await timed(page, () => page.goto(url(name))))
+        if (name === "overview" || name === "pages") {
+          const label = `range 30d → 7d (${name === "overview" ? "Overview" : "Pages"})`
+          switches[label]!.push(await timed(page, () => page.selectOption("#range", "7d")))
+        }
+        if (name === "pages") {
+          await timed(page, () => page.goto(url(name)))
+          switches["filter by the top page (Pages)"]!.push(
+            await timed(page, () => page.click("section[data-dimension=page] tbody tr:first-child button.filter"))
+          )
+        }
+        await context.close()
+        ;(api[name] ??= []).push(await apiOnly(name))
+      }
+      log(`run ${run + 1}/${RUNS}: ${PAGES.map((p) => `${p} ${round(cold[p]!.at(-1)!, 0)} ms`).join(", ")}`)
+    }
+    await browser.close()
+    await stopChild(child)
+
+    const machine = machineInfo()
+    const lines = [
+      `# Dashboard render times — ${new Date().toISOString()}`,
+      "",
+      `command: npx node bench/dashboard.ts --database ${SOURCE} --site ${SITE} --runs ${RUNS}`,
+      `machine: ${machine.nproc} cores, ${machine.cpuModel}, Node ${machine.node}, git ${machine.git}`,
+      `data: ${events} events, ${visits} visits in the copy of ${SOURCE} (all sites); site ${SITE}; range 30d (the default)${
+        missing.length > 0 ? `; migrations the source lacked, run on the copy: ${missing.join(", ")}` : ""
+      }`,
+      `browser: ${CHROMIUM} (headless), 1280×900; serve --role api on the same machine`,
+      "",
+      "| page | first render, cold context (median ms) | again, warm (median ms) | its queries alone, from Node, in parallel (median ms) | queries |",
+      "|---|---|---|---|---|",
+      ...PAGES.map((p) =>
+        `| ${p} | ${round(median(cold[p]!), 0)} | ${round(median(warm[p]!), 0)} | ${round(median(api[p]!), 0)} | ${captured[p]?.length ?? "?"} |`
+      ),
+      "",
+      "| switch | median ms |",
+      "|---|---|",
+      ...Object.entries(switches).map(([k, v]) => `| ${k} | ${round(median(v), 0)} |`),
+      "",
+      `raw (ms): ${JSON.stringify({ cold, warm, api, switches }, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`
+    ]
+    const text = lines.join("\n") + "\n"
+    console.log(text)
+    log(`written: ${writeResult(`dashboard-${stamp()}.txt`, text)}`)
+  } finally {
+    const redis = new Redis(REDIS_URL)
+    await redis.del(sitesKey(prefix), sitesVersionKey(prefix)).catch(() => 0)
+    redis.disconnect()
+    await psql(ADMIN_URL, `DROP DATABASE IF EXISTS ${copy} WITH (FORCE)`).catch((e) => log(`could not drop ${copy}: ${e}`))
+  }
+}
+
+runBench(main)
