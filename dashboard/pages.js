@@ -54,14 +54,14 @@ const snippet = (ctx) => {
 
 const dimensionCell = (ctx, dimension, value) => {
   const shown = formatDimension(value)
-  // no value (a visit without a referrer, say): nothing to filter by
-  if (value === null || value === undefined || value === "") return h("th", { scope: "row", class: "dim" }, h("span", { class: "none" }, shown))
+  // no value (a visit without a referrer, say) filters by "unknown": an empty parameter in the URL
+  const none = value === null || value === undefined || value === ""
   const filter = h("button", {
     type: "button",
     class: "filter",
     title: `Filter every page by ${DIMENSION_LABELS[dimension] ?? dimension} = ${shown}`,
-    onclick: () => ctx.navigate(withFilter(ctx.state, dimension, String(value)))
-  }, shown)
+    onclick: () => ctx.navigate(withFilter(ctx.state, dimension, none ? "" : String(value)))
+  }, none ? h("span", { class: "none" }, shown) : shown)
   const external = typeof value === "string"
     ? (value.startsWith("/") && ["page", "entry_page", "exit_page"].includes(dimension)
       ? safeLink(`https://${ctx.state.site}${value}`, "↗", { class: "ext", "aria-label": `Open ${shown}` })

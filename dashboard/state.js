@@ -1,7 +1,8 @@
 // What is shown lives in the URL, so every view can be bookmarked and shared:
 //   /sites/<hostname>[/<page>]?range=7d&country=DE&page=%2Fpricing&step=page:%2F&step=event:signup
 // range: one of RANGES (custom: &from=YYYY-MM-DD&to=YYYY-MM-DD); every filterable dimension is
-// a parameter of its own (repeated = any of the values); `step` = the Events page's funnel.
+// a parameter of its own (repeated = any of the values; empty = unknown, the "(none)" rows);
+// `step` = the Events page's funnel.
 
 export const PAGES = [
   { id: "overview", title: "Overview" },
@@ -98,8 +99,8 @@ export const withoutFilter = (state, dimension) => ({
 /** The query API's date_range of `state`. */
 export const dateRange = (state) => (state.range === "custom" ? [state.from, state.to] : state.range)
 
-/** The query API's filters of `state`. */
-export const apiFilters = (state) => state.filters.map(({ dimension, values }) => ["is", dimension, values])
+/** The query API's filters of `state`: an empty value stands for "unknown" (null). */
+export const apiFilters = (state) => state.filters.map(({ dimension, values }) => ["is", dimension, values.map((v) => (v === "" ? null : v))])
 
 /** The time dimension that suits the range. */
 export const timeDimension = (state) => {

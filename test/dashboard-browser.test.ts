@@ -188,7 +188,7 @@ const tables = (page: Page) =>
     sections.map((s) => ({
       dimension: s.getAttribute("data-dimension")!,
       rows: [...s.querySelectorAll("tbody tr")].map((tr) => ({
-        value: tr.querySelector("th.dim > :first-child")!.textContent!,
+        value: tr.querySelector("button.filter")!.textContent!,
         visitors: Number(tr.querySelector("td[data-metric=visitors]")?.getAttribute("data-value"))
       })),
       error: s.querySelector(".notice-error")?.textContent ?? null
@@ -346,6 +346,18 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
     await page.waitForURL((url) => url.searchParams.get("range") === "day")
     await ready(page)
     await expectTablesMatch(page, both, "day")
+
+    // "(none)": the rows without a value, as the API's null
+    await page.goto(`${base}/sites/${SITE}/traffic`)
+    await ready(page)
+    await page.click("section[data-dimension=referrer] button.filter >> text=(none)")
+    await page.waitForURL((url) => url.searchParams.get("referrer") === "")
+    await ready(page)
+    const unknown = await expectTablesMatch(page, [["is", "referrer", [null]]])
+    expect(unknown.find((t) => t.dimension === "referrer")!.rows.map((r) => r.value)).toEqual(["(none)"])
+    expect(await page.textContent("[data-testid=filters]")).toContain("Referrer: (none)")
+    await page.goto(`${base}/sites/${SITE}/audience?range=day&page=%2Fpricing&browser=${encodeURIComponent(browserName)}`)
+    await ready(page)
 
     // a custom range: today alone, as dates
     const today = new Date().toISOString().slice(0, 10)
