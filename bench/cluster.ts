@@ -6,7 +6,7 @@
  *   cluster  — PRIMARY_REDIS_CLUSTER, 16 partitions,
  *   cluster+WAIT — the same with REDIS_MIN_REPLICAS_ACK=1;
  * then failover, with and without REDIS_MIN_REPLICAS_ACK=1, each on a fresh cluster: under load,
- * SIGKILL the master of partition 0 and measure how the answers went (non-2xx, the longest gap
+ * SIGKILL the master of partition 0 (restarted at +12 s: it rejoins as a replica) and measure how the answers went (non-2xx, the longest gap
  * between two 2xx), the time until the collector routes to the cluster again with an empty spool
  * (the promoted replica serves), and how many events answered 202 are in no partition afterwards
  * (lost with the master: what REDIS_MIN_REPLICAS_ACK is for).
@@ -34,6 +34,7 @@ import {
   startCollector,
   startRedis,
   type RedisServer,
+  restartRedis,
   tempDir,
   writeResult
 } from "./lib.ts"
@@ -238,36 +239,49 @@ runBench(async () => {
         if (body.primaryHealthy && body.spoolDepth === 0 && Date.now() - killedAt > 500) backAt = Date.now()
       } catch {}
     }, 50)
-    const r = await load(collector.url, 20, (elapsed) => {
+    let restarting: Promise<void> | undefined
+    const r = await load(collector.url, 25, (elapsed) => {
       if (killedAt === 0 && elapsed > 5000) {
         killedAt = Date.now()
         process.kill(master.child.pid!, "SIGKILL")
         log(`SIGKILL master ${master.name} (port ${master.port})`)
       }
-    })
-    clearInterval(poll)
-    // let the spool drain, then count the acknowledged events that are in no partition
-    for (let i = 0; i < 200 && backAt === 0; i++) await sleep(100)
-    const live = fresh.nodes.filter((n) => n !== master)
-    const cluster = new Cluster(live.map((n) => ({ host: "127.0.0.1", port: n.port })))
-    const stored = new Set<string>()
-    for (let p = 0; p < 16; p++) {
-      for (const [, fields] of await cluster.xrange(`${prefix}:{${p}}:events`, "-", "+")) {
-        stored.add((JSON.parse(String(fields[1])) as { payload: { sessionId: string } }).payload.sessionId)
+      // the dead node comes back at +12 s and rejoins as the replica of the promoted one
+      if (restarting === undefined && elapsed > 12_000) {
+        restarting = restartRedis(master, clusterArgs).then(() => log(`restarted ${master.name} (port ${master.port})`))
       }
+    })
+    await restarting
+    clearInterval(poll)
+    // let the spool drain, then count the acknowledged events that are in no partition (and not
+    // still in the spool: not lost, only not yet forwarded)
+    for (let i = 0; i < 300 && backAt === 0; i++) await sleep(100)
+    const cluster = new Cluster(fresh.nodes.map((n) => ({ host: "127.0.0.1", port: n.port })))
+    const stored = new Set<string>()
+    const sessionOf = (fields: Array<string>) => (JSON.parse(String(fields[1])) as { payload: { sessionId: string } }).payload.sessionId
+    for (let p = 0; p < 16; p++) {
+      for (const [, fields] of await cluster.xrange(`${prefix}:{${p}}:events`, "-", "+")) stored.add(sessionOf(fields))
     }
     cluster.disconnect()
+    const spoolClient = spool.client()
+    const inSpool = new Set((await spoolClient.xrange(`${prefix}:spool`, "-", "+")).map(([, fields]) => sessionOf(fields)))
+    spoolClient.disconnect()
     let lost = 0
-    for (const session of r.accepted) if (!stored.has(session)) lost++
+    let spooledOnly = 0
+    for (const session of r.accepted) {
+      if (stored.has(session)) continue
+      if (inSpool.has(session)) spooledOnly++
+      else lost++
+    }
     out("")
     out(`failover, ${label} (${RATE} req/s × ${BATCH} events, master of partition 0 SIGKILLed at +5 s, cluster-node-timeout 2000 ms):`)
     out(`  requests ${r.sent}, statuses ${JSON.stringify(r.statuses)}, p99 ${r.p99} ms, longest gap between two 2xx ${r.maxGap2xxMs} ms`)
     out(`  back on the cluster with an empty spool after ${backAt === 0 ? "(not within the run)" : `${backAt - killedAt} ms`}; spool peak ${spooledPeak} events`)
-    out(`  acknowledged events: ${r.accepted.size}, in no partition afterwards (lost): ${lost}`)
-    results.push({ failover: { label, sent: r.sent, statuses: r.statuses, p99: r.p99, maxGap2xxMs: r.maxGap2xxMs, backMs: backAt === 0 ? null : backAt - killedAt, spooledPeak, accepted: r.accepted.size, lost } })
+    out(`  acknowledged events: ${r.accepted.size}; afterwards only in the spool (not yet forwarded): ${spooledOnly}; in neither (lost): ${lost}`)
+    results.push({ failover: { label, sent: r.sent, statuses: r.statuses, p99: r.p99, maxGap2xxMs: r.maxGap2xxMs, backMs: backAt === 0 ? null : backAt - killedAt, spooledPeak, accepted: r.accepted.size, spooledOnly, lost } })
     collector.child.kill("SIGTERM")
     await sleep(500)
-    for (const n of fresh.nodes) if (n !== master) n.child.kill("SIGKILL")
+    for (const n of fresh.nodes) n.child.kill("SIGKILL")
   }
 
   const file = `cluster-${stamp()}`

@@ -11,6 +11,7 @@ import { dirname, join, resolve } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { startCollector } from "./support/collector.ts"
 import { runCli } from "./support/daemon.ts"
+import { REDIS_URL } from "./support/services.ts"
 import { freePort } from "./support/redisProcess.ts"
 
 const ROOT = resolve(import.meta.dirname, "..")
@@ -45,6 +46,16 @@ describe("serve: expected start-up failures", () => {
     const { code, out } = await serve({ PATH: PATH_WITHOUT_REDIS, SPOOLWAY_DATA_DIR: dataDir(), PORT: String(await freePort()) })
     expect(code, out).toBe(1)
     expect(oneLine(out)).toContain("apt-get install redis-server")
+  })
+
+  it("PRIMARY_REDIS_CLUSTER with a STREAM_PREFIX holding a brace, or STREAM_PARTITIONS out of range: one line naming the setting, exit 1", async () => {
+    const base = { PRIMARY_REDIS_URL: REDIS_URL, SPOOL_REDIS_URL: REDIS_URL, PRIMARY_REDIS_CLUSTER: "127.0.0.1:1", SPOOLWAY_DATA_DIR: dataDir() }
+    const prefix = await runCli(["serve", "--role", "collector"], { ...base, PORT: String(await freePort()), STREAM_PREFIX: "a{b}" })
+    expect(prefix.code, prefix.out).toBe(1)
+    expect(oneLine(prefix.out)).toContain("STREAM_PREFIX=a{b}")
+    const partitions = await runCli(["serve", "--role", "collector"], { ...base, PORT: String(await freePort()), STREAM_PARTITIONS: "0" })
+    expect(partitions.code, partitions.out).toBe(1)
+    expect(oneLine(partitions.out)).toContain("STREAM_PARTITIONS=0")
   })
 
   it("the HTTP port already in use: one line naming the port and PORT=, before anything is started", async () => {

@@ -16,15 +16,19 @@ import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
 import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import * as PgSink from "../src/layers/PgSink.ts"
+import { eventPartition } from "../src/domain/Partition.ts"
+import { partitionStreamKeys } from "../src/domain/Streams.ts"
 import { PrimaryCluster } from "../src/layers/PrimaryCluster.ts"
+import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import { Salts } from "../src/layers/Salts.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { StreamConsumer } from "../src/layers/StreamConsumer.ts"
 import { layerPartitioned, liveWritersKey, startPartitionedWriter } from "../src/programs/PartitionedWriter.ts"
+import { replayFailures } from "../src/programs/ReplayFailures.ts"
 import { Writer } from "../src/programs/Writer.ts"
 import { type RunningCollector, startCollector, uniquePrefix } from "./support/collector.ts"
 import { clusterUnavailable, type RedisCluster, startRedisCluster } from "./support/redisCluster.ts"
-import { GEO_TABLE, NETWORK_TEST_RANGES, testDatabase } from "./writerSupport.ts"
+import { GEO_TABLE, NETWORK_TEST_RANGES, REDIS_URL, testDatabase, viewEnvelope } from "./writerSupport.ts"
 
 const unavailable = clusterUnavailable()
 if (unavailable !== undefined) {
@@ -168,5 +172,22 @@ describe.skipIf(unavailable !== undefined)("writers owning partitions on a 3 + 3
     } finally {
       await Effect.runPromise(Scope.close(scope, Exit.void))
     }
+  }, 60_000)
+
+  it("replay-failures puts a poison row back into its event's partition", async () => {
+    const envelope = JSON.stringify(viewEnvelope({ payload: { sessionId: "replayed-1" } }))
+    const config = { streamPrefix: prefix, primaryRedisCluster: [...cluster.seeds], streamPartitions: PARTITIONS }
+    const result = await Effect.runPromise(Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO ingest_failures (stream_key, entry_id, payload, error, attempts) VALUES ('k', 'replay-1', ${envelope}, 'boom', 6)`
+      return yield* replayFailures()
+    }).pipe(
+      Effect.provide(Layer.mergeAll(PrimaryRedis.layerUrl(REDIS_URL), AppConfig.layerWith(config))),
+      Effect.provideContext(sqlContext)
+    ))
+    expect(result.replayed).toBe(1)
+    const partition = eventPartition({ sessionId: "replayed-1" }, PARTITIONS)
+    const entries = await client.xrange(partitionStreamKeys(prefix, PARTITIONS)[partition]!, "-", "+")
+    expect(entries.map(([, fields]) => fields[1])).toContain(envelope)
   }, 60_000)
 })

@@ -313,6 +313,13 @@ describe("validation: 400 names the field and what it allows", () => {
     expect(typeof response.body.message).toBe("string")
   })
 
+  it("a body over 64 KiB is a 413", async () => {
+    const big = { site: "shop.example", metrics: ["visitors"], date_range: "7d", filters: [["is", "page", Array.from({ length: 900 }, (_, i) => `/${"x".repeat(80)}${i}`)]] }
+    const response = await post(api.baseUrl, "/api/v1/query", big, site.serverKey)
+    expect(response.status).toBe(413)
+    expect(response.body.error).toBe("payload_too_large")
+  })
+
   it("malformed JSON is a 400 on the body", async () => {
     const response = await post(api.baseUrl, "/api/v1/query", "{not json", site.serverKey)
     expect(response.status).toBe(400)

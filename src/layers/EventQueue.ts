@@ -17,13 +17,12 @@ import { Clock, Context, Deferred, Effect, Exit, Layer, Metric, Ref, Schedule, S
 import type { RawEventEnvelope } from "../domain/Envelope.ts"
 import { encodeEnvelopeJson } from "../domain/Envelope.ts"
 import { cappedBackoff } from "../domain/Backoff.ts"
-import { payloadPartition } from "../domain/Partition.ts"
-import { partitionStreamKeys, primaryStreamKey, spoolStreamKey } from "../domain/Streams.ts"
+import { primaryStreamKey, spoolStreamKey } from "../domain/Streams.ts"
 import { AppConfig } from "./AppConfig.ts"
 import * as Metrics from "./Metrics.ts"
 import { PrimaryRedis } from "./PrimaryRedis.ts"
-import { acquireCluster, type RedisError } from "./RedisClient.ts"
-import { partitionedStreamStore } from "./PartitionedStreamStore.ts"
+import type { RedisError } from "./RedisClient.ts"
+import { clusterEventLog, replicasAck } from "./PrimaryCluster.ts"
 import { SpoolRedis } from "./SpoolRedis.ts"
 import { redisStreamStore, type StreamStore, withTimeout, WritePending } from "./StreamStore.ts"
 
@@ -125,7 +124,7 @@ export class EventQueue extends Context.Service<EventQueue, {
       const config = yield* AppConfig
       const spool = yield* SpoolRedis
       const primary = config.primaryRedisCluster.length > 0
-        ? yield* clusterLog(config)
+        ? yield* clusterEventLog(config)
         : redisStreamStore({
           name: "primary",
           client: (yield* PrimaryRedis).client,
@@ -148,23 +147,6 @@ export class EventQueue extends Context.Service<EventQueue, {
     })
   )
 }
-
-/** REDIS_MIN_REPLICAS_ACK for the event log's stores (none when 0) */
-const replicasAck = (config: AppConfig["Service"]) =>
-  config.redisMinReplicasAck > 0
-    ? { replicasAck: { replicas: config.redisMinReplicasAck, timeoutMs: config.redisReplicasAckTimeoutMs } }
-    : {}
-
-/** The partitioned event log on the Redis Cluster of PRIMARY_REDIS_CLUSTER: one stream per partition. */
-const clusterLog = (config: AppConfig["Service"]) =>
-  Effect.map(acquireCluster(config.primaryRedisCluster, "primary-cluster"), (cluster) =>
-    partitionedStreamStore({
-      name: "primary",
-      parts: partitionStreamKeys(config.streamPrefix, config.streamPartitions).map((key, p) =>
-        redisStreamStore({ name: `primary {${p}}`, client: cluster, key, timeoutMs: config.redisCommandTimeoutMs, ...replicasAck(config) })
-      ),
-      partitionOf: (payload) => payloadPartition(payload, config.streamPartitions)
-    }))
 
 const makeEventQueue = Effect.fnUntraced(function*(options: EventQueueOptions) {
   const timeoutMs = options.commandTimeoutMs

@@ -8,6 +8,7 @@ import { createServer } from "node:net"
 import { Cause, Console, Effect, Runtime, Schema } from "effect"
 import { HttpServerError } from "effect/http"
 import { EmbeddedServerError } from "../layers/EmbeddedServerError.ts"
+import { ClusterConfigError } from "../layers/PrimaryCluster.ts"
 
 /** HOST:PORT cannot be listened on. */
 export class ListenError extends Schema.TaggedError<ListenError>()("ListenError", {
@@ -45,7 +46,7 @@ export const expectedFailure = (cause: Cause.Cause<unknown>): string | undefined
   for (const reason of cause.reasons) {
     if (!Cause.isFailReason(reason)) continue
     const error = reason.error
-    if (error instanceof ListenError || error instanceof EmbeddedServerError) return error.message
+    if (error instanceof ListenError || error instanceof EmbeddedServerError || error instanceof ClusterConfigError) return error.message
     // the port was taken between the check and the server's own listen
     if (error instanceof HttpServerError.ServeError && error.cause instanceof Error) {
       const cause = error.cause as NodeJS.ErrnoException & { address?: string; port?: number }

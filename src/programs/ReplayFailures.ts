@@ -1,6 +1,7 @@
 /**
  * `spoolway replay-failures` (docs/operations.md, replay): puts poison envelopes kept in
- * `ingest_failures` back on the primary stream, e.g. after a writer bug was fixed.
+ * `ingest_failures` back on the primary stream (with PRIMARY_REDIS_CLUSTER: into each event's
+ * partition), e.g. after a writer bug was fixed.
  *
  * Each replayed row is marked `replayed_at` after its `XADD`. A crash between the two replays
  * that row again next time, which is harmless: the writer's idempotent insert stores an event
@@ -12,6 +13,7 @@ import { SqlClient } from "effect/sql"
 import { decodeEnvelopeJson } from "../domain/Envelope.ts"
 import { primaryStreamKey } from "../domain/Streams.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
+import { clusterEventLog } from "../layers/PrimaryCluster.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
 import { redisStreamStore } from "../layers/StreamStore.ts"
 
@@ -31,12 +33,18 @@ export interface ReplayResult {
   readonly streamKey: string
 }
 
-export const replayFailures = Effect.fn("replayFailures")(function*(options: ReplayOptions = {}) {
+export const replayFailures = (options: ReplayOptions = {}) => Effect.scoped(replayScoped(options))
+
+const replayScoped = Effect.fn("replayFailures")(function*(options: ReplayOptions) {
   const sql = yield* SqlClient.SqlClient
   const config = yield* AppConfig
   const { client } = yield* PrimaryRedis
-  const streamKey = primaryStreamKey(config.streamPrefix)
-  const primary = redisStreamStore({ name: "primary", client, key: streamKey })
+  // with PRIMARY_REDIS_CLUSTER, back into the partition of each event (the writers read those)
+  const partitioned = config.primaryRedisCluster.length > 0
+  const streamKey = partitioned
+    ? `${config.streamPrefix}:{0…${config.streamPartitions - 1}}:events`
+    : primaryStreamKey(config.streamPrefix)
+  const primary = partitioned ? yield* clusterEventLog(config) : redisStreamStore({ name: "primary", client, key: streamKey })
   const rows = options.ids !== undefined
     ? yield* sql<{ readonly id: string; readonly payload: string }>`
         SELECT id::text AS id, payload FROM ingest_failures
