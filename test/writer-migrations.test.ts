@@ -30,6 +30,28 @@ const tables = [
 ]
 
 describe("migrations", () => {
+  it.live("a migration numbered below the newest applied one but never applied is applied (the migrator alone skips it)", () =>
+    Effect.gen(function*() {
+      const db = yield* testDatabase()
+      const tablesNow = Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        return (yield* sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'`).map((r) => r.name)
+      })
+      // a database migrated while 0007 had landed and 0006 had not: its table and row are missing
+      yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`DROP TABLE site_shares`
+        yield* sql`DELETE FROM spoolway_migrations WHERE migration_id = 6`
+      }).pipe(Effect.provide(Sql.layerUrl(db.url)))
+      const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
+      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[6, "site_shares"]])
+      const after = yield* tablesNow.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
+      assert.include(after, "site_shares")
+      // and once is enough
+      const again = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
+      assert.deepStrictEqual(again, [])
+    }), { timeout: 60_000 })
+
   it.live("a fresh database and an already-migrated one both start cleanly", () =>
     Effect.gen(function*() {
       const db = yield* testDatabase()

@@ -65,14 +65,43 @@ export const MIGRATIONS_TABLE = "spoolway_migrations"
 const migrator = Migrator.make({})
 
 /**
- * Runs the pending migrations (`spoolway migrate`, and every start). Returns the applied
- * `[id, name]` pairs (empty when the schema was up to date). Concurrent runs are serialised by
- * the migrator's table lock; one that loses the race sees nothing left to do.
+ * Migrations numbered below the newest applied one that were never applied: the migrator only
+ * runs ids above the newest, so a database migrated while a higher-numbered migration had landed
+ * before a lower one would never get the lower one. They run here, in id order, in one
+ * transaction holding the migrations table's lock (as the migrator does), and are recorded.
  */
-export const runMigrations = migrator({
-  loader: Migrator.fromRecord(migrations),
-  table: MIGRATIONS_TABLE
-}).pipe(
+const runSkippedMigrations = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const [table] = yield* sql<{ name: string | null }>`SELECT to_regclass(${MIGRATIONS_TABLE})::text AS name`
+  if (table?.name == null) return []
+  return yield* sql.withTransaction(Effect.gen(function*() {
+    yield* sql`LOCK TABLE ${sql(MIGRATIONS_TABLE)} IN ACCESS EXCLUSIVE MODE`
+    const rows = yield* sql<{ migration_id: number }>`SELECT migration_id FROM ${sql(MIGRATIONS_TABLE)}`.withoutTransform
+    const done = new Set(rows.map((row) => Number(row.migration_id)))
+    const newest = Math.max(0, ...done)
+    const skipped = Object.entries(migrations)
+      .map(([key, migration]) => [Number(key.slice(0, key.indexOf("_"))), key.slice(key.indexOf("_") + 1), migration] as const)
+      .filter(([id]) => id < newest && !done.has(id))
+      .sort(([a], [b]) => a - b)
+    for (const [id, name, migration] of skipped) {
+      yield* migration
+      yield* sql`INSERT INTO ${sql(MIGRATIONS_TABLE)} (migration_id, name) VALUES (${id}, ${name})`.withoutTransform
+    }
+    return skipped.map(([id, name]): readonly [id: number, name: string] => [id, name])
+  }))
+})
+
+/**
+ * Runs the pending migrations (`spoolway migrate`, and every start): first any skipped ones
+ * (above), then those above the newest applied. Returns the applied `[id, name]` pairs (empty
+ * when the schema was up to date). Concurrent runs are serialised by the migrations table's
+ * lock; one that loses the race sees nothing left to do.
+ */
+export const runMigrations = Effect.zipWith(
+  runSkippedMigrations,
+  migrator({ loader: Migrator.fromRecord(migrations), table: MIGRATIONS_TABLE }),
+  (skipped, applied) => [...skipped, ...applied]
+).pipe(
   Effect.tap((applied) =>
     applied.length > 0
       ? Effect.logInfo(`applied migrations: ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
