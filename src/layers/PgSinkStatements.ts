@@ -82,6 +82,28 @@ export const rawParams = (events: ReadonlyArray<PreparedEvent>): Params => [
   boolArray(events.map((e) => e.resolveBot))
 ]
 
+/** One unnest parameter: a column's values as the array of its PostgreSQL type (timestamptz by default). */
+const columnArray = (type: string, values: Array<unknown>) => {
+  switch (type) {
+    case "text":
+      return textArray(values as Array<string | null>)
+    case "int4":
+      return int4Array(values as Array<number | null>)
+    case "int8":
+      return int8OrNullArray(values as Array<number | null>)
+    case "bool":
+      return boolArray(values as Array<boolean | null>)
+    case "float8":
+      return float8Array(values as Array<number | null>)
+    case "bytea":
+      return byteaArray(values as Array<Uint8Array | null>)
+    case "uuid":
+      return arrayOf(values, PgTypes.OID.uuid)
+    default:
+      return tsArray(values as Array<number | null>)
+  }
+}
+
 /** [column, array element type, kind] of session_fingerprints, in statement order. */
 const FINGERPRINT_COLUMNS: ReadonlyArray<readonly [string, string, "first" | "viewport" | "other"]> = [
   ["session_id", "text", "other"],
@@ -245,25 +267,7 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
     ]
     for (let i = 0; i < values.length; i++) columns[i]!.push(values[i])
   }
-  return FINGERPRINT_COLUMNS.map(([, type], i) => {
-    const values = columns[i]!
-    switch (type) {
-      case "text":
-        return textArray(values as Array<string | null>)
-      case "int4":
-        return int4Array(values as Array<number | null>)
-      case "int8":
-        return int8OrNullArray(values as Array<number | null>)
-      case "bool":
-        return boolArray(values as Array<boolean | null>)
-      case "float8":
-        return float8Array(values as Array<number | null>)
-      case "bytea":
-        return byteaArray(values as Array<Uint8Array | null>)
-      default:
-        return tsArray(values as Array<number | null>)
-    }
-  })
+  return FINGERPRINT_COLUMNS.map(([, type], i) => columnArray(type, columns[i]!))
 }
 
 export const INSERT_SEEN = `
@@ -502,25 +506,7 @@ export const visitParams = (visits: ReadonlyArray<VisitRow>, entryChanges?: (row
     ]
     for (let i = 0; i < values.length; i++) columns[i]!.push(values[i])
   }
-  return VISIT_COLUMNS.map(([, type], i) => {
-    const values = columns[i]!
-    switch (type) {
-      case "text":
-        return textArray(values as Array<string | null>)
-      case "int4":
-        return int4Array(values as Array<number | null>)
-      case "int8":
-        return int8OrNullArray(values as Array<number | null>)
-      case "bool":
-        return boolArray(values as Array<boolean | null>)
-      case "bytea":
-        return byteaArray(values as Array<Uint8Array | null>)
-      case "uuid":
-        return arrayOf(values, PgTypes.OID.uuid)
-      default:
-        return tsArray(values as Array<number | null>)
-    }
-  })
+  return VISIT_COLUMNS.map(([, type], i) => columnArray(type, columns[i]!))
 }
 
 export const INSERT_FAILURES = `
