@@ -69,16 +69,21 @@ export const contributionSql = (r: string) => [
   `${r}.sign * extract(epoch FROM ${r}.last_seen_at - ${r}.started_at) AS r_duration`
 ]
 
-/** Fills `visit_rollups` from the stored visits (migration 0008's backfill; empty table assumed). */
-export const BACKFILL_ROLLUPS_SQL = `
-  INSERT INTO visit_rollups (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
-  SELECT c.site_id, d.dim, c.r_hour, d.value, sum(c.r_visits), sum(c.r_pageviews), sum(c.r_events), sum(c.r_bounces), sum(c.r_duration)
+/** The rollup rows of the stored visits: (site_id, dim, hour, value, visits, pageviews, events, bounces, duration). */
+export const ROLLUPS_OF_VISITS_SQL = `
+  SELECT c.site_id, d.dim, c.r_hour AS hour, d.value, sum(c.r_visits) AS visits, sum(c.r_pageviews) AS pageviews,
+         sum(c.r_events) AS events, sum(c.r_bounces) AS bounces, sum(c.r_duration) AS duration
   FROM (
     SELECT v.*, ${contributionSql("v").join(", ")}
     FROM (SELECT *, 1 AS sign FROM visits WHERE NOT is_bot) v
   ) c
   CROSS JOIN LATERAL ${unpivotSql(dimsArraySql("c"))} AS d(dim, value)
   GROUP BY 1, 2, 3, 4`
+
+/** Fills `visit_rollups` from the stored visits (migration 0008's backfill; empty table assumed). */
+export const BACKFILL_ROLLUPS_SQL = `
+  INSERT INTO visit_rollups (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
+  ${ROLLUPS_OF_VISITS_SQL}`
 
 /** Fills `visitor_visits` from the stored visits (empty table assumed). */
 export const BACKFILL_VISITORS_SQL = `
