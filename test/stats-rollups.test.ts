@@ -21,6 +21,7 @@ import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
 import { type CompileInput, rollupDimension } from "../src/domain/StatsSql.ts"
 import { ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
+import * as Sql from "../src/layers/Sql.ts"
 import { runQuery } from "../src/programs/Stats.ts"
 import {
   cleanupKeys,
@@ -29,6 +30,7 @@ import {
   GOOGLEBOT,
   makeWriter,
   streamKeys,
+  TestDb,
   viewEnvelope,
   writerTestLayer,
   xadd
@@ -167,6 +169,58 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       }),
     { timeout: 300_000, arbitrary: { runs: 25 } }
   )
+})
+
+layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit rollups, migration", (it) => {
+  it.effect("an install upgrading to 0008 gets the rollups of its stored visits (backfill)", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const db = yield* TestDb
+      const keys = streamKeys("rmig")
+      yield* cleanupKeys(keys.streamKey)
+      const site = yield* domainFor("rmig")
+      const history = Array.from({ length: 40 }, (_, i) => ({
+        session: i % 6,
+        kind: i % 7,
+        page: i % 4,
+        ip: (i >> 1) % 2,
+        lang: (i >> 2) % 2,
+        source: i % 3,
+        step: (i * 37) % 400,
+        ranks: [(i * 53) % 101]
+      }))
+      yield* xadd(keys.streamKey, envelopesOf(history, `m${Math.random().toString(36).slice(2, 8)}`, site.origin))
+      const writer = yield* makeWriter({ ...keys, consumer: "rmig-a", batchSize: 3, transactions: 2 })
+      yield* writer.drain
+      const rollups = `SELECT dim, hour, value, visits, pageviews, events, bounces, duration FROM visit_rollups
+        WHERE site_id = ${site.domainId} AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)
+        ORDER BY dim, hour, value`
+      const visitors = `SELECT visitor_id_daily, first_start, last_start FROM visitor_visits
+        WHERE site_id = ${site.domainId} AND visits > 1 ORDER BY visitor_id_daily`
+      const kept = yield* sql.unsafe(rollups)
+      const keptVisitors = yield* sql.unsafe(visitors)
+      assert.isAbove(kept.length, 10)
+      assert.isAbove(keptVisitors.length, 0)
+
+      // the database as it was before 0008 (its visits and events stay), then the migrations
+      yield* sql`DROP TABLE visit_rollups, visitor_visits`
+      yield* sql`ALTER TABLE visits DROP COLUMN prev_started_at, DROP COLUMN prev_last_seen_at, DROP COLUMN prev_pageviews,
+        DROP COLUMN prev_events, DROP COLUMN prev_engaged, DROP COLUMN prev_is_bot, DROP COLUMN prev_vid_changed,
+        DROP COLUMN prev_dims`
+      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id = 8`
+      const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
+      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[8, "visit_rollups"]])
+
+      // the same rollups as the writer kept, and the same answers as the visits path
+      assert.deepStrictEqual(yield* sql.unsafe(rollups), kept)
+      assert.deepStrictEqual(yield* sql.unsafe(visitors), keptVisitors)
+      const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" }
+      for (const body of QUERIES) {
+        const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-01", "2026-05-03"] })
+        const fromRollups = yield* runQuery(statsSite, query)
+        assert.deepStrictEqual(fromRollups.results, (yield* runQuery(statsSite, query, { rollups: false })).results)
+      }
+    }))
 })
 
 describe("visit rollups, planner", () => {
