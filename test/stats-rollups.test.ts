@@ -90,13 +90,13 @@ const QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: VISIT_METRICS },
   { metrics: VISIT_METRICS, dimensions: ["time:hour"] },
   { metrics: VISIT_METRICS, dimensions: ["time:day"] },
-  { metrics: VISIT_METRICS, dimensions: ["country"] },
+  { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["country"] },
   { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["source"] },
-  { metrics: ["visitors", "pageviews"], dimensions: ["entry_page"] },
+  { metrics: ["visitors", "bounce_rate"], dimensions: ["entry_page"] },
   { metrics: ["visitors", "visits"], dimensions: ["exit_page"] },
-  { metrics: ["visitors", "visits", "pageviews"], dimensions: ["time:day", "language"] },
-  { metrics: VISIT_METRICS, filters: [["is", "country", ["GB"]]] },
-  { metrics: ["visitors", "visit_duration"], dimensions: ["source"], filters: [["is_not", "source", [null]]] },
+  { metrics: ["visitors", "visits"], dimensions: ["time:day", "language"] },
+  { metrics: ["visits", "bounce_rate", "visitors"], filters: [["is", "country", ["GB"]]] },
+  { metrics: ["visitors"], dimensions: ["source"], filters: [["is_not", "source", [null]]] },
   { metrics: ["visitors", "visits"], dimensions: ["time:hour"], filters: [["contains", "entry_page", ["p1"]]] }
 ]
 
@@ -251,6 +251,9 @@ describe("visit rollups, planner", () => {
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["browser_version"] }))
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["page"] }))
     assert.isUndefined(plan({ metrics: ["visitors", "conversions"] }))
+    // a dimension's rows hold visits and bounces: pageviews, events, duration by dimension are read from visits
+    assert.isUndefined(plan({ metrics: ["visitors", "pageviews"], dimensions: ["country"] }))
+    assert.isUndefined(plan({ metrics: ["visit_duration"], filters: [["is", "source", ["organic"]]] }))
     // a half-hour time zone: its days start and end inside UTC hours
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["time:day"] }, "Asia/Kolkata"))
     assert.isUndefined(plan({ metrics: ["visitors"] }, "Asia/Kolkata"))

@@ -198,8 +198,10 @@ const orderSql = (input: CompileInput): string => {
 
 const groupSql = (n: number) => (n === 0 ? "" : ` GROUP BY ${Array.from({ length: n }, (_, i) => i + 1).join(", ")}`)
 
-/** Metrics the visit rollups answer (every visit metric). */
-const ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"]
+/** Metrics the site's total rows of the visit rollups answer (every visit metric). */
+const TOTAL_ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"]
+/** Metrics a dimension's rows answer (they hold visits and bounces). */
+const DIMENSION_ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "bounce_rate"]
 
 /** Whether every bucket boundary of the period in `tz` falls on a UTC hour (whole-hour offsets throughout). */
 const wholeHourOffsets = (period: Period, tz: string): boolean => {
@@ -212,18 +214,20 @@ const wholeHourOffsets = (period: Period, tz: string): boolean => {
 
 /**
  * Whether the query can be answered exactly from the visit rollups, and from which dimension:
- * a visit query (not realtime) of visit metrics whose dimensions and filters together name at
- * most one property dimension, one the rollups keep; a period of whole UTC hours; with a time
+ * a visit query (not realtime) whose dimensions and filters together name at most one property
+ * dimension, one the rollups keep, asking what its rows hold (the total: every visit metric; a
+ * dimension: visitors, visits, bounce rate); a period of whole UTC hours; with a time
  * dimension, a time zone whose offsets are whole hours over the period (so every bucket is a
  * union of rollup hours). `undefined`: the exact path over `visits`.
  */
 export const rollupDimension = (input: CompileInput): string | undefined => {
   if (input.rollups === false || input.active || isEventQuery(input)) return undefined
-  if (!input.metrics.every((m) => ROLLUP_METRICS.includes(m))) return undefined
   const properties = new Set<string>([...input.dimensions.filter((d) => !isTimeDimension(d)), ...filterDimensions(input.filters)])
   if (properties.size > 1) return undefined
   const dimension = [...properties][0]
   if (dimension !== undefined && !isRollupDimension(dimension)) return undefined
+  const metrics = dimension === undefined ? TOTAL_ROLLUP_METRICS : DIMENSION_ROLLUP_METRICS
+  if (!input.metrics.every((m) => metrics.includes(m))) return undefined
   if (input.period.fromMs % ROLLUP_BUCKET_MS !== 0 || input.period.toMs % ROLLUP_BUCKET_MS !== 0) return undefined
   if (input.dimensions.some(isTimeDimension) && !wholeHourOffsets(input.period, input.timezone)) return undefined
   return dimension ?? TOTAL_DIMENSION

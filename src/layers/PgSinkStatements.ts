@@ -36,7 +36,7 @@ import {
 import type { SeenRow, SessionRow } from "./PgSinkRows.ts"
 import type { VisitRow } from "../domain/Visits.ts"
 import { pageHost } from "../domain/Visits.ts"
-import { contributionSql, dimsArraySql, unpivotSql } from "../domain/VisitRollups.ts"
+import { bounceSql, DIMENSION_NAMES_SQL, dimsArraySql, durationSql, hourSql, TOTAL_DIMENSION } from "../domain/VisitRollups.ts"
 
 // Non-view events flagged `resolve` take corp/domain from their session's fingerprint, those
 // flagged `resolve_bot` its is_bot (the session's first touch): one index lookup for both, and
@@ -483,13 +483,31 @@ export const UPSERT_VISITS = (() => {
     "prev_vid_changed",
     "prev_dims"
   ]
-  const contributions = `
-      SELECT u.site_id, 1 AS sign, u.started_at, u.last_seen_at, u.pageviews, u.events, u.engaged, u.dims
-      FROM up u WHERE NOT u.is_bot
+  // each changed visit: its previous version's contribution out, the new one's in — to the
+  // site's total (every figure), and to each dimension value (visits, bounces) only where the
+  // visit came or went, moved hour, changed bounce, or that dimension's value changed
+  const x = `
+      SELECT u.site_id, u.inserted, NOT u.is_bot AS new_on, (NOT u.inserted AND NOT u.prev_is_bot) AS old_on,
+             ${hourSql("u.started_at")} AS new_hour, ${hourSql("u.prev_started_at")} AS old_hour,
+             ${bounceSql("u.pageviews", "u.engaged")} AS new_bounce, ${bounceSql("u.prev_pageviews", "u.prev_engaged")} AS old_bounce,
+             u.pageviews, u.events, ${durationSql("u.started_at", "u.last_seen_at")} AS new_dur,
+             u.prev_pageviews, u.prev_events, ${durationSql("u.prev_started_at", "u.prev_last_seen_at")} AS old_dur,
+             u.dims AS new_dims, coalesce(u.prev_dims, u.dims) AS old_dims
+      FROM up u`
+  const deltas = `
+      SELECT site_id, '${TOTAL_DIMENSION}' AS dim, new_hour AS hour, NULL::text AS value, 1 AS visits, pageviews, events,
+             new_bounce::int AS bounces, new_dur AS duration
+      FROM x WHERE new_on
       UNION ALL
-      SELECT u.site_id, -1, u.prev_started_at, u.prev_last_seen_at, u.prev_pageviews, u.prev_events, u.prev_engaged,
-             coalesce(u.prev_dims, u.dims)
-      FROM up u WHERE NOT u.inserted AND NOT u.prev_is_bot`
+      SELECT site_id, '${TOTAL_DIMENSION}', old_hour, NULL, -1, -prev_pageviews, -prev_events, -(old_bounce::int), -old_dur
+      FROM x WHERE old_on
+      UNION ALL
+      SELECT x.site_id, d.dim, s.hour, s.value, s.sign, 0, 0, s.sign * s.bounce::int, 0
+      FROM x CROSS JOIN LATERAL unnest(${DIMENSION_NAMES_SQL}, x.old_dims, x.new_dims) AS d(dim, ov, nv)
+      CROSS JOIN LATERAL (VALUES (1, x.new_hour, d.nv, x.new_bounce, x.new_on), (-1, x.old_hour, d.ov, x.old_bounce, x.old_on))
+        AS s(sign, hour, value, bounce, counted)
+      WHERE s.counted AND (x.inserted OR x.new_on <> x.old_on OR x.new_hour <> x.old_hour OR x.new_bounce <> x.old_bounce
+                           OR d.ov IS DISTINCT FROM d.nv)`
   return `
     WITH up AS (
       INSERT INTO visits AS v (${names.join(", ")})
@@ -498,15 +516,13 @@ export const UPSERT_VISITS = (() => {
         ${[...set, ...prev].join(",\n        ")}
       RETURNING ${returning.join(", ")}
     ),
+    x AS (${x}),
     r AS (
       INSERT INTO visit_rollups AS r (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
-      SELECT x.site_id, d.dim, x.r_hour, d.value, sum(x.r_visits), sum(x.r_pageviews), sum(x.r_events), sum(x.r_bounces),
-             sum(x.r_duration)
-      FROM (SELECT c.site_id, c.dims, ${contributionSql("c").join(", ")} FROM (${contributions}) c) x
-      CROSS JOIN LATERAL ${unpivotSql("x.dims")} AS d(dim, value)
+      SELECT site_id, dim, hour, value, sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration)
+      FROM (${deltas}) d
       GROUP BY 1, 2, 3, 4
-      HAVING sum(x.r_visits) <> 0 OR sum(x.r_pageviews) <> 0 OR sum(x.r_events) <> 0 OR sum(x.r_bounces) <> 0
-          OR sum(x.r_duration) <> 0
+      HAVING sum(visits) <> 0 OR sum(pageviews) <> 0 OR sum(events) <> 0 OR sum(bounces) <> 0 OR sum(duration) <> 0
       ORDER BY 1, 2, 3, 4
       ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET
         visits = r.visits + excluded.visits,
