@@ -6,15 +6,11 @@
  * start, last seen, pageviews, events, engaged, entry / exit page and time, first-touch country.
  */
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
-import type { Tenant } from "../src/domain/Tenant.ts"
-import { Domains } from "../src/layers/Domains.ts"
+import { Effect, Schema } from "effect"
 import * as MemorySink from "../src/layers/MemorySink.ts"
-import { Salts } from "../src/layers/Salts.ts"
-import { StreamConsumer } from "../src/layers/StreamConsumer.ts"
 import { deliveries, historyEvent, historyOf, type HistoryEvent, int, IPS, writeForNewSite, writeThroughWriter } from "./support/history.ts"
 import { visitsOf } from "./support/visits.ts"
-import { eventEnvelope, viewEnvelope, writerTestLayer } from "./writerSupport.ts"
+import { eventEnvelope, onMemory, viewEnvelope, writerTestLayer } from "./writerSupport.ts"
 
 const COUNTRY: Record<string, string> = { "81.2.69.160": "GB", "89.160.20.112": "SE" }
 /** session 4: the visitor without a sessionId; its events stay within 25 minutes (one session) */
@@ -92,24 +88,6 @@ const streamOf = (events: ReadonlyArray<Event>, tag: string, origin: string) =>
   })
 
 const HOST = "memory.example"
-const onMemory = (store: MemorySink.MemoryStore) =>
-  Layer.build(Layer.mergeAll(
-    MemorySink.layer(store),
-    StreamConsumer.layer,
-    Layer.succeed(Salts, Salts.of({
-      saltFor: () => Effect.succeed(new Uint8Array(32).fill(5)),
-      saltsFor: (days) => Effect.succeed(new Map([...days].map((day) => [day, new Uint8Array(32).fill(5)]))),
-      purge: () => Effect.succeed(0)
-    })),
-    Layer.succeed(Domains, Domains.of({
-      resolve: (host) => (host === HOST ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
-      byId: (id) => (id === 1 ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
-      refresh: Effect.void,
-      refreshForUnknown: Effect.void,
-      size: () => 1
-    }))
-  ))
-
 const name = (sessionId: string, tag: string) => (sessionId.startsWith("~") ? "server" : sessionId.slice(tag.length + 1))
 
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visits, property", (it) => {
@@ -141,7 +119,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
 
         // memory
         const store = new MemorySink.MemoryStore()
-        yield* writeThroughWriter("vprop-mem", streamOf(events, tag, `https://${HOST}`), batchSize, yield* onMemory(store))
+        yield* writeThroughWriter("vprop-mem", streamOf(events, tag, `https://${HOST}`), batchSize, yield* onMemory(store, HOST))
         const inMemory = new Map([...store.visits.values()].map((v) => [name(v.sessionId, tag), {
           started: v.startedAt,
           last: v.lastSeenAt,
