@@ -169,30 +169,51 @@ export const touch = (h: StreamHandles, ids: ReadonlyArray<string>) =>
     : call(h.client, h.key, "XCLAIM", [h.key, h.group, h.consumer, 0, ...ids, "JUSTID"]).pipe(Effect.asVoid)
 
 /**
- * Graceful stop: removes this consumer from the group when it holds no pending entries;
- * otherwise marks them idle for a day (`XCLAIM … IDLE … JUSTID`, no delivery count change) so
- * that the other writers' next `XAUTOCLAIM` takes them over at once instead of after the idle
- * timeout. Returns the number of entries released.
+ * Removes `consumer` from the group only if it holds nothing pending — checked and deleted in one
+ * script, so atomically. Checking first and deleting in a second command loses entries: a
+ * blocking `XREADGROUP` of that consumer that the caller gave up on is still queued in Redis, and
+ * an `XADD` between the two commands makes it deliver an entry to the consumer; `XGROUP
+ * DELCONSUMER` then drops the entry's pending record with the consumer — delivered, never
+ * acknowledged, claimable by nobody (test/stream-leave.test.ts). After the atomic delete, such a
+ * late delivery re-creates the consumer and the entry stays pending, claimed by the others later.
+ * Returns true when the consumer was removed.
+ */
+const DELETE_CONSUMER_IF_EMPTY = `
+local held = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #held > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1`
+
+const deleteConsumerIfEmpty = (h: StreamHandles, consumer: string) =>
+  call(h.client, h.key, "EVAL", [DELETE_CONSUMER_IF_EMPTY, 1, h.key, h.group, consumer]).pipe(
+    Effect.map((reply) => Number(reply) === 1)
+  )
+
+/**
+ * Graceful stop: removes this consumer from the group when it holds no pending entries
+ * (atomically: `deleteConsumerIfEmpty`); otherwise marks them idle for a day (`XCLAIM … IDLE …
+ * JUSTID`, no delivery count change) so that the other writers' next `XAUTOCLAIM` takes them over
+ * at once instead of after the idle timeout. Entries delivered to it later still (its last
+ * blocking read being served) stay pending and are claimed after the idle timeout. Returns the
+ * number of entries released.
  */
 export const leaveGroup = (h: StreamHandles) =>
   Effect.gen(function*() {
+    if (yield* deleteConsumerIfEmpty(h, h.consumer)) return 0
     const reply = yield* call(h.client, h.key, "XPENDING", [h.key, h.group, "-", "+", 10_000, h.consumer])
     const ids = Array.isArray(reply)
       ? reply.flatMap((row) => (Array.isArray(row) && typeof row[0] === "string" ? [row[0]] : []))
       : []
-    if (ids.length === 0) {
-      yield* call(h.client, h.key, "XGROUP", ["DELCONSUMER", h.key, h.group, h.consumer])
-      return 0
-    }
+    if (ids.length === 0) return 0
     yield* call(h.client, h.key, "XCLAIM", [h.key, h.group, h.consumer, 0, ...ids, "IDLE", DAY_MS, "JUSTID"])
     return ids.length
   })
 
 /**
  * Removes consumers left in the group by writers that died (SIGKILL, crash): those holding
- * nothing pending and idle for `minIdleMs`. Entries they held were reclaimed by XAUTOCLAIM
- * first; a live writer that is removed anyway is re-created by its next XREADGROUP.
- * Returns the names removed.
+ * nothing pending and idle for `minIdleMs` (the pending check repeated atomically with the
+ * delete). Entries they held were reclaimed by XAUTOCLAIM first; a live writer that is removed
+ * anyway is re-created by its next XREADGROUP. Returns the names removed.
  */
 export const pruneConsumers = (h: StreamHandles, minIdleMs: number) =>
   Effect.gen(function*() {
@@ -200,8 +221,9 @@ export const pruneConsumers = (h: StreamHandles, minIdleMs: number) =>
     const stale = (Array.isArray(reply) ? reply.map(fieldsOf) : [])
       .filter((c) => c.get("name") !== h.consumer && Number(c.get("pending")) === 0 && Number(c.get("idle")) >= minIdleMs)
       .map((c) => String(c.get("name")))
-    for (const name of stale) yield* call(h.client, h.key, "XGROUP", ["DELCONSUMER", h.key, h.group, name])
-    return stale
+    const removed: Array<string> = []
+    for (const name of stale) if (yield* deleteConsumerIfEmpty(h, name)) removed.push(name)
+    return removed
   })
 
 // ---------------------------------------------------------------------------------------------
