@@ -57,6 +57,13 @@ export interface ClusterOptions {
   /** how long a killed master stays down after its replica was promoted, before it comes back as a replica */
   readonly masterDownMs: number
   readonly nodeTimeoutMs: number
+  /**
+   * A replica that lags when its master dies: the replica is stopped (SIGSTOP) this long before
+   * the master's SIGKILL and continued right after it, so it is promoted without the writes of
+   * that time — the case REDIS_MIN_REPLICAS_ACK exists for (on loopback a replica is otherwise
+   * never more than a few ms behind). 0 = off. Keep it below the node timeout.
+   */
+  readonly replicaLagMs?: number
 }
 
 export interface ChaosOptions {
@@ -682,12 +689,23 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosResult> => {
             const master = await c.masterOf(key)
             const replica = await c.replicaOf(master)
             const before = await counters()
+            const lagMs = clusterOptions.replicaLagMs ?? 0
+            const replicaPid = replica.pid()
+            if (lagMs > 0 && replicaPid !== undefined) {
+              say(`replica 127.0.0.1:${replica.port} stopped (SIGSTOP) for ${lagMs} ms before its master's kill: it falls behind`)
+              process.kill(replicaPid, "SIGSTOP")
+              await sleep(lagMs)
+            }
             const killedAt = Date.now()
             say(
               `master kill ${k + 1}/${clusterOptions.masterKills}: SIGKILL cluster master 127.0.0.1:${master.port} (pid ${master.pid()}, ` +
                 `serves ${key}); its replica is 127.0.0.1:${replica.port}`
             )
-            await master.kill("SIGKILL")
+            try {
+              await master.kill("SIGKILL")
+            } finally {
+              if (lagMs > 0 && replicaPid !== undefined) process.kill(replicaPid, "SIGCONT")
+            }
             const promoted = await waitFor("the replica to be promoted", async () => {
               try {
                 return (await c.masterOf(key)).port === replica.port

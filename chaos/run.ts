@@ -10,6 +10,8 @@
  *       --min-replicas-ack 0 (then lost events are reported, not a failure)
  *
  * Options: --scenario default|cluster · --min-replicas-ack <n> (cluster; default 1) · --master-kills <n> (cluster)
+ *          --replica-lag-ms <ms> (cluster: the replica is SIGSTOPped that long before its master's kill, so it
+ *          is promoted behind — what REDIS_MIN_REPLICAS_ACK guards against; default 0)
  *          --quick · --rate <req/s> · --concurrency <n> · --writer-kills <n> · --seed <n>
  *          --claim-idle-ms <ms> (passed as WRITER_CLAIM_IDLE_MS; needs a Spoolway that reads it)
  *          --out <file> (also write the whole output there) · --keep (keep logs and data)
@@ -31,6 +33,7 @@ const { values } = parseArgs({
     scenario: { type: "string", default: "default" },
     "min-replicas-ack": { type: "string", default: "1" },
     "master-kills": { type: "string" },
+    "replica-lag-ms": { type: "string" },
     quick: { type: "boolean", default: false },
     rate: { type: "string" },
     concurrency: { type: "string" },
@@ -67,7 +70,11 @@ const clusterBase = CLUSTER(Number(values["min-replicas-ack"]))
 const base = onCluster
   ? {
     ...clusterBase,
-    ...(values["master-kills"] !== undefined ? { cluster: { ...clusterBase.cluster!, masterKills: Number(values["master-kills"]) } } : {})
+    cluster: {
+      ...clusterBase.cluster!,
+      ...(values["master-kills"] !== undefined ? { masterKills: Number(values["master-kills"]) } : {}),
+      ...(values["replica-lag-ms"] !== undefined ? { replicaLagMs: Number(values["replica-lag-ms"]) } : {})
+    }
   }
   : values.quick
   ? QUICK
