@@ -19,7 +19,8 @@
  * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROUNDS (1; >1 repeats on fresh databases),
  * BENCH_NO_SESSION_ID=1 (envelopes without sessionId: server-side session assignment),
  * BENCH_REFERENCES=0 (skip the COPY and unnest references: writer figures only, for A/B runs),
- * BENCH_QUIET_WAIT_S (120: how long each round first waits for the machine to calm down).
+ * BENCH_QUIET_WAIT_S (120: how long each round first waits for the machine to calm down),
+ * BENCH_NETWORK (real; `real,empty,empty,real` interleaves rounds without network data: bench/writerWorkload.ts).
  */
 import { readFileSync } from "node:fs"
 import * as inspector from "node:inspector/promises"
@@ -32,12 +33,11 @@ import { Redis } from "ioredis"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
-import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { makeWriter, WriterDependencies } from "../src/programs/Writer.ts"
 import { log, machineInfo, requireNode24, round, stamp, waitQuiet, writeResult } from "./lib.ts"
-import { HOSTS, makeWorkload } from "./writerWorkload.ts"
+import { BENCH_NETWORK_MODES, benchNetworkLayer, HOSTS, makeWorkload } from "./writerWorkload.ts"
 
 requireNode24()
 
@@ -233,6 +233,8 @@ const adminSql = (statement: string) =>
 interface RoundResult {
   readonly events: number
   readonly transactions: number
+  /** BENCH_NETWORK mode of the round (bench/writerWorkload.ts) */
+  readonly network: "real" | "empty"
   readonly copyKeyedS: number | null
   readonly copyKeyedEps: number | null
   readonly writerS: number
@@ -298,6 +300,7 @@ const referenceRounds = async (round_: number, pgClient: any, dbUrl: string, wri
 
 const runRound = async (round_: number): Promise<RoundResult> => {
   const transactions = TRANSACTIONS[(round_ - 1) % TRANSACTIONS.length]!
+  const network = BENCH_NETWORK_MODES[(round_ - 1) % BENCH_NETWORK_MODES.length]!
   const dbName = `spoolway_bench_${Math.random().toString(36).slice(2, 8)}`
   const dbUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${dbName}` }).toString()
   const prefix = `bench-writer-${Math.random().toString(36).slice(2, 8)}`
@@ -314,7 +317,7 @@ const runRound = async (round_: number): Promise<RoundResult> => {
           PrimaryRedis.layerUrl(REDIS_URL),
           AppConfig.layerWith({ streamPrefix: prefix, writerBatchSize: BATCH, writerBlockMs: 100, writerTransactions: transactions }),
           GeoLookup.layer,
-          NetworkLookup.layer
+          benchNetworkLayer(network)
         )
       )
     )
@@ -359,7 +362,7 @@ const runRound = async (round_: number): Promise<RoundResult> => {
       }).pipe(Effect.scoped, Effect.provide(layer))
     )
     log(
-      `round ${round_} (${transactions} transaction(s) in flight): writer stored ${result.counts.stored} rows in ${round(result.writerS, 2)} s ` +
+      `round ${round_} (${transactions} transaction(s) in flight, network ${network}): writer stored ${result.counts.stored} rows in ${round(result.writerS, 2)} s ` +
         `(CPU: writer process ${round(result.nodeCpuS, 2)} s, PostgreSQL backends ${round(result.pgCpuS, 2)} s)`
     )
 
@@ -368,6 +371,7 @@ const runRound = async (round_: number): Promise<RoundResult> => {
     return {
       events: EVENTS,
       transactions,
+      network,
       writerS: round(result.writerS, 2),
       writerEps: Math.round(writerEps),
       copyS: references?.copyS ?? null,
@@ -402,7 +406,7 @@ const main = async () => {
   const results: Array<RoundResult> = []
   for (let i = 1; i <= ROUNDS; i++) results.push(await runRound(i))
   const summary = {
-    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} BENCH_TRANSACTIONS=${TRANSACTIONS.join(",")} npx node bench/writer.ts`,
+    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} BENCH_TRANSACTIONS=${TRANSACTIONS.join(",")} BENCH_NETWORK=${BENCH_NETWORK_MODES.join(",")} npx node bench/writer.ts`,
     machine: { nproc: machine.nproc, cpuModel: machine.cpuModel, node: machine.node, postgres: results[0]?.pgVersion, redis: machine.redis },
     rounds: results
   }
