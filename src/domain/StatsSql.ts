@@ -16,6 +16,7 @@
 import type { Dimension, Filter, FunnelStep, Metric, Period, PropertyDimension } from "./StatsQuery.ts"
 import { isEventDimension, isTimeDimension, timeGrainOf } from "./StatsQuery.ts"
 import { offsetAt } from "./LocalTime.ts"
+import { DAY_MS } from "./Time.ts"
 import { isRollupDimension, ROLLUP_BUCKET_MS, TOTAL_DIMENSION } from "./VisitRollups.ts"
 
 export type SqlParam = string | { readonly textArray: ReadonlyArray<string> }
@@ -246,7 +247,7 @@ const ROLLUP_METRIC: Record<string, string> = {
 
 /**
  * A visit query from the rollups (docs/visits.md "Visit rollups"): the period's rollup rows of
- * one dimension, read as if they were visits (`v.started_at` = the hour, `v.<dimension>` = the
+ * one dimension (without a time dimension the whole UTC days from the daily table), read as if they were visits (`v.started_at` = the hour, `v.<dimension>` = the
  * value) so that buckets and filters are the same expressions as on `visits`; visitors = visits
  * minus, per group, the surplus of the visitors seen on more than one visit, counted on `visits`
  * for those visitors only.
@@ -264,8 +265,22 @@ const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql
   const nd = input.dimensions.length
   const dims = (column: string) => input.dimensions.map((d, i) => `${dimensionExpr(d, column, tz)} AS ${dimensionAlias(i)}`)
   const value = dimension === TOTAL_DIMENSION ? "" : `, r.value AS ${dimension}`
-  const rows = `SELECT r.hour AS started_at${value}, r.visits, r.pageviews, r.events, r.bounces, r.duration FROM visit_rollups r ` +
-    `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.hour >= ${from}::timestamptz AND r.hour < ${to}::timestamptz`
+  const columns = `${value}, r.visits, r.pageviews, r.events, r.bounces, r.duration`
+  const hourly = (lo: string, hi: string) =>
+    `SELECT r.hour AS started_at${columns} FROM visit_rollups r ` +
+    `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.hour >= ${lo}::timestamptz AND r.hour < ${hi}::timestamptz`
+  // without time buckets: the whole UTC days inside the range from the daily rows, the hours at its ends from the hourly ones
+  const firstDay = Math.ceil(input.period.fromMs / DAY_MS) * DAY_MS
+  const lastDay = Math.floor(input.period.toMs / DAY_MS) * DAY_MS
+  let rows = hourly(from, to)
+  if (!time && firstDay < lastDay) {
+    const d1 = params.add(new Date(firstDay).toISOString())
+    const d2 = params.add(new Date(lastDay).toISOString())
+    const daily = `SELECT (r.day::timestamp AT TIME ZONE 'UTC') AS started_at${columns} FROM visit_rollups_daily r ` +
+      `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.day >= (${d1}::timestamptz AT TIME ZONE 'UTC')::date ` +
+      `AND r.day < (${d2}::timestamptz AT TIME ZONE 'UTC')::date`
+    rows = `${hourly(from, d1)} UNION ALL ${daily} UNION ALL ${hourly(d2, to)}`
+  }
   const filters = (ps: Params) => input.filters.map((f) => filterSql(f, ps))
   const sums = ["sum(v.visits) AS visits", "sum(v.pageviews) AS pv", "sum(v.events) AS ev", "sum(v.bounces) AS bounces", "sum(v.duration) AS dur"]
   const where = (base: ReadonlyArray<string>) => {

@@ -60,6 +60,9 @@ export const durationSql = (started: string, lastSeen: string) => `extract(epoch
 /** The UTC hour of an instant (the rollup bucket). */
 export const hourSql = (column: string) => `date_trunc('hour', ${column}, 'UTC')`
 
+/** The UTC day (date) of an instant (the daily rollup bucket). */
+export const daySql = (column: string) => `(${column} AT TIME ZONE 'UTC')::date`
+
 /**
  * The rollup rows of the stored visits: (site_id, dim, hour, value, visits, pageviews, events,
  * bounces, duration). The `total` rows carry every figure; the rows of a dimension value carry
@@ -90,3 +93,15 @@ export const BACKFILL_VISITORS_SQL = `
   SELECT site_id, visitor_id_daily, count(*), min(started_at), max(started_at)
   FROM visits WHERE visitor_id_daily IS NOT NULL
   GROUP BY 1, 2`
+
+/** The daily rollup rows: the hourly ones of {@link ROLLUPS_OF_VISITS_SQL} summed per UTC day. */
+export const DAILY_ROLLUPS_OF_VISITS_SQL = `
+  SELECT site_id, dim, ${daySql("hour")} AS day, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
+         sum(bounces) AS bounces, sum(duration) AS duration
+  FROM (${ROLLUPS_OF_VISITS_SQL}) h
+  GROUP BY 1, 2, 3, 4`
+
+/** Fills `visit_rollups_daily` from the stored visits (migration 0009's backfill; empty table assumed). */
+export const BACKFILL_DAILY_ROLLUPS_SQL = `
+  INSERT INTO visit_rollups_daily (site_id, dim, day, value, visits, pageviews, events, bounces, duration)
+  ${DAILY_ROLLUPS_OF_VISITS_SQL}`

@@ -36,7 +36,7 @@ import {
 import type { SeenRow, SessionRow } from "./PgSinkRows.ts"
 import type { VisitRow } from "../domain/Visits.ts"
 import { pageHost } from "../domain/Visits.ts"
-import { bounceSql, DIMENSION_NAMES_SQL, dimsArraySql, durationSql, hourSql, TOTAL_DIMENSION } from "../domain/VisitRollups.ts"
+import { bounceSql, daySql, DIMENSION_NAMES_SQL, dimsArraySql, durationSql, hourSql, TOTAL_DIMENSION } from "../domain/VisitRollups.ts"
 
 // Non-view events flagged `resolve` take corp/domain from their session's fingerprint, those
 // flagged `resolve_bot` its is_bot (the session's first touch): one index lookup for both, and
@@ -454,10 +454,13 @@ const MERGE: Record<string, string> = {
  * in the same statement, the visit rollups (domain/VisitRollups.ts, migration 0008): every
  * updated row's SET copies its previous figures to `prev_*`, so the statement takes the previous
  * version's contribution out of `visit_rollups` and adds the new one's (a row inserted here adds
- * only), and records new (visit, daily visitor id) pairs in `visitor_visits`. Both sets of rows
- * are sorted by their key, and `visitor_visits` is written only after `visit_rollups` (the
- * one-time filter on `r`): the lock order is visits → visit_rollups → visitor_visits.
+ * only) — per UTC hour and per UTC day (`visit_rollups_daily`, migration 0009) — and records new
+ * (visit, daily visitor id) pairs in `visitor_visits`. Every set of rows is sorted by its key,
+ * and each table is written only after the one before (the one-time filters on `r` and `rd`): the
+ * lock order is visits → visit_rollups → visit_rollups_daily → visitor_visits.
  */
+const ROLLUP_SUMS = ["visits", "pageviews", "events", "bounces", "duration"].map((c) => `${c} = r.${c} + excluded.${c}`).join(", ")
+
 export const UPSERT_VISITS = (() => {
   const names = VISIT_COLUMNS.map(([name]) => name)
   const unnestArgs = VISIT_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")
@@ -536,19 +539,29 @@ export const UPSERT_VISITS = (() => {
       RETURNING ${returning.join(", ")}
     ),
     x AS (${x}),
-    r AS (
-      INSERT INTO visit_rollups AS r (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
-      SELECT site_id, dim, hour, value, sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration)
+    dl AS (
+      SELECT site_id, dim, hour, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
+             sum(bounces) AS bounces, sum(duration) AS duration
       FROM (${deltas}) d
       GROUP BY 1, 2, 3, 4
       HAVING sum(visits) <> 0 OR sum(pageviews) <> 0 OR sum(events) <> 0 OR sum(bounces) <> 0 OR sum(duration) <> 0
+    ),
+    r AS (
+      INSERT INTO visit_rollups AS r (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
+      SELECT * FROM dl
       ORDER BY 1, 2, 3, 4
-      ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET
-        visits = r.visits + excluded.visits,
-        pageviews = r.pageviews + excluded.pageviews,
-        events = r.events + excluded.events,
-        bounces = r.bounces + excluded.bounces,
-        duration = r.duration + excluded.duration
+      ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET ${ROLLUP_SUMS}
+      RETURNING 1
+    ),
+    rd AS (
+      INSERT INTO visit_rollups_daily AS r (site_id, dim, day, value, visits, pageviews, events, bounces, duration)
+      SELECT site_id, dim, ${daySql("hour")}, value, sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration)
+      FROM dl
+      WHERE (SELECT count(*) FROM r) >= 0
+      GROUP BY 1, 2, 3, 4
+      HAVING sum(visits) <> 0 OR sum(pageviews) <> 0 OR sum(events) <> 0 OR sum(bounces) <> 0 OR sum(duration) <> 0
+      ORDER BY 1, 2, 3, 4
+      ON CONFLICT (site_id, dim, day, value) DO UPDATE SET ${ROLLUP_SUMS}
       RETURNING 1
     )
     INSERT INTO visitor_visits AS w (site_id, visitor_id_daily, visits, first_start, last_start)
@@ -556,7 +569,7 @@ export const UPSERT_VISITS = (() => {
            max(u.started_at)
     FROM up u
     WHERE u.visitor_id_daily IS NOT NULL AND (u.inserted OR u.prev_vid_changed OR u.started_at < u.prev_started_at)
-      AND (SELECT count(*) FROM r) >= 0
+      AND (SELECT count(*) FROM rd) >= 0
     GROUP BY 1, 2
     ORDER BY 1, 2
     ON CONFLICT (site_id, visitor_id_daily) DO UPDATE SET
