@@ -92,12 +92,12 @@ const QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: VISIT_METRICS, dimensions: ["time:day"] },
   { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["country"] },
   { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["source"] },
-  { metrics: ["visitors", "bounce_rate"], dimensions: ["entry_page"] },
-  { metrics: ["visitors", "visits"], dimensions: ["exit_page"] },
+  { metrics: ["visitors", "bounce_rate"], dimensions: ["device"] },
+  { metrics: ["visitors", "visits"], dimensions: ["utm_source"] },
   { metrics: ["visitors", "visits"], dimensions: ["time:day", "language"] },
   { metrics: ["visits", "bounce_rate", "visitors"], filters: [["is", "country", ["GB"]]] },
   { metrics: ["visitors"], dimensions: ["source"], filters: [["is_not", "source", [null]]] },
-  { metrics: ["visitors", "visits"], dimensions: ["time:hour"], filters: [["contains", "entry_page", ["p1"]]] }
+  { metrics: ["visitors", "visits"], dimensions: ["time:hour"], filters: [["contains", "utm_source", ["news"]]] }
 ]
 
 const inputOf = (query: StatsQuery, timezone: string, nowMs: number): CompileInput => {
@@ -263,6 +263,8 @@ describe("visit rollups, planner", () => {
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["browser"], filters: [["is", "country", ["DE"]]] }))
     // a dimension the rollups do not keep, an event dimension, an event metric
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["browser_version"] }))
+    assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["city"] }))
+    assert.isUndefined(plan({ metrics: ["visitors", "visits"], dimensions: ["entry_page"] }))
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["page"] }))
     assert.isUndefined(plan({ metrics: ["visitors", "conversions"] }))
     // a dimension's rows hold visits and bounces: pageviews, events, duration by dimension are read from visits

@@ -21,10 +21,14 @@ import type { VisitDimension } from "./StatsQuery.ts"
 /** The dimension of the site's totals (value NULL). */
 export const TOTAL_DIMENSION = "total"
 
-/** The first-touch / entry / exit dimensions the rollup keeps (a visits column each). */
+/**
+ * The first-touch dimensions the rollup keeps (a visits column each): the ones with few values
+ * per hour. Each is a row per (hour, value) written for every new visit, so the
+ * many-valued ones (referrer, region, city, entry and exit page: hundreds of values a day) are
+ * left to the visits path — they would cost the writer more than the rest together.
+ */
 export const ROLLUP_DIMENSIONS: ReadonlyArray<VisitDimension> = [
   "source",
-  "referrer",
   "utm_source",
   "utm_medium",
   "utm_campaign",
@@ -32,11 +36,7 @@ export const ROLLUP_DIMENSIONS: ReadonlyArray<VisitDimension> = [
   "browser",
   "os",
   "country",
-  "region",
-  "city",
   "language",
-  "entry_page",
-  "exit_page",
   "org_type"
 ]
 

@@ -43,7 +43,6 @@ import {
   dimsArraySql,
   durationSql,
   hourSql,
-  ROLLUP_DIMENSIONS,
   TOTAL_DIMENSION
 } from "../domain/VisitRollups.ts"
 
@@ -492,9 +491,8 @@ export const UPSERT_VISITS = (() => {
     "prev_engaged = v.engaged",
     "prev_is_bot = v.is_bot",
     `prev_vid_changed = (${MERGE["visitor_id_daily"]} IS DISTINCT FROM v.visitor_id_daily)`,
-    // the previous dimension values: all of them when the entry changed, else only the exit page
-    // when that changed (every new view of a visit), else NULL
-    `prev_dims = CASE WHEN ${earlier} THEN ${dimsArraySql("v")} WHEN ${later} THEN ARRAY[v.exit_page] END`
+    // the previous first-touch dimension values when the entry changed, else NULL
+    `prev_dims = CASE WHEN ${earlier} THEN ${dimsArraySql("v")} END`
   ]
   const returning = [
     "site_id",
@@ -518,20 +516,15 @@ export const UPSERT_VISITS = (() => {
   ]
   // each changed visit: its previous version's contribution out, the new one's in — to the
   // site's total (every figure), and to each dimension value (visits, bounces) only where the
-  // visit came or went, moved hour, changed bounce, or that dimension's value changed: a visit
-  // whose only change there is its exit page (a new view) touches two exit-page rows, no more
-  const k = ROLLUP_DIMENSIONS.indexOf("exit_page") + 1
+  // visit came or went, moved hour, changed bounce, or changed its first touch: a new event of a
+  // visit otherwise touches its hour's total row alone
   const x = `
       SELECT u.site_id, u.inserted, NOT u.is_bot AS new_on, (NOT u.inserted AND NOT u.prev_is_bot) AS old_on,
              ${hourSql("u.started_at")} AS new_hour, ${hourSql("u.prev_started_at")} AS old_hour,
              ${bounceSql("u.pageviews", "u.engaged")} AS new_bounce, ${bounceSql("u.prev_pageviews", "u.prev_engaged")} AS old_bounce,
              u.pageviews, u.events, ${durationSql("u.started_at", "u.last_seen_at")} AS new_dur,
              u.prev_pageviews, u.prev_events, ${durationSql("u.prev_started_at", "u.prev_last_seen_at")} AS old_dur,
-             u.dims AS new_dims, u.dims[${k}] AS new_exit,
-             CASE WHEN cardinality(u.prev_dims) = 1 THEN u.dims[1:${k - 1}] || u.prev_dims || u.dims[${k + 1}:]
-                  ELSE coalesce(u.prev_dims, u.dims) END AS old_dims,
-             coalesce(cardinality(u.prev_dims) > 1, false) AS entry_changed,
-             coalesce(cardinality(u.prev_dims) = 1, false) AS exit_changed
+             u.dims AS new_dims, coalesce(u.prev_dims, u.dims) AS old_dims
       FROM up u`
   const level = "(x.inserted OR x.new_on <> x.old_on OR x.new_hour <> x.old_hour OR x.new_bounce <> x.old_bounce)"
   const deltas = `
@@ -543,17 +536,11 @@ export const UPSERT_VISITS = (() => {
       FROM x WHERE old_on
       UNION ALL
       SELECT x.site_id, d.dim, s.hour, s.value, s.sign, 0, 0, s.sign * s.bounce::int, 0
-      FROM (SELECT * FROM x WHERE ${level} OR x.entry_changed) x
+      FROM (SELECT * FROM x WHERE ${level} OR x.old_dims IS DISTINCT FROM x.new_dims) x
       CROSS JOIN LATERAL unnest(${DIMENSION_NAMES_SQL}, x.old_dims, x.new_dims) AS d(dim, ov, nv)
       CROSS JOIN LATERAL (VALUES (1, x.new_hour, d.nv, x.new_bounce, x.new_on), (-1, x.old_hour, d.ov, x.old_bounce, x.old_on))
         AS s(sign, hour, value, bounce, counted)
-      WHERE s.counted AND (${level} OR d.ov IS DISTINCT FROM d.nv)
-      UNION ALL
-      SELECT x.site_id, 'exit_page', s.hour, s.value, s.sign, 0, 0, s.sign * s.bounce::int, 0
-      FROM (SELECT * FROM x WHERE x.exit_changed AND NOT ${level} AND x.old_dims[${k}] IS DISTINCT FROM x.new_exit) x
-      CROSS JOIN LATERAL (VALUES (1, x.new_hour, x.new_exit, x.new_bounce, x.new_on), (-1, x.old_hour, x.old_dims[${k}], x.old_bounce, x.old_on))
-        AS s(sign, hour, value, bounce, counted)
-      WHERE s.counted`
+      WHERE s.counted AND (${level} OR d.ov IS DISTINCT FROM d.nv)`
   return `
     WITH up AS (
       INSERT INTO visits AS v (${names.join(", ")})
