@@ -131,7 +131,7 @@ const hits = v4.filter((ip) => networkOf(ip).asn !== null).length + v6.filter((i
 const uncachedV4 = measure(v4, networkOf)
 const uncachedV6 = measure(v6, networkOf)
 
-// --- through the layer (memoizeString, 10,000 entries) ---------------------------------------
+// --- through the layer (memoizeString, NETWORK_CACHE_SIZE entries) ---------------------------
 const layered = await Effect.runPromise(
   Effect.gen(function*() {
     const service = yield* NetworkLookup

@@ -10,6 +10,9 @@
  *   BENCH_EVENTS=100000 BENCH_BATCH=500 BENCH_PASSES=5 npx node bench/writer-cpu.ts
  *
  * BENCH_CPU_PROFILE=1 writes a .cpuprofile of the last prepare pass to bench/results/.
+ * BENCH_NETWORK=real,empty alternates the passes between the ASN lookup and none (every address
+ * without network data, bench/writerWorkload.ts) and reports the best prepare pass of each: what
+ * the network enrichment costs the prepare stage, in one process.
  */
 import * as inspector from "node:inspector/promises"
 import { Context, Effect, Exit, Layer } from "effect"
@@ -19,13 +22,13 @@ import type { BatchEntry } from "../src/domain/Batch.ts"
 import type { Tenant } from "../src/domain/Tenant.ts"
 import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
-import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
+import type { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import { makePlan } from "../src/layers/PgSink.ts"
 import { WriteCache } from "../src/layers/PgSinkCache.ts"
 import { Salts } from "../src/layers/Salts.ts"
 import { prepareBatch } from "../src/programs/PrepareBatch.ts"
 import { log, requireNode24, round, stamp, writeResult } from "./lib.ts"
-import { HOSTS, makeWorkload } from "./writerWorkload.ts"
+import { BENCH_NETWORK_MODES, benchNetworkLayer, HOSTS, makeWorkload } from "./writerWorkload.ts"
 
 requireNode24()
 
@@ -43,13 +46,13 @@ const salt = new Uint8Array(32).fill(7)
  * The ASN tables are read once, before any pass: `NetworkLookup.layer` reads ~32 MB of CSV when
  * built (a start-up cost, bench/network.ts), which would otherwise land in every timed pass.
  */
-const network = await Effect.runPromise(
-  Effect.scoped(Effect.map(Layer.build(NetworkLookup.layer), (context) => Context.get(context, NetworkLookup)))
-)
+const networks = new Map<string, Context.Context<NetworkLookup>>()
+for (const mode of new Set(BENCH_NETWORK_MODES)) {
+  networks.set(mode, await Effect.runPromise(Effect.scoped(Layer.build(benchNetworkLayer(mode)))))
+}
 
 const layer = Layer.mergeAll(
   GeoLookup.layer,
-  Layer.succeed(NetworkLookup, network),
   Layer.succeed(
     Salts,
     Salts.of({
@@ -86,6 +89,7 @@ const main = async () => {
   for (let i = 0; i < entries.length; i += BATCH) batches.push(entries.slice(i, i + BATCH))
 
   const best = { schemaDecode: Infinity, decode: Infinity, prepare: Infinity }
+  const bestByNetwork: Record<string, number> = {}
   for (let pass = 1; pass <= PASSES; pass++) {
     let t = cpuMicros()
     if (!ONLY_PREPARE) {
@@ -103,6 +107,7 @@ const main = async () => {
       await session.post("Profiler.enable")
       await session.post("Profiler.start")
     }
+    const mode = BENCH_NETWORK_MODES[(pass - 1) % BENCH_NETWORK_MODES.length]!
     t = cpuMicros()
     await Effect.runPromise(
       Effect.gen(function*() {
@@ -115,17 +120,23 @@ const main = async () => {
           cache.committed(plan!.bySession?.sessions ?? [], plan!.seen)
           cache.committedVisits(plan!.bySession?.visits ?? [])
         }
-      }).pipe(Effect.provide(layer))
+      }).pipe(Effect.provide(layer), Effect.provide(networks.get(mode)!))
     )
-    best.prepare = Math.min(best.prepare, (cpuMicros() - t) / EVENTS)
+    const prepare = (cpuMicros() - t) / EVENTS
+    best.prepare = Math.min(best.prepare, prepare)
+    bestByNetwork[mode] = Math.min(bestByNetwork[mode] ?? Infinity, prepare)
     if (session !== undefined) {
       const { profile } = await session.post("Profiler.stop")
       log(`cpu profile: ${writeResult(`writer-cpu-${stamp()}.cpuprofile`, JSON.stringify(profile))}`)
       session.disconnect()
     }
-    log(`pass ${pass}: best so far (CPU µs/event) schema decode ${round(best.schemaDecode, 2)}, decode ${round(best.decode, 2)}, prepare ${round(best.prepare, 2)}`)
+    log(
+      `pass ${pass} (network ${mode}): prepare ${round(prepare, 2)}; best so far (CPU µs/event) schema decode ${round(best.schemaDecode, 2)}, ` +
+        `decode ${round(best.decode, 2)}, prepare ${round(best.prepare, 2)}`
+    )
   }
-  console.log(JSON.stringify({ events: EVENTS, batch: BATCH, passes: PASSES, cpuMicrosPerEvent: best }))
+  const byNetwork = BENCH_NETWORK_MODES.length > 1 ? { prepareByNetwork: bestByNetwork } : {}
+  console.log(JSON.stringify({ events: EVENTS, batch: BATCH, passes: PASSES, cpuMicrosPerEvent: { ...best, ...byNetwork } }))
 }
 
 main().catch((error) => {

@@ -17,7 +17,10 @@
  * Env: BENCH_EVENTS (100000), BENCH_BATCH (WRITER_BATCH_SIZE, default 500), BENCH_PG_ADMIN_URL
  * (postgres://root@127.0.0.1:5432/postgres — a database is created and dropped),
  * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROUNDS (1; >1 repeats on fresh databases),
- * BENCH_NO_SESSION_ID=1 (envelopes without sessionId: server-side session assignment).
+ * BENCH_NO_SESSION_ID=1 (envelopes without sessionId: server-side session assignment),
+ * BENCH_REFERENCES=0 (skip the COPY and unnest references: writer figures only, for A/B runs),
+ * BENCH_QUIET_WAIT_S (120: how long each round first waits for the machine to calm down),
+ * BENCH_NETWORK (real; `real,empty,empty,real` interleaves rounds without network data: bench/writerWorkload.ts).
  */
 import { readFileSync } from "node:fs"
 import * as inspector from "node:inspector/promises"
@@ -30,12 +33,11 @@ import { Redis } from "ioredis"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
-import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { makeWriter, WriterDependencies } from "../src/programs/Writer.ts"
 import { log, machineInfo, requireNode24, round, stamp, waitQuiet, writeResult } from "./lib.ts"
-import { HOSTS, makeWorkload } from "./writerWorkload.ts"
+import { BENCH_NETWORK_MODES, benchNetworkLayer, HOSTS, makeWorkload } from "./writerWorkload.ts"
 
 requireNode24()
 
@@ -51,6 +53,9 @@ const REDIS_URL = process.env["BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const TRANSACTIONS = (process.env["BENCH_TRANSACTIONS"] ?? "2").split(",").map(Number)
 /** BENCH_CPU_PROFILE=1: writes a .cpuprofile of the writer phase to bench/results/ */
 const PROFILE = process.env["BENCH_CPU_PROFILE"] === "1"
+/** BENCH_REFERENCES=0: no COPY / unnest reference rounds (their figures are null) */
+const REFERENCES = process.env["BENCH_REFERENCES"] !== "0"
+const QUIET_WAIT_S = Number(process.env["BENCH_QUIET_WAIT_S"] ?? 120)
 
 const startProfile = async () => {
   const session = new inspector.Session()
@@ -228,18 +233,20 @@ const adminSql = (statement: string) =>
 interface RoundResult {
   readonly events: number
   readonly transactions: number
-  readonly copyKeyedS: number
-  readonly copyKeyedEps: number
+  /** BENCH_NETWORK mode of the round (bench/writerWorkload.ts) */
+  readonly network: "real" | "empty"
+  readonly copyKeyedS: number | null
+  readonly copyKeyedEps: number | null
   readonly writerS: number
   readonly writerEps: number
-  readonly copyS: number
-  readonly copyEps: number
-  readonly ratio: number
+  readonly copyS: number | null
+  readonly copyEps: number | null
+  readonly ratio: number | null
   /** the raw_events unnest insert alone (see unnestReference) */
-  readonly unnestS: number
-  readonly unnestEps: number
-  readonly unnestNodeCpuS: number
-  readonly unnestPgCpuS: number
+  readonly unnestS: number | null
+  readonly unnestEps: number | null
+  readonly unnestNodeCpuS: number | null
+  readonly unnestPgCpuS: number | null
   readonly stored: number
   readonly pageviews: number
   readonly sessions: number
@@ -250,8 +257,50 @@ interface RoundResult {
   readonly busyBefore: number
 }
 
+/** The same run's references (module doc): plain COPY, COPY with raw_events' key, the unnest insert alone. */
+const referenceRounds = async (round_: number, pgClient: any, dbUrl: string, writerEps: number) => {
+  // baseline: plain COPY of the same rows into an unindexed copy of raw_events
+  await pgClient.connect()
+  await pgClient.query(`CREATE UNLOGGED TABLE IF NOT EXISTS copy_probe (x int)`) // warm the connection
+  await pgClient.query(`CREATE TABLE raw_events_copy (LIKE raw_events INCLUDING DEFAULTS)`)
+  const { chunks, rows } = await copyChunks(pgClient)
+  const c0 = performance.now()
+  await copyFrom(pgClient, `COPY raw_events_copy (${COPY_COLUMNS}) FROM STDIN`, chunks)
+  const copyS = (performance.now() - c0) / 1000
+  const copied = Number((await pgClient.query(`SELECT count(*)::int AS n FROM raw_events_copy`)).rows[0].n)
+  if (copied !== rows) throw new Error(`COPY stored ${copied} of ${rows} rows`)
+  log(`round ${round_}: COPY of the same ${rows} rows in ${round(copyS, 2)} s`)
+  // reference: the same COPY into a copy that keeps raw_events' key and index — what storing
+  // the rows costs at the least once the key that makes a redelivery a no-op is maintained
+  await pgClient.query(`CREATE TABLE raw_events_keyed (LIKE raw_events INCLUDING DEFAULTS INCLUDING INDEXES)`)
+  const k0 = performance.now()
+  await copyFrom(pgClient, `COPY raw_events_keyed (${COPY_COLUMNS}) FROM STDIN`, chunks)
+  const copyKeyedS = (performance.now() - k0) / 1000
+  log(`round ${round_}: COPY into a copy with raw_events' key and index in ${round(copyKeyedS, 2)} s`)
+
+  const unnest = await Effect.runPromise(unnestReference(dbUrl))
+  log(
+    `round ${round_}: raw_events unnest insert alone (batches of ${BATCH}) of the same ${unnest.rows} rows in ` +
+      `${round(unnest.seconds, 2)} s (CPU: node ${round(unnest.nodeCpuS, 2)} s, PostgreSQL ${round(unnest.pgCpuS, 2)} s)`
+  )
+
+  const copyEps = rows / copyS
+  return {
+    copyS: round(copyS, 2),
+    copyEps: Math.round(copyEps),
+    ratio: round(writerEps / copyEps, 2),
+    copyKeyedS: round(copyKeyedS, 2),
+    copyKeyedEps: Math.round(rows / copyKeyedS),
+    unnestS: round(unnest.seconds, 2),
+    unnestEps: Math.round(unnest.rows / unnest.seconds),
+    unnestNodeCpuS: round(unnest.nodeCpuS, 2),
+    unnestPgCpuS: round(unnest.pgCpuS, 2)
+  }
+}
+
 const runRound = async (round_: number): Promise<RoundResult> => {
   const transactions = TRANSACTIONS[(round_ - 1) % TRANSACTIONS.length]!
+  const network = BENCH_NETWORK_MODES[(round_ - 1) % BENCH_NETWORK_MODES.length]!
   const dbName = `spoolway_bench_${Math.random().toString(36).slice(2, 8)}`
   const dbUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${dbName}` }).toString()
   const prefix = `bench-writer-${Math.random().toString(36).slice(2, 8)}`
@@ -268,7 +317,7 @@ const runRound = async (round_: number): Promise<RoundResult> => {
           PrimaryRedis.layerUrl(REDIS_URL),
           AppConfig.layerWith({ streamPrefix: prefix, writerBatchSize: BATCH, writerBlockMs: 100, writerTransactions: transactions }),
           GeoLookup.layer,
-          NetworkLookup.layer
+          benchNetworkLayer(network)
         )
       )
     )
@@ -289,7 +338,7 @@ const runRound = async (round_: number): Promise<RoundResult> => {
                      INSERT INTO domains (hostname, corp_id) SELECT ${host}, id FROM c`
         }
         const writer = yield* makeWriter({ maintenance: false })
-        const quiet = yield* Effect.promise(() => waitQuiet("writer bench", 60, 120))
+        const quiet = yield* Effect.promise(() => waitQuiet("writer bench", 60, QUIET_WAIT_S))
         const backends = sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`
         const pgBefore = new Map((yield* backends).map((r) => [r.pid, cpuTicks(r.pid) ?? 0]))
         const profiler = PROFILE ? yield* Effect.promise(() => startProfile()) : undefined
@@ -313,51 +362,27 @@ const runRound = async (round_: number): Promise<RoundResult> => {
       }).pipe(Effect.scoped, Effect.provide(layer))
     )
     log(
-      `round ${round_} (${transactions} transaction(s) in flight): writer stored ${result.counts.stored} rows in ${round(result.writerS, 2)} s ` +
+      `round ${round_} (${transactions} transaction(s) in flight, network ${network}): writer stored ${result.counts.stored} rows in ${round(result.writerS, 2)} s ` +
         `(CPU: writer process ${round(result.nodeCpuS, 2)} s, PostgreSQL backends ${round(result.pgCpuS, 2)} s)`
     )
 
-    // baseline: plain COPY of the same rows into an unindexed copy of raw_events
-    await pgClient.connect()
-    await pgClient.query(`CREATE UNLOGGED TABLE IF NOT EXISTS copy_probe (x int)`) // warm the connection
-    await pgClient.query(`CREATE TABLE raw_events_copy (LIKE raw_events INCLUDING DEFAULTS)`)
-    const { chunks, rows } = await copyChunks(pgClient)
-    const c0 = performance.now()
-    await copyFrom(pgClient, `COPY raw_events_copy (${COPY_COLUMNS}) FROM STDIN`, chunks)
-    const copyS = (performance.now() - c0) / 1000
-    const copied = Number((await pgClient.query(`SELECT count(*)::int AS n FROM raw_events_copy`)).rows[0].n)
-    if (copied !== rows) throw new Error(`COPY stored ${copied} of ${rows} rows`)
-    log(`round ${round_}: COPY of the same ${rows} rows in ${round(copyS, 2)} s`)
-    // reference: the same COPY into a copy that keeps raw_events' key and index — what storing
-    // the rows costs at the least once the key that makes a redelivery a no-op is maintained
-    await pgClient.query(`CREATE TABLE raw_events_keyed (LIKE raw_events INCLUDING DEFAULTS INCLUDING INDEXES)`)
-    const k0 = performance.now()
-    await copyFrom(pgClient, `COPY raw_events_keyed (${COPY_COLUMNS}) FROM STDIN`, chunks)
-    const copyKeyedS = (performance.now() - k0) / 1000
-    log(`round ${round_}: COPY into a copy with raw_events' key and index in ${round(copyKeyedS, 2)} s`)
-
-    const unnest = await Effect.runPromise(unnestReference(dbUrl))
-    log(
-      `round ${round_}: raw_events unnest insert alone (batches of ${BATCH}) of the same ${unnest.rows} rows in ` +
-        `${round(unnest.seconds, 2)} s (CPU: node ${round(unnest.nodeCpuS, 2)} s, PostgreSQL ${round(unnest.pgCpuS, 2)} s)`
-    )
-
     const writerEps = EVENTS / result.writerS
-    const copyEps = rows / copyS
+    const references = REFERENCES ? await referenceRounds(round_, pgClient, dbUrl, writerEps) : null
     return {
       events: EVENTS,
       transactions,
+      network,
       writerS: round(result.writerS, 2),
       writerEps: Math.round(writerEps),
-      copyS: round(copyS, 2),
-      copyEps: Math.round(copyEps),
-      ratio: round(writerEps / copyEps, 2),
-      copyKeyedS: round(copyKeyedS, 2),
-      copyKeyedEps: Math.round(rows / copyKeyedS),
-      unnestS: round(unnest.seconds, 2),
-      unnestEps: Math.round(unnest.rows / unnest.seconds),
-      unnestNodeCpuS: round(unnest.nodeCpuS, 2),
-      unnestPgCpuS: round(unnest.pgCpuS, 2),
+      copyS: references?.copyS ?? null,
+      copyEps: references?.copyEps ?? null,
+      ratio: references?.ratio ?? null,
+      copyKeyedS: references?.copyKeyedS ?? null,
+      copyKeyedEps: references?.copyKeyedEps ?? null,
+      unnestS: references?.unnestS ?? null,
+      unnestEps: references?.unnestEps ?? null,
+      unnestNodeCpuS: references?.unnestNodeCpuS ?? null,
+      unnestPgCpuS: references?.unnestPgCpuS ?? null,
       stored: result.counts.stored,
       pageviews: result.counts.pageviews,
       sessions: result.counts.sessions,
@@ -381,7 +406,7 @@ const main = async () => {
   const results: Array<RoundResult> = []
   for (let i = 1; i <= ROUNDS; i++) results.push(await runRound(i))
   const summary = {
-    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} BENCH_TRANSACTIONS=${TRANSACTIONS.join(",")} npx node bench/writer.ts`,
+    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} BENCH_TRANSACTIONS=${TRANSACTIONS.join(",")} BENCH_NETWORK=${BENCH_NETWORK_MODES.join(",")} npx node bench/writer.ts`,
     machine: { nproc: machine.nproc, cpuModel: machine.cpuModel, node: machine.node, postgres: results[0]?.pgVersion, redis: machine.redis },
     rounds: results
   }

@@ -5,7 +5,35 @@
  * Deterministic apart from the random UUIDs (seeded LCG).
  */
 import { randomUUID } from "node:crypto"
+import { Effect, Layer } from "effect"
 import type { RawEventEnvelope } from "../src/domain/Envelope.ts"
+import { emptyNetwork } from "../src/domain/Network.ts"
+import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
+
+/**
+ * BENCH_NETWORK: how the writer benches look addresses up, as a comma list used in turn (per round
+ * of bench/writer.ts, per pass of bench/writer-cpu.ts), e.g. `real,empty,empty,real`:
+ * - `real` (default): `NetworkLookup.layer`, the ASN data set;
+ * - `empty`: every address answers "no network data" (`emptyNetwork`, no lookup at all): the
+ *   network columns stay NULL and `org_type` has one (NULL) value — the same code as if it had
+ *   no network enrichment, to measure what that enrichment costs in one run.
+ */
+export const BENCH_NETWORK_MODES = (process.env["BENCH_NETWORK"] ?? "real").split(",").map((mode) => {
+  if (mode !== "real" && mode !== "empty") throw new Error(`BENCH_NETWORK: real or empty, not ${mode}`)
+  return mode
+})
+
+/** The `NetworkLookup` of a BENCH_NETWORK mode. */
+export const benchNetworkLayer = (mode: "real" | "empty"): Layer.Layer<NetworkLookup, unknown> =>
+  mode === "real"
+    ? NetworkLookup.layer
+    : Layer.effect(
+      NetworkLookup,
+      Effect.gen(function*() {
+        const service = yield* NetworkLookup
+        return NetworkLookup.of({ ...service, lookup: () => emptyNetwork })
+      })
+    ).pipe(Layer.provide(NetworkLookup.layerTest([])))
 
 const UAS: ReadonlyArray<readonly [string, number]> = [
   ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", 22],

@@ -1,34 +1,10 @@
 /**
  * The collector over a real socket on the suite's real Redis (own STREAM_PREFIX).
  */
-import { Redis } from "ioredis"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import {
-  cleanupKeys,
-  post,
-  primaryEnvelopes,
-  type RunningCollector,
-  SHARED_REDIS,
-  spoolEnvelopes,
-  startCollector,
-  uniquePrefix
-} from "./support/collector.ts"
+import { beforeAll, describe, expect, it } from "vitest"
+import { post, primaryEnvelopes, type RunningCollector, spoolEnvelopes, testCollectors, uniquePrefix } from "./support/collector.ts"
 
-const redis = new Redis(SHARED_REDIS)
-const started: Array<RunningCollector> = []
-const start = async (overrides: Parameters<typeof startCollector>[0] = {}) => {
-  const c = await startCollector(overrides)
-  started.push(c)
-  return c
-}
-
-afterAll(async () => {
-  for (const c of started) {
-    await c.close()
-    await cleanupKeys(redis, c.prefix)
-  }
-  redis.disconnect()
-})
+const { redis, start } = testCollectors()
 
 describe("accepted events", () => {
   let c: RunningCollector

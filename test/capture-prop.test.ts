@@ -3,9 +3,8 @@
  * 4xx — never 5xx — and a 4xx writes nothing. Valid bodies (generated from the
  * endpoint's own Schema) are always accepted.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
-import { Redis } from "ioredis"
 import {
   BatchRequest,
   ConversionRequest,
@@ -16,17 +15,12 @@ import {
   RegistrationFunnelRequest,
   ViewRequest
 } from "../src/domain/Requests.ts"
-import { cleanupKeys, post, type RunningCollector, SHARED_REDIS, startCollector } from "./support/collector.ts"
+import { post, type RunningCollector, testCollectors } from "./support/collector.ts"
 
-const redis = new Redis(SHARED_REDIS)
+const { redis, start } = testCollectors()
 let c: RunningCollector
 beforeAll(async () => {
-  c = await startCollector({ rateLimitPerMinute: 0 })
-})
-afterAll(async () => {
-  await c.close()
-  await cleanupKeys(redis, c.prefix)
-  redis.disconnect()
+  c = await start({ rateLimitPerMinute: 0 })
 })
 
 const paths = [

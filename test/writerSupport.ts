@@ -10,14 +10,18 @@ import { Context, Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { type EdgeInfo, encodeEnvelopeJson, type NormalizedEvent, type RawEventEnvelope } from "../src/domain/Envelope.ts"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
+import type { Tenant } from "../src/domain/Tenant.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import * as MemorySink from "../src/layers/MemorySink.ts"
 import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as PgSink from "../src/layers/PgSink.ts"
 import type { PgSinkTestHooks } from "../src/layers/PgSink.ts"
+import { Salts } from "../src/layers/Salts.ts"
 import * as Sql from "../src/layers/Sql.ts"
+import { StreamConsumer } from "../src/layers/StreamConsumer.ts"
 import { makeWriter as makeWriterOnSink, Writer, WriterDependencies } from "../src/programs/Writer.ts"
 import type { WriterOptions } from "../src/programs/WriterOptions.ts"
 import { PG_ADMIN_URL, REDIS_URL } from "./support/services.ts"
@@ -213,6 +217,30 @@ export const streamKeys = (name: string) => ({ streamKey: `wt-${name}-${randomNa
 
 /** Writer options plus, optionally, the test hooks of its PostgreSQL sink (PgSink.layerTest). */
 export type TestWriterOptions = Partial<WriterOptions> & { readonly hooks?: PgSinkTestHooks }
+
+/**
+ * The in-memory sink's layer stack, built: no database behind the prepare stage or the sink —
+ * fixed salts, and one tenant, `host` (domain 1, corp 1, datacenter traffic flagged). Provide it
+ * to `makeWriter` for a writer that stores into `store`.
+ */
+export const onMemory = (store: MemorySink.MemoryStore, host: string) =>
+  Layer.build(Layer.mergeAll(
+    MemorySink.layer(store),
+    StreamConsumer.layer,
+    Layer.succeed(Salts, Salts.of({
+      saltFor: () => Effect.succeed(new Uint8Array(32).fill(3)),
+      saltsFor: (days) => Effect.succeed(new Map([...days].map((day) => [day, new Uint8Array(32).fill(3)]))),
+      purge: () => Effect.succeed(0)
+    })),
+    Layer.succeed(Domains, Domains.of({
+      resolve: (name) => (name === host ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
+      byId: (id) => (id === 1 ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
+      datacenterTraffic: () => "flag",
+      refresh: Effect.void,
+      refreshForUnknown: Effect.void,
+      size: () => 1
+    }))
+  ))
 
 /**
  * `makeWriter` (src/programs/Writer.ts); with `hooks`, on a PostgreSQL sink of its own that

@@ -15,6 +15,8 @@
  */
 import type { Dimension, Filter, FunnelStep, Metric, Period, PropertyDimension } from "./StatsQuery.ts"
 import { isEventDimension, isTimeDimension, timeGrainOf } from "./StatsQuery.ts"
+import { offsetAt } from "./LocalTime.ts"
+import { isRollupDimension, ROLLUP_BUCKET_MS, TOTAL_DIMENSION } from "./VisitRollups.ts"
 
 export type SqlParam = string | { readonly textArray: ReadonlyArray<string> }
 
@@ -43,6 +45,8 @@ export interface CompileInput {
   readonly orderBy: ReadonlyArray<readonly [string, "asc" | "desc"]>
   /** null: no LIMIT/OFFSET in SQL (time series are filled and paged by the caller) */
   readonly page: { readonly limit: number; readonly offset: number } | null
+  /** false: never the visit rollups (tests compare both paths); default true */
+  readonly rollups?: boolean
 }
 
 const EVENT_ONLY_METRICS: ReadonlyArray<Metric> = ["conversions", "conversion_rate", "revenue", "bot_events"]
@@ -194,8 +198,103 @@ const orderSql = (input: CompileInput): string => {
 
 const groupSql = (n: number) => (n === 0 ? "" : ` GROUP BY ${Array.from({ length: n }, (_, i) => i + 1).join(", ")}`)
 
+/** Metrics the visit rollups answer (every visit metric). */
+const ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"]
+
+/** Whether every bucket boundary of the period in `tz` falls on a UTC hour (whole-hour offsets throughout). */
+const wholeHourOffsets = (period: Period, tz: string): boolean => {
+  const step = 6 * ROLLUP_BUCKET_MS
+  for (let t = period.fromMs; t < period.toMs + step; t += step) {
+    if (offsetAt(Math.min(t, period.toMs), tz) % ROLLUP_BUCKET_MS !== 0) return false
+  }
+  return true
+}
+
+/**
+ * Whether the query can be answered exactly from the visit rollups, and from which dimension:
+ * a visit query (not realtime) of visit metrics whose dimensions and filters together name at
+ * most one property dimension, one the rollups keep; a period of whole UTC hours; with a time
+ * dimension, a time zone whose offsets are whole hours over the period (so every bucket is a
+ * union of rollup hours). `undefined`: the exact path over `visits`.
+ */
+export const rollupDimension = (input: CompileInput): string | undefined => {
+  if (input.rollups === false || input.active || isEventQuery(input)) return undefined
+  if (!input.metrics.every((m) => ROLLUP_METRICS.includes(m))) return undefined
+  const properties = new Set<string>([...input.dimensions.filter((d) => !isTimeDimension(d)), ...filterDimensions(input.filters)])
+  if (properties.size > 1) return undefined
+  const dimension = [...properties][0]
+  if (dimension !== undefined && !isRollupDimension(dimension)) return undefined
+  if (input.period.fromMs % ROLLUP_BUCKET_MS !== 0 || input.period.toMs % ROLLUP_BUCKET_MS !== 0) return undefined
+  if (input.dimensions.some(isTimeDimension) && !wholeHourOffsets(input.period, input.timezone)) return undefined
+  return dimension ?? TOTAL_DIMENSION
+}
+
+/** Visit metrics from the rollup sums (`g`) and the visitors' surplus (`s`), the same SQL types as the visits path. */
+const ROLLUP_METRIC: Record<string, string> = {
+  visitors: "coalesce(g.visits, 0) - coalesce(s.surplus, 0)",
+  visits: "coalesce(g.visits, 0)",
+  pageviews: "coalesce(g.pv, 0)",
+  views_per_visit: "coalesce(g.pv, 0)::float8 / nullif(g.visits::bigint, 0)",
+  bounce_rate: "100.0 * g.bounces::bigint / nullif(g.visits::bigint, 0)",
+  visit_duration: "g.dur / nullif(g.visits, 0)",
+  events: "coalesce(g.ev, 0)"
+}
+
+/**
+ * A visit query from the rollups (docs/visits.md "Visit rollups"): the period's rollup rows of
+ * one dimension, read as if they were visits (`v.started_at` = the hour, `v.<dimension>` = the
+ * value) so that buckets and filters are the same expressions as on `visits`; visitors = visits
+ * minus, per group, the surplus of the visitors seen on more than one visit, counted on `visits`
+ * for those visitors only.
+ */
+const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql => {
+  const params = new Params()
+  const site = params.add(String(input.siteId))
+  const from = params.add(new Date(input.period.fromMs).toISOString())
+  const to = params.add(new Date(input.period.toMs).toISOString())
+  const time = input.dimensions.some(isTimeDimension)
+  const tz = time ? `${params.add(input.timezone)}::text` : "'UTC'"
+  const page = input.page === null
+    ? ""
+    : ` LIMIT ${params.add(String(input.page.limit))}::int OFFSET ${params.add(String(input.page.offset))}::int`
+  const nd = input.dimensions.length
+  const dims = (column: string) => input.dimensions.map((d, i) => `${dimensionExpr(d, column, tz)} AS ${dimensionAlias(i)}`)
+  const value = dimension === TOTAL_DIMENSION ? "" : `, r.value AS ${dimension}`
+  const rows = `SELECT r.hour AS started_at${value}, r.visits, r.pageviews, r.events, r.bounces, r.duration FROM visit_rollups r ` +
+    `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.hour >= ${from}::timestamptz AND r.hour < ${to}::timestamptz`
+  const filters = (ps: Params) => input.filters.map((f) => filterSql(f, ps))
+  const sums = ["sum(v.visits) AS visits", "sum(v.pageviews) AS pv", "sum(v.events) AS ev", "sum(v.bounces) AS bounces", "sum(v.duration) AS dur"]
+  const where = (base: ReadonlyArray<string>) => {
+    const all = [...base, ...filters(params)]
+    return all.length === 0 ? "" : ` WHERE ${all.join(" AND ")}`
+  }
+  const g = `SELECT ${[...dims("v.started_at"), ...sums].join(", ")} FROM (${rows}) v${where([])}${groupSql(nd)}` +
+    (nd === 0 ? "" : " HAVING sum(v.visits) > 0")
+  const aliases = input.dimensions.map((_, i) => dimensionAlias(i))
+  const ctes = [`g AS (${g})`]
+  let join = ""
+  if (input.metrics.includes("visitors")) {
+    // driven by the repeated visitors (few), each one's visits by the (site_id, visitor_id_daily)
+    // index: LATERAL with OFFSET 0 (not flattened into a join) keeps the plan that way whatever
+    // the statistics say
+    const repeated = `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${site}::int AND x.visits > 1 ` +
+      `AND x.last_start >= ${from}::timestamptz AND x.first_start < ${to}::timestamptz`
+    const surplus = `SELECT ${[...dims("v.started_at"), "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} ` +
+      `FROM (${repeated}) x CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${site}::int ` +
+      `AND w.visitor_id_daily = x.visitor_id_daily AND w.started_at >= ${from}::timestamptz AND w.started_at < ${to}::timestamptz ` +
+      `AND NOT w.is_bot OFFSET 0) v` + where([]) + groupSql(nd)
+    ctes.push(`s AS (${surplus})`)
+    join = nd === 0 ? " CROSS JOIN s" : ` LEFT JOIN s ON ${aliases.map((a) => `s.${a} IS NOT DISTINCT FROM g.${a}`).join(" AND ")}`
+  }
+  const metrics = input.metrics.map((m) => `${ROLLUP_METRIC[m]} AS ${metricAlias(m)}`)
+  const text = `WITH ${ctes.join(", ")} SELECT ${[...aliases.map((a) => `g.${a}`), ...metrics].join(", ")} FROM g${join}${orderSql(input)}${page}`
+  return { text, params: params.values }
+}
+
 /** The statement of a query over one period. Rows: `d0…` (dimension values), `m_<metric>`. */
 export const compileQuery = (input: CompileInput): CompiledSql => {
+  const rollup = rollupDimension(input)
+  if (rollup !== undefined) return compileRollupQuery(input, rollup)
   const params = new Params()
   const site = params.add(String(input.siteId))
   const from = params.add(new Date(input.period.fromMs).toISOString())

@@ -169,37 +169,49 @@ export const touch = (h: StreamHandles, ids: ReadonlyArray<string>) =>
     : call(h.client, h.key, "XCLAIM", [h.key, h.group, h.consumer, 0, ...ids, "JUSTID"]).pipe(Effect.asVoid)
 
 /**
- * Removes `consumer` from the group only if it holds nothing pending — checked and deleted in one
- * script, so atomically. Checking first and deleting in a second command loses entries: a
- * blocking `XREADGROUP` of that consumer that the caller gave up on is still queued in Redis, and
- * an `XADD` between the two commands makes it deliver an entry to the consumer; `XGROUP
- * DELCONSUMER` then drops the entry's pending record with the consumer — delivered, never
- * acknowledged, claimable by nobody (test/stream-leave.test.ts). After the atomic delete, such a
- * late delivery re-creates the consumer and the entry stays pending, claimed by the others later.
- * Returns true when the consumer was removed.
+ * Deletes consumer ARGV[2] of group ARGV[1] on stream KEYS[1] only if it holds nothing pending
+ * and has been idle for at least ARGV[3] ms — checked and deleted in one step. `XGROUP
+ * DELCONSUMER` drops the consumer's pending entries, and the group has already moved past them:
+ * an entry delivered between a separate check and the delete (a read still blocked on the
+ * server after its writer stopped waiting, or a writer taking the partition back) would never be
+ * delivered again. Returns 1 when deleted.
  */
-const DELETE_CONSUMER_IF_EMPTY = `
-local held = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if #held > 0 then return 0 end
-redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-return 1`
+const DELETE_IDLE_CONSUMER = `
+local consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+for _, fields in ipairs(consumers) do
+  local name, pending, idle
+  for i = 1, #fields, 2 do
+    if fields[i] == 'name' then name = fields[i + 1]
+    elseif fields[i] == 'pending' then pending = fields[i + 1]
+    elseif fields[i] == 'idle' then idle = fields[i + 1] end
+  end
+  if name == ARGV[2] then
+    if tonumber(pending) == 0 and tonumber(idle) >= tonumber(ARGV[3]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+      return 1
+    end
+    return 0
+  end
+end
+return 0
+`
 
-const deleteConsumerIfEmpty = (h: StreamHandles, consumer: string) =>
-  call(h.client, h.key, "EVAL", [DELETE_CONSUMER_IF_EMPTY, 1, h.key, h.group, consumer]).pipe(
-    Effect.map((reply) => Number(reply) === 1)
+const deleteIdleConsumer = (h: StreamHandles, name: string, minIdleMs: number) =>
+  call(h.client, h.key, "EVAL", [DELETE_IDLE_CONSUMER, 1, h.key, h.group, name, minIdleMs]).pipe(
+    Effect.map((deleted) => Number(deleted) === 1)
   )
 
 /**
  * Graceful stop: removes this consumer from the group when it holds no pending entries
- * (atomically: `deleteConsumerIfEmpty`); otherwise marks them idle for a day (`XCLAIM … IDLE …
+ * (atomically: `DELETE_IDLE_CONSUMER`); otherwise marks them idle for a day (`XCLAIM … IDLE …
  * JUSTID`, no delivery count change) so that the other writers' next `XAUTOCLAIM` takes them over
- * at once instead of after the idle timeout. Entries delivered to it later still (its last
- * blocking read being served) stay pending and are claimed after the idle timeout. Returns the
- * number of entries released.
+ * at once instead of after the idle timeout. Entries a read still blocked on the server delivers
+ * afterwards stay pending for this consumer (Redis re-creates it) and are claimed after the idle
+ * timeout. Returns the number of entries released.
  */
 export const leaveGroup = (h: StreamHandles) =>
   Effect.gen(function*() {
-    if (yield* deleteConsumerIfEmpty(h, h.consumer)) return 0
+    if (yield* deleteIdleConsumer(h, h.consumer, 0)) return 0
     const reply = yield* call(h.client, h.key, "XPENDING", [h.key, h.group, "-", "+", 10_000, h.consumer])
     const ids = Array.isArray(reply)
       ? reply.flatMap((row) => (Array.isArray(row) && typeof row[0] === "string" ? [row[0]] : []))
@@ -211,18 +223,18 @@ export const leaveGroup = (h: StreamHandles) =>
 
 /**
  * Removes consumers left in the group by writers that died (SIGKILL, crash): those holding
- * nothing pending and idle for `minIdleMs` (the pending check repeated atomically with the
- * delete). Entries they held were reclaimed by XAUTOCLAIM first; a live writer that is removed
- * anyway is re-created by its next XREADGROUP. Returns the names removed.
+ * nothing pending and idle for `minIdleMs`, each checked again and deleted in one step
+ * (`DELETE_IDLE_CONSUMER`). Entries they held were reclaimed by XAUTOCLAIM first; a live writer
+ * that is removed anyway is re-created by its next XREADGROUP. Returns the names removed.
  */
 export const pruneConsumers = (h: StreamHandles, minIdleMs: number) =>
   Effect.gen(function*() {
     const reply = yield* call(h.client, h.key, "XINFO", ["CONSUMERS", h.key, h.group])
-    const stale = (Array.isArray(reply) ? reply.map(fieldsOf) : [])
+    const candidates = (Array.isArray(reply) ? reply.map(fieldsOf) : [])
       .filter((c) => c.get("name") !== h.consumer && Number(c.get("pending")) === 0 && Number(c.get("idle")) >= minIdleMs)
       .map((c) => String(c.get("name")))
     const removed: Array<string> = []
-    for (const name of stale) if (yield* deleteConsumerIfEmpty(h, name)) removed.push(name)
+    for (const name of candidates) if (yield* deleteIdleConsumer(h, name, minIdleMs)) removed.push(name)
     return removed
   })
 
