@@ -64,6 +64,12 @@ export interface ClusterOptions {
    * never more than a few ms behind). 0 = off. Keep it below the node timeout.
    */
   readonly replicaLagMs?: number
+  /**
+   * With `replicaLagMs`: the writers are stopped (SIGSTOP) for the same time, so what the master
+   * acknowledged then is not yet read and stored either (a writer that already stored an event
+   * makes its loss from the log harmless) — a backlog, as when PostgreSQL is slow.
+   */
+  readonly writersBehind?: boolean
 }
 
 export interface ChaosOptions {
@@ -691,8 +697,15 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosResult> => {
             const before = await counters()
             const lagMs = clusterOptions.replicaLagMs ?? 0
             const replicaPid = replica.pid()
+            const pausedWriters = lagMs > 0 && clusterOptions.writersBehind === true
+              ? writers.flatMap((w) => (w !== undefined && isAlive(w.child) ? [w.pid] : []))
+              : []
             if (lagMs > 0 && replicaPid !== undefined) {
-              say(`replica 127.0.0.1:${replica.port} stopped (SIGSTOP) for ${lagMs} ms before its master's kill: it falls behind`)
+              for (const pid of pausedWriters) process.kill(pid, "SIGSTOP")
+              say(
+                `replica 127.0.0.1:${replica.port} stopped (SIGSTOP) for ${lagMs} ms before its master's kill: it falls behind` +
+                  (pausedWriters.length > 0 ? `; the ${pausedWriters.length} writers too (the stream is not consumed meanwhile)` : "")
+              )
               process.kill(replicaPid, "SIGSTOP")
               await sleep(lagMs)
             }
@@ -705,6 +718,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosResult> => {
               await master.kill("SIGKILL")
             } finally {
               if (lagMs > 0 && replicaPid !== undefined) process.kill(replicaPid, "SIGCONT")
+              for (const pid of pausedWriters) process.kill(pid, "SIGCONT")
             }
             const promoted = await waitFor("the replica to be promoted", async () => {
               try {

@@ -12,6 +12,8 @@
  * Options: --scenario default|cluster · --min-replicas-ack <n> (cluster; default 1) · --master-kills <n> (cluster)
  *          --replica-lag-ms <ms> (cluster: the replica is SIGSTOPped that long before its master's kill, so it
  *          is promoted behind — what REDIS_MIN_REPLICAS_ACK guards against; default 0)
+ *          --writers-behind (with --replica-lag-ms: the writers are SIGSTOPped as long, so those events are not
+ *          yet stored in PostgreSQL either when the master dies)
  *          --quick · --rate <req/s> · --concurrency <n> · --writer-kills <n> · --seed <n>
  *          --claim-idle-ms <ms> (passed as WRITER_CLAIM_IDLE_MS; needs a Spoolway that reads it)
  *          --out <file> (also write the whole output there) · --keep (keep logs and data)
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     "min-replicas-ack": { type: "string", default: "1" },
     "master-kills": { type: "string" },
     "replica-lag-ms": { type: "string" },
+    "writers-behind": { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
     rate: { type: "string" },
     concurrency: { type: "string" },
@@ -73,7 +76,8 @@ const base = onCluster
     cluster: {
       ...clusterBase.cluster!,
       ...(values["master-kills"] !== undefined ? { masterKills: Number(values["master-kills"]) } : {}),
-      ...(values["replica-lag-ms"] !== undefined ? { replicaLagMs: Number(values["replica-lag-ms"]) } : {})
+      ...(values["replica-lag-ms"] !== undefined ? { replicaLagMs: Number(values["replica-lag-ms"]) } : {}),
+      writersBehind: values["writers-behind"]
     }
   }
   : values.quick

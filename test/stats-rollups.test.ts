@@ -16,51 +16,32 @@
  */
 import { assert, describe, it, layer } from "@effect/vitest"
 import { randomUUID } from "node:crypto"
-import { Effect, Schema } from "effect"
+import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
 import { type CompileInput, rollupDimension } from "../src/domain/StatsSql.ts"
 import { DAILY_ROLLUPS_OF_VISITS_SQL, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { runQuery } from "../src/programs/Stats.ts"
-import {
-  cleanupKeys,
-  domainFor,
-  eventEnvelope,
-  GOOGLEBOT,
-  makeWriter,
-  streamKeys,
-  TestDb,
-  viewEnvelope,
-  writerTestLayer,
-  xadd
-} from "./writerSupport.ts"
+import { deliveries, historyOf, int, IPS, writeForNewSite } from "./support/history.ts"
+import { eventEnvelope, GOOGLEBOT, TestDb, viewEnvelope, writerTestLayer } from "./writerSupport.ts"
 
 const T0 = Date.parse("2026-05-01T20:00:00.000Z")
-const IPS = ["81.2.69.160", "89.160.20.112"] as const
 const LANGS = ["en-GB,en;q=0.9", "de-DE,de;q=0.9"] as const
 const SOURCES = [null, "newsletter", "google"] as const
 
-const int = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
-const Item = Schema.Struct({
-  session: int(0, 5),
+const History = historyOf(6, {
   /** 0–4 view, 5 click, 6 bot view */
   kind: int(0, 6),
-  page: int(0, 3),
   ip: int(0, 1),
   lang: int(0, 1),
   source: int(0, 2),
   /** 7-minute steps: 0–400 covers two days from 20:00 UTC */
-  step: int(0, 400),
-  ranks: Schema.Array(int(0, 500)).check(Schema.isMinLength(1), Schema.isMaxLength(3))
+  step: int(0, 400)
 })
-const History = Schema.Array(Item).check(Schema.isMinLength(1), Schema.isMaxLength(40))
 
 const envelopesOf = (history: typeof History.Type, tag: string, origin: string) =>
-  history
-    .map((item) => ({ item, id: randomUUID() }))
-    .flatMap(({ id, item }) => item.ranks.map((rank) => ({ rank, id, item })))
-    .sort((a, b) => a.rank - b.rank)
+  deliveries(history.map((item) => ({ item, id: randomUUID(), ranks: item.ranks })))
     .map(({ id, item }) => {
       const source = SOURCES[item.source] ?? null
       const input = {
@@ -130,12 +111,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const tag = `r${Math.random().toString(36).slice(2, 8)}`
-        const keys = streamKeys("rprop")
-        yield* cleanupKeys(keys.streamKey)
-        const site = yield* domainFor("rprop")
-        yield* xadd(keys.streamKey, envelopesOf(history, tag, site.origin))
-        const writer = yield* makeWriter({ ...keys, consumer: "rprop-a", batchSize, transactions: 2 })
-        yield* writer.drain
+        const site = yield* writeForNewSite("rprop", batchSize, (origin) => envelopesOf(history, tag, origin))
 
         // the kept rollups = a GROUP BY over the stored visits (rows that netted out to zero aside)
         const columns = "dim, hour, value, visits::bigint, pageviews::bigint, events::bigint, bounces::bigint, duration::numeric"
@@ -184,9 +160,6 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const db = yield* TestDb
-      const keys = streamKeys("rmig")
-      yield* cleanupKeys(keys.streamKey)
-      const site = yield* domainFor("rmig")
       const history = Array.from({ length: 40 }, (_, i) => ({
         session: i % 6,
         kind: i % 7,
@@ -197,9 +170,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         step: (i * 37) % 400,
         ranks: [(i * 53) % 101]
       }))
-      yield* xadd(keys.streamKey, envelopesOf(history, `m${Math.random().toString(36).slice(2, 8)}`, site.origin))
-      const writer = yield* makeWriter({ ...keys, consumer: "rmig-a", batchSize: 3, transactions: 2 })
-      yield* writer.drain
+      const tag = `m${Math.random().toString(36).slice(2, 8)}`
+      const site = yield* writeForNewSite("rmig", 3, (origin) => envelopesOf(history, tag, origin))
       const rollups = `SELECT dim, hour, value, visits, pageviews, events, bounces, duration FROM visit_rollups
         WHERE site_id = ${site.domainId} AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)
         ORDER BY dim, hour, value`
