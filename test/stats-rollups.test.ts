@@ -16,51 +16,32 @@
  */
 import { assert, describe, it, layer } from "@effect/vitest"
 import { randomUUID } from "node:crypto"
-import { Effect, Schema } from "effect"
+import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
 import { type CompileInput, rollupDimension } from "../src/domain/StatsSql.ts"
-import { ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
+import { DAILY_ROLLUPS_OF_VISITS_SQL, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { runQuery } from "../src/programs/Stats.ts"
-import {
-  cleanupKeys,
-  domainFor,
-  eventEnvelope,
-  GOOGLEBOT,
-  makeWriter,
-  streamKeys,
-  TestDb,
-  viewEnvelope,
-  writerTestLayer,
-  xadd
-} from "./writerSupport.ts"
+import { deliveries, historyOf, int, IPS, writeForNewSite } from "./support/history.ts"
+import { eventEnvelope, GOOGLEBOT, TestDb, viewEnvelope, writerTestLayer } from "./writerSupport.ts"
 
 const T0 = Date.parse("2026-05-01T20:00:00.000Z")
-const IPS = ["81.2.69.160", "89.160.20.112"] as const
 const LANGS = ["en-GB,en;q=0.9", "de-DE,de;q=0.9"] as const
 const SOURCES = [null, "newsletter", "google"] as const
 
-const int = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
-const Item = Schema.Struct({
-  session: int(0, 5),
+const History = historyOf(6, {
   /** 0–4 view, 5 click, 6 bot view */
   kind: int(0, 6),
-  page: int(0, 3),
   ip: int(0, 1),
   lang: int(0, 1),
   source: int(0, 2),
   /** 7-minute steps: 0–400 covers two days from 20:00 UTC */
-  step: int(0, 400),
-  ranks: Schema.Array(int(0, 500)).check(Schema.isMinLength(1), Schema.isMaxLength(3))
+  step: int(0, 400)
 })
-const History = Schema.Array(Item).check(Schema.isMinLength(1), Schema.isMaxLength(40))
 
 const envelopesOf = (history: typeof History.Type, tag: string, origin: string) =>
-  history
-    .map((item) => ({ item, id: randomUUID() }))
-    .flatMap(({ id, item }) => item.ranks.map((rank) => ({ rank, id, item })))
-    .sort((a, b) => a.rank - b.rank)
+  deliveries(history.map((item) => ({ item, id: randomUUID(), ranks: item.ranks })))
     .map(({ id, item }) => {
       const source = SOURCES[item.source] ?? null
       const input = {
@@ -90,13 +71,13 @@ const QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: VISIT_METRICS },
   { metrics: VISIT_METRICS, dimensions: ["time:hour"] },
   { metrics: VISIT_METRICS, dimensions: ["time:day"] },
-  { metrics: VISIT_METRICS, dimensions: ["country"] },
+  { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["country"] },
   { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["source"] },
-  { metrics: ["visitors", "pageviews"], dimensions: ["entry_page"] },
+  { metrics: ["visitors", "bounce_rate"], dimensions: ["entry_page"] },
   { metrics: ["visitors", "visits"], dimensions: ["exit_page"] },
-  { metrics: ["visitors", "visits", "pageviews"], dimensions: ["time:day", "language"] },
-  { metrics: VISIT_METRICS, filters: [["is", "country", ["GB"]]] },
-  { metrics: ["visitors", "visit_duration"], dimensions: ["source"], filters: [["is_not", "source", [null]]] },
+  { metrics: ["visitors", "visits"], dimensions: ["time:day", "language"] },
+  { metrics: ["visits", "bounce_rate", "visitors"], filters: [["is", "country", ["GB"]]] },
+  { metrics: ["visitors"], dimensions: ["source"], filters: [["is_not", "source", [null]]] },
   { metrics: ["visitors", "visits"], dimensions: ["time:hour"], filters: [["contains", "entry_page", ["p1"]]] }
 ]
 
@@ -130,12 +111,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const tag = `r${Math.random().toString(36).slice(2, 8)}`
-        const keys = streamKeys("rprop")
-        yield* cleanupKeys(keys.streamKey)
-        const site = yield* domainFor("rprop")
-        yield* xadd(keys.streamKey, envelopesOf(history, tag, site.origin))
-        const writer = yield* makeWriter({ ...keys, consumer: "rprop-a", batchSize, transactions: 2 })
-        yield* writer.drain
+        const site = yield* writeForNewSite("rprop", batchSize, (origin) => envelopesOf(history, tag, origin))
 
         // the kept rollups = a GROUP BY over the stored visits (rows that netted out to zero aside)
         const columns = "dim, hour, value, visits::bigint, pageviews::bigint, events::bigint, bounces::bigint, duration::numeric"
@@ -146,6 +122,14 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
           `SELECT count(*)::int AS n FROM ((${kept} EXCEPT ALL ${computed}) UNION ALL (${computed} EXCEPT ALL ${kept})) d`
         )
         assert.strictEqual(diff[0]!.n, 0, "kept rollups differ from the visits'")
+        const dailyColumns = columns.replace("hour", "day")
+        const keptDaily = `SELECT ${dailyColumns} FROM visit_rollups_daily WHERE site_id = ${site.domainId}
+          AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)`
+        const computedDaily = `SELECT ${dailyColumns} FROM (${DAILY_ROLLUPS_OF_VISITS_SQL}) x WHERE site_id = ${site.domainId}`
+        const dailyDiff = yield* sql.unsafe<{ n: number }>(
+          `SELECT count(*)::int AS n FROM ((${keptDaily} EXCEPT ALL ${computedDaily}) UNION ALL (${computedDaily} EXCEPT ALL ${keptDaily})) d`
+        )
+        assert.strictEqual(dailyDiff[0]!.n, 0, "kept daily rollups differ from the visits'")
         // every visitor id on two or more visits is listed, its visits' starts within the bounds
         const unlisted = yield* sql.unsafe<{ n: number }>(`
           SELECT count(*)::int AS n FROM visits v
@@ -172,13 +156,10 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
 })
 
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit rollups, migration", (it) => {
-  it.effect("an install upgrading to 0008 gets the rollups of its stored visits (backfill)", () =>
+  it.effect("an install upgrading to 0008 and 0009 gets the rollups of its stored visits (backfill)", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const db = yield* TestDb
-      const keys = streamKeys("rmig")
-      yield* cleanupKeys(keys.streamKey)
-      const site = yield* domainFor("rmig")
       const history = Array.from({ length: 40 }, (_, i) => ({
         session: i % 6,
         kind: i % 7,
@@ -189,9 +170,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         step: (i * 37) % 400,
         ranks: [(i * 53) % 101]
       }))
-      yield* xadd(keys.streamKey, envelopesOf(history, `m${Math.random().toString(36).slice(2, 8)}`, site.origin))
-      const writer = yield* makeWriter({ ...keys, consumer: "rmig-a", batchSize: 3, transactions: 2 })
-      yield* writer.drain
+      const tag = `m${Math.random().toString(36).slice(2, 8)}`
+      const site = yield* writeForNewSite("rmig", 3, (origin) => envelopesOf(history, tag, origin))
       const rollups = `SELECT dim, hour, value, visits, pageviews, events, bounces, duration FROM visit_rollups
         WHERE site_id = ${site.domainId} AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)
         ORDER BY dim, hour, value`
@@ -203,16 +183,22 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       assert.isAbove(keptVisitors.length, 0)
 
       // the database as it was before 0008 (its visits and events stay), then the migrations
-      yield* sql`DROP TABLE visit_rollups, visitor_visits`
+      const daily = `SELECT dim, day, value, visits, pageviews, events, bounces, duration FROM visit_rollups_daily
+        WHERE site_id = ${site.domainId} AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)
+        ORDER BY dim, day, value`
+      const keptDaily = yield* sql.unsafe(daily)
+      assert.isAbove(keptDaily.length, 10)
+      yield* sql`DROP TABLE visit_rollups, visit_rollups_daily, visitor_visits`
       yield* sql`ALTER TABLE visits DROP COLUMN prev_started_at, DROP COLUMN prev_last_seen_at, DROP COLUMN prev_pageviews,
         DROP COLUMN prev_events, DROP COLUMN prev_engaged, DROP COLUMN prev_is_bot, DROP COLUMN prev_vid_changed,
         DROP COLUMN prev_dims`
-      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id = 8`
+      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id IN (8, 9)`
       const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
-      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[8, "visit_rollups"]])
+      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[8, "visit_rollups"], [9, "visit_rollups_daily"]])
 
       // the same rollups as the writer kept, and the same answers as the visits path
       assert.deepStrictEqual(yield* sql.unsafe(rollups), kept)
+      assert.deepStrictEqual(yield* sql.unsafe(daily), keptDaily)
       // visitor_visits: the visitors of two or more stored visits (the writer's list may hold more:
       // it keeps a visitor id a visit had before it got a lesser one — a superset is what counts)
       const backfilled = yield* sql.unsafe<{ visitor_id_daily: Uint8Array }>(visitors)
@@ -251,6 +237,9 @@ describe("visit rollups, planner", () => {
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["browser_version"] }))
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["page"] }))
     assert.isUndefined(plan({ metrics: ["visitors", "conversions"] }))
+    // a dimension's rows hold visits and bounces: pageviews, events, duration by dimension are read from visits
+    assert.isUndefined(plan({ metrics: ["visitors", "pageviews"], dimensions: ["country"] }))
+    assert.isUndefined(plan({ metrics: ["visit_duration"], filters: [["is", "source", ["organic"]]] }))
     // a half-hour time zone: its days start and end inside UTC hours
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["time:day"] }, "Asia/Kolkata"))
     assert.isUndefined(plan({ metrics: ["visitors"] }, "Asia/Kolkata"))

@@ -287,3 +287,39 @@ export const holdFirstUntilAnotherOpens = Effect.fnUntraced(function*(afterMs: n
   })
   return { hook, overlapped: () => overlapped }
 })
+
+/** Every envelope twice, the copy 1–9 entries later (a redelivery while the first is in flight). */
+export const withLateCopies = <A>(list: ReadonlyArray<A>): Array<A> => {
+  const stream: Array<A> = []
+  list.forEach((envelope, i) => {
+    stream.push(envelope)
+    stream.splice(Math.max(0, stream.length - 1 - (i % 9)), 0, envelope)
+  })
+  return stream
+}
+
+/**
+ * Drains `overlapped` with a writer of three transactions in flight whose first transaction waits
+ * (before its COMMIT) until another one is open, then `serial` with a one-transaction writer (4
+ * entries a batch each); dies unless two transactions were open together. Returns both writers.
+ */
+export const drainOverlappedThenSerial = (
+  name: string,
+  overlapped: ReturnType<typeof streamKeys>,
+  serial: ReturnType<typeof streamKeys>
+) =>
+  Effect.gen(function*() {
+    const hold = yield* holdFirstUntilAnotherOpens()
+    const writerA = yield* makeWriter({
+      ...overlapped,
+      consumer: `${name}overlap-a`,
+      batchSize: 4,
+      transactions: 3,
+      hooks: { beforeCommit: () => hold.hook }
+    })
+    yield* writerA.drain
+    const writerB = yield* makeWriter({ ...serial, consumer: `${name}serial-b`, batchSize: 4, transactions: 1 })
+    yield* writerB.drain
+    if (!hold.overlapped()) return yield* Effect.die(new Error("no two transactions were ever open together"))
+    return [writerA, writerB] as const
+  })

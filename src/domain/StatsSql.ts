@@ -16,6 +16,7 @@
 import type { Dimension, Filter, FunnelStep, Metric, Period, PropertyDimension } from "./StatsQuery.ts"
 import { isEventDimension, isTimeDimension, timeGrainOf } from "./StatsQuery.ts"
 import { offsetAt } from "./LocalTime.ts"
+import { DAY_MS } from "./Time.ts"
 import { isRollupDimension, ROLLUP_BUCKET_MS, TOTAL_DIMENSION } from "./VisitRollups.ts"
 
 export type SqlParam = string | { readonly textArray: ReadonlyArray<string> }
@@ -198,8 +199,10 @@ const orderSql = (input: CompileInput): string => {
 
 const groupSql = (n: number) => (n === 0 ? "" : ` GROUP BY ${Array.from({ length: n }, (_, i) => i + 1).join(", ")}`)
 
-/** Metrics the visit rollups answer (every visit metric). */
-const ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"]
+/** Metrics the site's total rows of the visit rollups answer (every visit metric). */
+const TOTAL_ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"]
+/** Metrics a dimension's rows answer (they hold visits and bounces). */
+const DIMENSION_ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "bounce_rate"]
 
 /** Whether every bucket boundary of the period in `tz` falls on a UTC hour (whole-hour offsets throughout). */
 const wholeHourOffsets = (period: Period, tz: string): boolean => {
@@ -212,18 +215,20 @@ const wholeHourOffsets = (period: Period, tz: string): boolean => {
 
 /**
  * Whether the query can be answered exactly from the visit rollups, and from which dimension:
- * a visit query (not realtime) of visit metrics whose dimensions and filters together name at
- * most one property dimension, one the rollups keep; a period of whole UTC hours; with a time
+ * a visit query (not realtime) whose dimensions and filters together name at most one property
+ * dimension, one the rollups keep, asking what its rows hold (the total: every visit metric; a
+ * dimension: visitors, visits, bounce rate); a period of whole UTC hours; with a time
  * dimension, a time zone whose offsets are whole hours over the period (so every bucket is a
  * union of rollup hours). `undefined`: the exact path over `visits`.
  */
 export const rollupDimension = (input: CompileInput): string | undefined => {
   if (input.rollups === false || input.active || isEventQuery(input)) return undefined
-  if (!input.metrics.every((m) => ROLLUP_METRICS.includes(m))) return undefined
   const properties = new Set<string>([...input.dimensions.filter((d) => !isTimeDimension(d)), ...filterDimensions(input.filters)])
   if (properties.size > 1) return undefined
   const dimension = [...properties][0]
   if (dimension !== undefined && !isRollupDimension(dimension)) return undefined
+  const metrics = dimension === undefined ? TOTAL_ROLLUP_METRICS : DIMENSION_ROLLUP_METRICS
+  if (!input.metrics.every((m) => metrics.includes(m))) return undefined
   if (input.period.fromMs % ROLLUP_BUCKET_MS !== 0 || input.period.toMs % ROLLUP_BUCKET_MS !== 0) return undefined
   if (input.dimensions.some(isTimeDimension) && !wholeHourOffsets(input.period, input.timezone)) return undefined
   return dimension ?? TOTAL_DIMENSION
@@ -242,7 +247,7 @@ const ROLLUP_METRIC: Record<string, string> = {
 
 /**
  * A visit query from the rollups (docs/visits.md "Visit rollups"): the period's rollup rows of
- * one dimension, read as if they were visits (`v.started_at` = the hour, `v.<dimension>` = the
+ * one dimension (without a time dimension the whole UTC days from the daily table), read as if they were visits (`v.started_at` = the hour, `v.<dimension>` = the
  * value) so that buckets and filters are the same expressions as on `visits`; visitors = visits
  * minus, per group, the surplus of the visitors seen on more than one visit, counted on `visits`
  * for those visitors only.
@@ -260,8 +265,22 @@ const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql
   const nd = input.dimensions.length
   const dims = (column: string) => input.dimensions.map((d, i) => `${dimensionExpr(d, column, tz)} AS ${dimensionAlias(i)}`)
   const value = dimension === TOTAL_DIMENSION ? "" : `, r.value AS ${dimension}`
-  const rows = `SELECT r.hour AS started_at${value}, r.visits, r.pageviews, r.events, r.bounces, r.duration FROM visit_rollups r ` +
-    `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.hour >= ${from}::timestamptz AND r.hour < ${to}::timestamptz`
+  const columns = `${value}, r.visits, r.pageviews, r.events, r.bounces, r.duration`
+  const hourly = (lo: string, hi: string) =>
+    `SELECT r.hour AS started_at${columns} FROM visit_rollups r ` +
+    `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.hour >= ${lo}::timestamptz AND r.hour < ${hi}::timestamptz`
+  // without time buckets: the whole UTC days inside the range from the daily rows, the hours at its ends from the hourly ones
+  const firstDay = Math.ceil(input.period.fromMs / DAY_MS) * DAY_MS
+  const lastDay = Math.floor(input.period.toMs / DAY_MS) * DAY_MS
+  let rows = hourly(from, to)
+  if (!time && firstDay < lastDay) {
+    const d1 = params.add(new Date(firstDay).toISOString())
+    const d2 = params.add(new Date(lastDay).toISOString())
+    const daily = `SELECT (r.day::timestamp AT TIME ZONE 'UTC') AS started_at${columns} FROM visit_rollups_daily r ` +
+      `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.day >= (${d1}::timestamptz AT TIME ZONE 'UTC')::date ` +
+      `AND r.day < (${d2}::timestamptz AT TIME ZONE 'UTC')::date`
+    rows = `${hourly(from, d1)} UNION ALL ${daily} UNION ALL ${hourly(d2, to)}`
+  }
   const filters = (ps: Params) => input.filters.map((f) => filterSql(f, ps))
   const sums = ["sum(v.visits) AS visits", "sum(v.pageviews) AS pv", "sum(v.events) AS ev", "sum(v.bounces) AS bounces", "sum(v.duration) AS dur"]
   const where = (base: ReadonlyArray<string>) => {
@@ -309,8 +328,12 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
 
   if (!isEventQuery(input)) {
     const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", tz)} AS ${dimensionAlias(i)}`)
+    // realtime: the visits with an event since `from` are exactly those last seen since then
+    // (last_seen_at is their latest event's time), found from the period's few events by the
+    // (domain_id, received_at) index rather than by every visit that started before `to`
     const when = input.active
-      ? `v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
+      ? `v.session_id IN (SELECT e.session_id FROM raw_events e WHERE e.domain_id = ${site}::int AND e.received_at >= ${from}::timestamptz) ` +
+        `AND v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
       : `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
     const where = [`v.site_id = ${site}::int`, when, "NOT v.is_bot", ...input.filters.map((f) => filterSql(f, params))]
     const from_ = `FROM visits v WHERE ${where.join(" AND ")}`

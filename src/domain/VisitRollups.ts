@@ -2,7 +2,8 @@
  * Visit rollups (docs/visits.md "Visit rollups", issue 14 targets): per site, UTC hour of the
  * visit's start and one first-touch dimension value, the additive figures of its human visits —
  * visits, pageviews, events, bounces and the sum of durations — so that the stats query API reads
- * O(hours × values) rows instead of every visit of the period. Kept by the writer in the visits
+ * O(hours × values) rows instead of every visit of the period (a dimension value's rows hold
+ * visits and bounces, the site's total rows every figure). Kept by the writer in the visits
  * statement itself (PgSinkStatements.ts, `UPSERT_VISITS`): each changed visit row takes out what
  * its previous version had added and adds what the new one adds, so the rollups equal a GROUP BY
  * over `visits` at every commit, whatever order events arrive in.
@@ -47,37 +48,38 @@ export const ROLLUP_BUCKET_MS = 3_600_000
 /** The rollup dimension values of a visit row `alias` (columns named as in `visits`), as a text[]. */
 export const dimsArraySql = (alias: string): string => `ARRAY[${ROLLUP_DIMENSIONS.map((d) => `${alias}.${d}`).join(", ")}]::text[]`
 
-/**
- * `LATERAL` unpivot of a visit's rollup dimension values (`dims`, a text[] in the order of
- * {@link ROLLUP_DIMENSIONS}) into (dim, value) rows: the total and one per rollup dimension.
- */
-export const unpivotSql = (dims: string): string =>
-  `unnest(ARRAY['${TOTAL_DIMENSION}', ${ROLLUP_DIMENSIONS.map((d) => `'${d}'`).join(", ")}]::text[], ARRAY[NULL]::text[] || ${dims})`
+/** The rollup dimensions' names as a text[] (the order of {@link dimsArraySql}). */
+export const DIMENSION_NAMES_SQL = `ARRAY[${ROLLUP_DIMENSIONS.map((d) => `'${d}'`).join(", ")}]::text[]`
+
+/** Whether a visit bounced, from its pageviews and engaged columns. */
+export const bounceSql = (pageviews: string, engaged: string) => `(${pageviews} <= 1 AND NOT ${engaged})`
+
+/** A visit's duration in seconds (numeric, exact), as the visits path computes it. */
+export const durationSql = (started: string, lastSeen: string) => `extract(epoch FROM ${lastSeen} - ${started})`
+
+/** The UTC hour of an instant (the rollup bucket). */
+export const hourSql = (column: string) => `date_trunc('hour', ${column}, 'UTC')`
+
+/** The UTC day (date) of an instant (the daily rollup bucket). */
+export const daySql = (column: string) => `(${column} AT TIME ZONE 'UTC')::date`
 
 /**
- * One visit's contribution, as the select list over a row `r` with columns `started_at`,
- * `last_seen_at`, `pageviews`, `events`, `engaged` and a `sign` (1 or -1): hour, visits,
- * `r_hour`, `r_visits`, `r_pageviews`, `r_events`, `r_bounces`, `r_duration` (seconds, numeric:
- * exact).
+ * The rollup rows of the stored visits: (site_id, dim, hour, value, visits, pageviews, events,
+ * bounces, duration). The `total` rows carry every figure; the rows of a dimension value carry
+ * visits and bounces (pageviews, events and duration 0): the figures a breakdown reads — a
+ * new event in a visit then changes its total row only, not one row per dimension.
  */
-export const contributionSql = (r: string) => [
-  `date_trunc('hour', ${r}.started_at, 'UTC') AS r_hour`,
-  `${r}.sign AS r_visits`,
-  `${r}.sign * ${r}.pageviews AS r_pageviews`,
-  `${r}.sign * ${r}.events AS r_events`,
-  `CASE WHEN ${r}.pageviews <= 1 AND NOT ${r}.engaged THEN ${r}.sign ELSE 0 END AS r_bounces`,
-  `${r}.sign * extract(epoch FROM ${r}.last_seen_at - ${r}.started_at) AS r_duration`
-]
-
-/** The rollup rows of the stored visits: (site_id, dim, hour, value, visits, pageviews, events, bounces, duration). */
 export const ROLLUPS_OF_VISITS_SQL = `
-  SELECT c.site_id, d.dim, c.r_hour AS hour, d.value, sum(c.r_visits) AS visits, sum(c.r_pageviews) AS pageviews,
-         sum(c.r_events) AS events, sum(c.r_bounces) AS bounces, sum(c.r_duration) AS duration
-  FROM (
-    SELECT v.*, ${contributionSql("v").join(", ")}
-    FROM (SELECT *, 1 AS sign FROM visits WHERE NOT is_bot) v
-  ) c
-  CROSS JOIN LATERAL ${unpivotSql(dimsArraySql("c"))} AS d(dim, value)
+  SELECT site_id, '${TOTAL_DIMENSION}'::text AS dim, ${hourSql("started_at")} AS hour, NULL::text AS value, count(*) AS visits,
+         sum(pageviews) AS pageviews, sum(events) AS events, count(*) FILTER (WHERE ${bounceSql("pageviews", "engaged")}) AS bounces,
+         sum(${durationSql("started_at", "last_seen_at")}) AS duration
+  FROM visits WHERE NOT is_bot
+  GROUP BY 1, 2, 3, 4
+  UNION ALL
+  SELECT v.site_id, d.dim, ${hourSql("v.started_at")}, d.value, count(*), 0, 0,
+         count(*) FILTER (WHERE ${bounceSql("v.pageviews", "v.engaged")}), 0
+  FROM visits v CROSS JOIN LATERAL unnest(${DIMENSION_NAMES_SQL}, ${dimsArraySql("v")}) AS d(dim, value)
+  WHERE NOT v.is_bot
   GROUP BY 1, 2, 3, 4`
 
 /** Fills `visit_rollups` from the stored visits (migration 0008's backfill; empty table assumed). */
@@ -91,3 +93,15 @@ export const BACKFILL_VISITORS_SQL = `
   SELECT site_id, visitor_id_daily, count(*), min(started_at), max(started_at)
   FROM visits WHERE visitor_id_daily IS NOT NULL
   GROUP BY 1, 2`
+
+/** The daily rollup rows: the hourly ones of {@link ROLLUPS_OF_VISITS_SQL} summed per UTC day. */
+export const DAILY_ROLLUPS_OF_VISITS_SQL = `
+  SELECT site_id, dim, ${daySql("hour")} AS day, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
+         sum(bounces) AS bounces, sum(duration) AS duration
+  FROM (${ROLLUPS_OF_VISITS_SQL}) h
+  GROUP BY 1, 2, 3, 4`
+
+/** Fills `visit_rollups_daily` from the stored visits (migration 0009's backfill; empty table assumed). */
+export const BACKFILL_DAILY_ROLLUPS_SQL = `
+  INSERT INTO visit_rollups_daily (site_id, dim, day, value, visits, pageviews, events, bounces, duration)
+  ${DAILY_ROLLUPS_OF_VISITS_SQL}`

@@ -88,18 +88,22 @@ export const assignSessions = Effect.fnUntraced(function*(
       ]
     }
   )
+  // (none in the common case, a first delivery: then no key per event is built)
   const stored = new Set(storedRows.map((r) => `${r.id}|${r.received_at.getTime()}`))
 
   const known = new Map<string, Array<KnownSession>>()
-  const before = new Map<string, string>()
+  /** each visitor's latest session as stored (compared field by field after the assignment) */
+  const before = new Map<string, KnownSession>()
   for (const r of latest) {
     const key = keyOfRow(r)
-    known.set(key, [{ sessionId: r.session_id, startedAt: r.started_at.getTime(), lastSeenAt: r.last_seen_at.getTime() }])
-    before.set(key, `${r.session_id}|${r.started_at.getTime()}|${r.last_seen_at.getTime()}`)
+    const startedAt = r.started_at.getTime()
+    const lastSeenAt = r.last_seen_at.getTime()
+    known.set(key, [{ sessionId: r.session_id, startedAt, lastSeenAt }])
+    before.set(key, { sessionId: r.session_id, startedAt, lastSeenAt })
   }
   const fresh = new Map<string, Array<PreparedEvent>>()
   for (const e of pending) {
-    if (stored.has(`${e.row.eventId.toLowerCase()}|${e.receivedAtMs}`)) continue
+    if (stored.size > 0 && stored.has(`${e.row.eventId.toLowerCase()}|${e.receivedAtMs}`)) continue
     const list = fresh.get(e.assign!.key)
     if (list === undefined) fresh.set(e.assign!.key, [e])
     else list.push(e)
@@ -133,7 +137,10 @@ export const assignSessions = Effect.fnUntraced(function*(
     const ids = assignVisitorSessions(sessions, list.map((e) => ({ at: e.receivedAtMs, eventId: e.row.eventId })))
     list.forEach((e, i) => assigned.set(e, ids[i]!))
     const now = latestSession(sessions)!
-    if (before.get(k.key) !== `${now.sessionId}|${now.startedAt}|${now.lastSeenAt}`) upserts.push({ key: k, session: now })
+    const was = before.get(k.key)
+    if (was === undefined || was.sessionId !== now.sessionId || was.startedAt !== now.startedAt || was.lastSeenAt !== now.lastSeenAt) {
+      upserts.push({ key: k, session: now })
+    }
   }
   if (upserts.length > 0) {
     yield* run(Statements.UPSERT_VISITOR_SESSIONS, () => [

@@ -46,6 +46,18 @@ export interface RunningCollector {
   readonly queue: EventQueue["Service"]
 }
 
+/** The tracking API's endpoints (docs/api.md). */
+export const TRACKING_PATHS = [
+  "/track/view",
+  "/track/engagement",
+  "/track/interaction",
+  "/track/event",
+  "/track/batch",
+  "/track/conversion",
+  "/track/funnel",
+  "/track/registration-funnel"
+] as const
+
 export const uniquePrefix = (name: string) => `test:${name}:${randomUUID().slice(0, 8)}`
 
 export const startCollector = async (overrides: Partial<AppConfigValues> = {}): Promise<RunningCollector> => {

@@ -1,6 +1,6 @@
 /**
  * Random event histories for the property tests that go through the real writer
- * (test/stats-prop.test.ts, test/visits-prop.test.ts): 1–40 items, each an event of one of a few
+ * (test/stats-prop.test.ts, test/visits-prop.test.ts, test/stats-rollups.test.ts): 1–40 items, each an event of one of a few
  * sessions on one of four pages at a 30 s step of the day, delivered 1–3 times at random
  * positions of the stream; and the writing of such a stream through a writer.
  */
@@ -19,7 +19,7 @@ export const int = (minimum: number, maximum: number) => Schema.Int.check(Schema
 /**
  * A random history: 1–40 items of sessions 0 … `sessions - 1`, each with a page (0–3), a step
  * (0–100, 30 s each from T0, so equal times are common) and its delivery positions (`ranks`, one
- * per copy), plus the test's own `fields`.
+ * per copy), plus the test's own `fields` (which may replace these, e.g. a longer `step` range).
  */
 export const historyOf = <const Fields extends Schema.Struct.Fields>(sessions: number, fields: Fields) =>
   Schema.Array(Schema.Struct({

@@ -15,7 +15,7 @@ import { SiteStore } from "../../src/layers/SiteStore.ts"
 import * as Sql from "../../src/layers/Sql.ts"
 import { testDatabase } from "../writerSupport.ts"
 import { testLogLevel } from "./collector.ts"
-import { BACKFILL_ROLLUPS_SQL, BACKFILL_VISITORS_SQL } from "../../src/domain/VisitRollups.ts"
+import { BACKFILL_DAILY_ROLLUPS_SQL, BACKFILL_ROLLUPS_SQL, BACKFILL_VISITORS_SQL } from "../../src/domain/VisitRollups.ts"
 
 export interface StatsApi {
   readonly baseUrl: string
@@ -102,15 +102,17 @@ export interface VisitRow {
 export const vid = (name: string) => Buffer.from(`visitor:${name}`)
 
 /**
- * The visit rollups recomputed from `visits` (migration 0008's backfill): after hand-made or
+ * The visit rollups recomputed from `visits` (migrations 0008 and 0009's backfill): after hand-made or
  * hand-edited visits rows, which the writer's statement did not write.
  */
 export const rebuildVisitRollups = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql.withTransaction(Effect.gen(function*() {
     yield* sql`DELETE FROM visit_rollups`
+    yield* sql`DELETE FROM visit_rollups_daily`
     yield* sql`DELETE FROM visitor_visits`
     yield* sql.unsafe(BACKFILL_ROLLUPS_SQL)
+    yield* sql.unsafe(BACKFILL_DAILY_ROLLUPS_SQL)
     yield* sql.unsafe(BACKFILL_VISITORS_SQL)
   }))
 })
