@@ -11,11 +11,13 @@
  *
  * BENCH_PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres) names the server.
  */
+import { loadavg } from "node:os"
 import { performance } from "node:perf_hooks"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod } from "../src/domain/StatsQuery.ts"
+import { isEventQuery, rollupDimension } from "../src/domain/StatsSql.ts"
 import { runQuery, type StatsSite } from "../src/programs/Stats.ts"
 import { log, machineInfo, requireNode24, round, stamp, writeResult } from "./lib.ts"
 
@@ -159,6 +161,23 @@ const main = async () => {
       for (const c of CASES.filter((c) => c.name.includes(ONLY))) {
         const query = parseQuery({ site: HOST, date_range: "30d", ...c.query })
         if (query instanceof InvalidQuery) throw new Error(`${c.name}: ${query.field} ${query.message}`)
+        // which path the planner takes (StatsSql.ts): the visit rollups, the visits, or the events
+        const path = rollupDimension({
+            siteId: site.id,
+            timezone: site.timezone,
+            period,
+            active: false,
+            metrics: query.metrics,
+            dimensions: query.dimensions,
+            filters: query.filters,
+            orderBy: query.orderBy,
+            page: null
+          }) !== undefined
+          ? "rollups"
+          : isEventQuery(query)
+          ? "events"
+          : "visits"
+        const load0 = loadavg()[0]!
         const api: Array<number> = []
         const plain: Array<number> = []
         const baselineParams = c.baseline.includes("$4") ? params : params.slice(0, 3)
@@ -184,7 +203,9 @@ const main = async () => {
           p95: round(percentile(api, 95), 1),
           baselineP50: round(percentile(plain, 50), 1),
           baselineP95: round(percentile(plain, 95), 1),
-          ratio: round(percentile(plain, 50) / percentile(api, 50), 1)
+          ratio: round(percentile(plain, 50) / percentile(api, 50), 1),
+          path,
+          load: `${round(load0, 1)}–${round(loadavg()[0]!, 1)}`
         }
         log(JSON.stringify(result))
         out.push(result)
@@ -193,9 +214,13 @@ const main = async () => {
     }).pipe(Effect.provide(layer))
   )
   const table = [
-    "| query (30 days, largest site) | target p95 | p50 ms | p95 ms | plain GROUP BY p50 / p95 ms | × faster (p50) |",
-    "|---|---|---|---|---|---|",
-    ...results.out.map((r) => `| ${r["name"]} | ${r["target"]} | ${r["p50"]} | ${r["p95"]} | ${r["baselineP50"]} / ${r["baselineP95"]} | ${r["ratio"]} |`)
+    "| query (30 days, largest site) | target p95 | path | p50 ms | p95 ms | plain GROUP BY p50 / p95 ms | × faster (p50) | load average (1 min) |",
+    "|---|---|---|---|---|---|---|---|",
+    ...results.out.map((r) =>
+      `| ${r["name"]} | ${r["target"]} | ${r["path"]} | ${r["p50"]} | ${r["p95"]} | ${r["baselineP50"]} / ${r["baselineP95"]} | ${r["ratio"]} | ${
+        r["load"]
+      } |`
+    )
   ].join("\n")
   console.log(`\n${results.events} events, ${results.visits} visits in ${DATABASE}; ${HOST}: ${results.siteEvents30d} events, ` +
     `${results.siteVisits30d} visits in the last 30 days; ${ROUNDS} rounds after ${WARMUP} warm-up\n\n${table}\n`)

@@ -5,7 +5,7 @@
  * kind, events, status, latency, Retry-After, returned eventId — and written as JSON columns
  * to `out` when told to stop. Only 127.0.0.1.
  *
- * Messages in:  {type:"start", port, rate, concurrency, tag, seed, out} · {type:"phase", phase}
+ * Messages in:  {type:"start", ports, rate, concurrency, tag, seed, out} · {type:"phase", phase}
  *               {type:"stop"}
  * Messages out: {type:"stats", …cumulative counters} every second · {type:"done", requests}
  */
@@ -15,7 +15,8 @@ import { KINDS, planRequest, prng } from "./workload.ts"
 
 export interface StartMessage {
   readonly type: "start"
-  readonly port: number
+  /** the collectors' ports: connection loop i sends to ports[i % ports.length] */
+  readonly ports: ReadonlyArray<number>
   readonly rate: number
   readonly concurrency: number
   readonly tag: string
@@ -95,7 +96,7 @@ const main = () => {
 
     const statsTimer = setInterval(() => process.send?.({ type: "stats", ...stats } satisfies LoadStats), 1000)
 
-    const once = (seqNo: number) =>
+    const once = (seqNo: number, port: number) =>
       new Promise<void>((resolve) => {
         const planned = planRequest(rand, cfg.tag, seqNo)
         const kindCode = KINDS.indexOf(planned.kind)
@@ -134,7 +135,7 @@ const main = () => {
         const body = Buffer.from(planned.body)
         const req = request({
           host: "127.0.0.1",
-          port: cfg.port,
+          port,
           method: "POST",
           path: planned.path,
           agent,
@@ -178,7 +179,8 @@ const main = () => {
         req.end(body)
       })
 
-    const loop = async () => {
+    const loop = async (_: unknown, connection: number) => {
+      const port = cfg.ports[connection % cfg.ports.length]!
       while (!stopping) {
         const now = performance.now()
         // pace: one slot per `interval`; after a stall, at most 50 ms of catch-up
@@ -187,7 +189,7 @@ const main = () => {
         if (slot > now) await sleep(slot - now)
         if (stopping) break
         const s = seq++
-        await once(s)
+        await once(s, port)
         if (cols.status[s] === 0) await sleep(20) // collector restarting: do not spin
       }
     }

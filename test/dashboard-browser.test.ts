@@ -15,13 +15,15 @@
  *   names) are shown as text and nothing runs; only http(s) links; a CSP without inline script;
  * - at 375 px no page scrolls sideways; axe-core finds no serious or critical violation;
  * - a page load transfers ≤ 150 KB, all from the dashboard's own origin.
- * Screenshots of the six pages go to docs/screenshots/.
+ * Screenshots of the six pages (and the Overview at 375 px) are taken and checked at every run; they
+ * replace the committed ones in docs/screenshots/ only with UPDATE_SCREENSHOTS=1 (or when one is
+ * missing), otherwise they go to test/.out/screenshots/ (gitignored), so a run leaves the checkout clean.
  *
  * Without a browser at CHROMIUM_PATH (default /usr/bin/chromium) the test is skipped, loudly
  * (under CI it fails).
  */
 import { randomUUID } from "node:crypto"
-import { mkdirSync, readFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import type { Browser, BrowserContext, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -37,7 +39,11 @@ const haveBrowser = browserAvailable("the dashboard real-browser test (test/dash
 const SITE = "shop.test"
 /** the dashboard's host name for the browser (test/support/browser.ts resolves only the names given) */
 const DASHBOARD_HOST = "stats.test"
+/** the committed screenshots (README.md, docs/dashboard.md), rewritten only with UPDATE_SCREENSHOTS=1 */
 const SCREENSHOTS = new URL("../docs/screenshots/", import.meta.url)
+/** where a run's screenshots go otherwise (gitignored) */
+const SCREENSHOTS_OUT = new URL(".out/screenshots/", import.meta.url)
+const UPDATE_SCREENSHOTS = process.env["UPDATE_SCREENSHOTS"] === "1"
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js")
 
 const FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -97,6 +103,32 @@ const query = async (body: Json) => {
 }
 
 const EXPECTED_PAGEVIEWS = 7
+
+/** A PNG's width and height (its IHDR chunk); throws when the bytes are not a PNG. */
+const pngSize = (png: Uint8Array) => {
+  const bytes = Buffer.from(png)
+  if (!bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) || bytes.toString("latin1", 12, 16) !== "IHDR") {
+    throw new Error(`not a PNG (${bytes.length} bytes)`)
+  }
+  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) }
+}
+
+/**
+ * Takes a full-page screenshot, checks it is a PNG as wide as the viewport and at least as tall, and
+ * saves it: into docs/screenshots/ with UPDATE_SCREENSHOTS=1 or when the committed one is missing,
+ * otherwise into test/.out/screenshots/.
+ */
+const screenshot = async (page: Page, name: string) => {
+  const png = await page.screenshot({ fullPage: true })
+  const viewport = page.viewportSize()!
+  const size = pngSize(png)
+  expect(size.width, `${name}.png width`).toBe(viewport.width)
+  expect(size.height, `${name}.png height`).toBeGreaterThanOrEqual(viewport.height)
+  const committed = new URL(`${name}.png`, SCREENSHOTS)
+  const dir = UPDATE_SCREENSHOTS || !existsSync(committed) ? SCREENSHOTS : SCREENSHOTS_OUT
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(new URL(`${name}.png`, dir), png)
+}
 
 beforeAll(async () => {
   if (!haveBrowser) return
@@ -279,10 +311,9 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
     await context.close()
   }, 60_000)
 
-  it("each of the six pages renders the query API's numbers; screenshots to docs/screenshots/", async () => {
+  it("each of the six pages renders the query API's numbers; a screenshot of each", async () => {
     const { context, page, problems } = await open()
     await withKey(context)
-    mkdirSync(SCREENSHOTS, { recursive: true })
     for (const name of ["overview", "pages", "events", "traffic", "audience", "network"]) {
       const path = name === "overview" ? "" : `/${name}`
       await page.goto(`${base}/sites/${SITE}${path}${name === "events" ? "?step=page:/&step=page:/pricing" : ""}`)
@@ -298,7 +329,7 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
         const shownSteps = await page.$$eval("[data-testid=funnel] tbody tr td:nth-of-type(1)", (tds) => tds.map((td) => Number(td.getAttribute("data-value"))))
         expect(shownSteps).toEqual(steps.map((s) => s.visitors))
       }
-      await page.screenshot({ path: new URL(`${name}.png`, SCREENSHOTS).pathname, fullPage: true })
+      await screenshot(page, name)
     }
     expect(problems).toEqual([])
     await context.close()
@@ -535,7 +566,7 @@ describe.skipIf(!haveBrowser)("the dashboard in Chromium", () => {
       await ready(page)
       const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }))
       expect(scroll, `${name || "overview"} at 375 px`).toBeLessThanOrEqual(width)
-      if (name === "") await page.screenshot({ path: new URL("overview-375.png", SCREENSHOTS).pathname, fullPage: true })
+      if (name === "") await screenshot(page, "overview-375")
       await page.evaluate(axe)
       const found = await page.evaluate(async () => {
         const result = await (window as unknown as { axe: { run: (o: unknown) => Promise<{ violations: Array<{ id: string; impact: string; nodes: Array<{ target: unknown }> }> }> } })

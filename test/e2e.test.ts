@@ -33,7 +33,7 @@ beforeAll(async () => {
     // the test client is the trusted loopback proxy; X-Forwarded-For names the visitor
     TRUSTED_PROXIES: "127.0.0.0/8"
   })
-}, 60_000)
+}, 120_000)
 afterAll(async () => {
   await daemon?.stop()
   await Effect.runPromise(Scope.close(scope, Exit.void))

@@ -6,17 +6,16 @@
  */
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Redis } from "ioredis"
+import { beforeAll, describe, expect, it } from "@effect/vitest"
 import { defaultConfig, makePools, type Pools } from "../fuzz/generators.ts"
 import { formatTable, formatViolations, type RunResult, runCases, type StreamReport, verifyStreams, type Violation } from "../fuzz/run.ts"
-import { cleanupKeys, type RunningCollector, SHARED_REDIS, startCollector } from "./support/collector.ts"
+import { type RunningCollector, testCollectors } from "./support/collector.ts"
 
 const SEED = 20_260_707
 const CASES = 3000
 const CONCURRENCY = 16
 
-const redis = new Redis(SHARED_REDIS)
+const { redis, start } = testCollectors()
 let c: RunningCollector
 let run: RunResult
 let stream: StreamReport
@@ -35,7 +34,7 @@ const heapAfterGc = () => {
 }
 
 beforeAll(async () => {
-  c = await startCollector({
+  c = await start({
     writeKeys: ["fuzz-key"],
     trustedProxies: ["10.0.0.0/8"],
     rateLimitPerMinute: 0,
@@ -53,12 +52,6 @@ beforeAll(async () => {
   liveAfter = (await fetch(`${c.baseUrl}/health/live`)).status
   stream = await verifyStreams(redis, c.prefix, run)
 }, 60_000)
-
-afterAll(async () => {
-  await c?.close()
-  if (c) await cleanupKeys(redis, c.prefix)
-  redis.disconnect()
-})
 
 const show = (vs: ReadonlyArray<Violation>) => (vs.length === 0 ? "" : `\n${formatTable(run)}\n${formatViolations(vs, cfg, pools, 4)}`)
 

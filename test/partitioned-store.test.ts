@@ -5,27 +5,16 @@
  * are the same envelopes); only when every part refused is nothing written (→ 503 possible).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Metric, type Scope } from "effect"
+import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
-import { type RawEventEnvelope } from "../src/domain/Envelope.ts"
 import { EventQueue } from "../src/layers/EventQueue.ts"
 import { partitionedStreamStore } from "../src/layers/PartitionedStreamStore.ts"
 import { WritePending } from "../src/layers/StreamStore.ts"
 import { memoryStreamStore } from "./support/MemoryStreamStore.ts"
+import { eventIds, isolated, testEnvelope } from "./support/queue.ts"
 
-const isolated = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) =>
-  Effect.scoped(effect).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
-
-let counter = 0
 /** an envelope whose sessionId names its partition: `p<n>-…` */
-const envelope = (partition: number): RawEventEnvelope => ({
-  v: 1,
-  eventId: `00000000-0000-4000-8000-${String(++counter).padStart(12, "0")}`,
-  kind: "event",
-  receivedAt: new Date(1_700_000_000_000 + counter).toISOString(),
-  edge: { headers: {} },
-  payload: { eventType: "e", sessionId: `p${partition}-${counter}`, isView: false }
-})
+const envelope = (partition: number) => testEnvelope(`p${partition}-`)
 
 const setup = () => {
   const parts = [0, 1, 2, 3].map((p) => memoryStreamStore(`part ${p}`))
@@ -45,9 +34,9 @@ describe("partitioned store", () => {
       const { log, parts } = setup()
       const batch = [envelope(0), envelope(2), envelope(2), envelope(3)]
       yield* log.append(batch.map((e) => JSON.stringify(e)))
-      expect(ids(parts[0]!.appended)).toEqual([batch[0]!.eventId])
+      expect(eventIds(parts[0]!.appended)).toEqual([batch[0]!.eventId])
       expect(parts[1]!.appended).toEqual([])
-      expect(ids(parts[2]!.appended)).toEqual([batch[1]!.eventId, batch[2]!.eventId])
+      expect(eventIds(parts[2]!.appended)).toEqual([batch[1]!.eventId, batch[2]!.eventId])
       expect(yield* log.length).toBe(4)
     }))
 
@@ -90,7 +79,7 @@ describe("partitioned store", () => {
       parts[2]!.mode = "down"
       const batch = [envelope(0), envelope(1), envelope(2), envelope(3)]
       expect(yield* queue.enqueue(batch)).toBe("spool")
-      expect(ids(spool.appended)).toEqual(batch.map((e) => e.eventId))
+      expect(eventIds(spool.appended)).toEqual(batch.map((e) => e.eventId))
       // the spool is full now; every part refuses: nothing can have been written → 503
       for (const part of parts) part.mode = "down"
       const failure = yield* queue.enqueue([envelope(0), envelope(1)]).pipe(Effect.flip)

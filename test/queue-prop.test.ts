@@ -6,12 +6,11 @@
  * empty, and nothing is accepted while both sides fail.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Metric, Schema, type Scope } from "effect"
+import { Effect, Exit, Fiber, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { encodeEnvelopeJson, type RawEventEnvelope } from "../src/domain/Envelope.ts"
-import { EventQueue, type EventQueueOptions } from "../src/layers/EventQueue.ts"
-import { type ProbeAndDrainOptions, startProbeAndDrain } from "../src/programs/ProbeAndDrain.ts"
 import { memoryStreamStore, type StoreMode } from "./support/MemoryStreamStore.ts"
+import { isolated, makeQueue, testEnvelope } from "./support/queue.ts"
 
 const Mode = Schema.Literals(["up", "down", "hang", "late", "lost"])
 const Op = Schema.Union([
@@ -22,28 +21,6 @@ const Op = Schema.Union([
 ])
 const Ops = Schema.Array(Op).check(Schema.isMaxLength(60))
 const SpoolMax = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 40 }))
-
-/** scoped, with its own metric registry (the counters the test reads are per queue) */
-const isolated = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) =>
-  Effect.scoped(effect).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
-
-/** The queue on in-memory stores with its probe + drain workflow running, as in the collector. */
-const makeQueue = (options: EventQueueOptions & ProbeAndDrainOptions) =>
-  Effect.gen(function*() {
-    const queue = yield* EventQueue.make(options)
-    yield* startProbeAndDrain(queue, options)
-    return queue
-  })
-
-let counter = 0
-const envelope = (): RawEventEnvelope => ({
-  v: 1,
-  eventId: `00000000-0000-4000-8000-${String(++counter).padStart(12, "0")}`,
-  kind: "event",
-  receivedAt: new Date(1_700_000_000_000 + counter).toISOString(),
-  edge: { headers: {} },
-  payload: { eventType: "e", sessionId: `s${counter}`, isView: false }
-})
 
 interface Submission {
   readonly envelopes: ReadonlyArray<RawEventEnvelope>
@@ -73,7 +50,7 @@ describe("EventQueue under random outages", () => {
       for (const op of ops) {
         switch (op._tag) {
           case "submit": {
-            const envelopes = Array.from({ length: op.size }, envelope)
+            const envelopes = Array.from({ length: op.size }, () => testEnvelope())
             const modes: Array<StoreMode> = [primary.mode, spool.mode]
             const fiber = yield* Effect.forkChild(queue.enqueue(envelopes))
             const submission: Submission = {
@@ -128,7 +105,7 @@ describe("EventQueue under random outages", () => {
       const spool = memoryStreamStore("spool")
       primary.mode = "hang"
       const queue = yield* makeQueue({ primary, spool, probeInterval: "5 seconds", commandTimeoutMs: 250, spoolMaxEvents: 10 })
-      expect(yield* queue.enqueue([envelope()])).toBe("spool")
+      expect(yield* queue.enqueue([testEnvelope()])).toBe("spool")
       expect((yield* queue.status).primaryHealthy).toBe(false)
       primary.mode = "up"
       // the first probe may have met the hung primary (cut after 250 ms): the next one is 5 s later
@@ -139,7 +116,7 @@ describe("EventQueue under random outages", () => {
       for (let i = 0; i < 20; i++) yield* Effect.yieldNow
       expect(spool.entries).toHaveLength(0)
       expect(primary.entries).toHaveLength(1)
-      expect(yield* queue.enqueue([envelope()])).toBe("primary")
+      expect(yield* queue.enqueue([testEnvelope()])).toBe("primary")
     })))
 
   it.effect("a primary failure fails over at once; a full spool rejects the whole batch", () =>
@@ -148,17 +125,17 @@ describe("EventQueue under random outages", () => {
       const spool = memoryStreamStore("spool")
       const queue = yield* makeQueue({ primary, spool, probeInterval: "5 seconds", commandTimeoutMs: 250, spoolMaxEvents: 3 })
       yield* queue.probe
-      expect(yield* queue.enqueue([envelope()])).toBe("primary")
+      expect(yield* queue.enqueue([testEnvelope()])).toBe("primary")
       primary.mode = "down"
-      expect(yield* queue.enqueue([envelope(), envelope()])).toBe("spool")
-      const full = yield* queue.enqueue([envelope(), envelope()]).pipe(Effect.flip)
+      expect(yield* queue.enqueue([testEnvelope(), testEnvelope()])).toBe("spool")
+      const full = yield* queue.enqueue([testEnvelope(), testEnvelope()]).pipe(Effect.flip)
       expect(full.reason).toBe("spool_full")
       expect(spool.entries).toHaveLength(2)
       const status = yield* queue.status
       expect(status.counters.rejected.spool_full).toBe(2)
       expect(status.counters.spooled).toBe(2)
       spool.mode = "down"
-      const down = yield* queue.enqueue([envelope()]).pipe(Effect.flip)
+      const down = yield* queue.enqueue([testEnvelope()]).pipe(Effect.flip)
       expect(down.reason).toBe("spool_down")
     })))
 })

@@ -4,61 +4,14 @@
  * PostgreSQL (hashes only) and on the primary Redis (the registry collectors enforce), and the
  * server-key authentication other code uses (SiteAuth).
  */
-import { randomUUID } from "node:crypto"
-import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
-import { SqlClient } from "effect/sql"
-import { Redis } from "ioredis"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Effect, Exit } from "effect"
+import { describe, expect, it } from "vitest"
 import { hashKey, type SiteSnapshot } from "../src/domain/Site.ts"
 import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
-import { SiteAuth } from "../src/layers/SiteAuth.ts"
-import * as Sql from "../src/layers/Sql.ts"
-import { SHARED_REDIS } from "./support/collector.ts"
-import { runCli } from "./support/daemon.ts"
-import { testDatabase } from "./writerSupport.ts"
+import { sitesCliTest } from "./support/sites.ts"
 
-const redis = new Redis(SHARED_REDIS)
-const prefix = `test:sites-cli:${randomUUID().slice(0, 8)}`
-let scope: Scope.Closeable
-let sql: SqlClient.SqlClient
-let auth: SiteAuth["Service"]
-let env: Record<string, string>
-
-beforeAll(async () => {
-  scope = await Effect.runPromise(Scope.make())
-  const db = await Effect.runPromise(Scope.provide(testDatabase("spoolway_sites"), scope))
-  const ctx = await Effect.runPromise(
-    Scope.provide(Layer.build(SiteAuth.layer.pipe(Layer.provideMerge(Sql.layerUrl(db.url)))), scope)
-  )
-  sql = Context.get(ctx, PgClient.PgClient)
-  auth = Context.get(ctx, SiteAuth)
-  env = {
-    DATABASE_URL: db.url,
-    PRIMARY_REDIS_URL: SHARED_REDIS,
-    SPOOL_REDIS_URL: SHARED_REDIS,
-    STREAM_PREFIX: prefix
-  }
-}, 60_000)
-afterAll(async () => {
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  await redis.del(sitesKey(prefix), sitesVersionKey(prefix))
-  redis.disconnect()
-})
-
-const query = <A extends object>(text: string, params: ReadonlyArray<unknown> = []) =>
-  Effect.runPromise(sql.unsafe<A>(text, params as Array<unknown>))
-
-const cli = async (...args: Array<string>) => {
-  const result = await runCli(["sites", ...args], env)
-  return { ...result, out: result.out.trim() }
-}
-/** the command's JSON output (stdout holds nothing else) */
-const cliJson = async <A>(...args: Array<string>): Promise<A> => {
-  const { code, out } = await cli(...args, "--json")
-  expect(code, out).toBe(0)
-  return JSON.parse(out.slice(out.search(/[[{]/))) as A
-}
+const sites = sitesCliTest("spoolway_sites", "sites-cli")
+const { cli, cliJson, prefix, query, redis } = sites
 
 const published = async (): Promise<SiteSnapshot> => JSON.parse((await redis.get(sitesKey(prefix)))!)
 
@@ -159,7 +112,7 @@ describe("spoolway sites", () => {
   }, 30_000)
 
   it("the server key authenticates its site (SiteAuth); a write key or a made-up key does not", async () => {
-    const ok = await Effect.runPromise(auth.authenticateHeader(`Bearer ${site.serverKey}`))
+    const ok = await Effect.runPromise(sites.auth.authenticateHeader(`Bearer ${site.serverKey}`))
     expect(ok).toEqual({
       id: site.id,
       hostname: "example.com",
@@ -168,10 +121,10 @@ describe("spoolway sites", () => {
       timezone: "Europe/Berlin"
     })
     for (const bad of [site.writeKey, "sw_sec_made-up", "", undefined]) {
-      const exit = await Effect.runPromiseExit(auth.authenticate(bad))
+      const exit = await Effect.runPromiseExit(sites.auth.authenticate(bad))
       expect(Exit.isFailure(exit) && JSON.stringify(exit.cause)).toContain("InvalidServerKey")
     }
-    expect(Exit.isFailure(await Effect.runPromiseExit(auth.authenticateHeader(site.serverKey)))).toBe(true)
+    expect(Exit.isFailure(await Effect.runPromiseExit(sites.auth.authenticateHeader(site.serverKey)))).toBe(true)
   })
 
   it("keys rotate: new key now, the previous one until the grace ends; --grace-hours 0 ends it at once", async () => {
@@ -198,11 +151,11 @@ describe("spoolway sites", () => {
 
     // the server key with a grace: the old one still reads; without: it stops at once
     const graceful = await cliJson<{ serverKey: string }>("keys", "rotate", "example.com", "--server")
-    expect((await Effect.runPromise(auth.authenticate(site.serverKey))).id).toBe(site.id)
-    expect((await Effect.runPromise(auth.authenticate(graceful.serverKey))).id).toBe(site.id)
+    expect((await Effect.runPromise(sites.auth.authenticate(site.serverKey))).id).toBe(site.id)
+    expect((await Effect.runPromise(sites.auth.authenticate(graceful.serverKey))).id).toBe(site.id)
     const abrupt = await cliJson<{ serverKey: string }>("keys", "rotate", "example.com", "--server", "--grace-hours", "0")
-    expect(Exit.isFailure(await Effect.runPromiseExit(auth.authenticate(graceful.serverKey)))).toBe(true)
-    expect((await Effect.runPromise(auth.authenticate(abrupt.serverKey))).id).toBe(site.id)
+    expect(Exit.isFailure(await Effect.runPromiseExit(sites.auth.authenticate(graceful.serverKey)))).toBe(true)
+    expect((await Effect.runPromise(sites.auth.authenticate(abrupt.serverKey))).id).toBe(site.id)
     const serverKeys = (await published()).sites.find((s) => s.id === site.id)!.keys.filter((k) => k.kind === "server")
     expect(serverKeys).toEqual([{ kind: "server", hash: hashKey(abrupt.serverKey) }])
     // no flag: both

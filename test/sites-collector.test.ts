@@ -5,39 +5,16 @@
  * PostgreSQL (it has none) and without its primary Redis (local copy on the spool Redis).
  */
 import { Effect, Schema } from "effect"
-import { Redis } from "ioredis"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { beforeAll, describe, expect, it } from "@effect/vitest"
 import { hashKey, type SiteSnapshot } from "../src/domain/Site.ts"
 import { sitesCopyKey, sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
 import { publishSnapshot } from "../src/layers/SitePublisher.ts"
-import {
-  cleanupKeys,
-  post,
-  primaryEnvelopes,
-  type RunningCollector,
-  SHARED_REDIS,
-  spoolEnvelopes,
-  startCollector,
-  uniquePrefix
-} from "./support/collector.ts"
+import { post, primaryEnvelopes, type RunningCollector, SHARED_REDIS, spoolEnvelopes, testCollectors, uniquePrefix } from "./support/collector.ts"
 import { startDaemon } from "./support/daemon.ts"
 
-const redis = new Redis(SHARED_REDIS)
-const started: Array<RunningCollector> = []
-const prefixes = new Set<string>()
-const start = async (overrides: Parameters<typeof startCollector>[0] = {}) => {
-  const c = await startCollector({ rateLimitPerMinute: 0, sitesRefreshMs: 50, ...overrides })
-  started.push(c)
-  prefixes.add(c.prefix)
-  return c
-}
-afterAll(async () => {
-  for (const c of started) await c.close()
-  for (const prefix of prefixes) {
-    await cleanupKeys(redis, prefix)
-    await redis.del(sitesKey(prefix), sitesVersionKey(prefix), sitesCopyKey(prefix))
-  }
-  redis.disconnect()
+const { redis, removeAfterwards, start } = testCollectors({
+  defaults: { rateLimitPerMinute: 0, sitesRefreshMs: 50 },
+  keysOf: (prefix) => [sitesKey(prefix), sitesVersionKey(prefix), sitesCopyKey(prefix)]
 })
 
 const K = {
@@ -255,7 +232,7 @@ describe("the registry changes while the collector runs", () => {
 
   it("the publisher never replaces a newer registry", async () => {
     const prefix = uniquePrefix("sites-cas")
-    prefixes.add(prefix)
+    removeAfterwards(prefix)
     expect(await publish(prefix, registry(8))).toBe(true)
     expect(await publish(prefix, registry(7, []))).toBe(false)
     expect(await publish(prefix, registry(8))).toBe(true)
@@ -270,7 +247,6 @@ describe("no PostgreSQL, no primary Redis: the local copy keeps the sites enforc
     const first = await start({ streamPrefix: prefix })
     await waitFor("the local copy", async () => (await redis.get(sitesCopyKey(prefix))) !== null)
     await first.close()
-    started.splice(started.indexOf(first), 1)
 
     // the primary is unreachable (nothing listens there); the spool is the same Redis as before
     const c = await start({ streamPrefix: prefix, primaryRedisUrl: "redis://127.0.0.1:1", spoolRedisUrl: SHARED_REDIS })
@@ -290,7 +266,7 @@ describe("no PostgreSQL, no primary Redis: the local copy keeps the sites enforc
 describe("an edge collector process whose DATABASE_URL points nowhere", () => {
   it("serve --role collector enforces the sites it learnt from Redis; PostgreSQL is never asked", async () => {
     const prefix = uniquePrefix("sites-edge")
-    prefixes.add(prefix)
+    removeAfterwards(prefix)
     await publish(prefix, registry(21))
     const daemon = await startDaemon(["serve", "--role", "collector"], {
       DATABASE_URL: "postgres://nobody@127.0.0.1:1/nothing",

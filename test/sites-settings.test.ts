@@ -4,55 +4,22 @@
  * `set` with nothing to change fails with a clear error and changes nothing. What the writer
  * does with each value is test/writer-network.test.ts.
  */
-import { randomUUID } from "node:crypto"
-import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { SqlClient } from "effect/sql"
-import { Redis } from "ioredis"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
-import * as Sql from "../src/layers/Sql.ts"
-import { SHARED_REDIS } from "./support/collector.ts"
-import { runCli } from "./support/daemon.ts"
-import { testDatabase } from "./writerSupport.ts"
+import { Effect } from "effect"
+import { describe, expect, it } from "vitest"
+import { sitesCliTest } from "./support/sites.ts"
 
-const redis = new Redis(SHARED_REDIS)
-const prefix = `test:sites-settings:${randomUUID().slice(0, 8)}`
-let scope: Scope.Closeable
-let sql: SqlClient.SqlClient
-let env: Record<string, string>
+const sites = sitesCliTest("spoolway_sites_settings", "sites-settings")
+const { cli, cliJson } = sites
 
-beforeAll(async () => {
-  scope = await Effect.runPromise(Scope.make())
-  const db = await Effect.runPromise(Scope.provide(testDatabase("spoolway_sites_settings"), scope))
-  const ctx = await Effect.runPromise(Scope.provide(Layer.build(Sql.layerUrl(db.url)), scope))
-  sql = Context.get(ctx, PgClient.PgClient)
-  env = { DATABASE_URL: db.url, PRIMARY_REDIS_URL: SHARED_REDIS, SPOOL_REDIS_URL: SHARED_REDIS, STREAM_PREFIX: prefix }
-}, 60_000)
-afterAll(async () => {
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  await redis.del(sitesKey(prefix), sitesVersionKey(prefix))
-  redis.disconnect()
-})
-
-const cli = async (...args: Array<string>) => {
-  const result = await runCli(["sites", ...args], env)
-  return { ...result, out: result.out.trim() }
-}
-const cliJson = async <A>(...args: Array<string>): Promise<A> => {
-  const { code, out } = await cli(...args, "--json")
-  expect(code, out).toBe(0)
-  return JSON.parse(out.slice(out.search(/[[{]/))) as A
-}
 const stored = async () =>
   Object.fromEntries(
     (await Effect.runPromise(
-      sql<{ hostname: string; datacenter_traffic: string }>`
+      sites.sql<{ hostname: string; datacenter_traffic: string }>`
         SELECT d.hostname, s.datacenter_traffic FROM sites s JOIN domains d ON d.id = s.id ORDER BY 1`
     )).map((r) => [r.hostname, r.datacenter_traffic])
   )
 const registryVersion = async () =>
-  (await Effect.runPromise(sql<{ version: string }>`SELECT version::text AS version FROM site_registry`))[0]!.version
+  (await Effect.runPromise(sites.sql<{ version: string }>`SELECT version::text AS version FROM site_registry`))[0]!.version
 
 interface SiteJson {
   readonly hostname: string

@@ -4,55 +4,13 @@
  * without their tokens, `sites share revoke` stops one (by id, link or token) or all at once;
  * only the token's digest is stored. Bad input is a one-line error and changes nothing.
  */
-import { randomUUID } from "node:crypto"
-import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
-import { SqlClient } from "effect/sql"
-import { Redis } from "ioredis"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Effect, Exit } from "effect"
+import { beforeAll, describe, expect, it } from "vitest"
 import { hashKey } from "../src/domain/Site.ts"
-import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
-import { SiteAuth } from "../src/layers/SiteAuth.ts"
-import * as Sql from "../src/layers/Sql.ts"
-import { SHARED_REDIS } from "./support/collector.ts"
-import { runCli } from "./support/daemon.ts"
-import { testDatabase } from "./writerSupport.ts"
+import { sitesCliTest } from "./support/sites.ts"
 
-const redis = new Redis(SHARED_REDIS)
-const prefix = `test:sites-share:${randomUUID().slice(0, 8)}`
-let scope: Scope.Closeable
-let sql: SqlClient.SqlClient
-let auth: SiteAuth["Service"]
-let env: Record<string, string>
-
-beforeAll(async () => {
-  scope = await Effect.runPromise(Scope.make())
-  const db = await Effect.runPromise(Scope.provide(testDatabase("spoolway_share"), scope))
-  const ctx = await Effect.runPromise(
-    Scope.provide(Layer.build(SiteAuth.layer.pipe(Layer.provideMerge(Sql.layerUrl(db.url)))), scope)
-  )
-  sql = Context.get(ctx, PgClient.PgClient)
-  auth = Context.get(ctx, SiteAuth)
-  env = { DATABASE_URL: db.url, PRIMARY_REDIS_URL: SHARED_REDIS, SPOOL_REDIS_URL: SHARED_REDIS, STREAM_PREFIX: prefix, PORT: "8787", HOST: "0.0.0.0" }
-}, 60_000)
-afterAll(async () => {
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  await redis.del(sitesKey(prefix), sitesVersionKey(prefix))
-  redis.disconnect()
-})
-
-const query = <A extends object>(text: string, params: ReadonlyArray<unknown> = []) =>
-  Effect.runPromise(sql.unsafe<A>(text, params as Array<unknown>))
-
-const cli = async (...args: Array<string>) => {
-  const result = await runCli(["sites", ...args], env)
-  return { ...result, out: result.out.trim() }
-}
-const cliJson = async <A>(...args: Array<string>): Promise<A> => {
-  const { code, out } = await cli(...args, "--json")
-  expect(code, out).toBe(0)
-  return JSON.parse(out.slice(out.search(/[[{]/))) as A
-}
+const sites = sitesCliTest("spoolway_share", "sites-share", { PORT: "8787", HOST: "0.0.0.0" })
+const { cli, cliJson, query } = sites
 
 interface Share {
   readonly id: number
@@ -61,7 +19,7 @@ interface Share {
   readonly label: string | null
 }
 
-const reader = (token: string | undefined) => Effect.runPromiseExit(auth.authenticateReaderHeader(token === undefined ? undefined : `Bearer ${token}`))
+const reader = (token: string | undefined) => Effect.runPromiseExit(sites.auth.authenticateReaderHeader(token === undefined ? undefined : `Bearer ${token}`))
 
 describe("spoolway sites share", () => {
   let site: { id: number; serverKey: string; writeKey: string }
@@ -99,7 +57,7 @@ describe("spoolway sites share", () => {
       expect(Exit.isFailure(exit) && JSON.stringify(exit.cause), String(bad)).toContain("InvalidServerKey")
     }
     // the server-key-only check (server-side events) does not take a share token
-    expect(Exit.isFailure(await Effect.runPromiseExit(auth.authenticateHeader(`Bearer ${share.token}`)))).toBe(true)
+    expect(Exit.isFailure(await Effect.runPromiseExit(sites.auth.authenticateHeader(`Bearer ${share.token}`)))).toBe(true)
   }, 30_000)
 
   it("revoke by id, by link or by token stops that link at once; the others keep working", async () => {

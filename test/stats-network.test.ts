@@ -6,7 +6,7 @@
  */
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { addTestSite, insertEvents, insertVisits, post, startStatsApi, type StatsApi, type TestSite } from "./support/stats.ts"
+import { addTestSite, insertEvents, insertVisits, post, rebuildVisitRollups, startStatsApi, type StatsApi, type TestSite } from "./support/stats.ts"
 
 let api: StatsApi
 let site: TestSite
@@ -45,6 +45,7 @@ beforeAll(async () => {
               WHERE site_id = ${site.id} AND session_id = ${session}`
     ))
   }
+  await api.run(rebuildVisitRollups)
   await api.run(insertEvents(site.id, [
     { session: "dc1", visitor: "dc1", at: "2026-11-02T10:00:00Z", page: "/" },
     { session: "dc1", visitor: "dc1", at: "2026-11-02T10:00:05Z", page: "/pricing" },

@@ -7,50 +7,33 @@
  * events says.
  */
 import { assert, layer } from "@effect/vitest"
-import { randomUUID } from "node:crypto"
-import { Effect, Schema } from "effect"
+import { Effect } from "effect"
 import { InvalidQuery, parseQuery } from "../src/domain/StatsQuery.ts"
 import { runQuery } from "../src/programs/Stats.ts"
-import { cleanupKeys, domainFor, eventEnvelope, makeWriter, streamKeys, viewEnvelope, writerTestLayer, xadd } from "./writerSupport.ts"
+import { deliveries, historyEvent, historyOf, type HistoryEvent, int, IPS, writeForNewSite } from "./support/history.ts"
+import { eventEnvelope, viewEnvelope, writerTestLayer } from "./writerSupport.ts"
 
-const T0 = Date.parse("2026-05-02T08:00:00.000Z")
-const IPS = ["81.2.69.160", "89.160.20.112"] as const
 const COUNTRY = ["GB", "SE"] as const
 const SESSIONS = 5
 /** session → address: sessions 0, 2, 4 share visitor 0; 1, 3 visitor 1 */
 const ipOf = (session: number) => session % 2
 
-const int = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
-const Item = Schema.Struct({
-  session: int(0, SESSIONS - 1),
+const History = historyOf(SESSIONS, {
   /** 0–5 view, 6 click, 7 conversion */
   kind: int(0, 7),
-  page: int(0, 3),
-  value: int(0, 50),
-  step: int(0, 100),
-  ranks: Schema.Array(int(0, 500)).check(Schema.isMinLength(1), Schema.isMaxLength(3))
+  value: int(0, 50)
 })
-const History = Schema.Array(Item).check(Schema.isMinLength(1), Schema.isMaxLength(40))
 
-interface Event {
-  readonly id: string
-  readonly session: number
+interface Event extends HistoryEvent {
   readonly type: "view" | "click" | "conversion"
-  readonly page: string
   readonly value: number
-  readonly at: number
-  readonly ranks: ReadonlyArray<number>
 }
 
 const eventsOf = (history: typeof History.Type): Array<Event> =>
   history.map((item) => ({
-    id: randomUUID(),
-    session: item.session,
+    ...historyEvent(item),
     type: item.kind <= 5 ? "view" : item.kind === 6 ? "click" : "conversion",
-    page: `/p${item.page}`,
-    value: item.value,
-    at: T0 + item.step * 30_000,
-    ranks: item.ranks
+    value: item.value
   }))
 
 const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d
@@ -87,24 +70,21 @@ const metricsOf = (all: ReadonlyArray<Event>, { events }: Group, visitMode: bool
 }
 
 const streamOf = (events: ReadonlyArray<Event>, tag: string, origin: string) =>
-  events
-    .flatMap((e) => e.ranks.map((rank) => ({ rank, e })))
-    .sort((a, b) => a.rank - b.rank)
-    .map(({ e }) => {
-      const input = {
-        eventId: e.id,
-        receivedAt: new Date(e.at).toISOString(),
-        edge: { headers: { origin }, ip: IPS[ipOf(e.session)]! }
-      }
-      const sessionId = `${tag}-s${e.session}`
-      if (e.type === "view") return viewEnvelope({ ...input, payload: { sessionId, pageUrl: `${origin}${e.page}` } })
-      if (e.type === "click") return eventEnvelope({ ...input, payload: { sessionId, eventType: "click", pageUrl: `${origin}${e.page}` } })
-      return eventEnvelope({
-        ...input,
-        kind: "conversion",
-        payload: { sessionId, eventType: "conversion", pageUrl: `${origin}${e.page}`, metadata: { value: e.value, currency: "EUR" } }
-      })
+  deliveries(events).map((e) => {
+    const input = {
+      eventId: e.id,
+      receivedAt: new Date(e.at).toISOString(),
+      edge: { headers: { origin }, ip: IPS[ipOf(e.session)]! }
+    }
+    const sessionId = `${tag}-s${e.session}`
+    if (e.type === "view") return viewEnvelope({ ...input, payload: { sessionId, pageUrl: `${origin}${e.page}` } })
+    if (e.type === "click") return eventEnvelope({ ...input, payload: { sessionId, eventType: "click", pageUrl: `${origin}${e.page}` } })
+    return eventEnvelope({
+      ...input,
+      kind: "conversion",
+      payload: { sessionId, eventType: "conversion", pageUrl: `${origin}${e.page}`, metadata: { value: e.value, currency: "EUR" } }
     })
+  })
 
 const VISIT_METRICS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"]
 const ALL_METRICS = [...VISIT_METRICS, "conversions", "conversion_rate", "revenue"]
@@ -117,12 +97,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       Effect.gen(function*() {
         const events = eventsOf(history)
         const tag = `q${Math.random().toString(36).slice(2, 8)}`
-        const keys = streamKeys("sprop")
-        yield* cleanupKeys(keys.streamKey)
-        const site = yield* domainFor("sprop")
-        yield* xadd(keys.streamKey, streamOf(events, tag, site.origin))
-        const writer = yield* makeWriter({ ...keys, consumer: "sprop-a", batchSize, transactions: 2 })
-        yield* writer.drain
+        const site = yield* writeForNewSite("sprop", batchSize, (origin) => streamOf(events, tag, origin))
 
         const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" }
         const ask = (body: Record<string, unknown>) => {

@@ -224,6 +224,14 @@ describe("date ranges", () => {
       { session: "live", visitor: "L", start: new Date(now - 20 * 60_000).toISOString(), durationS: 19 * 60, pageviews: 4, events: 4 },
       { session: "gone", visitor: "G", start: new Date(now - 30 * 60_000).toISOString(), durationS: 60, pageviews: 1, events: 1 }
     ]))
+    // and their first and last events (a visit's last_seen_at is its latest event's time)
+    const at = (ms: number) => new Date(ms).toISOString()
+    await api.run(insertEvents(other.id, [
+      { session: "live", visitor: "L", at: at(now - 20 * 60_000), page: "/" },
+      { session: "live", visitor: "L", at: at(now - 60_000), page: "/" },
+      { session: "gone", visitor: "G", at: at(now - 30 * 60_000), page: "/" },
+      { session: "gone", visitor: "G", at: at(now - 29 * 60_000), page: "/" }
+    ]))
     const { body } = await query({ site: "other.example", metrics: ["visitors"], date_range: "realtime" }, other.serverKey)
     expect(body.results).toEqual([{ dimensions: [], metrics: [1] }])
   })

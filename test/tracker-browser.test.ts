@@ -25,7 +25,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { ConversionRequest, EventRequest, FunnelRequest, ViewRequest } from "../src/domain/Requests.ts"
 import { CACHE_CONTROL } from "../src/http/TrackerRoute.ts"
-import { browserAvailable, launchChromium } from "./support/browser.ts"
+import { browserAvailable, fixturePages, launchChromium } from "./support/browser.ts"
 import { type RunningCollector, startCollector } from "./support/collector.ts"
 
 // the callbacks given to page.evaluate / addInitScript run in the page: its globals, loosely typed
@@ -93,17 +93,7 @@ const recordingServer = () =>
   })
 
 /** The fixture site: pages registered in `pages` by path, a PDF download, 404 else. */
-const siteServer = () =>
-  createServer((req, res) => {
-    const path = new URL(req.url!, "http://site.test").pathname
-    if (path.endsWith(".pdf")) {
-      res.writeHead(200, { "content-type": "application/pdf", "content-disposition": "attachment; filename=report.pdf" }).end("%PDF-1.4\n%%EOF\n")
-      return
-    }
-    const html = pages.get(path)
-    if (html === undefined) return void res.writeHead(path === "/favicon.ico" ? 204 : 404).end()
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html)
-  })
+const siteServer = () => createServer(fixturePages(pages))
 
 interface Fixture {
   readonly script?: "sw.js" | "sw.full.js"

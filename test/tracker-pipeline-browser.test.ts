@@ -34,7 +34,7 @@ import { Redis } from "ioredis"
 import type { Browser, BrowserContext, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
-import { browserAvailable, launchChromium } from "./support/browser.ts"
+import { browserAvailable, fixturePages, launchChromium } from "./support/browser.ts"
 import { SHARED_REDIS } from "./support/collector.ts"
 import { type Daemon, startDaemon } from "./support/daemon.ts"
 import { type AddedSite, addSite, type SitesPipeline, sitesPipeline } from "./support/sites.ts"
@@ -77,16 +77,7 @@ describe.skipIf(!available)("the tracker on a real pipeline", () => {
   /** The fixture pages, the same on both origins: the one script tag and a body. */
   const serve = (host: keyof typeof HOSTS) =>
     new Promise<string>((resolve) => {
-      const server = createServer((req, res) => {
-        const path = new URL(req.url!, "http://x").pathname
-        if (path.endsWith(".pdf")) {
-          res.writeHead(200, { "content-type": "application/pdf", "content-disposition": "attachment; filename=report.pdf" }).end("%PDF-1.4\n%%EOF\n")
-          return
-        }
-        const html = pages.get(path)
-        if (html === undefined) return void res.writeHead(path === "/favicon.ico" ? 204 : 404).end()
-        res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html)
-      })
+      const server = createServer(fixturePages(pages))
       servers.push(server)
       server.listen(0, HOSTS[host], () => resolve(`http://${host}:${(server.address() as AddressInfo).port}`))
     })

@@ -6,55 +6,32 @@
  * start, last seen, pageviews, events, engaged, entry / exit page and time, first-touch country.
  */
 import { assert, layer } from "@effect/vitest"
-import { randomUUID } from "node:crypto"
-import { Effect, Layer, Schema } from "effect"
-import type { Tenant } from "../src/domain/Tenant.ts"
-import { Domains } from "../src/layers/Domains.ts"
+import { Effect, Schema } from "effect"
 import * as MemorySink from "../src/layers/MemorySink.ts"
-import { Salts } from "../src/layers/Salts.ts"
-import { StreamConsumer } from "../src/layers/StreamConsumer.ts"
-import { makeWriter as makeWriterOnSink } from "../src/programs/Writer.ts"
+import { deliveries, historyEvent, historyOf, type HistoryEvent, int, IPS, writeForNewSite, writeThroughWriter } from "./support/history.ts"
 import { visitsOf } from "./support/visits.ts"
-import { cleanupKeys, domainFor, eventEnvelope, makeWriter, streamKeys, viewEnvelope, writerTestLayer, xadd } from "./writerSupport.ts"
+import { eventEnvelope, onMemory, viewEnvelope, writerTestLayer } from "./writerSupport.ts"
 
-const T0 = Date.parse("2026-05-02T08:00:00.000Z")
-const IPS = ["81.2.69.160", "89.160.20.112"] as const
 const COUNTRY: Record<string, string> = { "81.2.69.160": "GB", "89.160.20.112": "SE" }
 /** session 4: the visitor without a sessionId; its events stay within 25 minutes (one session) */
 const SERVER = 4
 
-const int = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
-const Item = Schema.Struct({
-  session: int(0, SERVER),
+const History = historyOf(SERVER + 1, {
   view: Schema.Boolean,
-  page: int(0, 3),
-  /** in steps of 30 s: 0 … 50 minutes, so equal times (ties) are common */
-  step: int(0, 100),
-  ip: int(0, 1),
-  /** delivery positions, one per copy */
-  ranks: Schema.Array(int(0, 500)).check(Schema.isMinLength(1), Schema.isMaxLength(3))
+  ip: int(0, 1)
 })
-const History = Schema.Array(Item).check(Schema.isMinLength(1), Schema.isMaxLength(40))
 
-interface Event {
-  readonly id: string
-  readonly session: number
+interface Event extends HistoryEvent {
   readonly view: boolean
-  readonly page: string
-  readonly at: number
   readonly ip: string
-  readonly ranks: ReadonlyArray<number>
 }
 
 const eventsOf = (history: typeof History.Type): Array<Event> =>
   history.map((item) => ({
-    id: randomUUID(),
-    session: item.session,
+    // the server-side session's steps wrap at 50 (25 minutes)
+    ...historyEvent(item.session === SERVER ? { ...item, step: item.step % 50 } : item),
     view: item.view,
-    page: `/p${item.page}`,
-    at: T0 + (item.session === SERVER ? item.step % 50 : item.step) * 30_000,
-    ip: item.session === SERVER ? IPS[0] : IPS[item.ip]!,
-    ranks: item.ranks
+    ip: item.session === SERVER ? IPS[0] : IPS[item.ip]!
   }))
 
 interface Expected {
@@ -98,40 +75,19 @@ const reference = (events: ReadonlyArray<Event>): Map<string, Expected> => {
 
 /** Every copy of every event, in rank order. */
 const streamOf = (events: ReadonlyArray<Event>, tag: string, origin: string) =>
-  events
-    .flatMap((e) => e.ranks.map((rank) => ({ rank, e })))
-    .sort((a, b) => a.rank - b.rank)
-    .map(({ e }) => {
-      const input = {
-        eventId: e.id,
-        receivedAt: new Date(e.at).toISOString(),
-        edge: { headers: { origin }, ip: e.ip },
-        payload: e.view ? { pageUrl: `${origin}${e.page}` } : { eventType: "engagement" }
-      }
-      const envelope = e.view ? viewEnvelope(input) : eventEnvelope(input)
-      const { sessionId: _, ...payload } = envelope.payload
-      return { ...envelope, payload: e.session === SERVER ? payload : { ...payload, sessionId: `${tag}-s${e.session}` } }
-    })
+  deliveries(events).map((e) => {
+    const input = {
+      eventId: e.id,
+      receivedAt: new Date(e.at).toISOString(),
+      edge: { headers: { origin }, ip: e.ip },
+      payload: e.view ? { pageUrl: `${origin}${e.page}` } : { eventType: "engagement" }
+    }
+    const envelope = e.view ? viewEnvelope(input) : eventEnvelope(input)
+    const { sessionId: _, ...payload } = envelope.payload
+    return { ...envelope, payload: e.session === SERVER ? payload : { ...payload, sessionId: `${tag}-s${e.session}` } }
+  })
 
 const HOST = "memory.example"
-const onMemory = (store: MemorySink.MemoryStore) =>
-  Layer.build(Layer.mergeAll(
-    MemorySink.layer(store),
-    StreamConsumer.layer,
-    Layer.succeed(Salts, Salts.of({
-      saltFor: () => Effect.succeed(new Uint8Array(32).fill(5)),
-      saltsFor: (days) => Effect.succeed(new Map([...days].map((day) => [day, new Uint8Array(32).fill(5)]))),
-      purge: () => Effect.succeed(0)
-    })),
-    Layer.succeed(Domains, Domains.of({
-      resolve: (host) => (host === HOST ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
-      byId: (id) => (id === 1 ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
-      refresh: Effect.void,
-      refreshForUnknown: Effect.void,
-      size: () => 1
-    }))
-  ))
-
 const name = (sessionId: string, tag: string) => (sessionId.startsWith("~") ? "server" : sessionId.slice(tag.length + 1))
 
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visits, property", (it) => {
@@ -145,12 +101,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         const tag = `p${Math.random().toString(36).slice(2, 8)}`
 
         // PostgreSQL
-        const keys = streamKeys("vprop")
-        yield* cleanupKeys(keys.streamKey)
-        const site = yield* domainFor("vprop")
-        yield* xadd(keys.streamKey, streamOf(events, tag, site.origin))
-        const writer = yield* makeWriter({ ...keys, consumer: "vprop-a", batchSize, transactions: 2 })
-        yield* writer.drain
+        const site = yield* writeForNewSite("vprop", batchSize, (origin) => streamOf(events, tag, origin))
         const stored = yield* visitsOf(site.domainId)
         const actual = new Map(stored.map((v) => [name(v.session_id, tag), {
           started: v.started,
@@ -167,14 +118,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         assert.deepStrictEqual(Object.fromEntries(actual), Object.fromEntries(expected))
 
         // memory
-        const memoryKeys = streamKeys("vprop-mem")
-        yield* cleanupKeys(memoryKeys.streamKey)
         const store = new MemorySink.MemoryStore()
-        yield* xadd(memoryKeys.streamKey, streamOf(events, tag, `https://${HOST}`))
-        const memoryWriter = yield* makeWriterOnSink({ ...memoryKeys, consumer: "vprop-m", batchSize, transactions: 2 }).pipe(
-          Effect.provide(yield* onMemory(store))
-        )
-        yield* memoryWriter.drain
+        yield* writeThroughWriter("vprop-mem", streamOf(events, tag, `https://${HOST}`), batchSize, yield* onMemory(store, HOST))
         const inMemory = new Map([...store.visits.values()].map((v) => [name(v.sessionId, tag), {
           started: v.startedAt,
           last: v.lastSeenAt,

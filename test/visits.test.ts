@@ -12,14 +12,15 @@ import { bySession, type StoredVisit, visitsOf } from "./support/visits.ts"
 import {
   cleanupKeys,
   domainFor,
+  drainOverlappedThenSerial,
   eventEnvelope,
   GOOGLEBOT,
-  holdFirstUntilAnotherOpens,
   IPHONE,
   makeWriter,
   query,
   streamKeys,
   viewEnvelope,
+  withLateCopies,
   writerTestLayer,
   xadd
 } from "./writerSupport.ts"
@@ -198,11 +199,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "120 seconds" })(
         }
         // every entry twice, the copy 1–9 entries later, and the whole list in a scrambled order
         const scrambled = list.map((e, i) => [(i * 37) % list.length, e] as const).sort((a, b) => a[0] - b[0]).map(([, e]) => e)
-        const stream: Array<ReturnType<typeof viewEnvelope>> = []
-        scrambled.forEach((envelope, i) => {
-          stream.push(envelope)
-          stream.splice(Math.max(0, stream.length - 1 - (i % 9)), 0, envelope)
-        })
+        const stream = withLateCopies(scrambled)
         const inOrder = [...list].sort((a, b) => Date.parse(a.receivedAt) - Date.parse(b.receivedAt))
         return { list, stream, inOrder }
       }
@@ -211,18 +208,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "120 seconds" })(
       yield* xadd(overlapped.streamKey, a.stream)
       yield* xadd(serial.streamKey, b.inOrder)
 
-      const hold = yield* holdFirstUntilAnotherOpens()
-      const writerA = yield* makeWriter({
-        ...overlapped,
-        consumer: "v-overlap-a",
-        batchSize: 4,
-        transactions: 3,
-        hooks: { beforeCommit: () => hold.hook }
-      })
-      yield* writerA.drain
-      const writerB = yield* makeWriter({ ...serial, consumer: "v-serial-b", batchSize: 4, transactions: 1 })
-      yield* writerB.drain
-      assert.isTrue(hold.overlapped(), "no two transactions were ever open together")
+      const [writerA, writerB] = yield* drainOverlappedThenSerial("v-", overlapped, serial)
       for (const writer of [writerA, writerB]) {
         const stats = yield* writer.snapshot
         assert.strictEqual(stats.written, 104)

@@ -6,18 +6,16 @@
  * failures drive the loop's retry and split.
  */
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import type { Tenant } from "../src/domain/Tenant.ts"
+import { Effect } from "effect"
 import { Domains } from "../src/layers/Domains.ts"
 import * as MemorySink from "../src/layers/MemorySink.ts"
-import { Salts } from "../src/layers/Salts.ts"
-import { StreamConsumer } from "../src/layers/StreamConsumer.ts"
 import { makeWriter } from "../src/programs/Writer.ts"
 import {
   cleanupKeys,
   eventEnvelope,
   GOOGLEBOT,
   metricsOf,
+  onMemory,
   redis,
   registerDomain,
   streamKeys,
@@ -28,23 +26,6 @@ import {
 
 const HOST = "sink.example"
 const ORIGIN = `https://${HOST}`
-
-/** Salts and tenants without a database (the memory run). */
-const noDatabase = Layer.mergeAll(
-  Layer.succeed(Salts, Salts.of({
-    saltFor: () => Effect.succeed(new Uint8Array(32).fill(3)),
-    saltsFor: (days) => Effect.succeed(new Map([...days].map((day) => [day, new Uint8Array(32).fill(3)]))),
-    purge: () => Effect.succeed(0)
-  })),
-  Layer.succeed(Domains, Domains.of({
-    resolve: (host) => (host === HOST ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
-    byId: (id) => (id === 1 ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
-    datacenterTraffic: () => "flag",
-    refresh: Effect.void,
-    refreshForUnknown: Effect.void,
-    size: () => 1
-  }))
-)
 
 const at = (second: number) => new Date(Date.parse("2026-05-01T10:00:00.000Z") + second * 1000).toISOString()
 
@@ -108,10 +89,6 @@ const pick = (metrics: Record<string, number> | ReadonlyMap<string, number>) => 
 const pendingOf = (streamKey: string, group: string) =>
   redis(async (client) => Number(((await client.xpending(streamKey, group)) as Array<unknown>)[0] ?? 0))
 
-/** The in-memory sink's layer stack: no database behind the prepare stage or the sink. */
-const onMemory = (store: MemorySink.MemoryStore) =>
-  Layer.build(Layer.mergeAll(MemorySink.layer(store), StreamConsumer.layer, noDatabase))
-
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("writer loop on its Sink", (it) => {
   it.effect("the same workload through the in-memory and the PostgreSQL sink: same counters, same rollups", () =>
     Effect.gen(function*() {
@@ -122,7 +99,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const store = new MemorySink.MemoryStore()
       const memory = workload("mem")
       yield* xadd(memoryKeys.streamKey, memory.stream)
-      const memoryWriter = yield* makeWriter({ ...memoryKeys, consumer: "mem-a", batchSize: 4 }).pipe(Effect.provide(yield* onMemory(store)))
+      const memoryWriter = yield* makeWriter({ ...memoryKeys, consumer: "mem-a", batchSize: 4 }).pipe(Effect.provide(yield* onMemory(store, HOST)))
       yield* memoryWriter.drain
       const memoryStats = yield* memoryWriter.snapshot
 
@@ -183,7 +160,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       store.failNext(2, true, "connection reset")
       const { events } = workload("tr")
       yield* xadd(keys.streamKey, events)
-      const writer = yield* makeWriter({ ...keys, consumer: "tr-a", retryBaseMs: 5 }).pipe(Effect.provide(yield* onMemory(store)))
+      const writer = yield* makeWriter({ ...keys, consumer: "tr-a", retryBaseMs: 5 }).pipe(Effect.provide(yield* onMemory(store, HOST)))
       yield* writer.drain
       const stats = yield* writer.snapshot
       assert.strictEqual(stats.retries, 2)
@@ -205,7 +182,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       // any write holding the event of entry `bad` is refused (its poison record is not)
       store.refuse((batch) => (batch.events.some((e) => e.entryId === bad) ? "value out of range" : undefined))
       const writer = yield* makeWriter({ ...keys, consumer: "rf-a", retryBaseMs: 5, permanentAttempts: 2 }).pipe(
-        Effect.provide(yield* onMemory(store))
+        Effect.provide(yield* onMemory(store, HOST))
       )
       yield* writer.drain
       const stats = yield* writer.snapshot

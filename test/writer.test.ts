@@ -11,6 +11,7 @@ import * as Stream from "../src/layers/StreamConsumer.ts"
 import {
   cleanupKeys,
   domainFor,
+  drainOverlappedThenSerial,
   eventEnvelope,
   holdFirstUntilAnotherOpens,
   GOOGLEBOT,
@@ -22,6 +23,7 @@ import {
   redis,
   streamKeys,
   viewEnvelope,
+  withLateCopies,
   writerLayerWith,
   writerTestLayer,
   xadd
@@ -416,12 +418,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
             }))
           }
         }
-        const stream: Array<ReturnType<typeof viewEnvelope>> = []
-        list.forEach((envelope, i) => {
-          stream.push(envelope)
-          stream.splice(Math.max(0, stream.length - 1 - (i % 9)), 0, envelope)
-        })
-        return { list, stream }
+        return { list, stream: withLateCopies(list) }
       }
       const a = workload(siteA, `ovl-${siteA.domainId}`)
       const b = workload(siteB, `ser-${siteB.domainId}`)
@@ -429,18 +426,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       yield* xadd(serial.streamKey, b.stream)
 
       // the first transaction waits (before COMMIT) until another one of this writer is open
-      const hold = yield* holdFirstUntilAnotherOpens()
-      const writerA = yield* makeWriter({
-        ...overlapped,
-        consumer: "overlap-a",
-        batchSize: 4,
-        transactions: 3,
-        hooks: { beforeCommit: () => hold.hook }
-      })
-      yield* writerA.drain
-      const writerB = yield* makeWriter({ ...serial, consumer: "serial-b", batchSize: 4, transactions: 1 })
-      yield* writerB.drain
-      assert.isTrue(hold.overlapped(), "no two transactions were ever open together")
+      const [writerA, writerB] = yield* drainOverlappedThenSerial("", overlapped, serial)
 
       for (const [writer, site, work] of [[writerA, siteA, a], [writerB, siteB, b]] as const) {
         const stats = yield* writer.snapshot

@@ -10,14 +10,18 @@ import { Context, Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { type EdgeInfo, encodeEnvelopeJson, type NormalizedEvent, type RawEventEnvelope } from "../src/domain/Envelope.ts"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
+import type { Tenant } from "../src/domain/Tenant.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
 import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
+import * as MemorySink from "../src/layers/MemorySink.ts"
 import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as PgSink from "../src/layers/PgSink.ts"
 import type { PgSinkTestHooks } from "../src/layers/PgSink.ts"
+import { Salts } from "../src/layers/Salts.ts"
 import * as Sql from "../src/layers/Sql.ts"
+import { StreamConsumer } from "../src/layers/StreamConsumer.ts"
 import { makeWriter as makeWriterOnSink, Writer, WriterDependencies } from "../src/programs/Writer.ts"
 import type { WriterOptions } from "../src/programs/WriterOptions.ts"
 import { PG_ADMIN_URL, REDIS_URL } from "./support/services.ts"
@@ -215,6 +219,30 @@ export const streamKeys = (name: string) => ({ streamKey: `wt-${name}-${randomNa
 export type TestWriterOptions = Partial<WriterOptions> & { readonly hooks?: PgSinkTestHooks }
 
 /**
+ * The in-memory sink's layer stack, built: no database behind the prepare stage or the sink —
+ * fixed salts, and one tenant, `host` (domain 1, corp 1, datacenter traffic flagged). Provide it
+ * to `makeWriter` for a writer that stores into `store`.
+ */
+export const onMemory = (store: MemorySink.MemoryStore, host: string) =>
+  Layer.build(Layer.mergeAll(
+    MemorySink.layer(store),
+    StreamConsumer.layer,
+    Layer.succeed(Salts, Salts.of({
+      saltFor: () => Effect.succeed(new Uint8Array(32).fill(3)),
+      saltsFor: (days) => Effect.succeed(new Map([...days].map((day) => [day, new Uint8Array(32).fill(3)]))),
+      purge: () => Effect.succeed(0)
+    })),
+    Layer.succeed(Domains, Domains.of({
+      resolve: (name) => (name === host ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
+      byId: (id) => (id === 1 ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
+      datacenterTraffic: () => "flag",
+      refresh: Effect.void,
+      refreshForUnknown: Effect.void,
+      size: () => 1
+    }))
+  ))
+
+/**
  * `makeWriter` (src/programs/Writer.ts); with `hooks`, on a PostgreSQL sink of its own that
  * runs them around its transaction (failures, pauses and crashes before or after COMMIT).
  */
@@ -259,3 +287,39 @@ export const holdFirstUntilAnotherOpens = Effect.fnUntraced(function*(afterMs: n
   })
   return { hook, overlapped: () => overlapped }
 })
+
+/** Every envelope twice, the copy 1–9 entries later (a redelivery while the first is in flight). */
+export const withLateCopies = <A>(list: ReadonlyArray<A>): Array<A> => {
+  const stream: Array<A> = []
+  list.forEach((envelope, i) => {
+    stream.push(envelope)
+    stream.splice(Math.max(0, stream.length - 1 - (i % 9)), 0, envelope)
+  })
+  return stream
+}
+
+/**
+ * Drains `overlapped` with a writer of three transactions in flight whose first transaction waits
+ * (before its COMMIT) until another one is open, then `serial` with a one-transaction writer (4
+ * entries a batch each); dies unless two transactions were open together. Returns both writers.
+ */
+export const drainOverlappedThenSerial = (
+  name: string,
+  overlapped: ReturnType<typeof streamKeys>,
+  serial: ReturnType<typeof streamKeys>
+) =>
+  Effect.gen(function*() {
+    const hold = yield* holdFirstUntilAnotherOpens()
+    const writerA = yield* makeWriter({
+      ...overlapped,
+      consumer: `${name}overlap-a`,
+      batchSize: 4,
+      transactions: 3,
+      hooks: { beforeCommit: () => hold.hook }
+    })
+    yield* writerA.drain
+    const writerB = yield* makeWriter({ ...serial, consumer: `${name}serial-b`, batchSize: 4, transactions: 1 })
+    yield* writerB.drain
+    if (!hold.overlapped()) return yield* Effect.die(new Error("no two transactions were ever open together"))
+    return [writerA, writerB] as const
+  })

@@ -44,18 +44,10 @@ export interface UserAgentInfo {
   readonly uaDeviceType: DeviceType | null
 }
 
+/** A device: the User-Agent's fields, the device type decided from all signals, the client's own. */
 export type DeviceInfo =
-  & {
-    readonly deviceType: DeviceType
-    readonly isBot: boolean
-    readonly browser: string | null
-    readonly browserVersion: string | null
-    readonly browserMajor: number | null
-    readonly os: string | null
-    readonly osVersion: string | null
-    readonly deviceVendor: string | null
-    readonly deviceModel: string | null
-  }
+  & Omit<UserAgentInfo, "uaDeviceType">
+  & { readonly deviceType: DeviceType }
   & ClientDevice
 
 /** The client device fields copied into {@link DeviceInfo} when sent. */

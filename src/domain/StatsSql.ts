@@ -15,6 +15,9 @@
  */
 import type { Dimension, Filter, FunnelStep, Metric, Period, PropertyDimension } from "./StatsQuery.ts"
 import { isEventDimension, isTimeDimension, timeGrainOf } from "./StatsQuery.ts"
+import { offsetAt } from "./LocalTime.ts"
+import { DAY_MS } from "./Time.ts"
+import { isRollupDimension, ROLLUP_BUCKET_MS, TOTAL_DIMENSION } from "./VisitRollups.ts"
 
 export type SqlParam = string | { readonly textArray: ReadonlyArray<string> }
 
@@ -43,6 +46,8 @@ export interface CompileInput {
   readonly orderBy: ReadonlyArray<readonly [string, "asc" | "desc"]>
   /** null: no LIMIT/OFFSET in SQL (time series are filled and paged by the caller) */
   readonly page: { readonly limit: number; readonly offset: number } | null
+  /** false: never the visit rollups (tests compare both paths); default true */
+  readonly rollups?: boolean
 }
 
 const EVENT_ONLY_METRICS: ReadonlyArray<Metric> = ["conversions", "conversion_rate", "revenue", "bot_events"]
@@ -194,8 +199,121 @@ const orderSql = (input: CompileInput): string => {
 
 const groupSql = (n: number) => (n === 0 ? "" : ` GROUP BY ${Array.from({ length: n }, (_, i) => i + 1).join(", ")}`)
 
+/** Metrics the site's total rows of the visit rollups answer (every visit metric). */
+const TOTAL_ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"]
+/** Metrics a dimension's rows answer (they hold visits and bounces). */
+const DIMENSION_ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "bounce_rate"]
+
+/** Whether every bucket boundary of the period in `tz` falls on a UTC hour (whole-hour offsets throughout). */
+const wholeHourOffsets = (period: Period, tz: string): boolean => {
+  const step = 6 * ROLLUP_BUCKET_MS
+  for (let t = period.fromMs; t < period.toMs + step; t += step) {
+    if (offsetAt(Math.min(t, period.toMs), tz) % ROLLUP_BUCKET_MS !== 0) return false
+  }
+  return true
+}
+
+/**
+ * Whether the query can be answered exactly from the visit rollups, and from which dimension:
+ * a visit query (not realtime) whose dimensions and filters together name at most one property
+ * dimension, one the rollups keep, asking what its rows hold (the total: every visit metric; a
+ * dimension: visitors, visits, bounce rate); a period of whole UTC hours; with a time
+ * dimension, a time zone whose offsets are whole hours over the period (so every bucket is a
+ * union of rollup hours). `undefined`: the exact path over `visits`.
+ */
+export const rollupDimension = (input: CompileInput): string | undefined => {
+  if (input.rollups === false || input.active || isEventQuery(input)) return undefined
+  const properties = new Set<string>([...input.dimensions.filter((d) => !isTimeDimension(d)), ...filterDimensions(input.filters)])
+  if (properties.size > 1) return undefined
+  const dimension = [...properties][0]
+  if (dimension !== undefined && !isRollupDimension(dimension)) return undefined
+  const metrics = dimension === undefined ? TOTAL_ROLLUP_METRICS : DIMENSION_ROLLUP_METRICS
+  if (!input.metrics.every((m) => metrics.includes(m))) return undefined
+  if (input.period.fromMs % ROLLUP_BUCKET_MS !== 0 || input.period.toMs % ROLLUP_BUCKET_MS !== 0) return undefined
+  if (input.dimensions.some(isTimeDimension) && !wholeHourOffsets(input.period, input.timezone)) return undefined
+  return dimension ?? TOTAL_DIMENSION
+}
+
+/** Visit metrics from the rollup sums (`g`) and the visitors' surplus (`s`), the same SQL types as the visits path. */
+const ROLLUP_METRIC: Record<string, string> = {
+  visitors: "coalesce(g.visits, 0) - coalesce(s.surplus, 0)",
+  visits: "coalesce(g.visits, 0)",
+  pageviews: "coalesce(g.pv, 0)",
+  views_per_visit: "coalesce(g.pv, 0)::float8 / nullif(g.visits::bigint, 0)",
+  bounce_rate: "100.0 * g.bounces::bigint / nullif(g.visits::bigint, 0)",
+  visit_duration: "g.dur / nullif(g.visits, 0)",
+  events: "coalesce(g.ev, 0)"
+}
+
+/**
+ * A visit query from the rollups (docs/visits.md "Visit rollups"): the period's rollup rows of
+ * one dimension (without a time dimension the whole UTC days from the daily table), read as if they were visits (`v.started_at` = the hour, `v.<dimension>` = the
+ * value) so that buckets and filters are the same expressions as on `visits`; visitors = visits
+ * minus, per group, the surplus of the visitors seen on more than one visit, counted on `visits`
+ * for those visitors only.
+ */
+const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql => {
+  const params = new Params()
+  const site = params.add(String(input.siteId))
+  const from = params.add(new Date(input.period.fromMs).toISOString())
+  const to = params.add(new Date(input.period.toMs).toISOString())
+  const time = input.dimensions.some(isTimeDimension)
+  const tz = time ? `${params.add(input.timezone)}::text` : "'UTC'"
+  const page = input.page === null
+    ? ""
+    : ` LIMIT ${params.add(String(input.page.limit))}::int OFFSET ${params.add(String(input.page.offset))}::int`
+  const nd = input.dimensions.length
+  const dims = (column: string) => input.dimensions.map((d, i) => `${dimensionExpr(d, column, tz)} AS ${dimensionAlias(i)}`)
+  const value = dimension === TOTAL_DIMENSION ? "" : `, r.value AS ${dimension}`
+  const columns = `${value}, r.visits, r.pageviews, r.events, r.bounces, r.duration`
+  const hourly = (lo: string, hi: string) =>
+    `SELECT r.hour AS started_at${columns} FROM visit_rollups r ` +
+    `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.hour >= ${lo}::timestamptz AND r.hour < ${hi}::timestamptz`
+  // without time buckets: the whole UTC days inside the range from the daily rows, the hours at its ends from the hourly ones
+  const firstDay = Math.ceil(input.period.fromMs / DAY_MS) * DAY_MS
+  const lastDay = Math.floor(input.period.toMs / DAY_MS) * DAY_MS
+  let rows = hourly(from, to)
+  if (!time && firstDay < lastDay) {
+    const d1 = params.add(new Date(firstDay).toISOString())
+    const d2 = params.add(new Date(lastDay).toISOString())
+    const daily = `SELECT (r.day::timestamp AT TIME ZONE 'UTC') AS started_at${columns} FROM visit_rollups_daily r ` +
+      `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.day >= (${d1}::timestamptz AT TIME ZONE 'UTC')::date ` +
+      `AND r.day < (${d2}::timestamptz AT TIME ZONE 'UTC')::date`
+    rows = `${hourly(from, d1)} UNION ALL ${daily} UNION ALL ${hourly(d2, to)}`
+  }
+  const filters = (ps: Params) => input.filters.map((f) => filterSql(f, ps))
+  const sums = ["sum(v.visits) AS visits", "sum(v.pageviews) AS pv", "sum(v.events) AS ev", "sum(v.bounces) AS bounces", "sum(v.duration) AS dur"]
+  const where = (base: ReadonlyArray<string>) => {
+    const all = [...base, ...filters(params)]
+    return all.length === 0 ? "" : ` WHERE ${all.join(" AND ")}`
+  }
+  const g = `SELECT ${[...dims("v.started_at"), ...sums].join(", ")} FROM (${rows}) v${where([])}${groupSql(nd)}` +
+    (nd === 0 ? "" : " HAVING sum(v.visits) > 0")
+  const aliases = input.dimensions.map((_, i) => dimensionAlias(i))
+  const ctes = [`g AS (${g})`]
+  let join = ""
+  if (input.metrics.includes("visitors")) {
+    // driven by the repeated visitors (few), each one's visits by the (site_id, visitor_id_daily)
+    // index: LATERAL with OFFSET 0 (not flattened into a join) keeps the plan that way whatever
+    // the statistics say
+    const repeated = `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${site}::int AND x.visits > 1 ` +
+      `AND x.last_start >= ${from}::timestamptz AND x.first_start < ${to}::timestamptz`
+    const surplus = `SELECT ${[...dims("v.started_at"), "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} ` +
+      `FROM (${repeated}) x CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${site}::int ` +
+      `AND w.visitor_id_daily = x.visitor_id_daily AND w.started_at >= ${from}::timestamptz AND w.started_at < ${to}::timestamptz ` +
+      `AND NOT w.is_bot OFFSET 0) v` + where([]) + groupSql(nd)
+    ctes.push(`s AS (${surplus})`)
+    join = nd === 0 ? " CROSS JOIN s" : ` LEFT JOIN s ON ${aliases.map((a) => `s.${a} IS NOT DISTINCT FROM g.${a}`).join(" AND ")}`
+  }
+  const metrics = input.metrics.map((m) => `${ROLLUP_METRIC[m]} AS ${metricAlias(m)}`)
+  const text = `WITH ${ctes.join(", ")} SELECT ${[...aliases.map((a) => `g.${a}`), ...metrics].join(", ")} FROM g${join}${orderSql(input)}${page}`
+  return { text, params: params.values }
+}
+
 /** The statement of a query over one period. Rows: `d0…` (dimension values), `m_<metric>`. */
 export const compileQuery = (input: CompileInput): CompiledSql => {
+  const rollup = rollupDimension(input)
+  if (rollup !== undefined) return compileRollupQuery(input, rollup)
   const params = new Params()
   const site = params.add(String(input.siteId))
   const from = params.add(new Date(input.period.fromMs).toISOString())
@@ -210,8 +328,12 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
 
   if (!isEventQuery(input)) {
     const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", tz)} AS ${dimensionAlias(i)}`)
+    // realtime: the visits with an event since `from` are exactly those last seen since then
+    // (last_seen_at is their latest event's time), found from the period's few events by the
+    // (domain_id, received_at) index rather than by every visit that started before `to`
     const when = input.active
-      ? `v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
+      ? `v.session_id IN (SELECT e.session_id FROM raw_events e WHERE e.domain_id = ${site}::int AND e.received_at >= ${from}::timestamptz) ` +
+        `AND v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
       : `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
     const where = [`v.site_id = ${site}::int`, when, "NOT v.is_bot", ...input.filters.map((f) => filterSql(f, params))]
     const from_ = `FROM visits v WHERE ${where.join(" AND ")}`

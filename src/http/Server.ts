@@ -31,34 +31,23 @@ const OpenApiRoute = HttpRouter.add(
   Effect.sync(() => openApiResponse ??= HttpServerResponse.jsonUnsafe(OpenApi.fromApi(Api)))
 )
 
+/** Health (the HttpApi's health group) and metrics: every role serves them. */
+const HealthRoutes = Layer.mergeAll(HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)), MetricsRoute)
+
+/** The API's description: /openapi.json and the /docs page. */
+const DescriptionRoutes = Layer.mergeAll(OpenApiRoute, HttpApiScalar.layer(Api, { path: "/docs" }))
+
 /** All routes of the collector, without a server (tests can serve them anywhere). */
-export const CollectorRoutes = Layer.mergeAll(
-  HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)),
-  TrackingRoutes,
-  TrackerRoute,
-  OpenApiRoute,
-  HttpApiScalar.layer(Api, { path: "/docs" }),
-  MetricsRoute
-)
+export const CollectorRoutes = Layer.mergeAll(HealthRoutes, TrackingRoutes, TrackerRoute, DescriptionRoutes)
 
 /** The api role's routes: the stats query API, the dashboard on it, health, metrics, the API description. */
-export const StatsRoutes = Layer.mergeAll(
-  HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)),
-  QueryRoutes,
-  DashboardRoutes,
-  OpenApiRoute,
-  HttpApiScalar.layer(Api, { path: "/docs" }),
-  MetricsRoute
-)
+export const StatsRoutes = Layer.mergeAll(HealthRoutes, QueryRoutes, DashboardRoutes, DescriptionRoutes)
 
 /** Role all: the collector's routes, the stats query API and the dashboard. */
 export const AllRoutes = Layer.mergeAll(CollectorRoutes, QueryRoutes, DashboardRoutes)
 
 /** The writer role's routes: health and metrics only. */
-export const WriterRoutes = Layer.mergeAll(
-  HttpApiBuilder.layer(WriterApi).pipe(Layer.provide(HealthHandlers)),
-  MetricsRoute
-)
+export const WriterRoutes = HealthRoutes
 
 /**
  * Once SIGTERM/SIGINT arrived, every response carries `Connection: close`, so keep-alive

@@ -10,9 +10,11 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { resolve } from "node:path"
-import { Duration, Effect, Schedule } from "effect"
+import { NodeServices } from "@effect/platform-node"
+import { Duration, Effect, Layer, Schedule } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { Redis } from "ioredis"
+import { AppConfig, type AppConfigValues } from "./AppConfig.ts"
 import { EmbeddedServerError } from "./EmbeddedServerError.ts"
 import { freePort } from "./FreePort.ts"
 import { isRunning, stopPid } from "./Pids.ts"
@@ -113,3 +115,33 @@ export const startEmbeddedRedis = Effect.fn("startEmbeddedRedis")(function*(opti
   yield* Effect.logInfo(`embedded redis-server '${options.name}' on ${url} (pid ${handle.pid}, data ${dir})`)
   return { url, port, pid: handle.pid } satisfies RunningRedis
 })
+
+/**
+ * A Redis service's layer: on the URL the config gives (`urlOf`), or, when it gives none, on an
+ * embedded redis-server `name` under the data dir (append-only, the config's `appendfsync`,
+ * attaching to a running one when `embeddedAttach`), stopped with the layer.
+ */
+export const configuredOrEmbeddedRedis = <A, E, R>(
+  name: string,
+  urlOf: (config: AppConfigValues) => string | undefined,
+  layerUrl: (url: string) => Layer.Layer<A, E, R>
+) =>
+  Layer.unwrap(
+    Effect.gen(function*() {
+      const config = yield* AppConfig
+      const url = urlOf(config)
+      if (url !== undefined) return layerUrl(url)
+      return Layer.unwrap(
+        Effect.map(
+          startEmbeddedRedis({
+            name,
+            dataDir: config.dataDir,
+            appendonly: true,
+            appendfsync: config.appendfsync,
+            attach: config.embeddedAttach
+          }),
+          (running) => layerUrl(running.url)
+        )
+      ).pipe(Layer.provide(NodeServices.layer))
+    })
+  )

@@ -36,6 +36,16 @@ import {
 import type { SeenRow, SessionRow } from "./PgSinkRows.ts"
 import type { VisitRow } from "../domain/Visits.ts"
 import { pageHost } from "../domain/Visits.ts"
+import {
+  bounceSql,
+  daySql,
+  DIMENSION_NAMES_SQL,
+  dimsArraySql,
+  durationSql,
+  hourSql,
+  ROLLUP_DIMENSIONS,
+  TOTAL_DIMENSION
+} from "../domain/VisitRollups.ts"
 
 // Non-view events flagged `resolve` take corp/domain from their session's fingerprint, those
 // flagged `resolve_bot` its is_bot (the session's first touch): one index lookup for both, and
@@ -451,8 +461,17 @@ const MERGE: Record<string, string> = {
 
 /**
  * The visit rows of the inserted events, merged into the stored ones by the commutative rules
- * of domain/Visits.ts (text compared byte-wise, COLLATE "C", as the writer compares it).
+ * of domain/Visits.ts (text compared byte-wise, COLLATE "C", as the writer compares it) — and,
+ * in the same statement, the visit rollups (domain/VisitRollups.ts, migration 0008): every
+ * updated row's SET copies its previous figures to `prev_*`, so the statement takes the previous
+ * version's contribution out of `visit_rollups` and adds the new one's (a row inserted here adds
+ * only) — per UTC hour and per UTC day (`visit_rollups_daily`, migration 0009) — and records new
+ * (visit, daily visitor id) pairs in `visitor_visits`. Every set of rows is sorted by its key,
+ * and each table is written only after the one before (the one-time filters on `r` and `rd`): the
+ * lock order is visits → visit_rollups → visit_rollups_daily → visitor_visits.
  */
+const ROLLUP_SUMS = ["visits", "pageviews", "events", "bounces", "duration"].map((c) => `${c} = r.${c} + excluded.${c}`).join(", ")
+
 export const UPSERT_VISITS = (() => {
   const names = VISIT_COLUMNS.map(([name]) => name)
   const unnestArgs = VISIT_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")
@@ -467,11 +486,122 @@ export const UPSERT_VISITS = (() => {
       ? `${name} = ${MERGE[name]}`
       : `${name} = CASE WHEN ${kind === "entry" ? earlier : later} THEN excluded.${name} ELSE v.${name} END`
   )
+  const prev = [
+    "prev_started_at = v.started_at",
+    "prev_last_seen_at = v.last_seen_at",
+    "prev_pageviews = v.pageviews",
+    "prev_events = v.events",
+    "prev_engaged = v.engaged",
+    "prev_is_bot = v.is_bot",
+    `prev_vid_changed = (${MERGE["visitor_id_daily"]} IS DISTINCT FROM v.visitor_id_daily)`,
+    // the previous dimension values: all of them when the entry changed, else only the exit page
+    // when that changed (every new view of a visit), else NULL
+    `prev_dims = CASE WHEN ${earlier} THEN ${dimsArraySql("v")} WHEN ${later} THEN ARRAY[v.exit_page] END`
+  ]
+  const returning = [
+    "site_id",
+    "visitor_id_daily",
+    "started_at",
+    "last_seen_at",
+    "pageviews",
+    "events",
+    "engaged",
+    "is_bot",
+    `${dimsArraySql("v")} AS dims`,
+    "(xmax = 0) AS inserted",
+    "prev_started_at",
+    "prev_last_seen_at",
+    "prev_pageviews",
+    "prev_events",
+    "prev_engaged",
+    "prev_is_bot",
+    "prev_vid_changed",
+    "prev_dims"
+  ]
+  // each changed visit: its previous version's contribution out, the new one's in — to the
+  // site's total (every figure), and to each dimension value (visits, bounces) only where the
+  // visit came or went, moved hour, changed bounce, or that dimension's value changed: a visit
+  // whose only change there is its exit page (a new view) touches two exit-page rows, no more
+  const k = ROLLUP_DIMENSIONS.indexOf("exit_page") + 1
+  const x = `
+      SELECT u.site_id, u.inserted, NOT u.is_bot AS new_on, (NOT u.inserted AND NOT u.prev_is_bot) AS old_on,
+             ${hourSql("u.started_at")} AS new_hour, ${hourSql("u.prev_started_at")} AS old_hour,
+             ${bounceSql("u.pageviews", "u.engaged")} AS new_bounce, ${bounceSql("u.prev_pageviews", "u.prev_engaged")} AS old_bounce,
+             u.pageviews, u.events, ${durationSql("u.started_at", "u.last_seen_at")} AS new_dur,
+             u.prev_pageviews, u.prev_events, ${durationSql("u.prev_started_at", "u.prev_last_seen_at")} AS old_dur,
+             u.dims AS new_dims, u.dims[${k}] AS new_exit,
+             CASE WHEN cardinality(u.prev_dims) = 1 THEN u.dims[1:${k - 1}] || u.prev_dims || u.dims[${k + 1}:]
+                  ELSE coalesce(u.prev_dims, u.dims) END AS old_dims,
+             coalesce(cardinality(u.prev_dims) > 1, false) AS entry_changed,
+             coalesce(cardinality(u.prev_dims) = 1, false) AS exit_changed
+      FROM up u`
+  const level = "(x.inserted OR x.new_on <> x.old_on OR x.new_hour <> x.old_hour OR x.new_bounce <> x.old_bounce)"
+  const deltas = `
+      SELECT site_id, '${TOTAL_DIMENSION}' AS dim, new_hour AS hour, NULL::text AS value, 1 AS visits, pageviews, events,
+             new_bounce::int AS bounces, new_dur AS duration
+      FROM x WHERE new_on
+      UNION ALL
+      SELECT site_id, '${TOTAL_DIMENSION}', old_hour, NULL, -1, -prev_pageviews, -prev_events, -(old_bounce::int), -old_dur
+      FROM x WHERE old_on
+      UNION ALL
+      SELECT x.site_id, d.dim, s.hour, s.value, s.sign, 0, 0, s.sign * s.bounce::int, 0
+      FROM (SELECT * FROM x WHERE ${level} OR x.entry_changed) x
+      CROSS JOIN LATERAL unnest(${DIMENSION_NAMES_SQL}, x.old_dims, x.new_dims) AS d(dim, ov, nv)
+      CROSS JOIN LATERAL (VALUES (1, x.new_hour, d.nv, x.new_bounce, x.new_on), (-1, x.old_hour, d.ov, x.old_bounce, x.old_on))
+        AS s(sign, hour, value, bounce, counted)
+      WHERE s.counted AND (${level} OR d.ov IS DISTINCT FROM d.nv)
+      UNION ALL
+      SELECT x.site_id, 'exit_page', s.hour, s.value, s.sign, 0, 0, s.sign * s.bounce::int, 0
+      FROM (SELECT * FROM x WHERE x.exit_changed AND NOT ${level} AND x.old_dims[${k}] IS DISTINCT FROM x.new_exit) x
+      CROSS JOIN LATERAL (VALUES (1, x.new_hour, x.new_exit, x.new_bounce, x.new_on), (-1, x.old_hour, x.old_dims[${k}], x.old_bounce, x.old_on))
+        AS s(sign, hour, value, bounce, counted)
+      WHERE s.counted`
   return `
-    INSERT INTO visits AS v (${names.join(", ")})
-    SELECT * FROM unnest(${unnestArgs}) AS t(${names.join(", ")})
-    ON CONFLICT (site_id, session_id) DO UPDATE SET
-      ${set.join(",\n      ")}`
+    WITH up AS (
+      INSERT INTO visits AS v (${names.join(", ")})
+      SELECT * FROM unnest(${unnestArgs}) AS t(${names.join(", ")})
+      ON CONFLICT (site_id, session_id) DO UPDATE SET
+        ${[...set, ...prev].join(",\n        ")}
+      RETURNING ${returning.join(", ")}
+    ),
+    x AS (${x}),
+    dl AS (
+      SELECT site_id, dim, hour, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
+             sum(bounces) AS bounces, sum(duration) AS duration
+      FROM (${deltas}) d
+      GROUP BY 1, 2, 3, 4
+      HAVING sum(visits) <> 0 OR sum(pageviews) <> 0 OR sum(events) <> 0 OR sum(bounces) <> 0 OR sum(duration) <> 0
+    ),
+    r AS (
+      INSERT INTO visit_rollups AS r (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
+      SELECT * FROM dl
+      ORDER BY 1, 2, 3, 4
+      ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET ${ROLLUP_SUMS}
+      RETURNING 1
+    ),
+    rd AS (
+      INSERT INTO visit_rollups_daily AS r (site_id, dim, day, value, visits, pageviews, events, bounces, duration)
+      SELECT site_id, dim, ${daySql("hour")}, value, sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration)
+      FROM dl
+      WHERE (SELECT count(*) FROM r) >= 0
+      GROUP BY 1, 2, 3, 4
+      HAVING sum(visits) <> 0 OR sum(pageviews) <> 0 OR sum(events) <> 0 OR sum(bounces) <> 0 OR sum(duration) <> 0
+      ORDER BY 1, 2, 3, 4
+      ON CONFLICT (site_id, dim, day, value) DO UPDATE SET ${ROLLUP_SUMS}
+      RETURNING 1
+    )
+    INSERT INTO visitor_visits AS w (site_id, visitor_id_daily, visits, first_start, last_start)
+    SELECT u.site_id, u.visitor_id_daily, count(*) FILTER (WHERE u.inserted OR u.prev_vid_changed), min(u.started_at),
+           max(u.started_at)
+    FROM up u
+    WHERE u.visitor_id_daily IS NOT NULL AND (u.inserted OR u.prev_vid_changed OR u.started_at < u.prev_started_at)
+      AND (SELECT count(*) FROM rd) >= 0
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    ON CONFLICT (site_id, visitor_id_daily) DO UPDATE SET
+      visits = w.visits + excluded.visits,
+      first_start = LEAST(w.first_start, excluded.first_start),
+      last_start = GREATEST(w.last_start, excluded.last_start)`
 })()
 
 /**

@@ -18,6 +18,8 @@ import migration0004 from "../../migrations/0004_visits.ts"
 import migration0005 from "../../migrations/0005_network.ts"
 import migration0006 from "../../migrations/0006_site_shares.ts"
 import migration0007 from "../../migrations/0007_query_indexes.ts"
+import migration0008 from "../../migrations/0008_visit_rollups.ts"
+import migration0009 from "../../migrations/0009_visit_rollups_daily.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 
@@ -57,7 +59,9 @@ export const migrations = {
   "0004_visits": migration0004,
   "0005_network": migration0005,
   "0006_site_shares": migration0006,
-  "0007_query_indexes": migration0007
+  "0007_query_indexes": migration0007,
+  "0008_visit_rollups": migration0008,
+  "0009_visit_rollups_daily": migration0009
 } as const
 
 export const MIGRATIONS_TABLE = "spoolway_migrations"

@@ -169,39 +169,73 @@ export const touch = (h: StreamHandles, ids: ReadonlyArray<string>) =>
     : call(h.client, h.key, "XCLAIM", [h.key, h.group, h.consumer, 0, ...ids, "JUSTID"]).pipe(Effect.asVoid)
 
 /**
- * Graceful stop: removes this consumer from the group when it holds no pending entries;
- * otherwise marks them idle for a day (`XCLAIM … IDLE … JUSTID`, no delivery count change) so
- * that the other writers' next `XAUTOCLAIM` takes them over at once instead of after the idle
+ * Deletes consumer ARGV[2] of group ARGV[1] on stream KEYS[1] only if it holds nothing pending
+ * and has been idle for at least ARGV[3] ms — checked and deleted in one step. `XGROUP
+ * DELCONSUMER` drops the consumer's pending entries, and the group has already moved past them:
+ * an entry delivered between a separate check and the delete (a read still blocked on the
+ * server after its writer stopped waiting, or a writer taking the partition back) would never be
+ * delivered again. Returns 1 when deleted.
+ */
+const DELETE_IDLE_CONSUMER = `
+local consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+for _, fields in ipairs(consumers) do
+  local name, pending, idle
+  for i = 1, #fields, 2 do
+    if fields[i] == 'name' then name = fields[i + 1]
+    elseif fields[i] == 'pending' then pending = fields[i + 1]
+    elseif fields[i] == 'idle' then idle = fields[i + 1] end
+  end
+  if name == ARGV[2] then
+    if tonumber(pending) == 0 and tonumber(idle) >= tonumber(ARGV[3]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+      return 1
+    end
+    return 0
+  end
+end
+return 0
+`
+
+const deleteIdleConsumer = (h: StreamHandles, name: string, minIdleMs: number) =>
+  call(h.client, h.key, "EVAL", [DELETE_IDLE_CONSUMER, 1, h.key, h.group, name, minIdleMs]).pipe(
+    Effect.map((deleted) => Number(deleted) === 1)
+  )
+
+/**
+ * Graceful stop: removes this consumer from the group when it holds no pending entries
+ * (atomically: `DELETE_IDLE_CONSUMER`); otherwise marks them idle for a day (`XCLAIM … IDLE …
+ * JUSTID`, no delivery count change) so that the other writers' next `XAUTOCLAIM` takes them over
+ * at once instead of after the idle timeout. Entries a read still blocked on the server delivers
+ * afterwards stay pending for this consumer (Redis re-creates it) and are claimed after the idle
  * timeout. Returns the number of entries released.
  */
 export const leaveGroup = (h: StreamHandles) =>
   Effect.gen(function*() {
+    if (yield* deleteIdleConsumer(h, h.consumer, 0)) return 0
     const reply = yield* call(h.client, h.key, "XPENDING", [h.key, h.group, "-", "+", 10_000, h.consumer])
     const ids = Array.isArray(reply)
       ? reply.flatMap((row) => (Array.isArray(row) && typeof row[0] === "string" ? [row[0]] : []))
       : []
-    if (ids.length === 0) {
-      yield* call(h.client, h.key, "XGROUP", ["DELCONSUMER", h.key, h.group, h.consumer])
-      return 0
-    }
+    if (ids.length === 0) return 0
     yield* call(h.client, h.key, "XCLAIM", [h.key, h.group, h.consumer, 0, ...ids, "IDLE", DAY_MS, "JUSTID"])
     return ids.length
   })
 
 /**
  * Removes consumers left in the group by writers that died (SIGKILL, crash): those holding
- * nothing pending and idle for `minIdleMs`. Entries they held were reclaimed by XAUTOCLAIM
- * first; a live writer that is removed anyway is re-created by its next XREADGROUP.
- * Returns the names removed.
+ * nothing pending and idle for `minIdleMs`, each checked again and deleted in one step
+ * (`DELETE_IDLE_CONSUMER`). Entries they held were reclaimed by XAUTOCLAIM first; a live writer
+ * that is removed anyway is re-created by its next XREADGROUP. Returns the names removed.
  */
 export const pruneConsumers = (h: StreamHandles, minIdleMs: number) =>
   Effect.gen(function*() {
     const reply = yield* call(h.client, h.key, "XINFO", ["CONSUMERS", h.key, h.group])
-    const stale = (Array.isArray(reply) ? reply.map(fieldsOf) : [])
+    const candidates = (Array.isArray(reply) ? reply.map(fieldsOf) : [])
       .filter((c) => c.get("name") !== h.consumer && Number(c.get("pending")) === 0 && Number(c.get("idle")) >= minIdleMs)
       .map((c) => String(c.get("name")))
-    for (const name of stale) yield* call(h.client, h.key, "XGROUP", ["DELCONSUMER", h.key, h.group, name])
-    return stale
+    const removed: Array<string> = []
+    for (const name of candidates) if (yield* deleteIdleConsumer(h, name, minIdleMs)) removed.push(name)
+    return removed
   })
 
 // ---------------------------------------------------------------------------------------------

@@ -74,6 +74,15 @@ const rows = (pairs: ReadonlyArray<readonly [string, string]>) => {
 const originsText = (site: SiteRecord) =>
   effectiveOrigins(site).join(", ") + (site.origins === null ? " (default: every hostname, any port)" : "")
 
+/** A site's settings as `rows` lines (shown by `add` and `list`). */
+const settingRows = (site: SiteRecord): ReadonlyArray<readonly [string, string]> => [
+  ["aliases", site.aliases.join(", ") || "-"],
+  ["corp", site.corp ?? "-"],
+  ["timezone", site.timezone],
+  ["origins", originsText(site)],
+  ["datacenter traffic", site.datacenterTraffic]
+]
+
 const publicationText = (publication: Publication, refreshMs: number) =>
   publication.published
     ? `Collectors enforce it within ${Math.ceil(refreshMs / 1000)} s.`
@@ -145,11 +154,7 @@ const add = Command.make(
       yield* Console.log([
         `site ${site.hostname} added (id ${site.id})`,
         rows([
-          ["aliases", site.aliases.join(", ") || "-"],
-          ["corp", site.corp ?? "-"],
-          ["timezone", site.timezone],
-          ["origins", originsText(site)],
-          ["datacenter traffic", site.datacenterTraffic],
+          ...settingRows(site),
           ["write key", `${added.writeKey}   public: goes in the page (tracking snippet)`],
           ["server key", `${added.serverKey}   SECRET: server-side events and the stats API; never put it in a page`]
         ]),
@@ -172,11 +177,7 @@ const list = Command.make("list", { json }, ({ json }) =>
       return [
         `${site.hostname} (id ${site.id})${site.removedAt === null ? "" : `, REMOVED ${site.removedAt.toISOString()}`}`,
         rows([
-          ["aliases", site.aliases.join(", ") || "-"],
-          ["corp", site.corp ?? "-"],
-          ["timezone", site.timezone],
-          ["origins", originsText(site)],
-          ["datacenter traffic", site.datacenterTraffic],
+          ...settingRows(site),
           ["created", site.createdAt.toISOString()],
           ...(grace.length > 0 ? [["keys", grace.join("; ")] as const] : [])
         ])

@@ -182,8 +182,15 @@ const keyOf = (query: StatsQuery, labels: ReadonlyArray<string> | null, row: Res
 
 const rangeOf = (period: Period, tz: string) => [formatInstant(period.fromMs, tz), formatInstant(period.toMs, tz)] as const
 
-/** Runs a validated query for `site` (already authenticated; `query.site` checked here). */
-export const runQuery = Effect.fn("Stats.runQuery")(function*(site: StatsSite, query: StatsQuery) {
+/**
+ * Runs a validated query for `site` (already authenticated; `query.site` checked here).
+ * `options.rollups: false` never reads the visit rollups (tests compare both paths).
+ */
+export const runQuery = Effect.fn("Stats.runQuery")(function*(
+  site: StatsSite,
+  query: StatsQuery,
+  options?: { readonly rollups?: boolean }
+) {
   yield* checkSite(site, query.site)
   const tz = site.timezone
   const period = yield* periodOf(site, query.dateRange)
@@ -205,7 +212,8 @@ export const runQuery = Effect.fn("Stats.runQuery")(function*(site: StatsSite, q
     metrics: query.metrics,
     dimensions: query.dimensions,
     filters: query.filters,
-    orderBy: query.orderBy
+    orderBy: query.orderBy,
+    rollups: options?.rollups ?? true
   }
   const paged = time === undefined
   const current = rowsOf(query, yield* run(compileQuery({ ...base, period, page: paged ? { limit: query.limit, offset: query.offset } : null })))

@@ -4,6 +4,7 @@
  * under CI, where .ci/run installs it and a missing browser is a failure, not a skip.
  */
 import { existsSync } from "node:fs"
+import type { IncomingMessage, ServerResponse } from "node:http"
 import { type Browser, chromium } from "playwright-core"
 
 export const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
@@ -46,4 +47,20 @@ export const launchChromium = (hosts: Readonly<Record<string, string>> = {}): Pr
       `--host-resolver-rules=${rules.join(", ")}`
     ]
   })
+}
+
+/**
+ * A fixture site's request handler (for `http.createServer`): the HTML in `pages` by path (read at
+ * each request, so a test sets its pages as it goes), a PDF download for any `*.pdf`, 204 for
+ * `/favicon.ico`, 404 else.
+ */
+export const fixturePages = (pages: ReadonlyMap<string, string>) => (req: IncomingMessage, res: ServerResponse) => {
+  const path = new URL(req.url!, "http://fixture.test").pathname
+  if (path.endsWith(".pdf")) {
+    res.writeHead(200, { "content-type": "application/pdf", "content-disposition": "attachment; filename=report.pdf" }).end("%PDF-1.4\n%%EOF\n")
+    return
+  }
+  const html = pages.get(path)
+  if (html === undefined) return void res.writeHead(path === "/favicon.ico" ? 204 : 404).end()
+  res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html)
 }

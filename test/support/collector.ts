@@ -1,10 +1,12 @@
 /**
- * Starts the real collector HTTP server (port 0) on real Redis for a test, and stops it.
+ * Starts the real collector HTTP server (port 0) on real Redis for a test, and stops it;
+ * `testCollectors` does both for a whole test file.
  */
 import { randomUUID } from "node:crypto"
 import { Context, Effect, Exit, Layer, Metric, References, Scope } from "effect"
 import { HttpServer } from "effect/http"
 import { Redis } from "ioredis"
+import { afterAll } from "vitest"
 import { decodeEnvelopeJson, type RawEventEnvelope } from "../../src/domain/Envelope.ts"
 import { primaryStreamKey, spoolStreamKey } from "../../src/domain/Streams.ts"
 import { AppConfig, type AppConfigValues } from "../../src/layers/AppConfig.ts"
@@ -43,6 +45,18 @@ export interface RunningCollector {
   readonly close: () => Promise<void>
   readonly queue: EventQueue["Service"]
 }
+
+/** The tracking API's endpoints (docs/api.md). */
+export const TRACKING_PATHS = [
+  "/track/view",
+  "/track/engagement",
+  "/track/interaction",
+  "/track/event",
+  "/track/batch",
+  "/track/conversion",
+  "/track/funnel",
+  "/track/registration-funnel"
+] as const
 
 export const uniquePrefix = (name: string) => `test:${name}:${randomUUID().slice(0, 8)}`
 
@@ -108,4 +122,42 @@ export const post = (
 
 export const cleanupKeys = async (redis: Redis, prefix: string) => {
   await redis.del(primaryStreamKey(prefix), spoolStreamKey(prefix))
+}
+
+/**
+ * The collectors of one test file, on the suite's Redis; call it at the top level. `start` starts
+ * one (`defaults` under its overrides). After the file's tests each is closed, and for each prefix
+ * used (and each given to `removeAfterwards`) its streams and `keysOf(prefix)` are removed.
+ */
+export const testCollectors = (options: {
+  readonly defaults?: Partial<AppConfigValues>
+  readonly keysOf?: (prefix: string) => ReadonlyArray<string>
+} = {}) => {
+  const redis = new Redis(SHARED_REDIS)
+  const started: Array<RunningCollector> = []
+  const prefixes = new Set<string>()
+  afterAll(async () => {
+    for (const c of started) await c.close()
+    for (const prefix of prefixes) {
+      await cleanupKeys(redis, prefix)
+      const more = options.keysOf?.(prefix) ?? []
+      if (more.length > 0) await redis.del(...more)
+    }
+    redis.disconnect()
+  })
+  return {
+    /** the suite's Redis, for the test's own reads and writes */
+    redis,
+    /** a collector; closing it early is fine (the afterAll does not close it again) */
+    start: async (overrides: Partial<AppConfigValues> = {}): Promise<RunningCollector> => {
+      const running = await startCollector({ ...options.defaults, ...overrides })
+      let closing: Promise<void> | undefined
+      const c = { ...running, close: () => (closing ??= running.close()) }
+      started.push(c)
+      prefixes.add(c.prefix)
+      return c
+    },
+    /** a prefix the test used without a collector, cleaned up with the others */
+    removeAfterwards: (prefix: string) => void prefixes.add(prefix)
+  }
 }

@@ -37,7 +37,8 @@ export const startDaemon = async (args: ReadonlyArray<string>, env: Record<strin
   child.stderr!.on("data", (d) => (out += d))
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
   const baseUrl = `http://127.0.0.1:${p}`
-  const deadline = Date.now() + 30_000
+  // generous: a writer thread loads its data sets (geo, network) at start, slow on a busy machine
+  const deadline = Date.now() + 60_000
   while (true) {
     if (child.exitCode !== null) throw new Error(`daemon exited early (${child.exitCode}):\n${out}`)
     try {

@@ -5,7 +5,7 @@
  * says why it cannot run here (no redis-cli with `--cluster`); the tests then skip loudly,
  * and fail under `CI` (`.ci/run` installs redis-server/redis-cli).
  */
-import { execFile, execFileSync, spawnSync } from "node:child_process"
+import { type ChildProcess, execFile, execFileSync, spawnSync } from "node:child_process"
 import { Redis } from "ioredis"
 import { type RedisProcess, redisProcess } from "./redisProcess.ts"
 
@@ -60,7 +60,17 @@ const info = async (node: RedisProcess, section: "INFO" | "NODES" | "SLOTS"): Pr
 
 const alive = (node: RedisProcess) => node.pid() !== undefined
 
-export const startRedisCluster = async (options: { nodeTimeoutMs?: number; appendonly?: boolean } = {}): Promise<RedisCluster> => {
+export const startRedisCluster = async (
+  options: {
+    nodeTimeoutMs?: number
+    appendonly?: boolean
+    /** each node's dir is made in it (default: the OS temp dir) */
+    parentDir?: string
+    /** every redis-server child, at each (re)start (chaos/procs.ts tracks them) */
+    onSpawn?: (child: ChildProcess) => void
+    extraArgs?: ReadonlyArray<string>
+  } = {}
+): Promise<RedisCluster> => {
   const nodes: Array<RedisProcess> = []
   const cleanup = async () => {
     await Promise.all(nodes.map((n) => n.cleanup()))
@@ -70,7 +80,10 @@ export const startRedisCluster = async (options: { nodeTimeoutMs?: number; appen
       nodes.push(
         await redisProcess({
           appendonly: options.appendonly ?? true,
+          ...(options.parentDir !== undefined ? { parentDir: options.parentDir } : {}),
+          ...(options.onSpawn !== undefined ? { onSpawn: options.onSpawn } : {}),
           extraArgs: [
+            ...(options.extraArgs ?? []),
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", String(options.nodeTimeoutMs ?? 2000),

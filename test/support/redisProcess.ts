@@ -1,4 +1,9 @@
-/** redis-server processes owned by one test: free port, own dir, stopped by pid. */
+/**
+ * redis-server processes owned by one test (or one chaos run, chaos/cluster scenario): free
+ * port, own dir, stopped by pid. `onSpawn` lets an owner that must stop everything it started on
+ * any exit (chaos/procs.ts) track each child; `parentDir` puts the node's dir (and log) in the
+ * owner's run directory.
+ */
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
@@ -6,15 +11,42 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Redis } from "ioredis"
 
-export const freePort = () =>
-  new Promise<number>((resolve) => {
+const anyFreePort = () =>
+  new Promise<number>((resolve, reject) => {
     const srv = createServer()
+    srv.once("error", reject)
     srv.listen(0, "127.0.0.1", () => {
       const addr = srv.address()
       const port = typeof addr === "object" && addr ? addr.port : 0
       srv.close(() => resolve(port))
     })
   })
+
+const canListen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const srv = createServer()
+    srv.once("error", () => resolve(false))
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)))
+  })
+
+let nextInRange = 0
+
+/**
+ * A free loopback port. With `SPOOLWAY_PORT_RANGE=<from>-<to>` (sessions sharing a machine each
+ * use their own range) one from that range whose `port + 10000` (a cluster node's bus port) is
+ * free too; otherwise any port the OS hands out.
+ */
+export const freePort = async (): Promise<number> => {
+  const range = /^(\d+)-(\d+)$/.exec(process.env["SPOOLWAY_PORT_RANGE"] ?? "")
+  if (range === null) return anyFreePort()
+  const from = Number(range[1])
+  const size = Number(range[2]) - from + 1
+  for (let i = 0; i < size; i++) {
+    const port = from + (nextInRange++ % size)
+    if ((await canListen(port)) && (await canListen(port + 10_000))) return port
+  }
+  throw new Error(`no free port in SPOOLWAY_PORT_RANGE=${process.env["SPOOLWAY_PORT_RANGE"]}`)
+}
 
 export interface RedisProcess {
   readonly port: number
@@ -41,10 +73,16 @@ const ping = async (url: string) => {
 }
 
 export const redisProcess = async (
-  options: { appendonly: boolean; port?: number; extraArgs?: ReadonlyArray<string> }
+  options: {
+    appendonly: boolean
+    port?: number
+    extraArgs?: ReadonlyArray<string>
+    parentDir?: string
+    onSpawn?: (child: ChildProcess) => void
+  }
 ): Promise<RedisProcess> => {
   const port = options.port ?? (await freePort())
-  const dir = mkdtempSync(join(tmpdir(), "spoolway-redis-"))
+  const dir = mkdtempSync(join(options.parentDir ?? tmpdir(), "spoolway-redis-"))
   const url = `redis://127.0.0.1:${port}`
   let child: ChildProcess | undefined
   const self: RedisProcess = {
@@ -58,6 +96,7 @@ export const redisProcess = async (
         "--appendonly", options.appendonly ? "yes" : "no", "--appendfsync", "everysec", "--daemonize", "no",
         ...(options.extraArgs ?? [])
       ], { stdio: "ignore" })
+      options.onSpawn?.(child)
       for (let i = 0; i < 200; i++) {
         if (await ping(url)) return
         await new Promise((r) => setTimeout(r, 25))

@@ -2,11 +2,18 @@
  * A pipeline for tests that run the real `spoolway` processes with sites: a fresh database
  * (migrated by `spoolway migrate`), a SqlClient on it for the test's own queries, the env of the
  * processes (the suite's Redis under the test's prefix, no rate limit, quick writer and site
- * registry refreshes), and `sites add` through the CLI.
+ * registry refreshes), and `sites add` through the CLI. And `sitesCliTest`, the setup of the tests
+ * of the `sites` commands themselves.
  */
+import { randomUUID } from "node:crypto"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { SqlClient } from "effect/sql"
+import { Redis } from "ioredis"
+import { afterAll, beforeAll, expect } from "vitest"
+import { sitesKey, sitesVersionKey } from "../../src/domain/Streams.ts"
+import { SiteAuth } from "../../src/layers/SiteAuth.ts"
+import * as Sql from "../../src/layers/Sql.ts"
 import { testDatabase } from "../writerSupport.ts"
 import { SHARED_REDIS } from "./collector.ts"
 import { runCli } from "./daemon.ts"
@@ -60,4 +67,67 @@ export const addSite = async (env: Record<string, string>, hostname: string): Pr
   const { code, out } = await runCli(["sites", "add", hostname, "--json"], env)
   if (code !== 0) throw new Error(`spoolway sites add ${hostname} failed (${code}):\n${out}`)
   return JSON.parse(out.slice(out.indexOf("{"))) as AddedSite
+}
+
+/**
+ * For a test file of `spoolway sites …` run as an operator runs it; call it at the top level. Its
+ * beforeAll makes a fresh database (named after `database`, migrated) with the test's own SqlClient
+ * and SiteAuth on it, and the CLI's env (the suite's Redis under `test:<name>:<random>`, plus
+ * `extraEnv`); its afterAll drops the database and removes the site registry keys. `sql`, `auth` and
+ * `env` exist once the beforeAll has run.
+ */
+export const sitesCliTest = (database: string, name: string, extraEnv: Record<string, string> = {}) => {
+  const redis = new Redis(SHARED_REDIS)
+  const prefix = `test:${name}:${randomUUID().slice(0, 8)}`
+  let scope: Scope.Closeable
+  let sql: SqlClient.SqlClient
+  let auth: SiteAuth["Service"]
+  let env: Record<string, string>
+
+  beforeAll(async () => {
+    scope = await Effect.runPromise(Scope.make())
+    const db = await Effect.runPromise(Scope.provide(testDatabase(database), scope))
+    const ctx = await Effect.runPromise(
+      Scope.provide(Layer.build(SiteAuth.layer.pipe(Layer.provideMerge(Sql.layerUrl(db.url)))), scope)
+    )
+    sql = Context.get(ctx, PgClient.PgClient)
+    auth = Context.get(ctx, SiteAuth)
+    env = { DATABASE_URL: db.url, PRIMARY_REDIS_URL: SHARED_REDIS, SPOOL_REDIS_URL: SHARED_REDIS, STREAM_PREFIX: prefix, ...extraEnv }
+  }, 60_000)
+  afterAll(async () => {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await redis.del(sitesKey(prefix), sitesVersionKey(prefix))
+    redis.disconnect()
+  })
+
+  /** `spoolway sites <args>`: exit code and output (stdout and stderr), trimmed */
+  const cli = async (...args: Array<string>) => {
+    const result = await runCli(["sites", ...args], env)
+    return { ...result, out: result.out.trim() }
+  }
+  return {
+    /** the suite's Redis (where the CLI publishes the site registry) */
+    redis,
+    /** the CLI's STREAM_PREFIX */
+    prefix,
+    cli,
+    /** the command's JSON output (`--json`; stdout holds nothing else); it must succeed */
+    cliJson: async <A>(...args: Array<string>): Promise<A> => {
+      const { code, out } = await cli(...args, "--json")
+      expect(code, out).toBe(0)
+      return JSON.parse(out.slice(out.search(/[[{]/))) as A
+    },
+    /** a statement with parameters on the test's database */
+    query: <A extends object>(text: string, params: ReadonlyArray<unknown> = []) =>
+      Effect.runPromise(sql.unsafe<A>(text, params as Array<unknown>)),
+    get sql() {
+      return sql
+    },
+    get auth() {
+      return auth
+    },
+    get env() {
+      return env
+    }
+  }
 }

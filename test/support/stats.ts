@@ -15,6 +15,7 @@ import { SiteStore } from "../../src/layers/SiteStore.ts"
 import * as Sql from "../../src/layers/Sql.ts"
 import { testDatabase } from "../writerSupport.ts"
 import { testLogLevel } from "./collector.ts"
+import { BACKFILL_DAILY_ROLLUPS_SQL, BACKFILL_ROLLUPS_SQL, BACKFILL_VISITORS_SQL } from "../../src/domain/VisitRollups.ts"
 
 export interface StatsApi {
   readonly baseUrl: string
@@ -100,7 +101,23 @@ export interface VisitRow {
 /** A visitor id as the writer stores it (bytea); the same name gives the same id. */
 export const vid = (name: string) => Buffer.from(`visitor:${name}`)
 
-/** Hand-made visits rows (until the writer fills them; then tests also go through the writer). */
+/**
+ * The visit rollups recomputed from `visits` (migrations 0008 and 0009's backfill): after hand-made or
+ * hand-edited visits rows, which the writer's statement did not write.
+ */
+export const rebuildVisitRollups = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.withTransaction(Effect.gen(function*() {
+    yield* sql`DELETE FROM visit_rollups`
+    yield* sql`DELETE FROM visit_rollups_daily`
+    yield* sql`DELETE FROM visitor_visits`
+    yield* sql.unsafe(BACKFILL_ROLLUPS_SQL)
+    yield* sql.unsafe(BACKFILL_DAILY_ROLLUPS_SQL)
+    yield* sql.unsafe(BACKFILL_VISITORS_SQL)
+  }))
+})
+
+/** Hand-made visits rows (until the writer fills them; then tests also go through the writer); rollups rebuilt. */
 export const insertVisits = (siteId: number, rows: ReadonlyArray<VisitRow>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -117,6 +134,7 @@ export const insertVisits = (siteId: number, rows: ReadonlyArray<VisitRow>) =>
                 ${r.utm_campaign ?? null}, ${r.device ?? null}, ${r.browser ?? null}, ${r.os ?? null}, ${r.country ?? null},
                 ${r.region ?? null}, ${r.city ?? null}, ${r.language ?? null})`
     }
+    yield* rebuildVisitRollups
   })
 
 export interface EventRow {

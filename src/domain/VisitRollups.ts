@@ -1,0 +1,107 @@
+/**
+ * Visit rollups (docs/visits.md "Visit rollups", issue 14 targets): per site, UTC hour of the
+ * visit's start and one first-touch dimension value, the additive figures of its human visits —
+ * visits, pageviews, events, bounces and the sum of durations — so that the stats query API reads
+ * O(hours × values) rows instead of every visit of the period (a dimension value's rows hold
+ * visits and bounces, the site's total rows every figure). Kept by the writer in the visits
+ * statement itself (PgSinkStatements.ts, `UPSERT_VISITS`): each changed visit row takes out what
+ * its previous version had added and adds what the new one adds, so the rollups equal a GROUP BY
+ * over `visits` at every commit, whatever order events arrive in.
+ *
+ * Distinct visitors are not additive; the API counts them as visits minus the surplus of
+ * visitors with more than one visit (`visitor_visits` lists every daily visitor id seen on two
+ * or more visits of a site, with the range of those visits' starts), read from `visits` for those
+ * few visitors only (StatsSql.ts).
+ *
+ * Pure: the column lists and SQL fragments shared by the migration (backfill), the writer's
+ * statement and the query compiler.
+ */
+import type { VisitDimension } from "./StatsQuery.ts"
+
+/** The dimension of the site's totals (value NULL). */
+export const TOTAL_DIMENSION = "total"
+
+/** The first-touch / entry / exit dimensions the rollup keeps (a visits column each). */
+export const ROLLUP_DIMENSIONS: ReadonlyArray<VisitDimension> = [
+  "source",
+  "referrer",
+  "utm_source",
+  "utm_medium",
+  "utm_campaign",
+  "device",
+  "browser",
+  "os",
+  "country",
+  "region",
+  "city",
+  "language",
+  "entry_page",
+  "exit_page",
+  "org_type"
+]
+
+export const isRollupDimension = (d: string): d is VisitDimension => (ROLLUP_DIMENSIONS as ReadonlyArray<string>).includes(d)
+
+/** Rollup bucket: the UTC hour of the visit's start. */
+export const ROLLUP_BUCKET_MS = 3_600_000
+
+/** The rollup dimension values of a visit row `alias` (columns named as in `visits`), as a text[]. */
+export const dimsArraySql = (alias: string): string => `ARRAY[${ROLLUP_DIMENSIONS.map((d) => `${alias}.${d}`).join(", ")}]::text[]`
+
+/** The rollup dimensions' names as a text[] (the order of {@link dimsArraySql}). */
+export const DIMENSION_NAMES_SQL = `ARRAY[${ROLLUP_DIMENSIONS.map((d) => `'${d}'`).join(", ")}]::text[]`
+
+/** Whether a visit bounced, from its pageviews and engaged columns. */
+export const bounceSql = (pageviews: string, engaged: string) => `(${pageviews} <= 1 AND NOT ${engaged})`
+
+/** A visit's duration in seconds (numeric, exact), as the visits path computes it. */
+export const durationSql = (started: string, lastSeen: string) => `extract(epoch FROM ${lastSeen} - ${started})`
+
+/** The UTC hour of an instant (the rollup bucket). */
+export const hourSql = (column: string) => `date_trunc('hour', ${column}, 'UTC')`
+
+/** The UTC day (date) of an instant (the daily rollup bucket). */
+export const daySql = (column: string) => `(${column} AT TIME ZONE 'UTC')::date`
+
+/**
+ * The rollup rows of the stored visits: (site_id, dim, hour, value, visits, pageviews, events,
+ * bounces, duration). The `total` rows carry every figure; the rows of a dimension value carry
+ * visits and bounces (pageviews, events and duration 0): the figures a breakdown reads — a
+ * new event in a visit then changes its total row only, not one row per dimension.
+ */
+export const ROLLUPS_OF_VISITS_SQL = `
+  SELECT site_id, '${TOTAL_DIMENSION}'::text AS dim, ${hourSql("started_at")} AS hour, NULL::text AS value, count(*) AS visits,
+         sum(pageviews) AS pageviews, sum(events) AS events, count(*) FILTER (WHERE ${bounceSql("pageviews", "engaged")}) AS bounces,
+         sum(${durationSql("started_at", "last_seen_at")}) AS duration
+  FROM visits WHERE NOT is_bot
+  GROUP BY 1, 2, 3, 4
+  UNION ALL
+  SELECT v.site_id, d.dim, ${hourSql("v.started_at")}, d.value, count(*), 0, 0,
+         count(*) FILTER (WHERE ${bounceSql("v.pageviews", "v.engaged")}), 0
+  FROM visits v CROSS JOIN LATERAL unnest(${DIMENSION_NAMES_SQL}, ${dimsArraySql("v")}) AS d(dim, value)
+  WHERE NOT v.is_bot
+  GROUP BY 1, 2, 3, 4`
+
+/** Fills `visit_rollups` from the stored visits (migration 0008's backfill; empty table assumed). */
+export const BACKFILL_ROLLUPS_SQL = `
+  INSERT INTO visit_rollups (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
+  ${ROLLUPS_OF_VISITS_SQL}`
+
+/** Fills `visitor_visits` from the stored visits (empty table assumed). */
+export const BACKFILL_VISITORS_SQL = `
+  INSERT INTO visitor_visits (site_id, visitor_id_daily, visits, first_start, last_start)
+  SELECT site_id, visitor_id_daily, count(*), min(started_at), max(started_at)
+  FROM visits WHERE visitor_id_daily IS NOT NULL
+  GROUP BY 1, 2`
+
+/** The daily rollup rows: the hourly ones of {@link ROLLUPS_OF_VISITS_SQL} summed per UTC day. */
+export const DAILY_ROLLUPS_OF_VISITS_SQL = `
+  SELECT site_id, dim, ${daySql("hour")} AS day, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
+         sum(bounces) AS bounces, sum(duration) AS duration
+  FROM (${ROLLUPS_OF_VISITS_SQL}) h
+  GROUP BY 1, 2, 3, 4`
+
+/** Fills `visit_rollups_daily` from the stored visits (migration 0009's backfill; empty table assumed). */
+export const BACKFILL_DAILY_ROLLUPS_SQL = `
+  INSERT INTO visit_rollups_daily (site_id, dim, day, value, visits, pageviews, events, bounces, duration)
+  ${DAILY_ROLLUPS_OF_VISITS_SQL}`

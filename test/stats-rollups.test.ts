@@ -1,0 +1,252 @@
+/**
+ * Visit rollups (docs/visits.md "Visit rollups"), property: random histories over two days —
+ * client sessions whose events come from several daily visitor ids (two addresses × two
+ * languages), that span hours and midnight, some turned into bots by a later event, sources
+ * from UTM tags — each event delivered 1–3 times in a random order and written by the real
+ * writer in random batch sizes with two transactions in flight. Then:
+ * - the rollups the writer kept equal a GROUP BY over the stored visits (what migration 0008's
+ *   backfill computes), and every visitor seen on two visits is listed in `visitor_visits` with
+ *   bounds around its visits' starts;
+ * - every query the planner answers from the rollups (totals, hour / day series in UTC and in
+ *   Europe/Berlin, breakdowns and filters on one rollup dimension) gives exactly the answer of
+ *   the visits path.
+ * And the planner's choice itself: the rollups only where they are exact, the visits path
+ * otherwise (several dimensions, event dimensions, half-hour time zones, ranges not on whole
+ * hours, realtime).
+ */
+import { assert, describe, it, layer } from "@effect/vitest"
+import { randomUUID } from "node:crypto"
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
+import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
+import { type CompileInput, rollupDimension } from "../src/domain/StatsSql.ts"
+import { DAILY_ROLLUPS_OF_VISITS_SQL, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
+import * as Sql from "../src/layers/Sql.ts"
+import { runQuery } from "../src/programs/Stats.ts"
+import { deliveries, historyOf, int, IPS, writeForNewSite } from "./support/history.ts"
+import { eventEnvelope, GOOGLEBOT, TestDb, viewEnvelope, writerTestLayer } from "./writerSupport.ts"
+
+const T0 = Date.parse("2026-05-01T20:00:00.000Z")
+const LANGS = ["en-GB,en;q=0.9", "de-DE,de;q=0.9"] as const
+const SOURCES = [null, "newsletter", "google"] as const
+
+const History = historyOf(6, {
+  /** 0–4 view, 5 click, 6 bot view */
+  kind: int(0, 6),
+  ip: int(0, 1),
+  lang: int(0, 1),
+  source: int(0, 2),
+  /** 7-minute steps: 0–400 covers two days from 20:00 UTC */
+  step: int(0, 400)
+})
+
+const envelopesOf = (history: typeof History.Type, tag: string, origin: string) =>
+  deliveries(history.map((item) => ({ item, id: randomUUID(), ranks: item.ranks })))
+    .map(({ id, item }) => {
+      const source = SOURCES[item.source] ?? null
+      const input = {
+        eventId: id,
+        receivedAt: new Date(T0 + item.step * 7 * 60_000).toISOString(),
+        edge: {
+          headers: { origin },
+          ip: IPS[item.ip]!,
+          lang: LANGS[item.lang]!,
+          ...(item.kind === 6 ? { ua: GOOGLEBOT } : {})
+        }
+      }
+      const sessionId = `${tag}-s${item.session}`
+      const pageUrl = `${origin}/p${item.page}`
+      return item.kind === 5
+        ? eventEnvelope({ ...input, payload: { sessionId, eventType: "click", pageUrl } })
+        : viewEnvelope({
+          ...input,
+          payload: { sessionId, pageUrl, ...(source === null ? {} : { attribution: { utmSource: source, utmMedium: "email" } }) }
+        })
+    })
+
+const VISIT_METRICS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"]
+
+/** Queries the planner answers from the rollups (checked below), each asked in both time zones. */
+const QUERIES: ReadonlyArray<Record<string, unknown>> = [
+  { metrics: VISIT_METRICS },
+  { metrics: VISIT_METRICS, dimensions: ["time:hour"] },
+  { metrics: VISIT_METRICS, dimensions: ["time:day"] },
+  { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["country"] },
+  { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["source"] },
+  { metrics: ["visitors", "bounce_rate"], dimensions: ["entry_page"] },
+  { metrics: ["visitors", "visits"], dimensions: ["exit_page"] },
+  { metrics: ["visitors", "visits"], dimensions: ["time:day", "language"] },
+  { metrics: ["visits", "bounce_rate", "visitors"], filters: [["is", "country", ["GB"]]] },
+  { metrics: ["visitors"], dimensions: ["source"], filters: [["is_not", "source", [null]]] },
+  { metrics: ["visitors", "visits"], dimensions: ["time:hour"], filters: [["contains", "entry_page", ["p1"]]] }
+]
+
+const inputOf = (query: StatsQuery, timezone: string, nowMs: number): CompileInput => {
+  const period = resolvePeriod(query.dateRange, nowMs, timezone, null)
+  if (period instanceof InvalidQuery) throw new Error(period.message)
+  return {
+    siteId: 1,
+    timezone,
+    period,
+    active: query.dateRange.kind === "realtime",
+    metrics: query.metrics,
+    dimensions: query.dimensions,
+    filters: query.filters,
+    orderBy: query.orderBy,
+    page: null
+  }
+}
+
+const parse = (body: Record<string, unknown>): StatsQuery => {
+  const query = parseQuery({ site: "x.example", limit: 1000, ...body })
+  if (query instanceof InvalidQuery) throw new Error(query.message)
+  return query
+}
+
+layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit rollups, property", (it) => {
+  it.effect.prop(
+    "random histories: the kept rollups equal a GROUP BY over visits, and every rollup answer equals the visits path's",
+    { history: History, batchSize: int(1, 6) },
+    ({ batchSize, history }) =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const tag = `r${Math.random().toString(36).slice(2, 8)}`
+        const site = yield* writeForNewSite("rprop", batchSize, (origin) => envelopesOf(history, tag, origin))
+
+        // the kept rollups = a GROUP BY over the stored visits (rows that netted out to zero aside)
+        const columns = "dim, hour, value, visits::bigint, pageviews::bigint, events::bigint, bounces::bigint, duration::numeric"
+        const kept = `SELECT ${columns} FROM visit_rollups WHERE site_id = ${site.domainId}
+          AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)`
+        const computed = `SELECT ${columns} FROM (${ROLLUPS_OF_VISITS_SQL}) x WHERE site_id = ${site.domainId}`
+        const diff = yield* sql.unsafe<{ n: number }>(
+          `SELECT count(*)::int AS n FROM ((${kept} EXCEPT ALL ${computed}) UNION ALL (${computed} EXCEPT ALL ${kept})) d`
+        )
+        assert.strictEqual(diff[0]!.n, 0, "kept rollups differ from the visits'")
+        const dailyColumns = columns.replace("hour", "day")
+        const keptDaily = `SELECT ${dailyColumns} FROM visit_rollups_daily WHERE site_id = ${site.domainId}
+          AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)`
+        const computedDaily = `SELECT ${dailyColumns} FROM (${DAILY_ROLLUPS_OF_VISITS_SQL}) x WHERE site_id = ${site.domainId}`
+        const dailyDiff = yield* sql.unsafe<{ n: number }>(
+          `SELECT count(*)::int AS n FROM ((${keptDaily} EXCEPT ALL ${computedDaily}) UNION ALL (${computedDaily} EXCEPT ALL ${keptDaily})) d`
+        )
+        assert.strictEqual(dailyDiff[0]!.n, 0, "kept daily rollups differ from the visits'")
+        // every visitor id on two or more visits is listed, its visits' starts within the bounds
+        const unlisted = yield* sql.unsafe<{ n: number }>(`
+          SELECT count(*)::int AS n FROM visits v
+          WHERE v.site_id = ${site.domainId} AND v.visitor_id_daily IS NOT NULL
+            AND EXISTS (SELECT 1 FROM visits o WHERE o.site_id = v.site_id AND o.visitor_id_daily = v.visitor_id_daily
+                        AND o.session_id <> v.session_id)
+            AND NOT EXISTS (SELECT 1 FROM visitor_visits x WHERE x.site_id = v.site_id AND x.visitor_id_daily = v.visitor_id_daily
+                            AND x.visits > 1 AND v.started_at BETWEEN x.first_start AND x.last_start)`)
+        assert.strictEqual(unlisted[0]!.n, 0, "a repeated visitor is missing from visitor_visits")
+
+        for (const timezone of ["UTC", "Europe/Berlin"]) {
+          const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone }
+          for (const body of QUERIES) {
+            const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-01", "2026-05-03"] })
+            assert.isDefined(rollupDimension(inputOf(query, timezone, T0)), `${JSON.stringify(body)} is answered from the rollups`)
+            const fromRollups = yield* runQuery(statsSite, query)
+            const fromVisits = yield* runQuery(statsSite, query, { rollups: false })
+            assert.deepStrictEqual(fromRollups.results, fromVisits.results, `${timezone} ${JSON.stringify(body)}`)
+          }
+        }
+      }),
+    { timeout: 300_000, arbitrary: { runs: 25 } }
+  )
+})
+
+layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit rollups, migration", (it) => {
+  it.effect("an install upgrading to 0008 and 0009 gets the rollups of its stored visits (backfill)", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const db = yield* TestDb
+      const history = Array.from({ length: 40 }, (_, i) => ({
+        session: i % 6,
+        kind: i % 7,
+        page: i % 4,
+        ip: (i >> 1) % 2,
+        lang: (i >> 2) % 2,
+        source: i % 3,
+        step: (i * 37) % 400,
+        ranks: [(i * 53) % 101]
+      }))
+      const tag = `m${Math.random().toString(36).slice(2, 8)}`
+      const site = yield* writeForNewSite("rmig", 3, (origin) => envelopesOf(history, tag, origin))
+      const rollups = `SELECT dim, hour, value, visits, pageviews, events, bounces, duration FROM visit_rollups
+        WHERE site_id = ${site.domainId} AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)
+        ORDER BY dim, hour, value`
+      const visitors = `SELECT visitor_id_daily, first_start, last_start FROM visitor_visits
+        WHERE site_id = ${site.domainId} AND visits > 1 ORDER BY visitor_id_daily`
+      const kept = yield* sql.unsafe(rollups)
+      const keptVisitors = yield* sql.unsafe<{ visitor_id_daily: Uint8Array }>(visitors)
+      assert.isAbove(kept.length, 10)
+      assert.isAbove(keptVisitors.length, 0)
+
+      // the database as it was before 0008 (its visits and events stay), then the migrations
+      const daily = `SELECT dim, day, value, visits, pageviews, events, bounces, duration FROM visit_rollups_daily
+        WHERE site_id = ${site.domainId} AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)
+        ORDER BY dim, day, value`
+      const keptDaily = yield* sql.unsafe(daily)
+      assert.isAbove(keptDaily.length, 10)
+      yield* sql`DROP TABLE visit_rollups, visit_rollups_daily, visitor_visits`
+      yield* sql`ALTER TABLE visits DROP COLUMN prev_started_at, DROP COLUMN prev_last_seen_at, DROP COLUMN prev_pageviews,
+        DROP COLUMN prev_events, DROP COLUMN prev_engaged, DROP COLUMN prev_is_bot, DROP COLUMN prev_vid_changed,
+        DROP COLUMN prev_dims`
+      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id IN (8, 9)`
+      const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
+      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[8, "visit_rollups"], [9, "visit_rollups_daily"]])
+
+      // the same rollups as the writer kept, and the same answers as the visits path
+      assert.deepStrictEqual(yield* sql.unsafe(rollups), kept)
+      assert.deepStrictEqual(yield* sql.unsafe(daily), keptDaily)
+      // visitor_visits: the visitors of two or more stored visits (the writer's list may hold more:
+      // it keeps a visitor id a visit had before it got a lesser one — a superset is what counts)
+      const backfilled = yield* sql.unsafe<{ visitor_id_daily: Uint8Array }>(visitors)
+      const repeatedNow = yield* sql.unsafe<{ visitor_id_daily: Uint8Array }>(`
+        SELECT visitor_id_daily FROM visits WHERE site_id = ${site.domainId} AND visitor_id_daily IS NOT NULL
+        GROUP BY 1 HAVING count(*) > 1 ORDER BY 1`)
+      const hex = (rows: ReadonlyArray<{ visitor_id_daily: Uint8Array }>) => rows.map((r) => Buffer.from(r.visitor_id_daily).toString("hex"))
+      assert.deepStrictEqual(hex(backfilled), hex(repeatedNow))
+      for (const id of hex(backfilled)) assert.include(hex(keptVisitors), id)
+      const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" }
+      for (const body of QUERIES) {
+        const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-01", "2026-05-03"] })
+        const fromRollups = yield* runQuery(statsSite, query)
+        assert.deepStrictEqual(fromRollups.results, (yield* runQuery(statsSite, query, { rollups: false })).results)
+      }
+    }))
+})
+
+describe("visit rollups, planner", () => {
+  const NOW = Date.parse("2026-05-10T12:34:56.789Z")
+  const plan = (body: Record<string, unknown>, timezone = "UTC") =>
+    rollupDimension(inputOf(parse({ date_range: "30d", ...body }), timezone, NOW))
+
+  it("answers from the rollups what they hold exactly", () => {
+    assert.strictEqual(plan({ metrics: VISIT_METRICS }), "total")
+    assert.strictEqual(plan({ metrics: VISIT_METRICS, dimensions: ["time:day"] }, "Europe/Berlin"), "total")
+    assert.strictEqual(plan({ metrics: ["visitors"], dimensions: ["country"], filters: [["is", "country", ["DE"]]] }), "country")
+    assert.strictEqual(plan({ metrics: ["visits"], filters: [["is", "source", ["organic"]]] }), "source")
+    assert.strictEqual(plan({ metrics: ["visits"], dimensions: ["time:week", "device"] }, "America/New_York"), "device")
+  })
+
+  it("falls back to the visits path for what they cannot answer exactly", () => {
+    // two property dimensions (a dimension and a filter on another)
+    assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["browser"], filters: [["is", "country", ["DE"]]] }))
+    // a dimension the rollups do not keep, an event dimension, an event metric
+    assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["browser_version"] }))
+    assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["page"] }))
+    assert.isUndefined(plan({ metrics: ["visitors", "conversions"] }))
+    // a dimension's rows hold visits and bounces: pageviews, events, duration by dimension are read from visits
+    assert.isUndefined(plan({ metrics: ["visitors", "pageviews"], dimensions: ["country"] }))
+    assert.isUndefined(plan({ metrics: ["visit_duration"], filters: [["is", "source", ["organic"]]] }))
+    // a half-hour time zone: its days start and end inside UTC hours
+    assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["time:day"] }, "Asia/Kolkata"))
+    assert.isUndefined(plan({ metrics: ["visitors"] }, "Asia/Kolkata"))
+    // a range that does not start on a whole hour, and realtime (visits active in the last 5 minutes)
+    assert.isUndefined(plan({ metrics: ["visitors"], date_range: ["2026-05-01T10:30:00Z", "2026-05-02T10:00:00Z"] }))
+    assert.isUndefined(plan({ metrics: ["visitors"], date_range: "realtime" }))
+    // and a caller may refuse them
+    assert.isUndefined(rollupDimension({ ...inputOf(parse({ metrics: ["visits"], date_range: "30d" }), "UTC", NOW), rollups: false }))
+  })
+})
