@@ -234,7 +234,7 @@ interface RoundResult {
   readonly events: number
   readonly transactions: number
   /** BENCH_NETWORK mode of the round (bench/writerWorkload.ts) */
-  readonly network: "real" | "empty"
+  readonly network: "real" | "empty" | "table"
   readonly copyKeyedS: number | null
   readonly copyKeyedEps: number | null
   readonly writerS: number

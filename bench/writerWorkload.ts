@@ -16,15 +16,16 @@ import { NetworkLookup } from "../src/layers/NetworkLookup.ts"
  * - `real` (default): `NetworkLookup.layer`, the ASN data set;
  * - `empty`: every address answers "no network data" (`emptyNetwork`, no lookup at all): the
  *   network columns stay NULL and `org_type` has one (NULL) value — the same code as if it had
- *   no network enrichment, to measure what that enrichment costs in one run.
+ *   no network enrichment, to measure what that enrichment costs in one run;
+ * - `table`: as `empty`, but with the ASN table loaded (what holding it costs, e.g. in GC).
  */
 export const BENCH_NETWORK_MODES = (process.env["BENCH_NETWORK"] ?? "real").split(",").map((mode) => {
-  if (mode !== "real" && mode !== "empty") throw new Error(`BENCH_NETWORK: real or empty, not ${mode}`)
+  if (mode !== "real" && mode !== "empty" && mode !== "table") throw new Error(`BENCH_NETWORK: real, empty or table, not ${mode}`)
   return mode
 })
 
 /** The `NetworkLookup` of a BENCH_NETWORK mode. */
-export const benchNetworkLayer = (mode: "real" | "empty"): Layer.Layer<NetworkLookup, unknown> =>
+export const benchNetworkLayer = (mode: "real" | "empty" | "table"): Layer.Layer<NetworkLookup, unknown> =>
   mode === "real"
     ? NetworkLookup.layer
     : Layer.effect(
@@ -33,7 +34,7 @@ export const benchNetworkLayer = (mode: "real" | "empty"): Layer.Layer<NetworkLo
         const service = yield* NetworkLookup
         return NetworkLookup.of({ ...service, lookup: () => emptyNetwork })
       })
-    ).pipe(Layer.provide(NetworkLookup.layerTest([])))
+    ).pipe(Layer.provide(mode === "table" ? NetworkLookup.layer : NetworkLookup.layerTest([])))
 
 const UAS: ReadonlyArray<readonly [string, number]> = [
   ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36", 22],

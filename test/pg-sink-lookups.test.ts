@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL sink's lookups by key (server-side session assignment, PgSinkSessions.ts)
- * probe their table's index once per key of the batch, whatever the table's size: with a
- * plain join PostgreSQL hashed the whole `visitor_sessions` table, `visits` or the day's
+ * probe their table's index once per key of the batch, whatever the table's size: planned for
+ * the actual keys (an unprepared statement, or a prepared one's first five executions), a plain
+ * join made PostgreSQL hash the whole `visitor_sessions` table, `visits` or the day's
  * `raw_events` partition once per batch (a cost that grows with the data, not the batch).
  * Checked on the plans PostgreSQL makes for a batch-sized key list against filled tables.
  */

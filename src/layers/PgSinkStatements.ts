@@ -352,11 +352,13 @@ export const LOCK_VISITORS = `SELECT pg_advisory_xact_lock(${VISITOR_LOCK_CLASS}
 
 // The three lookups below take the batch's keys (a few hundred) to a table that holds every
 // visitor of the last days (visitor_sessions, visits) or every event of the day (raw_events).
-// A plain join lets the planner hash the whole table (or day partition) once per batch — it
-// prices a sequential scan below hundreds of random index probes — so each batch costs in
-// proportion to the table: measured 11 ms for 20,000 visitors, 33–80 ms for a 100,000-event day,
-// growing with the data. A LATERAL subquery with OFFSET 0 (not flattened into a join) probes
-// the table's index once per key instead, whatever its size (bench/README.md, issue 14).
+// Planned for the actual keys (a custom plan: an unprepared statement, or the first five
+// executions of a prepared one), a plain join lets the planner hash the whole table or day
+// partition once per batch — it prices a sequential scan below hundreds of random index probes
+// — a cost that grows with the data (measured 11 ms at 20,000 visitors, 33–80 ms at a
+// 100,000-event day). Only the generic plan PostgreSQL switches to later (it assumes 10 keys)
+// probed the index. A LATERAL subquery with OFFSET 0 (not flattened into a join) probes the
+// table's index once per key whatever the plan (bench/README.md, server-side sessions).
 
 export const SELECT_VISITOR_SESSIONS = `
   SELECT s.site_id, s.visitor_id_daily, s.session_id, s.started_at, s.last_seen_at
