@@ -14,17 +14,23 @@ import { TerminalCapabilities } from "effect/cli"
 import { program, teardown } from "../../src/main/SpoolwayCommand.ts"
 import { DATA_DIR } from "./daemon.ts"
 
-/** Like `runCli`: one command to completion, its exit code and output (stdout and stderr). */
+/**
+ * Like `runCli`: one command to completion, its exit code and output (stdout and stderr, in the
+ * order written), and stdout alone.
+ */
 export const runCliInProcess = (args: ReadonlyArray<string>, env: Record<string, string>) =>
-  new Promise<{ code: number | null; out: string }>((resolvePromise) => {
+  new Promise<{ code: number | null; out: string; stdout: string }>((resolvePromise) => {
     let out = ""
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        out += chunk
-        done()
-      }
-    })
-    const console = new NodeConsole({ stdout: sink, stderr: sink, colorMode: false })
+    let stdout = ""
+    const sink = (isStdout: boolean) =>
+      new Writable({
+        write(chunk, _encoding, done) {
+          out += chunk
+          if (isStdout) stdout += chunk
+          done()
+        }
+      })
+    const console = new NodeConsole({ stdout: sink(true), stderr: sink(false), colorMode: false })
     const services = Layer.mergeAll(
       Stdio.layerTest({ args: Effect.succeed(args), stdinIsTerminal: Effect.succeed(false), stdoutIsTerminal: Effect.succeed(false), stderrIsTerminal: Effect.succeed(false) }),
       // output to a pipe, as the spawned binary's
@@ -34,7 +40,7 @@ export const runCliInProcess = (args: ReadonlyArray<string>, env: Record<string,
     const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
       // the captured console also for what the runtime itself logs (an unexpected failure)
       fiber.setContext(Context.add(fiber.context, Console.Console, console))
-      fiber.addObserver((exit) => teardown(exit, (code) => resolvePromise({ code, out })))
+      fiber.addObserver((exit) => teardown(exit, (code) => resolvePromise({ code, out, stdout })))
     })
     // the inner `services` win over NodeServices' Stdio (process.argv) and terminal
     runMain(program.pipe(Effect.provide(services), Effect.provide(NodeServices.layer)), { teardown })
