@@ -58,10 +58,13 @@ export interface ClusterOptions {
   readonly masterDownMs: number
   readonly nodeTimeoutMs: number
   /**
-   * A replica that lags when its master dies: the replica is stopped (SIGSTOP) this long before
-   * the master's SIGKILL and continued right after it, so it is promoted without the writes of
-   * that time — the case REDIS_MIN_REPLICAS_ACK exists for (on loopback a replica is otherwise
-   * never more than a few ms behind). 0 = off. Keep it below the node timeout.
+   * A replica that does not answer when its master dies: stopped (SIGSTOP) this long before the
+   * master's SIGKILL and continued right after it. It acknowledges nothing meanwhile (with
+   * REDIS_MIN_REPLICAS_ACK the writes time out and go to the spools), but on one host it still
+   * receives the master's stream (kept in the socket buffers, delivered even after the master's
+   * SIGKILL), so it is not promoted without those writes (runs of 2026-12-06, bench/README.md):
+   * losing the bytes in flight needs a host or network failure this harness does not simulate.
+   * 0 = off.
    */
   readonly replicaLagMs?: number
   /**

@@ -10,8 +10,8 @@
  *       --min-replicas-ack 0 (then lost events are reported, not a failure)
  *
  * Options: --scenario default|cluster · --min-replicas-ack <n> (cluster; default 1) · --master-kills <n> (cluster)
- *          --replica-lag-ms <ms> (cluster: the replica is SIGSTOPped that long before its master's kill, so it
- *          is promoted behind — what REDIS_MIN_REPLICAS_ACK guards against; default 0)
+ *          --replica-lag-ms <ms> (cluster: the replica is SIGSTOPped that long before its master's kill: it
+ *          acknowledges nothing meanwhile, though it still receives the stream; default 0)
  *          --writers-behind (with --replica-lag-ms: the writers are SIGSTOPped as long, so those events are not
  *          yet stored in PostgreSQL either when the master dies)
  *          --quick · --rate <req/s> · --concurrency <n> · --writer-kills <n> · --seed <n>
