@@ -135,9 +135,11 @@ const startRedis = async () => {
   throw new Error(`redis-server on ${port} did not answer`)
 }
 
-/** `serve --role collector` when src/main/cli.ts has the role flag, else plain `serve`. */
+/** `serve --role collector` when the command tree (src/main/cli.ts, or SpoolwayCommand.ts it imports) has the role flag, else plain `serve`. */
 const serveArgs = (): Array<string> => {
-  const cli = readFileSync(join(REPO, "src/main/cli.ts"), "utf8")
+  const cli = ["src/main/cli.ts", "src/main/SpoolwayCommand.ts"]
+    .map((file) => existsSync(join(REPO, file)) ? readFileSync(join(REPO, file), "utf8") : "")
+    .join("\n")
   return /"collector"/.test(cli) && /role/.test(cli) ? ["serve", "--role", "collector"] : ["serve"]
 }
 

@@ -10,6 +10,7 @@ import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { post, SHARED_REDIS } from "./support/collector.ts"
+import { runCliInProcess } from "./support/cliInProcess.ts"
 import { runCli, startDaemon } from "./support/daemon.ts"
 import { redisProcess } from "./support/redisProcess.ts"
 import { testDatabase } from "./writerSupport.ts"
@@ -273,6 +274,8 @@ describe("maintenance commands", () => {
   beforeAll(() => {
     env = envFor(prefix)
   })
+  // `migrate` runs as the real binary here; the other commands run the CLI's program in this process
+  // (test/support/cliInProcess.ts), which saves a Node start per call
 
   it("migrate applies the schema once, then reports it up to date", async () => {
     const fresh = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
@@ -288,7 +291,7 @@ describe("maintenance commands", () => {
 
   it("status reports primary health, stream length and spool depth", async () => {
     await redis.xadd(`${prefix}:spool`, "*", "e", JSON.stringify({ receivedAt: new Date(Date.now() - 5000).toISOString() }))
-    const { code, out } = await runCli(["status", "--json"], { ...env, PORT: "1" })
+    const { code, out } = await runCliInProcess(["status", "--json"], { ...env, PORT: "1" })
     expect(code, out).toBe(0)
     const report = JSON.parse(out.slice(out.indexOf("{")))
     expect(report.primary.healthy).toBe(true)
@@ -300,12 +303,12 @@ describe("maintenance commands", () => {
 
   it("retention creates the coming partitions and drops expired ones, idempotently", async () => {
     const old = new Date(Date.now() - 200 * 86_400_000).toISOString().slice(0, 10)
-    await runCli(["migrate"], env)
+    await runCliInProcess(["migrate"], env)
     await query(`SELECT spoolway_ensure_raw_event_partitions($1::date, 1)`, [old])
     const oldName = `raw_events_p${old.replaceAll("-", "")}`
     const before = await query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class WHERE relname = $1`, [oldName])
     expect(before[0]!.n).toBe(1)
-    const first = await runCli(["retention"], env)
+    const first = await runCliInProcess(["retention"], env)
     expect(first.code, first.out).toBe(0)
     expect(first.out).toContain(oldName)
     const after = await query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class WHERE relname = $1`, [oldName])
@@ -313,16 +316,16 @@ describe("maintenance commands", () => {
     const ahead = new Date(Date.now() + 7 * 86_400_000).toISOString().slice(0, 10).replaceAll("-", "")
     const future = await query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class WHERE relname = $1`, [`raw_events_p${ahead}`])
     expect(future[0]!.n).toBe(1)
-    const second = await runCli(["retention"], env)
+    const second = await runCliInProcess(["retention"], env)
     expect(second.code).toBe(0)
     expect(second.out).toContain("dropped: none")
   }, 60_000)
 
   it("salts rotate creates today's salt and deletes salts older than the horizon", async () => {
-    await runCli(["migrate"], env)
+    await runCliInProcess(["migrate"], env)
     const oldDay = new Date(Date.now() - 10 * 86_400_000).toISOString().slice(0, 10)
     await query(`INSERT INTO visitor_salts (day, salt) VALUES ($1::date, decode(repeat('00', 32), 'hex')) ON CONFLICT DO NOTHING`, [oldDay])
-    const { code, out } = await runCli(["salts", "rotate"], env)
+    const { code, out } = await runCliInProcess(["salts", "rotate"], env)
     expect(code, out).toBe(0)
     const today = new Date().toISOString().slice(0, 10)
     const days = (await query<{ day: string }>(`SELECT to_char(day, 'YYYY-MM-DD') AS day FROM visitor_salts`)).map((r) => r.day)
@@ -331,7 +334,7 @@ describe("maintenance commands", () => {
   }, 60_000)
 
   it("replay-failures re-enqueues a row that now decodes, once; a still-bad row stays", async () => {
-    await runCli(["migrate"], env)
+    await runCliInProcess(["migrate"], env)
     const good = JSON.stringify({
       v: 1,
       eventId: randomUUID(),
@@ -341,14 +344,14 @@ describe("maintenance commands", () => {
       payload: { eventType: "replayed", sessionId: "s", isView: false }
     })
     await query(`INSERT INTO ingest_failures (stream_key, entry_id, payload, error, attempts) VALUES ($2, '1-1', $1, 'was broken', 6), ($2, '1-2', '{not json', 'undecodable', 1)`, [good, `${prefix}:events`])
-    const dry = await runCli(["replay-failures", "--dry-run"], env)
+    const dry = await runCliInProcess(["replay-failures", "--dry-run"], env)
     expect(dry.out).toContain("would replay 1")
     expect(await redis.xlen(`${prefix}:events`)).toBe(0)
-    const first = await runCli(["replay-failures"], env)
+    const first = await runCliInProcess(["replay-failures"], env)
     expect(first.code, first.out).toBe(0)
     expect(first.out).toContain("replayed 1")
     expect(first.out).toContain("1 still undecodable")
-    const again = await runCli(["replay-failures"], env)
+    const again = await runCliInProcess(["replay-failures"], env)
     expect(again.out).toContain("replayed 0")
     const entries = await redis.xrange(`${prefix}:events`, "-", "+")
     expect(entries.map(([, f]) => f[1])).toEqual([good])

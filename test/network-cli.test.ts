@@ -1,6 +1,7 @@
 /**
  * `spoolway network info` and `spoolway network lookup <ip>` as an operator runs them (the CLI on
- * this Node, reading NETWORK_DATA_DIR / TOR_EXIT_LIST from the environment).
+ * this Node, reading NETWORK_DATA_DIR / TOR_EXIT_LIST from the environment). Most calls run the
+ * CLI's program in this process (test/support/cliInProcess.ts); one spawns the real binary.
  */
 import { execFile } from "node:child_process"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
@@ -8,15 +9,24 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { promisify } from "node:util"
 import { assert, it } from "@effect/vitest"
+import { runCliInProcess } from "./support/cliInProcess.ts"
 
 const ROOT = resolve(import.meta.dirname, "..")
 
-const spoolway = async (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
+/** the real binary as a child process: its stdout; a non-zero exit fails */
+const spoolwayBinary = async (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
   const { stdout } = await promisify(execFile)(
     process.execPath,
     ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", "src/main/cli.ts", ...args],
     { cwd: ROOT, env: { ...process.env, LOG_LEVEL: "warn", ...env }, encoding: "utf8" }
   )
+  return stdout
+}
+
+/** the same command in this process: its stdout; a non-zero exit fails */
+const spoolway = async (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
+  const { code, out, stdout } = await runCliInProcess(args, env)
+  assert.strictEqual(code, 0, out)
   return stdout
 }
 
@@ -44,7 +54,7 @@ it("network info: data set version and date, range counts, memory, load time, or
 it("network lookup: the fields and the deciding rule; TOR_EXIT_LIST is honoured", async () => {
   const dir = await mkdtemp(join(tmpdir(), "spoolway-network-cli-"))
   try {
-    const plain = JSON.parse(await spoolway(["network", "lookup", "8.8.8.8", "--json"]))
+    const plain = JSON.parse(await spoolwayBinary(["network", "lookup", "8.8.8.8", "--json"]))
     assert.deepInclude(plain.network, { asn: 15169, org: "Google LLC", orgType: "hosting", isTor: null, responseTier: "flag" })
     assert.deepInclude(plain.rule, { kind: "asn", orgType: "hosting" })
 

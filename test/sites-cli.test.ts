@@ -11,7 +11,8 @@ import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
 import { sitesCliTest } from "./support/sites.ts"
 
 const sites = sitesCliTest("spoolway_sites", "sites-cli")
-const { cli, cliJson, prefix, query, redis } = sites
+// most calls run the CLI's program in this process (`cli`); a few spawn the real binary (`cliBinary`)
+const { cli, cliBinary, cliJson, prefix, query, redis } = sites
 
 const published = async (): Promise<SiteSnapshot> => JSON.parse((await redis.get(sitesKey(prefix)))!)
 
@@ -37,7 +38,7 @@ describe("spoolway sites", () => {
       expect(out).toContain("USAGE")
     }
     expect((await cli("add", "--help")).out).toMatch(/--alias[\s\S]*--corp[\s\S]*--timezone[\s\S]*--origin[\s\S]*--json/)
-    expect((await cli("remove", "--help")).out).toMatch(/--purge[\s\S]*--yes/)
+    expect((await cliBinary("remove", "--help")).out).toMatch(/--purge[\s\S]*--yes/)
   }, 60_000)
 
   it("add prints both keys once; PostgreSQL and the published registry hold their hashes only", async () => {
@@ -70,7 +71,7 @@ describe("spoolway sites", () => {
     expect(raw).not.toContain(site.writeKey)
     expect(raw).not.toContain(site.serverKey)
     // the text form names both keys and what each one is for
-    const text = await cli("add", "shop.test", "--origin", "https://shop.test", "--origin", "http://localhost:3000/")
+    const text = await cliBinary("add", "shop.test", "--origin", "https://shop.test", "--origin", "http://localhost:3000/")
     expect(text.code, text.out).toBe(0)
     expect(text.out).toMatch(/write key\s+sw_pub_\S+\s+public/)
     expect(text.out).toMatch(/server key\s+sw_sec_\S+\s+SECRET/)
@@ -104,7 +105,7 @@ describe("spoolway sites", () => {
       ["example.com", ["www.example.com"], "Acme", true, "active"],
       ["shop.test", [], null, false, "active"]
     ])
-    const text = await cli("list")
+    const text = await cliBinary("list")
     expect(text.out).toContain("example.com (id")
     expect(text.out).toContain("Europe/Berlin")
     expect(text.out).not.toContain("sw_pub_")
@@ -186,14 +187,14 @@ describe("spoolway sites", () => {
     expect(removed.out).toContain("Its data is kept")
     expect((await published()).sites.map((s) => s.id)).not.toContain(site.id)
     expect((await query(`SELECT 1 FROM raw_events WHERE id = $1::uuid`, [event!.id])).length).toBe(1)
-    const again = await cli("add", "example.com")
+    const again = await cliBinary("add", "example.com")
     expect(again.code).toBe(1)
     expect(again.out).toContain("purge it first: spoolway sites remove example.com --purge")
     const listed = await cliJson<Array<{ hostname: string; status: string }>>("list")
     expect(listed.find((s) => s.hostname === "example.com")!.status).toBe("removed")
 
     // a purge needs a confirmation; without a terminal to ask on it refuses and changes nothing
-    const refused = await cli("remove", "example.com", "--purge")
+    const refused = await cliBinary("remove", "example.com", "--purge")
     expect(refused.code).toBe(1)
     expect(refused.out).toContain("add --yes")
     expect((await query(`SELECT 1 FROM raw_events WHERE domain_id = $1`, [site.id])).length).toBe(1)

@@ -9,7 +9,8 @@ import { describe, expect, it } from "vitest"
 import { sitesCliTest } from "./support/sites.ts"
 
 const sites = sitesCliTest("spoolway_sites_settings", "sites-settings")
-const { cli, cliJson } = sites
+// most calls run the CLI's program in this process (`cli`); a few spawn the real binary (`cliBinary`)
+const { cli, cliBinary, cliJson } = sites
 
 const stored = async () =>
   Object.fromEntries(
@@ -41,7 +42,7 @@ describe("spoolway sites: datacenterTraffic", () => {
     // the writers' tenant tables reload on a new registry version
     expect(Number(await registryVersion())).toBeGreaterThan(Number(before))
 
-    const text = await cli("set", "strict.test", "--datacenter-traffic", "FLAG")
+    const text = await cliBinary("set", "strict.test", "--datacenter-traffic", "FLAG")
     expect(text.code, text.out).toBe(0)
     expect(text.out).toMatch(/site strict\.test updated\s+datacenter traffic\s+flag/)
     const list = await cli("list")

@@ -10,7 +10,8 @@ import { hashKey } from "../src/domain/Site.ts"
 import { sitesCliTest } from "./support/sites.ts"
 
 const sites = sitesCliTest("spoolway_share", "sites-share", { PORT: "8787", HOST: "0.0.0.0" })
-const { cli, cliJson, query } = sites
+// most calls run the CLI's program in this process (`cli`); a few spawn the real binary (`cliBinary`)
+const { cli, cliBinary, cliJson, query } = sites
 
 interface Share {
   readonly id: number
@@ -31,7 +32,7 @@ describe("spoolway sites share", () => {
   }, 60_000)
 
   it("prints a view-only link (token in the fragment) and stores only the token's digest", async () => {
-    const text = await cli("share", "www.shop.example", "--label", "for the agency", "--base-url", "https://stats.example.com/")
+    const text = await cliBinary("share", "www.shop.example", "--label", "for the agency", "--base-url", "https://stats.example.com/")
     expect(text.code, text.out).toBe(0)
     const link = /https:\/\/stats\.example\.com\/sites\/shop\.example#share=(sw_shr_[A-Za-z0-9_-]{43})/.exec(text.out)
     expect(link, text.out).not.toBeNull()
@@ -89,7 +90,7 @@ describe("spoolway sites share", () => {
     expect(Exit.isFailure(await reader(mine.token))).toBe(true)
     expect(Exit.isSuccess(await reader(theirs.token))).toBe(true)
     // another site's link is not this site's to revoke
-    const wrong = await cli("share", "revoke", "shop.example", String(theirs.id))
+    const wrong = await cliBinary("share", "revoke", "shop.example", String(theirs.id))
     expect(wrong.code).toBe(1)
     expect(Exit.isSuccess(await reader(theirs.token))).toBe(true)
   }, 60_000)

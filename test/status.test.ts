@@ -12,6 +12,7 @@ import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import { afterAll, expect, it } from "vitest"
 import { SHARED_REDIS } from "./support/collector.ts"
+import { runCliInProcess } from "./support/cliInProcess.ts"
 import { runCli, startDaemon } from "./support/daemon.ts"
 
 const redis = new Redis(SHARED_REDIS)
@@ -34,7 +35,8 @@ it("finds the running serve of the data dir and prints a DATABASE_URL that conne
   const daemon = await startDaemon(["serve"], env)
   try {
     // PORT is not given again (another value, even): the serve's own port is found
-    const { code, out } = await runCli(["status", "--json"], { ...env, PORT: "1" })
+    // the status calls run the CLI's program in this process, except the first and the last
+    const { code, out } = await runCliInProcess(["status", "--json"], { ...env, PORT: "1" })
     expect(code, out).toBe(0)
     const report = JSON.parse(out.slice(out.indexOf("{")))
     expect(report.daemon).toMatchObject({
@@ -47,11 +49,11 @@ it("finds the running serve of the data dir and prints a DATABASE_URL that conne
     expect(report.database.source).toBe("embedded")
     expect(report.database.url).toMatch(/^postgres:\/\/spoolway:[^@]+@127\.0\.0\.1:\d+\/spoolway$/)
 
-    const text = await runCli(["status"], { ...env, PORT: "1" })
+    const text = await runCliInProcess(["status"], { ...env, PORT: "1" })
     expect(text.out).toMatch(new RegExp(`daemon\\s+up \\(http://127.0.0.1:${daemon.port}/health\\), pid ${daemon.child.pid}, role all`))
     expect(text.out).toContain(report.database.url)
 
-    const only = await runCli(["status", "--database-url"], { ...env, PORT: "1" })
+    const only = await runCliInProcess(["status", "--database-url"], { ...env, PORT: "1" })
     expect(only.code).toBe(0)
     expect(only.out.trim()).toBe(report.database.url)
     // what a user does with it: connect and look at their data

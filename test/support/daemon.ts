@@ -12,7 +12,7 @@ const CLI = resolve(import.meta.dirname, "../../src/main/cli.ts")
  * `.data`, where a `serve` of another test file (or of a developer) would be found by `status`
  * (`serve.json`) or hold the lock.
  */
-const DATA_DIR = mkdtempSync(join(tmpdir(), "spoolway-test-data-"))
+export const DATA_DIR = mkdtempSync(join(tmpdir(), "spoolway-test-data-"))
 process.on("exit", () => rmSync(DATA_DIR, { recursive: true, force: true }))
 const NODE_ARGS = ["--experimental-strip-types", "--no-warnings=ExperimentalWarning", CLI]
 

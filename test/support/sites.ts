@@ -2,8 +2,9 @@
  * A pipeline for tests that run the real `spoolway` processes with sites: a fresh database
  * (migrated by `spoolway migrate`), a SqlClient on it for the test's own queries, the env of the
  * processes (the suite's Redis under the test's prefix, no rate limit, quick writer and site
- * registry refreshes), and `sites add` through the CLI. And `sitesCliTest`, the setup of the tests
- * of the `sites` commands themselves.
+ * registry refreshes), and `sites add` through the CLI — `migrate` and `add` run the CLI's program
+ * in this process (test/support/cliInProcess.ts). And `sitesCliTest`, the setup of the tests of
+ * the `sites` commands themselves.
  */
 import { randomUUID } from "node:crypto"
 import { PgClient } from "@effect/sql-pg"
@@ -16,6 +17,7 @@ import { SiteAuth } from "../../src/layers/SiteAuth.ts"
 import * as Sql from "../../src/layers/Sql.ts"
 import { testDatabase } from "../writerSupport.ts"
 import { SHARED_REDIS } from "./collector.ts"
+import { runCliInProcess } from "./cliInProcess.ts"
 import { runCli } from "./daemon.ts"
 
 export interface SitesPipeline {
@@ -46,7 +48,7 @@ export const sitesPipeline = async (
     ...extraEnv
   }
   const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
-  const migrated = await runCli(["migrate"], env)
+  const migrated = await runCliInProcess(["migrate"], env)
   if (migrated.code !== 0) {
     await close()
     throw new Error(`spoolway migrate failed (${migrated.code}):\n${migrated.out}`)
@@ -62,9 +64,9 @@ export interface AddedSite {
   readonly serverKey: string
 }
 
-/** `spoolway sites add <hostname> --json` */
+/** `spoolway sites add <hostname> --json` (run in this process: test/support/cliInProcess.ts) */
 export const addSite = async (env: Record<string, string>, hostname: string): Promise<AddedSite> => {
-  const { code, out } = await runCli(["sites", "add", hostname, "--json"], env)
+  const { code, out } = await runCliInProcess(["sites", "add", hostname, "--json"], env)
   if (code !== 0) throw new Error(`spoolway sites add ${hostname} failed (${code}):\n${out}`)
   return JSON.parse(out.slice(out.indexOf("{"))) as AddedSite
 }
@@ -100,8 +102,17 @@ export const sitesCliTest = (database: string, name: string, extraEnv: Record<st
     redis.disconnect()
   })
 
-  /** `spoolway sites <args>`: exit code and output (stdout and stderr), trimmed */
+  /**
+   * `spoolway sites <args>`: exit code and output (stdout and stderr), trimmed. Run inside the test
+   * process (the binary's own program: test/support/cliInProcess.ts), which saves a Node start per
+   * call; `cliBinary` spawns the real binary, for the few calls each file keeps on that path.
+   */
   const cli = async (...args: Array<string>) => {
+    const result = await runCliInProcess(["sites", ...args], env)
+    return { ...result, out: result.out.trim() }
+  }
+  /** `spoolway sites <args>` as a child process (the real binary), like `cli` otherwise */
+  const cliBinary = async (...args: Array<string>) => {
     const result = await runCli(["sites", ...args], env)
     return { ...result, out: result.out.trim() }
   }
@@ -111,6 +122,7 @@ export const sitesCliTest = (database: string, name: string, extraEnv: Record<st
     /** the CLI's STREAM_PREFIX */
     prefix,
     cli,
+    cliBinary,
     /** the command's JSON output (`--json`; stdout holds nothing else); it must succeed */
     cliJson: async <A>(...args: Array<string>): Promise<A> => {
       const { code, out } = await cli(...args, "--json")
