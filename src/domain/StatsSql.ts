@@ -246,13 +246,10 @@ const ROLLUP_METRIC: Record<string, string> = {
 }
 
 /**
- * A visit query from the rollups (docs/visits.md "Visit rollups"): the period's rollup rows of
- * one dimension (without a time dimension the whole UTC days from the daily table), read as if they were visits (`v.started_at` = the hour, `v.<dimension>` = the
- * value) so that buckets and filters are the same expressions as on `visits`; visitors = visits
- * minus, per group, the surplus of the visitors seen on more than one visit, counted on `visits`
- * for those visitors only.
+ * What every query statement starts with, in this parameter order: the site, the period's ends,
+ * the timezone (only with a time dimension), the page's limit and offset.
  */
-const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql => {
+const queryPrologue = (input: CompileInput) => {
   const params = new Params()
   const site = params.add(String(input.siteId))
   const from = params.add(new Date(input.period.fromMs).toISOString())
@@ -262,7 +259,18 @@ const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql
   const page = input.page === null
     ? ""
     : ` LIMIT ${params.add(String(input.page.limit))}::int OFFSET ${params.add(String(input.page.offset))}::int`
-  const nd = input.dimensions.length
+  return { params, site, from, to, time, tz, page, nd: input.dimensions.length }
+}
+
+/**
+ * A visit query from the rollups (docs/visits.md "Visit rollups"): the period's rollup rows of
+ * one dimension (without a time dimension the whole UTC days from the daily table), read as if they were visits (`v.started_at` = the hour, `v.<dimension>` = the
+ * value) so that buckets and filters are the same expressions as on `visits`; visitors = visits
+ * minus, per group, the surplus of the visitors seen on more than one visit, counted on `visits`
+ * for those visitors only.
+ */
+const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql => {
+  const { params, site, from, to, time, tz, page, nd } = queryPrologue(input)
   const dims = (column: string) => input.dimensions.map((d, i) => `${dimensionExpr(d, column, tz)} AS ${dimensionAlias(i)}`)
   const value = dimension === TOTAL_DIMENSION ? "" : `, r.value AS ${dimension}`
   const columns = `${value}, r.visits, r.pageviews, r.events, r.bounces, r.duration`
@@ -314,17 +322,7 @@ const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql
 export const compileQuery = (input: CompileInput): CompiledSql => {
   const rollup = rollupDimension(input)
   if (rollup !== undefined) return compileRollupQuery(input, rollup)
-  const params = new Params()
-  const site = params.add(String(input.siteId))
-  const from = params.add(new Date(input.period.fromMs).toISOString())
-  const to = params.add(new Date(input.period.toMs).toISOString())
-  const time = input.dimensions.some(isTimeDimension)
-  const tz = time ? `${params.add(input.timezone)}::text` : "'UTC'"
-
-  const page = input.page === null
-    ? ""
-    : ` LIMIT ${params.add(String(input.page.limit))}::int OFFSET ${params.add(String(input.page.offset))}::int`
-  const nd = input.dimensions.length
+  const { params, site, from, to, time, tz, page, nd } = queryPrologue(input)
 
   if (!isEventQuery(input)) {
     const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", tz)} AS ${dimensionAlias(i)}`)
