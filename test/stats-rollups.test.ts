@@ -113,23 +113,19 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         const tag = `r${Math.random().toString(36).slice(2, 8)}`
         const site = yield* writeForNewSite("rprop", batchSize, (origin) => envelopesOf(history, tag, origin))
 
-        // the kept rollups = a GROUP BY over the stored visits (rows that netted out to zero aside)
-        const columns = "dim, hour, value, visits::bigint, pageviews::bigint, events::bigint, bounces::bigint, duration::numeric"
-        const kept = `SELECT ${columns} FROM visit_rollups WHERE site_id = ${site.domainId}
-          AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)`
-        const computed = `SELECT ${columns} FROM (${ROLLUPS_OF_VISITS_SQL}) x WHERE site_id = ${site.domainId}`
-        const diff = yield* sql.unsafe<{ n: number }>(
-          `SELECT count(*)::int AS n FROM ((${kept} EXCEPT ALL ${computed}) UNION ALL (${computed} EXCEPT ALL ${kept})) d`
-        )
-        assert.strictEqual(diff[0]!.n, 0, "kept rollups differ from the visits'")
-        const dailyColumns = columns.replace("hour", "day")
-        const keptDaily = `SELECT ${dailyColumns} FROM visit_rollups_daily WHERE site_id = ${site.domainId}
-          AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)`
-        const computedDaily = `SELECT ${dailyColumns} FROM (${DAILY_ROLLUPS_OF_VISITS_SQL}) x WHERE site_id = ${site.domainId}`
-        const dailyDiff = yield* sql.unsafe<{ n: number }>(
-          `SELECT count(*)::int AS n FROM ((${keptDaily} EXCEPT ALL ${computedDaily}) UNION ALL (${computedDaily} EXCEPT ALL ${keptDaily})) d`
-        )
-        assert.strictEqual(dailyDiff[0]!.n, 0, "kept daily rollups differ from the visits'")
+        // the kept rollups = a GROUP BY over the stored visits (rows that netted out to zero aside),
+        // hourly and daily
+        const differing = (table: string, bucket: string, computedSql: string) => {
+          const columns = `dim, ${bucket}, value, visits::bigint, pageviews::bigint, events::bigint, bounces::bigint, duration::numeric`
+          const kept = `SELECT ${columns} FROM ${table} WHERE site_id = ${site.domainId}
+            AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)`
+          const computed = `SELECT ${columns} FROM (${computedSql}) x WHERE site_id = ${site.domainId}`
+          return sql.unsafe<{ n: number }>(
+            `SELECT count(*)::int AS n FROM ((${kept} EXCEPT ALL ${computed}) UNION ALL (${computed} EXCEPT ALL ${kept})) d`
+          ).pipe(Effect.map((rows) => rows[0]!.n))
+        }
+        assert.strictEqual(yield* differing("visit_rollups", "hour", ROLLUPS_OF_VISITS_SQL), 0, "kept rollups differ from the visits'")
+        assert.strictEqual(yield* differing("visit_rollups_daily", "day", DAILY_ROLLUPS_OF_VISITS_SQL), 0, "kept daily rollups differ from the visits'")
         // every visitor id on two or more visits is listed, its visits' starts within the bounds
         const unlisted = yield* sql.unsafe<{ n: number }>(`
           SELECT count(*)::int AS n FROM visits v
