@@ -130,7 +130,7 @@ const main = async () => {
     const rotated = JSON.parse(await cli(["sites", "keys", "rotate", SITE, "--server", "--grace-hours", "0", "--json"], env).then((o) => o.slice(o.indexOf("{")))) as {
       serverKey: string
     }
-    const port = await freePort()
+    const port = process.env["BENCH_PORT"] !== undefined ? Number(process.env["BENCH_PORT"]) : await freePort()
     const child = spawn(process.execPath, [...NODE_ARGS, "serve", "--role", "api"], {
       env: { ...process.env, LOG_LEVEL: "warn", ...env, PORT: String(port), HOST: "127.0.0.1" },
       stdio: ["ignore", "inherit", "inherit"]
@@ -192,6 +192,23 @@ const main = async () => {
     }
     const api: Record<string, Array<number>> = {}
 
+    /** where a cold load's time goes (ms from navigation start, the page's own Resource Timing) */
+    const phases = async (page: Page) =>
+      page.evaluate(() => {
+        const perf = (globalThis as any).performance
+        const api = perf.getEntriesByType("resource").filter((e: any) => e.name.includes("/api/v1/"))
+        const assets = perf.getEntriesByType("resource").filter((e: any) => !e.name.includes("/api/v1/"))
+        const nav = perf.getEntriesByType("navigation")[0]
+        return {
+          shell: nav?.responseEnd ?? NaN,
+          assets: Math.max(0, ...assets.map((e: any) => e.responseEnd)),
+          firstQuery: Math.min(...api.map((e: any) => e.startTime)),
+          lastAnswer: Math.max(...api.map((e: any) => e.responseEnd)),
+          queries: api.length,
+          ready: Number((globalThis as any).document.getElementById("main")?.dataset.readyAt ?? NaN)
+        }
+      })
+    const coldPhases: Record<string, Array<Record<string, number>>> = {}
     const cold: Record<string, Array<number>> = {}
     const warm: Record<string, Array<number>> = {}
     const switches: Record<string, Array<number>> = { "range 30d → 7d (Overview)": [], "range 30d → 7d (Pages)": [], "filter by the top page (Pages)": [] }
@@ -202,6 +219,7 @@ const main = async () => {
         const stopCapture = run === 0 ? capture(page, name) : () => {}
         ;(cold[name] ??= []).push(await timed(page, () => page.goto(url(name))))
         stopCapture()
+        ;(coldPhases[name] ??= []).push(await phases(page))
         ;(warm[name] ??= []).push(await timed(page, () => page.goto(url(name))))
         if (name === "overview" || name === "pages") {
           const label = `range 30d → 7d (${name === "overview" ? "Overview" : "Pages"})`
@@ -238,11 +256,22 @@ const main = async () => {
         `| ${p} | ${round(median(cold[p]!), 0)} | ${round(median(warm[p]!), 0)} | ${round(median(api[p]!), 0)} | ${captured[p]?.length ?? "?"} |`
       ),
       "",
+      "Cold loads, where the time goes (medians, ms from navigation start): shell = the HTML received, assets = the last",
+      "script/style received, first query = the first query sent, last answer = the last query's answer received, drawn = the",
+      "page marked itself ready (everything drawn), all in the page's clock; first render = the bench's clock (goto to ready).",
+      "",
+      "| page | shell | assets | first query | last answer | drawn | first render |",
+      "|---|---|---|---|---|---|---|",
+      ...PAGES.map((p) => {
+        const m = (k: string) => round(median((coldPhases[p] ?? []).map((x) => x[k]!)), 0)
+        return `| ${p} | ${m("shell")} | ${m("assets")} | ${m("firstQuery")} | ${m("lastAnswer")} | ${m("ready")} | ${round(median(cold[p]!), 0)} |`
+      }),
+      "",
       "| switch | median ms |",
       "|---|---|",
       ...Object.entries(switches).map(([k, v]) => `| ${k} | ${round(median(v), 0)} |`),
       "",
-      `raw (ms): ${JSON.stringify({ cold, warm, api, switches }, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`
+      `raw (ms): ${JSON.stringify({ cold, warm, api, switches, coldPhases }, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`
     ]
     const text = lines.join("\n") + "\n"
     console.log(text)

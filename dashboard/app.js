@@ -231,6 +231,8 @@ const render = () => {
     if (controller.signal.aborted) return
     main.dataset.state = "ready"
     main.dataset.renderMs = String(Math.round(performance.now() - started))
+    // ms since the navigation started (the first render's total, as the page itself saw it)
+    main.dataset.readyAt = String(Math.round(performance.now()))
   })
 }
 

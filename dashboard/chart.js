@@ -1,6 +1,33 @@
 // The time chart (uPlot, served from the project: /dashboard/vendor/uPlot.iife.min.js).
 import { h } from "./ui.js"
 
+let uplot
+
+/**
+ * uPlot (script and stylesheet), loaded on first use rather than by the page shell: only the
+ * Overview draws a chart, and a classic script or a stylesheet in the shell holds back the
+ * modules (and so every page's first query) until it has loaded. Resolves to `window.uPlot`,
+ * or undefined when it could not be loaded (drawChart then says so).
+ */
+export const loadChartLibrary = () => {
+  uplot ??= new Promise((resolve) => {
+    if (window.uPlot !== undefined) return resolve(window.uPlot)
+    const loaded = (el) => new Promise((done) => {
+      el.addEventListener("load", () => done(true), { once: true })
+      el.addEventListener("error", () => done(false), { once: true })
+    })
+    const css = document.createElement("link")
+    css.rel = "stylesheet"
+    css.href = "/dashboard/vendor/uPlot.min.css"
+    const script = document.createElement("script")
+    script.src = "/dashboard/vendor/uPlot.iife.min.js"
+    const done = Promise.all([loaded(css), loaded(script)])
+    document.head.append(css, script)
+    done.then(() => resolve(window.uPlot))
+  })
+  return uplot
+}
+
 /** Seconds since the epoch of a time bucket's wall clock ("2026-12-06", "2026-12-06T10:00:00+01:00"), read as UTC. */
 export const bucketSeconds = (value) => {
   const m = /^(\d{4})-(\d{2})(?:-(\d{2}))?(?:[T ](\d{2})(?::(\d{2}))?)?/.exec(String(value))
@@ -62,9 +89,8 @@ export const alignSeries = (results, metricCount, granularity, dateRange) => {
 
 const COLORS = ["#1d4ed8", "#b45309"]
 
-/** A chart of `data` in `container`; returns a function that removes it. */
-export const drawChart = (container, data, labels, granularity) => {
-  const uPlot = window.uPlot
+/** A chart of `data` in `container` (uPlot from {@link loadChartLibrary}); returns a function that removes it. */
+export const drawChart = (container, data, labels, granularity, uPlot = window.uPlot) => {
   if (uPlot === undefined) {
     container.append(h("p", { class: "notice notice-error" }, "The chart library did not load."))
     return () => {}

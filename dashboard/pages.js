@@ -1,6 +1,6 @@
 // The six pages. Each `render(ctx)` fills ctx.main and returns when all its queries answered.
 import { describeError, unknownDimension } from "./api.js"
-import { alignSeries, drawChart } from "./chart.js"
+import { alignSeries, drawChart, loadChartLibrary } from "./chart.js"
 import { apiFilters, dateRange, DIMENSION_LABELS, timeDimension, withFilter } from "./state.js"
 import { download, formatDimension, formatMetric, h, METRIC_LABELS, notice, safeLink, toCsv } from "./ui.js"
 
@@ -74,7 +74,7 @@ const dimensionCell = (ctx, dimension, value) => {
  * A table of one dimension: top rows by the first metric, "show more", CSV export. Clicking a
  * value filters every page by it.
  */
-const tableSection = (ctx, { title, dimension, metrics, order }) => {
+const tableSection = (ctx, { title, dimension, metrics, order, first }) => {
   const body = h("div", { class: "table-body" }, h("p", { class: "loading" }, "Loading…"))
   const csv = h("button", { type: "button", class: "small", "aria-label": `Export ${title} as CSV` }, "CSV")
   const section = h("section", { class: "panel", "data-dimension": dimension, "aria-busy": "true" },
@@ -100,9 +100,10 @@ const tableSection = (ctx, { title, dimension, metrics, order }) => {
       csv.disabled = false
     }
   })
-  const show = async (limit) => {
+  // `first`: an answer to the same question with a higher limit (rows in the same order), for the first draw
+  const show = async (limit, given) => {
     try {
-      const answer = await run(ctx, query(limit + 1))
+      const answer = given === undefined ? await run(ctx, query(limit + 1)) : await given
       const results = answer.results.slice(0, limit)
       section.setAttribute("aria-busy", "false")
       if (results.length === 0) {
@@ -130,7 +131,7 @@ const tableSection = (ctx, { title, dimension, metrics, order }) => {
       body.replaceChildren(errorNotice(error))
     }
   }
-  return { section, done: show(TABLE_ROWS) }
+  return { section, done: show(TABLE_ROWS, first) }
 }
 
 const tablesPage = (ctx, specs, intro) => {
@@ -183,13 +184,17 @@ const overview = async (ctx) => {
   })
 
   const time = timeDimension(ctx.state)
-  const series = run(ctx, { ...baseQuery(ctx), metrics: ["visitors", "pageviews"], dimensions: [time] }).then((answer) => {
+  // the chart library loads while the queries run
+  const library = loadChartLibrary()
+  const series = run(ctx, { ...baseQuery(ctx), metrics: ["visitors", "pageviews"], dimensions: [time] }).then(async (answer) => {
     const data = alignSeries(answer.results, 2, time.split(":")[1], answer.meta?.date_range)
     if (data.slice(1).every((series) => series.every((v) => v === 0))) {
       chart.replaceChildren(h("p", { class: "empty" }, "No visits in this period: nothing to chart."))
       return
     }
-    ctx.cleanups.push(drawChart(chart, data, ["Visitors", "Pageviews"], time.split(":")[1]))
+    const uPlot = await library
+    if (ctx.signal.aborted) return
+    ctx.cleanups.push(drawChart(chart, data, ["Visitors", "Pageviews"], time.split(":")[1], uPlot))
   }, (error) => {
     if (error?.name !== "AbortError") chart.replaceChildren(errorNotice(error))
   })
@@ -292,15 +297,22 @@ const shareCard = (label, id, pct) =>
 
 /**
  * Network: datacenter / VPN / government share and bot events, then org types, organisations
- * and ASNs. A server whose query API has no network dimensions gets one notice, not four errors.
+ * and ASNs — every query sent at once (the org types table is drawn from the shares' answer). A
+ * server whose query API has no network dimensions gets one notice, not four errors.
  */
 const network = async (ctx) => {
   const box = h("div", { class: "cards" }, h("p", { class: "loading" }, "Loading…"))
   ctx.main.append(h("h2", { class: "section-title" }, "Visitors by network"), box)
-  const [types, totals] = await Promise.allSettled([
-    run(ctx, { ...baseQuery(ctx), metrics: ["visitors"], dimensions: ["org_type"], limit: 100 }),
-    run(ctx, { ...baseQuery(ctx), metrics: ["visitors", "bot_events"] })
-  ])
+  const typesQuery = run(ctx, { ...baseQuery(ctx), metrics: ["visitors", "visits"], dimensions: ["org_type"], order_by: [["visitors", "desc"]], limit: 100 })
+  const totalsQuery = run(ctx, { ...baseQuery(ctx), metrics: ["visitors", "bot_events"] })
+  // the tables' queries start now too; the grid is shown once the shares say the dimensions exist
+  const tables = [
+    tableSection(ctx, { title: "Network types", dimension: "org_type", metrics: ["visitors", "visits"], first: typesQuery }),
+    tableSection(ctx, { title: "Organisations", dimension: "org", metrics: ["visitors", "visits"] }),
+    tableSection(ctx, { title: "ASNs", dimension: "asn", metrics: ["visitors", "visits"] })
+  ]
+  const grid = h("div", { class: "grid" }, ...tables.map((t) => t.section))
+  const [types, totals] = await Promise.allSettled([typesQuery, totalsQuery])
   if (ctx.signal.aborted) return
   if (totals.status === "rejected") {
     box.replaceChildren(errorNotice(totals.reason))
@@ -323,11 +335,8 @@ const network = async (ctx) => {
     shareCard("VPN", "vpn_share", shareOf(types.value, all, /vpn/i)),
     shareCard("Government", "government_share", shareOf(types.value, all, /gov/i)),
     bots)
-  await tablesPage(ctx, [
-    { title: "Network types", dimension: "org_type", metrics: ["visitors", "visits"] },
-    { title: "Organisations", dimension: "org", metrics: ["visitors", "visits"] },
-    { title: "ASNs", dimension: "asn", metrics: ["visitors", "visits"] }
-  ])
+  ctx.main.append(grid)
+  await Promise.all(tables.map((t) => t.done))
 }
 
 // ---------------------------------------------------------------------------------------------

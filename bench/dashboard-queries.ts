@@ -1,0 +1,106 @@
+/**
+ * The dashboard's queries one by one (issue 17): each query a page sends (dashboard/pages.js),
+ * compiled as the query API compiles it (src/domain/StatsSql.ts) and run with EXPLAIN ANALYZE
+ * on a data set, one after the other (no concurrency), to see where a page's time goes.
+ *
+ *   npx node bench/dashboard-queries.ts --database spoolway_perf_10m [--site shop.example.com] [--range 30d] [--only region,city] [--plan]
+ *
+ * Prints per query: execution time (ms, the median of --runs runs), the planner's time, and with
+ * --plan the plan of the last run. Visit queries only unless --events.
+ */
+import { spawnSync } from "node:child_process"
+import { compileQuery, type CompileInput, isEventQuery } from "../src/domain/StatsSql.ts"
+import { parseQuery, previousPeriod, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
+
+const arg = (name: string, fallback: string): string => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
+}
+const flag = (name: string) => process.argv.includes(`--${name}`)
+const DB = arg("database", "spoolway_perf_10m")
+const SITE = arg("site", "shop.example.com")
+const RANGE = arg("range", "30d")
+const RUNS = Number(arg("runs", "3"))
+const ONLY = arg("only", "").split(",").filter((s) => s !== "")
+const URL_ = process.env["BENCH_PG_URL"] ?? `postgres://postgres@127.0.0.1:5432/${DB}`
+const SETTINGS = process.env["BENCH_SETTINGS"] ?? "SET work_mem = '64MB';"
+
+const psql = (sql: string) => {
+  const r = spawnSync("psql", ["-qAtX", URL_, "-c", sql], { encoding: "utf8", maxBuffer: 64 << 20 })
+  if (r.status !== 0) throw new Error(r.stderr)
+  return r.stdout
+}
+
+const [siteId, tz] = psql(`SELECT s.id || '|' || s.timezone FROM sites s JOIN domains d ON d.site_id = s.id WHERE d.hostname = '${SITE}'`).trim().split("|")
+
+const table = (dimension: string, metrics: ReadonlyArray<string>, order?: string) => ({
+  name: dimension,
+  body: { metrics, dimensions: [dimension], order_by: [[order ?? metrics[0], "desc"]], limit: 11 }
+})
+const QUERIES: ReadonlyArray<{ page: string; name: string; body: Record<string, unknown> }> = [
+  { page: "overview", name: "totals", body: { metrics: ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"], compare: "previous_period" } },
+  { page: "overview", name: "series", body: { metrics: ["visitors", "pageviews"], dimensions: ["time:day"] } },
+  { page: "overview", name: "live", body: { metrics: ["visitors"], date_range: "realtime" } },
+  ...[table("page", ["visitors", "pageviews"]), table("entry_page", ["visitors", "visits", "bounce_rate"]), table("exit_page", ["visitors", "visits"])]
+    .map((q) => ({ page: "pages", ...q })),
+  { page: "events", ...table("event_type", ["visitors", "events", "conversions", "revenue"], "events") },
+  ...[
+    table("source", ["visitors", "visits", "bounce_rate"]),
+    table("referrer", ["visitors", "visits"]),
+    table("utm_source", ["visitors", "visits"]),
+    table("utm_medium", ["visitors", "visits"]),
+    table("utm_campaign", ["visitors", "visits"])
+  ].map((q) => ({ page: "traffic", ...q })),
+  ...["device", "browser", "os", "country", "region", "city", "language"].map((d) => ({ page: "audience", ...table(d, ["visitors"]) })),
+  { page: "network", name: "org_type (share)", body: { metrics: ["visitors"], dimensions: ["org_type"], limit: 100 } },
+  { page: "network", name: "visitors+bot_events", body: { metrics: ["visitors", "bot_events"] } },
+  ...["org_type", "org", "asn"].map((d) => ({ page: "network", ...table(d, ["visitors", "visits"]) }))
+]
+
+const inline = (text: string, params: ReadonlyArray<unknown>) =>
+  text.replace(/\$(\d+)/g, (_m, n) => {
+    const p = params[Number(n) - 1] as string | { textArray: ReadonlyArray<string> }
+    const lit = (s: string) => `'${s.replace(/'/g, "''")}'`
+    return typeof p === "string" ? lit(p) : `ARRAY[${p.textArray.map(lit).join(",")}]::text[]`
+  })
+
+const now = Date.parse(process.env["BENCH_NOW"] ?? new Date().toISOString())
+for (const q of QUERIES) {
+  if (ONLY.length > 0 && !ONLY.some((o) => q.name.includes(o) || q.page === o)) continue
+  const parsed = parseQuery({ site: SITE, date_range: RANGE, ...q.body }) as StatsQuery
+  if (!("metrics" in parsed)) throw new Error(JSON.stringify(parsed))
+  const period = resolvePeriod(parsed.dateRange, now, tz!, null) as { fromMs: number; toMs: number }
+  const input: CompileInput = {
+    siteId: Number(siteId),
+    timezone: tz!,
+    period,
+    active: parsed.dateRange.kind === "realtime",
+    metrics: parsed.metrics,
+    dimensions: parsed.dimensions,
+    filters: parsed.filters,
+    orderBy: parsed.orderBy,
+    page: parsed.dimensions.some((d) => d.startsWith("time:")) ? null : { limit: parsed.limit, offset: parsed.offset }
+  }
+  const event = isEventQuery(input)
+  if (event && !flag("events")) continue
+  const statements = [compileQuery(input)]
+  if (parsed.compare === "previous_period") statements.push(compileQuery({ ...input, period: previousPeriod(period), page: null }))
+  const times: Array<number> = []
+  let plan = ""
+  let planning = 0
+  for (let r = 0; r < RUNS; r++) {
+    let total = 0
+    for (const s of statements) {
+      const out = psql(`${SETTINGS} EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${inline(s.text, s.params)}`)
+      total += Number(/Execution Time: ([\d.]+)/.exec(out)?.[1] ?? NaN)
+      planning = Number(/Planning Time: ([\d.]+)/.exec(out)?.[1] ?? NaN)
+      plan = out
+    }
+    times.push(total)
+  }
+  times.sort((a, b) => a - b)
+  const jit = /JIT:[\s\S]*?Timing: .*Total ([\d.]+) ms/.exec(plan)?.[1]
+  console.log(`${q.page.padEnd(9)} ${q.name.padEnd(22)} ${event ? "event " : "visit "} ${times[Math.floor(times.length / 2)]!.toFixed(1).padStart(9)} ms  (plan ${planning.toFixed(1)} ms${jit ? `, JIT ${jit} ms` : ""})`)
+  if (flag("plan")) console.log(plan)
+  if (flag("sql")) console.log(inline(statements[0]!.text, statements[0]!.params))
+}
