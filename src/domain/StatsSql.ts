@@ -46,7 +46,10 @@ export interface CompileInput {
   readonly orderBy: ReadonlyArray<readonly [string, "asc" | "desc"]>
   /** null: no LIMIT/OFFSET in SQL (time series are filled and paged by the caller) */
   readonly page: { readonly limit: number; readonly offset: number } | null
-  /** false: never the visit rollups (tests compare both paths); default true */
+  /**
+   * false: never the visit rollups nor `visitor_visits` — visitors by count(DISTINCT) over
+   * `visits`, the plain shape tests compare the others with; default true
+   */
   readonly rollups?: boolean
 }
 
@@ -301,21 +304,59 @@ const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql
   const ctes = [`g AS (${g})`]
   let join = ""
   if (input.metrics.includes("visitors")) {
-    // driven by the repeated visitors (few), each one's visits by the (site_id, visitor_id_daily)
-    // index: LATERAL with OFFSET 0 (not flattened into a join) keeps the plan that way whatever
-    // the statistics say
-    const repeated = `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${site}::int AND x.visits > 1 ` +
-      `AND x.last_start >= ${from}::timestamptz AND x.first_start < ${to}::timestamptz`
-    const surplus = `SELECT ${[...dims("v.started_at"), "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} ` +
-      `FROM (${repeated}) x CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${site}::int ` +
-      `AND w.visitor_id_daily = x.visitor_id_daily AND w.started_at >= ${from}::timestamptz AND w.started_at < ${to}::timestamptz ` +
-      `AND NOT w.is_bot OFFSET 0) v` + where([]) + groupSql(nd)
+    const surplus = surplusSql(input, params, site, from, to, dims("v.started_at"))
     ctes.push(`s AS (${surplus})`)
     join = nd === 0 ? " CROSS JOIN s" : ` LEFT JOIN s ON ${aliases.map((a) => `s.${a} IS NOT DISTINCT FROM g.${a}`).join(" AND ")}`
   }
   const metrics = input.metrics.map((m) => `${ROLLUP_METRIC[m]} AS ${metricAlias(m)}`)
   const text = `WITH ${ctes.join(", ")} SELECT ${[...aliases.map((a) => `g.${a}`), ...metrics].join(", ")} FROM g${join}${orderSql(input)}${page}`
   return { text, params: params.values }
+}
+
+/**
+ * The repeated visitors' surplus (`s`): per group, how many of the period's visits (after the
+ * query's filters) belong to a daily visitor id already counted on another of them — read from
+ * `visits` for the visitors `visitor_visits` lists as seen on two or more visits around the
+ * period only (few): visitors = visits − surplus, exactly. Dimension expressions over `v`.
+ */
+const surplusSql = (input: CompileInput, params: Params, site: string, from: string, to: string, dims: ReadonlyArray<string>) => {
+  // driven by the repeated visitors (few), each one's visits by the (site_id, visitor_id_daily)
+  // index: LATERAL with OFFSET 0 (not flattened into a join) keeps the plan that way whatever
+  // the statistics say
+  const repeated = `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${site}::int AND x.visits > 1 ` +
+    `AND x.last_start >= ${from}::timestamptz AND x.first_start < ${to}::timestamptz`
+  const filters = input.filters.map((f) => filterSql(f, params))
+  return `SELECT ${[...dims, "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} ` +
+    `FROM (${repeated}) x CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${site}::int ` +
+    `AND w.visitor_id_daily = x.visitor_id_daily AND w.started_at >= ${from}::timestamptz AND w.started_at < ${to}::timestamptz ` +
+    `AND NOT w.is_bot OFFSET 0) v` + (filters.length === 0 ? "" : ` WHERE ${filters.join(" AND ")}`) + groupSql(dims.length)
+}
+
+/**
+ * A visit query with `visitors` over `visits` (a dimension the rollups do not keep — referrer,
+ * region, city, organisation… — or several): `count(DISTINCT visitor)` per group sorts every
+ * visit of the period, so instead the visits are counted per group (hashed) and the repeated
+ * visitors' surplus (`surplusSql`) subtracted — the same number. Both sets of groups meet in
+ * one hashed GROUP BY (NULL values group together, as in the dimension), which also carries
+ * the other metrics through (`max`: one row per group has them).
+ */
+const visitorsBySurplus = (
+  input: CompileInput,
+  q: { params: Params; site: string; from: string; to: string; nd: number; page: string },
+  dims: ReadonlyArray<string>,
+  fromVisits: string
+): string => {
+  const aliases = input.dimensions.map((_, i) => dimensionAlias(i))
+  const others = input.metrics.filter((m) => m !== "visitors")
+  const g = `SELECT ${[...dims, "count(*) AS n", ...others.map((m) => `${VISIT_METRIC[m as keyof typeof VISIT_METRIC]} AS ${metricAlias(m)}`)].join(", ")} ` +
+    `${fromVisits}${groupSql(q.nd)}`
+  const s = surplusSql(input, q.params, q.site, q.from, q.to, dims)
+  const both = `SELECT ${[...aliases, "n", "0::bigint AS surplus", ...others.map(metricAlias)].join(", ")} FROM g UNION ALL ` +
+    `SELECT ${[...aliases, "0::bigint", "surplus", ...others.map(() => "NULL")].join(", ")} FROM s`
+  const metrics = input.metrics.map((m) => m === "visitors" ? `(sum(u.n) - sum(u.surplus))::bigint AS ${metricAlias(m)}` : `max(u.${metricAlias(m)}) AS ${metricAlias(m)}`)
+  return `WITH g AS (${g}), s AS (${s}) SELECT ${[...aliases.map((a) => `u.${a}`), ...metrics].join(", ")} FROM (${both}) u${groupSql(q.nd)}${
+    orderSql(input)
+  }${q.page}`
 }
 
 /** The statement of a query over one period. Rows: `d0…` (dimension values), `m_<metric>`. */
@@ -335,6 +376,9 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
       : `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
     const where = [`v.site_id = ${site}::int`, when, "NOT v.is_bot", ...input.filters.map((f) => filterSql(f, params))]
     const from_ = `FROM visits v WHERE ${where.join(" AND ")}`
+    if (input.rollups !== false && !input.active && input.metrics.includes("visitors")) {
+      return { text: visitorsBySurplus(input, { params, site, from, to, nd, page }, dims, from_), params: params.values }
+    }
     // (count(DISTINCT) on visits: visitors repeat little within a period, a sort is as fast as hashing)
     const metrics = input.metrics.map((m) => `${VISIT_METRIC[m as keyof typeof VISIT_METRIC]} AS ${metricAlias(m)}`)
     return { text: `SELECT ${[...dims, ...metrics].join(", ")} ${from_}${groupSql(nd)}${orderSql(input)}${page}`, params: params.values }
