@@ -216,12 +216,17 @@ export const runQuery = Effect.fn("Stats.runQuery")(function*(
     rollups: options?.rollups ?? true
   }
   const paged = time === undefined
-  const current = rowsOf(query, yield* run(compileQuery({ ...base, period, page: paged ? { limit: query.limit, offset: query.offset } : null })))
+  const comparison = query.compare === "previous_period" ? previousPeriod(period) : undefined
+  // the period and the one before it at once (two connections of the pool): a comparison costs
+  // the longer of the two statements, not their sum
+  const [currentRows, previousRows] = yield* Effect.all([
+    run(compileQuery({ ...base, period, page: paged ? { limit: query.limit, offset: query.offset } : null })),
+    comparison === undefined ? Effect.succeed([]) : run(compileQuery({ ...base, period: comparison, page: null }))
+  ], { concurrency: 2 })
+  const current = rowsOf(query, currentRows)
   const results = paged ? current : sortAndPage(query, fillBuckets(query, period, tz, current))
-  let comparison: Period | undefined
-  if (query.compare === "previous_period") {
-    comparison = previousPeriod(period)
-    const previous = fillBuckets(query, comparison, tz, rowsOf(query, yield* run(compileQuery({ ...base, period: comparison, page: null }))))
+  if (comparison !== undefined) {
+    const previous = fillBuckets(query, comparison, tz, rowsOf(query, previousRows))
     const currentLabels = grain === undefined ? null : bucketLabels(period.fromMs, period.toMs, tz, grain)
     const previousLabels = grain === undefined ? null : bucketLabels(comparison.fromMs, comparison.toMs, tz, grain)
     const byKey = new Map(previous.map((r) => [keyOf(query, previousLabels, r), r]))
