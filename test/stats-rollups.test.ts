@@ -20,7 +20,7 @@ import { randomUUID } from "node:crypto"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
-import { type CompileInput, rollupDimension } from "../src/domain/StatsSql.ts"
+import { type CompileInput, compileQuery, rollupDimension } from "../src/domain/StatsSql.ts"
 import { DAILY_ROLLUPS_OF_VISITS_SQL, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { runQuery } from "../src/programs/Stats.ts"
@@ -173,6 +173,27 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       }),
     { timeout: 300_000, arbitrary: { runs: 25 } }
   )
+})
+
+layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("the start index (migration 0011)", (it) => {
+  it.effect("a breakdown by a many-valued first-touch dimension reads the start index alone (index-only scan)", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      for (const dimension of ["referrer", "region", "city", "org", "asn"]) {
+        const query = parse({ site: "x.example", metrics: ["visitors", "visits"], dimensions: [dimension], date_range: "30d" })
+        const { params, text } = compileQuery({ ...inputOf(query, "UTC", Date.now()), page: { limit: 11, offset: 0 } })
+        // no sequential, bitmap or plain index scans: the plan reads visits by an index-only scan,
+        // or (a column the index lacks) falls back to the disabled sequential scan
+        const plan = yield* sql.withTransaction(
+          Effect.andThen(
+            sql.unsafe("SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_indexscan', 'off', true)"),
+            sql.unsafe<Record<string, string>>(`EXPLAIN ${text}`, params as Array<string>)
+          )
+        )
+        const lines = plan.map((row) => Object.values(row)[0]).join("\n")
+        assert.match(lines, /Index Only Scan using visits_site_started_idx on visits v\b/, `${dimension}: ${lines}`)
+      }
+    }))
 })
 
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit rollups, migration", (it) => {
