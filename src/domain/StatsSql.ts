@@ -367,15 +367,21 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
 
   if (!isEventQuery(input)) {
     const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", tz)} AS ${dimensionAlias(i)}`)
-    // realtime: the visits with an event since `from` are exactly those last seen since then
-    // (last_seen_at is their latest event's time), found from the period's few events by the
-    // (domain_id, received_at) index rather than by every visit that started before `to`
+    // realtime: the visits with an event in the period (since `from`, received before `to`, as
+    // the event queries bound it) — they were last seen since `from` — found from the period's few events by the
+    // (domain_id, received_at) index and then each by its key — LATERAL with OFFSET 0 keeps that
+    // plan whatever the statistics say (a stale estimate once chose to read every visit that
+    // started before `to`: 1.3 s on the 10M-event data set)
     const when = input.active
-      ? `v.session_id IN (SELECT e.session_id FROM raw_events e WHERE e.domain_id = ${site}::int AND e.received_at >= ${from}::timestamptz) ` +
-        `AND v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
+      ? `v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
       : `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
     const where = [`v.site_id = ${site}::int`, when, "NOT v.is_bot", ...input.filters.map((f) => filterSql(f, params))]
-    const from_ = `FROM visits v WHERE ${where.join(" AND ")}`
+    const visits = input.active
+      ? `(SELECT DISTINCT e.session_id FROM raw_events e WHERE e.domain_id = ${site}::int AND e.received_at >= ${from}::timestamptz ` +
+        `AND e.received_at < ${to}::timestamptz) r ` +
+        `CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${site}::int AND w.session_id = r.session_id OFFSET 0) v`
+      : "visits v"
+    const from_ = `FROM ${visits} WHERE ${where.join(" AND ")}`
     if (input.rollups !== false && !input.active && input.metrics.includes("visitors")) {
       return { text: visitorsBySurplus(input, { params, site, from, to, nd, page }, dims, from_), params: params.values }
     }
