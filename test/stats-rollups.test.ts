@@ -20,6 +20,7 @@ import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
 import { type CompileInput, rollupDimension } from "../src/domain/StatsSql.ts"
+import { DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL, ITEM_ROLLUPS_OF_ITEMS_SQL, ITEMS_OF_STORED_EVENTS_SQL } from "../src/domain/VisitItems.ts"
 import { DAILY_ROLLUPS_OF_VISITS_SQL, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { runQuery } from "../src/programs/Stats.ts"
@@ -126,6 +127,32 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         }
         assert.strictEqual(yield* differing("visit_rollups", "hour", ROLLUPS_OF_VISITS_SQL), 0, "kept rollups differ from the visits'")
         assert.strictEqual(yield* differing("visit_rollups_daily", "day", DAILY_ROLLUPS_OF_VISITS_SQL), 0, "kept daily rollups differ from the visits'")
+        // the visits' contents = a GROUP BY over the stored events, their rollups = one over the
+        // contents and visits (migration 0010's backfill), and each visit's conversions its items'
+        const differs = (kept: string, computed: string) =>
+          sql.unsafe<{ n: number }>(
+            `SELECT count(*)::int AS n FROM ((${kept} EXCEPT ALL ${computed}) UNION ALL (${computed} EXCEPT ALL ${kept})) d`
+          ).pipe(Effect.map((rows) => rows[0]!.n))
+        const itemColumns = "session_id, dim, value, pageviews::bigint, events::bigint, conversions::bigint, revenue::numeric"
+        assert.strictEqual(
+          yield* differs(
+            `SELECT ${itemColumns} FROM visit_items WHERE site_id = ${site.domainId}`,
+            `SELECT ${itemColumns} FROM (${ITEMS_OF_STORED_EVENTS_SQL}) x WHERE site_id = ${site.domainId}`
+          ),
+          0,
+          "kept visit items differ from the events'"
+        )
+        for (const [table, bucket, computed] of [["item_rollups", "hour", ITEM_ROLLUPS_OF_ITEMS_SQL], ["item_rollups_daily", "day", DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL]] as const) {
+          const columns = `dim, ${bucket}, value, visits::bigint, pageviews::bigint, events::bigint, conversions::bigint, revenue::numeric`
+          assert.strictEqual(
+            yield* differs(
+              `SELECT ${columns} FROM ${table} WHERE site_id = ${site.domainId} AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR conversions <> 0 OR revenue <> 0)`,
+              `SELECT ${columns} FROM (${computed}) x WHERE site_id = ${site.domainId}`
+            ),
+            0,
+            `kept ${table} differ from the items'`
+          )
+        }
         // every visitor id on two or more visits is listed, its visits' starts within the bounds
         const unlisted = yield* sql.unsafe<{ n: number }>(`
           SELECT count(*)::int AS n FROM visits v
