@@ -14,7 +14,7 @@
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL, ITEM_ROLLUPS_OF_ITEMS_SQL, ITEMS_OF_STORED_EVENTS_SQL } from "../src/domain/VisitItems.ts"
+import { BACKFILL_ITEMS_SQL } from "../src/domain/VisitItems.ts"
 
 const ROLLUP_COLUMNS = `
       visits bigint NOT NULL,
@@ -55,18 +55,13 @@ export default Effect.gen(function*() {
       value text,${ROLLUP_COLUMNS}
     ) WITH (fillfactor = 70)`)
 
-  // backfill (before the indexes: one bulk build each)
-  yield* sql.unsafe(`INSERT INTO visit_items (site_id, session_id, dim, value, pageviews, events, conversions, revenue)
-    ${ITEMS_OF_STORED_EVENTS_SQL}`)
-  yield* sql.unsafe(
-    `CREATE UNIQUE INDEX visit_items_key ON visit_items (site_id, session_id, dim, value) NULLS NOT DISTINCT`
-  )
-  yield* sql.unsafe(`UPDATE visits v SET conversions = i.conversions, revenue = i.revenue FROM visit_items i
-    WHERE i.site_id = v.site_id AND i.session_id = v.session_id AND i.dim = 'event_type' AND i.value = 'conversion'`)
-  yield* sql.unsafe(`INSERT INTO item_rollups (site_id, dim, hour, value, visits, pageviews, events, conversions, revenue)
-    ${ITEM_ROLLUPS_OF_ITEMS_SQL}`)
-  yield* sql.unsafe(`INSERT INTO item_rollups_daily (site_id, dim, day, value, visits, pageviews, events, conversions, revenue)
-    ${DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL}`)
+  // backfill (before the rollups' indexes: one bulk build each; the items' key first, the rollups join by it)
+  const [items, conversions, rollups, daily] = BACKFILL_ITEMS_SQL
+  yield* sql.unsafe(items!)
+  yield* sql.unsafe(`CREATE UNIQUE INDEX visit_items_key ON visit_items (site_id, session_id, dim, value) NULLS NOT DISTINCT`)
+  yield* sql.unsafe(conversions!)
+  yield* sql.unsafe(rollups!)
+  yield* sql.unsafe(daily!)
   yield* sql.unsafe(`CREATE UNIQUE INDEX item_rollups_key ON item_rollups (site_id, dim, hour, value) NULLS NOT DISTINCT`)
   yield* sql.unsafe(`CREATE UNIQUE INDEX item_rollups_daily_key ON item_rollups_daily (site_id, dim, day, value) NULLS NOT DISTINCT`)
 })

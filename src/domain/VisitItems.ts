@@ -77,5 +77,17 @@ export const DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL = `
   FROM (${ITEM_ROLLUPS_OF_ITEMS_SQL}) h
   GROUP BY 1, 2, 3, 4`
 
+/**
+ * Fills `visit_items`, `visits.conversions` / `revenue` and the item rollups from the stored
+ * events and visits (migration 0010's backfill; the item tables empty, the visits' conversions 0).
+ */
+export const BACKFILL_ITEMS_SQL: ReadonlyArray<string> = [
+  `INSERT INTO visit_items (site_id, session_id, dim, value, pageviews, events, conversions, revenue) ${ITEMS_OF_STORED_EVENTS_SQL}`,
+  `UPDATE visits v SET conversions = i.conversions, revenue = i.revenue FROM visit_items i
+    WHERE i.site_id = v.site_id AND i.session_id = v.session_id AND i.dim = 'event_type' AND i.value = '${CONVERSION}'`,
+  `INSERT INTO item_rollups (site_id, dim, hour, value, visits, pageviews, events, conversions, revenue) ${ITEM_ROLLUPS_OF_ITEMS_SQL}`,
+  `INSERT INTO item_rollups_daily (site_id, dim, day, value, visits, pageviews, events, conversions, revenue) ${DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL}`
+]
+
 /** The additive columns of the item rollups. */
 export const ITEM_ROLLUP_FIGURES = ["visits", "pageviews", "events", "conversions", "revenue"] as const
