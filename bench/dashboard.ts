@@ -3,11 +3,14 @@
  * range or filter, in headless Chromium against `serve --role api` on the query benchmark's data
  * set (bench/dataset.ts, default 10M events over 90 days).
  *
- *   flock /tmp/spoolway-bench.lock npx node bench/dashboard.ts [--database spoolway_bench_query] [--site shop.example.com] [--runs 5]
+ *   flock /tmp/spoolway-bench.lock npx node bench/dashboard.ts [--database spoolway_bench_query] [--site shop.example.com] [--runs 5] [--no-vacuum]
  *
  * The source database is not touched: it is copied (`CREATE DATABASE … TEMPLATE`), the copy gets a
  * fresh server key for the site (`sites keys rotate --server`, published under a prefix of its
- * own on BENCH_REDIS_URL), and is dropped at the end.
+ * own on BENCH_REDIS_URL), gets the migrations it lacks (`serve` runs them), its visits are
+ * vacuumed and every table analyzed (as autovacuum leaves a running install; a data set fresh
+ * from the writer has no statistics and no visibility map — `--no-vacuum` skips this), and it
+ * is dropped at the end.
  * Measured per page, cold (a new browser context: nothing cached) and warm (the same context,
  * the page again): from navigation start to the moment every query of the page answered and is
  * drawn (`main[data-state=ready]`); the medians of `--runs` runs. Then, on the Overview and the
@@ -38,6 +41,8 @@ const arg = (name: string, fallback: string): string => {
 const SOURCE = arg("database", "spoolway_bench_query")
 const SITE = arg("site", "shop.example.com")
 const RUNS = Number(arg("runs", "5"))
+/** --no-vacuum: measure the copy as the data set left it (no VACUUM / ANALYZE first) */
+const VACUUM = !process.argv.includes("--no-vacuum")
 const ADMIN_URL = process.env["BENCH_PG_ADMIN_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const REDIS_URL = process.env["BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379"
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
@@ -125,6 +130,15 @@ const main = async () => {
   try {
     const missing = await applyMissingMigrations(dbUrl(copy))
     if (missing.length > 0) log(`the copy lacked migrations below its latest: ran ${missing.join(", ")} on the copy`)
+    // the copy as a running install's autovacuum keeps it: visits vacuumed (the visibility map an
+    // index-only scan relies on) and every table analyzed (a freshly written data set has neither)
+    if (VACUUM) {
+      const t0 = performance.now()
+      await psql(dbUrl(copy), "VACUUM (ANALYZE) visits")
+      await psql(dbUrl(copy), "ANALYZE")
+      log(`vacuumed visits and analyzed the copy in ${round((performance.now() - t0) / 1000, 1)} s`)
+    }
+    const visible = await psql(dbUrl(copy), "SELECT round(100.0 * relallvisible / greatest(relpages, 1), 1) FROM pg_class WHERE relname = 'visits'")
     const events = await psql(dbUrl(copy), "SELECT count(*) FROM raw_events")
     const visits = await psql(dbUrl(copy), "SELECT count(*) FROM visits")
     const rotated = JSON.parse(await cli(["sites", "keys", "rotate", SITE, "--server", "--grace-hours", "0", "--json"], env).then((o) => o.slice(o.indexOf("{")))) as {
@@ -245,7 +259,7 @@ const main = async () => {
       "",
       `command: npx node bench/dashboard.ts --database ${SOURCE} --site ${SITE} --runs ${RUNS}`,
       `machine: ${machine.nproc} cores, ${machine.cpuModel}, Node ${machine.node}, git ${machine.git}`,
-      `data: ${events} events, ${visits} visits in the copy of ${SOURCE} (all sites); site ${SITE}; range 30d (the default)${
+      `data: ${events} events, ${visits} visits in the copy of ${SOURCE} (all sites; ${VACUUM ? "visits vacuumed, all analyzed" : "not vacuumed"}, ${visible} % of visits' pages all-visible); site ${SITE}; range 30d (the default)${
         missing.length > 0 ? `; migrations the source lacked, run on the copy: ${missing.join(", ")}` : ""
       }`,
       `browser: ${CHROMIUM} (headless), 1280×900; serve --role api on the same machine`,
