@@ -9,7 +9,7 @@
  *
  *   BENCH_EVENTS=100000 BENCH_BATCH=500 BENCH_PASSES=5 npx node bench/writer-cpu.ts
  *
- * BENCH_CPU_PROFILE=1 writes a .cpuprofile of the last prepare pass to bench/results/.
+ * BENCH_CPU_PROFILE=1 writes a .cpuprofile (100 µs samples) of the last prepare pass of each BENCH_NETWORK mode to bench/results/.
  * BENCH_NETWORK=real,empty alternates the passes between the ASN lookup and none (every address
  * without network data, bench/writerWorkload.ts) and reports the best prepare pass of each: what
  * the network enrichment costs the prepare stage, in one process.
@@ -100,11 +100,12 @@ const main = async () => {
       best.decode = Math.min(best.decode, (cpuMicros() - t) / EVENTS)
     }
 
-    const profiling = PROFILE && pass === PASSES
+    const profiling = PROFILE && pass > PASSES - new Set(BENCH_NETWORK_MODES).size
     const session = profiling ? new inspector.Session() : undefined
     if (session !== undefined) {
       session.connect()
       await session.post("Profiler.enable")
+      await session.post("Profiler.setSamplingInterval", { interval: 100 })
       await session.post("Profiler.start")
     }
     const mode = BENCH_NETWORK_MODES[(pass - 1) % BENCH_NETWORK_MODES.length]!
@@ -127,7 +128,7 @@ const main = async () => {
     bestByNetwork[mode] = Math.min(bestByNetwork[mode] ?? Infinity, prepare)
     if (session !== undefined) {
       const { profile } = await session.post("Profiler.stop")
-      log(`cpu profile: ${writeResult(`writer-cpu-${stamp()}.cpuprofile`, JSON.stringify(profile))}`)
+      log(`cpu profile: ${writeResult(`writer-cpu-${stamp()}-${mode}.cpuprofile`, JSON.stringify(profile))}`)
       session.disconnect()
     }
     log(

@@ -22,10 +22,10 @@
  * BENCH_QUIET_WAIT_S (120: how long each round first waits for the machine to calm down),
  * BENCH_NETWORK (real; `real,empty,empty,real` interleaves rounds without network data: bench/writerWorkload.ts).
  */
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import * as inspector from "node:inspector/promises"
 import { createRequire } from "node:module"
-import { performance } from "node:perf_hooks"
+import { constants as perfConstants, performance, PerformanceObserver } from "node:perf_hooks"
 import { PgClient, PgTypes } from "@effect/sql-pg"
 import { Effect, Layer, Redacted, Result } from "effect"
 import { SqlClient } from "effect/sql"
@@ -68,6 +68,73 @@ const startProfile = async () => {
     log(`cpu profile of the writer phase: ${file}`)
     session.disconnect()
   }
+}
+
+/**
+ * Main-thread GC pauses during the writer phase, by kind (scavenge / mark-compact / …), from the
+ * `gc` performance entries: what a round's garbage costs, apart from the work that makes it.
+ */
+const gcRecorder = () => {
+  const byKind: Record<string, { count: number; ms: number }> = {}
+  const kinds: Record<number, string> = {
+    [perfConstants.NODE_PERFORMANCE_GC_MINOR]: "minor",
+    [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: "major",
+    [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental",
+    [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: "weakcb"
+  }
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = kinds[(entry as unknown as { detail: { kind: number } }).detail.kind] ?? "other"
+      const k = (byKind[kind] ??= { count: 0, ms: 0 })
+      k.count++
+      k.ms += entry.duration
+    }
+  })
+  observer.observe({ entryTypes: ["gc"] })
+  return () =>
+    new Promise<Record<string, { count: number; ms: number }>>((resolve) =>
+      // entries are delivered asynchronously: let the last ones arrive
+      setTimeout(() => {
+        for (const entry of observer.takeRecords()) {
+          const kind = kinds[(entry as unknown as { detail: { kind: number } }).detail.kind] ?? "other"
+          const k = (byKind[kind] ??= { count: 0, ms: 0 })
+          k.count++
+          k.ms += entry.duration
+        }
+        observer.disconnect()
+        for (const k of Object.values(byKind)) k.ms = round(k.ms, 1)
+        resolve(byKind)
+      }, 50)
+    )
+}
+
+/**
+ * CPU ticks of this process's threads by name (/proc/self/task): the main thread ("node") apart
+ * from V8's helper threads ("V8 DefaultWorke": concurrent marking, sweeping, parallel scavenges,
+ * compilation) and libuv's pool — where the writer's CPU goes besides the JavaScript it runs.
+ */
+const threadTicks = (): Map<string, number> => {
+  const out = new Map<string, number>()
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8")
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      const key = tid === String(process.pid) ? "main" : name
+      out.set(key, (out.get(key) ?? 0) + Number(fields[11]) + Number(fields[12]))
+    } catch {
+      // the thread ended
+    }
+  }
+  return out
+}
+const threadCpuS = (before: Map<string, number>): Record<string, number> => {
+  const out: Record<string, number> = {}
+  for (const [name, ticks] of threadTicks()) {
+    const d = (ticks - (before.get(name) ?? 0)) / CLK_TCK
+    if (d > 0) out[name] = round(d, 2)
+  }
+  return out
 }
 
 /** CPU time (user + system, clock ticks) of a process, from /proc. */
@@ -255,6 +322,12 @@ interface RoundResult {
   readonly pgCpuS: number
   readonly pgVersion: string
   readonly busyBefore: number
+  /** main-thread GC pauses during the writer phase, by kind */
+  readonly gc: Record<string, { count: number; ms: number }>
+  /** heap used at the end of the writer phase, MB */
+  readonly heapMb: number
+  /** CPU s of the writer process's threads by name during the writer phase (main = the JS thread) */
+  readonly threads: Record<string, number>
 }
 
 /** The same run's references (module doc): plain COPY, COPY with raw_events' key, the unnest insert alone. */
@@ -342,11 +415,16 @@ const runRound = async (round_: number): Promise<RoundResult> => {
         const backends = sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`
         const pgBefore = new Map((yield* backends).map((r) => [r.pid, cpuTicks(r.pid) ?? 0]))
         const profiler = PROFILE ? yield* Effect.promise(() => startProfile()) : undefined
+        const gcStop = gcRecorder()
+        const threads0 = threadTicks()
         const cpu0 = process.cpuUsage()
         const start = performance.now()
         yield* writer.drain
         const writerS = (performance.now() - start) / 1000
         const cpu = process.cpuUsage(cpu0)
+        const threads = threadCpuS(threads0)
+        const gc = yield* Effect.promise(() => gcStop())
+        const heapMb = round(process.memoryUsage().heapUsed / 2 ** 20, 1)
         if (profiler !== undefined) yield* Effect.promise(() => profiler())
         let pgTicks = 0
         for (const { pid } of yield* backends) pgTicks += (cpuTicks(pid) ?? 0) - (pgBefore.get(pid) ?? 0)
@@ -358,12 +436,13 @@ const runRound = async (round_: number): Promise<RoundResult> => {
                  (SELECT coalesce(sum(pageviews), 0)::int FROM daily_metrics) AS pageviews,
                  (SELECT coalesce(sum(sessions), 0)::int FROM daily_metrics) AS sessions,
                  current_setting('server_version') AS version`
-        return { writerS, stats, counts: counts!, busyBefore: quiet.busyPct, nodeCpuS, pgCpuS }
+        return { writerS, stats, counts: counts!, busyBefore: quiet.busyPct, nodeCpuS, pgCpuS, gc, heapMb, threads }
       }).pipe(Effect.scoped, Effect.provide(layer))
     )
     log(
       `round ${round_} (${transactions} transaction(s) in flight, network ${network}): writer stored ${result.counts.stored} rows in ${round(result.writerS, 2)} s ` +
-        `(CPU: writer process ${round(result.nodeCpuS, 2)} s, PostgreSQL backends ${round(result.pgCpuS, 2)} s)`
+        `(CPU: writer process ${round(result.nodeCpuS, 2)} s, PostgreSQL backends ${round(result.pgCpuS, 2)} s; ` +
+        `GC pauses ${Object.entries(result.gc).map(([k, v]) => `${k} ${v.count}× ${v.ms} ms`).join(", ")}; heap after ${result.heapMb} MB; threads CPU s ${JSON.stringify(result.threads)})`
     )
 
     const writerEps = EVENTS / result.writerS
@@ -390,7 +469,10 @@ const runRound = async (round_: number): Promise<RoundResult> => {
       nodeCpuS: round(result.nodeCpuS, 2),
       pgCpuS: round(result.pgCpuS, 2),
       pgVersion: result.counts.version,
-      busyBefore: result.busyBefore
+      busyBefore: result.busyBefore,
+      gc: result.gc,
+      heapMb: result.heapMb,
+      threads: result.threads
     }
   } finally {
     await pgClient.end().catch(() => undefined)
