@@ -20,7 +20,8 @@
  * BENCH_NO_SESSION_ID=1 (envelopes without sessionId: server-side session assignment),
  * BENCH_REFERENCES=0 (skip the COPY and unnest references: writer figures only, for A/B runs),
  * BENCH_QUIET_WAIT_S (120: how long each round first waits for the machine to calm down),
- * BENCH_NETWORK (real; `real,empty,empty,real` interleaves rounds without network data: bench/writerWorkload.ts).
+ * BENCH_NETWORK (real; `real,empty,empty,real` interleaves rounds without network data: bench/writerWorkload.ts),
+ * BENCH_PG_STATEMENT_STATS=1 (PostgreSQL CPU per statement in the server log, see bench/pg-statement-cpu.ts).
  */
 import { readdirSync, readFileSync } from "node:fs"
 import * as inspector from "node:inspector/promises"
@@ -32,6 +33,7 @@ import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
+import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as Sql from "../src/layers/Sql.ts"
@@ -56,6 +58,12 @@ const PROFILE = process.env["BENCH_CPU_PROFILE"] === "1"
 /** BENCH_REFERENCES=0: no COPY / unnest reference rounds (their figures are null) */
 const REFERENCES = process.env["BENCH_REFERENCES"] !== "0"
 const QUIET_WAIT_S = Number(process.env["BENCH_QUIET_WAIT_S"] ?? 120)
+/**
+ * BENCH_PG_STATEMENT_STATS=1: the round's database logs each statement and the backend's CPU per
+ * protocol message (log_statement_stats) to the server log; bench/pg-statement-cpu.ts sums it per
+ * statement. Diagnostics only: the logging costs PostgreSQL CPU of its own.
+ */
+const PG_STATEMENT_STATS = process.env["BENCH_PG_STATEMENT_STATS"] === "1"
 
 const startProfile = async () => {
   const session = new inspector.Session()
@@ -317,6 +325,8 @@ interface RoundResult {
   readonly stored: number
   readonly pageviews: number
   readonly sessions: number
+  /** rows in visits after the round */
+  readonly visits: number
   readonly batches: number
   readonly nodeCpuS: number
   readonly pgCpuS: number
@@ -379,6 +389,13 @@ const runRound = async (round_: number): Promise<RoundResult> => {
   const prefix = `bench-writer-${Math.random().toString(36).slice(2, 8)}`
   const streamKey = `${prefix}:events`
   await adminSql(`CREATE DATABASE ${dbName}`)
+  if (PG_STATEMENT_STATS) {
+    // every statement's text and its backend's CPU (getrusage) in the server log, for this database only
+    for (const setting of ["log_statement_stats = on", "log_statement = 'all'", "log_parameter_max_length = 0"]) {
+      await adminSql(`ALTER DATABASE ${dbName} SET ${setting}`)
+    }
+    log(`round ${round_}: database ${dbName} logs statement statistics`)
+  }
   const redis = new Redis(REDIS_URL)
   const pgClient = new pg.Client({ connectionString: dbUrl })
   try {
@@ -410,6 +427,10 @@ const runRound = async (round_: number): Promise<RoundResult> => {
           yield* sql`WITH c AS (INSERT INTO corps (name) VALUES (${host}) RETURNING id)
                      INSERT INTO domains (hostname, corp_id) SELECT ${host}, id FROM c`
         }
+        // the Domains layer loaded its (empty) table when it was built and reloads on a change made
+        // with `spoolway sites` (site_registry.version) or after 60 s: without this every event of the
+        // round was stored without a site (no visits, rollups without a site)
+        yield* (yield* Domains).refresh
         const writer = yield* makeWriter({ maintenance: false })
         const quiet = yield* Effect.promise(() => waitQuiet("writer bench", 60, QUIET_WAIT_S))
         const backends = sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`
@@ -419,8 +440,10 @@ const runRound = async (round_: number): Promise<RoundResult> => {
         const threads0 = threadTicks()
         const cpu0 = process.cpuUsage()
         const start = performance.now()
+        const startedAt = new Date().toISOString()
         yield* writer.drain
         const writerS = (performance.now() - start) / 1000
+        if (PG_STATEMENT_STATS) log(`round ${round_}: writer phase of ${dbName} from ${startedAt} to ${new Date().toISOString()}`)
         const cpu = process.cpuUsage(cpu0)
         const threads = threadCpuS(threads0)
         const gc = yield* Effect.promise(() => gcStop())
@@ -431,10 +454,11 @@ const runRound = async (round_: number): Promise<RoundResult> => {
         const nodeCpuS = (cpu.user + cpu.system) / 1e6
         const pgCpuS = pgTicks / CLK_TCK
         const stats = yield* writer.snapshot
-        const [counts] = yield* sql<{ stored: number; pageviews: number; sessions: number; version: string }>`
+        const [counts] = yield* sql<{ stored: number; pageviews: number; sessions: number; visits: number; version: string }>`
           SELECT (SELECT count(*)::int FROM raw_events) AS stored,
                  (SELECT coalesce(sum(pageviews), 0)::int FROM daily_metrics) AS pageviews,
                  (SELECT coalesce(sum(sessions), 0)::int FROM daily_metrics) AS sessions,
+                 (SELECT count(*)::int FROM visits) AS visits,
                  current_setting('server_version') AS version`
         return { writerS, stats, counts: counts!, busyBefore: quiet.busyPct, nodeCpuS, pgCpuS, gc, heapMb, threads }
       }).pipe(Effect.scoped, Effect.provide(layer))
@@ -465,6 +489,7 @@ const runRound = async (round_: number): Promise<RoundResult> => {
       stored: result.counts.stored,
       pageviews: result.counts.pageviews,
       sessions: result.counts.sessions,
+      visits: result.counts.visits,
       batches: result.stats.batches,
       nodeCpuS: round(result.nodeCpuS, 2),
       pgCpuS: round(result.pgCpuS, 2),
