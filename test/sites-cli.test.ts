@@ -182,6 +182,15 @@ describe("spoolway sites", () => {
        VALUES (date_trunc('day', now()), 'day', 'events', $1, 'total', 1)`,
       [site.id]
     )
+    await query(
+      `INSERT INTO visits (site_id, session_id, started_at, last_seen_at) VALUES ($1, 's', now(), now())`,
+      [site.id]
+    )
+    await query(
+      `INSERT INTO visit_items (site_id, session_id, dim, value, pageviews, events, conversions, revenue)
+       VALUES ($1, 's', 'event_type', 'e', 0, 1, 0, 0)`,
+      [site.id]
+    )
     const removed = await cli("remove", "example.com")
     expect(removed.code, removed.out).toBe(0)
     expect(removed.out).toContain("Its data is kept")
@@ -201,8 +210,9 @@ describe("spoolway sites", () => {
 
     const purged = await cliJson<{ purged: boolean; deleted: Record<string, number> }>("remove", "www.example.com", "--purge", "--yes")
     expect(purged.purged).toBe(true)
-    expect(purged.deleted).toMatchObject({ raw_events: 1, aggregated_metrics: 1 })
+    expect(purged.deleted).toMatchObject({ raw_events: 1, aggregated_metrics: 1, visits: 1, visit_items: 1 })
     expect(await query(`SELECT 1 FROM raw_events WHERE domain_id = $1`, [site.id])).toEqual([])
+    expect(await query(`SELECT 1 FROM visits WHERE site_id = $1 UNION ALL SELECT 1 FROM visit_items WHERE site_id = $1`, [site.id])).toEqual([])
     expect(await query(`SELECT 1 FROM domains WHERE hostname IN ('example.com', 'www.example.com')`)).toEqual([])
     // the hostname is free again
     expect((await cliJson<Added>("add", "example.com")).hostname).toBe("example.com")

@@ -10,7 +10,7 @@ import { assert, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { InvalidQuery, parseQuery } from "../src/domain/StatsQuery.ts"
 import { runQuery } from "../src/programs/Stats.ts"
-import { deliveries, historyEvent, historyOf, type HistoryEvent, int, IPS, writeForNewSite } from "./support/history.ts"
+import { deliveries, historyEvent, historyOf, type HistoryEvent, int, IPS, T0, writeForNewSite } from "./support/history.ts"
 import { eventEnvelope, viewEnvelope, writerTestLayer } from "./writerSupport.ts"
 
 const COUNTRY = ["GB", "SE"] as const
@@ -145,6 +145,34 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         const filtered = yield* ask({ metrics: ["visits", "pageviews"], filters: [["is", "country", ["GB"]], ["is", "page", ["/p1"]]] })
         const gbP1 = events.filter((e) => countryOf(e.session) === "GB" && e.page === "/p1")
         assert.deepStrictEqual(filtered, [{ dimensions: [], metrics: pick(metricsOf(events, { events: gbP1 }, false), ["visits", "pageviews"]) }])
+
+        // a range that ends in the middle of visits: a visit counts, with all its events, in the
+        // range it started in — from the visits' items and from the events alike
+        const cut = T0 + 25 * 60_000
+        const started = new Set(sessions.filter((s) => Math.min(...events.filter((e) => e.session === s).map((e) => e.at)) < cut))
+        const inRange = events.filter((e) => started.has(e.session))
+        const range = { date_range: [new Date(T0).toISOString(), new Date(cut).toISOString()] }
+        for (const items of [true, false]) {
+          const askCut = (body: Record<string, unknown>) => {
+            const query = parseQuery({ site: site.hostname, limit: 100, ...range, ...body })
+            if (query instanceof InvalidQuery) throw new Error(query.message)
+            return Effect.map(runQuery(statsSite, query, { items }), (a) => a.results)
+          }
+          const cutPages = [...new Set(inRange.map((e) => e.page))].sort()
+          assert.deepStrictEqual(
+            yield* askCut({ metrics: pageMetrics, dimensions: ["page"], order_by: [["page", "asc"]] }),
+            cutPages.map((page) => ({
+              dimensions: [page],
+              metrics: pick(metricsOf(events, { events: inRange.filter((e) => e.page === page) }, false), pageMetrics)
+            })),
+            `pages of the visits started before the cut (items: ${items})`
+          )
+          assert.deepStrictEqual(
+            yield* askCut({ metrics: ALL_METRICS }),
+            [{ dimensions: [], metrics: pick(metricsOf(events, { events: inRange }, false), ALL_METRICS) }],
+            `totals of the visits started before the cut (items: ${items})`
+          )
+        }
       }),
     { timeout: 300_000, arbitrary: { runs: 20 } }
   )

@@ -19,7 +19,8 @@ import { randomUUID } from "node:crypto"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
-import { type CompileInput, rollupDimension } from "../src/domain/StatsSql.ts"
+import { type CompileInput, queryPath, rollupDimension } from "../src/domain/StatsSql.ts"
+import { DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL, ITEM_ROLLUPS_OF_ITEMS_SQL, ITEMS_OF_STORED_EVENTS_SQL } from "../src/domain/VisitItems.ts"
 import { DAILY_ROLLUPS_OF_VISITS_SQL, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { runQuery } from "../src/programs/Stats.ts"
@@ -81,6 +82,24 @@ const QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visitors", "visits"], dimensions: ["time:hour"], filters: [["contains", "utm_source", ["news"]]] }
 ]
 
+/** Content queries (page, hostname, event type) the planner answers from the item rollups. */
+const ITEM_QUERIES: ReadonlyArray<Record<string, unknown>> = [
+  { metrics: ["visitors", "visits", "pageviews", "events", "conversions", "revenue"], dimensions: ["page"] },
+  { metrics: ["visitors", "pageviews"], dimensions: ["time:hour", "page"] },
+  { metrics: ["visitors", "events"], dimensions: ["time:day", "event_type"] },
+  { metrics: ["visits", "visitors"], dimensions: ["hostname"] },
+  { metrics: ["visitors", "pageviews"], dimensions: ["page"], filters: [["is_not", "page", ["/p0"]]] }
+]
+
+/** Content queries with more than the item rollups hold: from the visits and their items. */
+const ITEM_JOIN_QUERIES: ReadonlyArray<Record<string, unknown>> = [
+  { metrics: ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"], dimensions: ["page"] },
+  { metrics: ["visitors", "visits", "pageviews"], dimensions: ["page"], filters: [["is", "language", ["de"]]] },
+  { metrics: ["visitors", "visits", "pageviews", "events", "bot_events"], filters: [["contains", "page", ["1", "2"]]] },
+  { metrics: ["visitors", "visits"], dimensions: ["time:day", "source"], filters: [["is", "page", ["/p1"]]] },
+  { metrics: ["visitors", "bot_events"], dimensions: ["event_type"] }
+]
+
 const inputOf = (query: StatsQuery, timezone: string, nowMs: number): CompileInput => {
   const period = resolvePeriod(query.dateRange, nowMs, timezone, null)
   if (period instanceof InvalidQuery) throw new Error(period.message)
@@ -126,6 +145,32 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         }
         assert.strictEqual(yield* differing("visit_rollups", "hour", ROLLUPS_OF_VISITS_SQL), 0, "kept rollups differ from the visits'")
         assert.strictEqual(yield* differing("visit_rollups_daily", "day", DAILY_ROLLUPS_OF_VISITS_SQL), 0, "kept daily rollups differ from the visits'")
+        // the visits' contents = a GROUP BY over the stored events, their rollups = one over the
+        // contents and visits (migration 0010's backfill), and each visit's conversions its items'
+        const differs = (kept: string, computed: string) =>
+          sql.unsafe<{ n: number }>(
+            `SELECT count(*)::int AS n FROM ((${kept} EXCEPT ALL ${computed}) UNION ALL (${computed} EXCEPT ALL ${kept})) d`
+          ).pipe(Effect.map((rows) => rows[0]!.n))
+        const itemColumns = "session_id, dim, value, pageviews::bigint, events::bigint, conversions::bigint, revenue::numeric"
+        assert.strictEqual(
+          yield* differs(
+            `SELECT ${itemColumns} FROM visit_items WHERE site_id = ${site.domainId}`,
+            `SELECT ${itemColumns} FROM (${ITEMS_OF_STORED_EVENTS_SQL}) x WHERE site_id = ${site.domainId}`
+          ),
+          0,
+          "kept visit items differ from the events'"
+        )
+        for (const [table, bucket, computed] of [["item_rollups", "hour", ITEM_ROLLUPS_OF_ITEMS_SQL], ["item_rollups_daily", "day", DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL]] as const) {
+          const columns = `dim, ${bucket}, value, visits::bigint, pageviews::bigint, events::bigint, conversions::bigint, revenue::numeric`
+          assert.strictEqual(
+            yield* differs(
+              `SELECT ${columns} FROM ${table} WHERE site_id = ${site.domainId} AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR conversions <> 0 OR revenue <> 0)`,
+              `SELECT ${columns} FROM (${computed}) x WHERE site_id = ${site.domainId}`
+            ),
+            0,
+            `kept ${table} differ from the items'`
+          )
+        }
         // every visitor id on two or more visits is listed, its visits' starts within the bounds
         const unlisted = yield* sql.unsafe<{ n: number }>(`
           SELECT count(*)::int AS n FROM visits v
@@ -145,6 +190,28 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
             const fromVisits = yield* runQuery(statsSite, query, { rollups: false })
             assert.deepStrictEqual(fromRollups.results, fromVisits.results, `${timezone} ${JSON.stringify(body)}`)
           }
+          // content queries: the item rollups, the visits' items and the events give the same answers
+          for (const [bodies, path] of [[ITEM_QUERIES, "item-rollups"], [ITEM_JOIN_QUERIES, "items"]] as const) {
+            for (const body of bodies) {
+              const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-01", "2026-05-03"] })
+              assert.strictEqual(queryPath(inputOf(query, timezone, T0)).path, path, JSON.stringify(body))
+              const answer = (yield* runQuery(statsSite, query)).results
+              if (path === "item-rollups") assert.deepStrictEqual(answer, (yield* runQuery(statsSite, query, { rollups: false })).results)
+              assert.deepStrictEqual(
+                answer,
+                (yield* runQuery(statsSite, query, { rollups: false, items: false })).results,
+                `${timezone} ${JSON.stringify(body)}`
+              )
+            }
+          }
+        }
+        // a range that cuts visits: each counts, with everything it did, in the range it started in — on every path
+        const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" }
+        for (const body of [...ITEM_QUERIES, ...ITEM_JOIN_QUERIES, { metrics: VISIT_METRICS }]) {
+          const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-02T01:00:00Z", "2026-05-02T09:00:00Z"] })
+          const answer = (yield* runQuery(statsSite, query)).results
+          assert.deepStrictEqual(answer, (yield* runQuery(statsSite, query, { rollups: false })).results, JSON.stringify(body))
+          assert.deepStrictEqual(answer, (yield* runQuery(statsSite, query, { rollups: false, items: false })).results, JSON.stringify(body))
         }
       }),
     { timeout: 300_000, arbitrary: { runs: 25 } }
@@ -213,6 +280,45 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
     }))
 })
 
+layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit contents, migration", (it) => {
+  it.effect("an install upgrading to 0010 gets the contents of its stored visits and their rollups (backfill)", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const db = yield* TestDb
+      const history = Array.from({ length: 40 }, (_, i) => ({
+        session: i % 6,
+        kind: i % 7,
+        page: i % 4,
+        ip: (i >> 1) % 2,
+        lang: (i >> 2) % 2,
+        source: i % 3,
+        step: (i * 37) % 400,
+        ranks: [(i * 53) % 101]
+      }))
+      const tag = `c${Math.random().toString(36).slice(2, 8)}`
+      const site = yield* writeForNewSite("cmig", 3, (origin) => envelopesOf(history, tag, origin))
+      const tables = [
+        `SELECT session_id, dim, value, pageviews, events, conversions, revenue FROM visit_items WHERE site_id = ${site.domainId} ORDER BY 1, 2, 3`,
+        `SELECT dim, hour, value, visits, pageviews, events, conversions, revenue FROM item_rollups WHERE site_id = ${site.domainId}
+           AND visits <> 0 ORDER BY 1, 2, 3`,
+        `SELECT dim, day, value, visits, pageviews, events, conversions, revenue FROM item_rollups_daily WHERE site_id = ${site.domainId}
+           AND visits <> 0 ORDER BY 1, 2, 3`
+      ]
+      const kept = []
+      for (const t of tables) kept.push(yield* sql.unsafe(t))
+      assert.isAbove(kept[0]!.length, 10)
+      assert.isAbove(kept[1]!.length, 3)
+
+      // the database as it was before 0010 (its visits and events stay), then the migration
+      yield* sql`DROP TABLE visit_items, item_rollups, item_rollups_daily`
+      yield* sql`ALTER TABLE visits DROP COLUMN conversions, DROP COLUMN revenue`
+      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id = 10`
+      const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
+      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[10, "visit_items"]])
+      for (let i = 0; i < tables.length; i++) assert.deepStrictEqual(yield* sql.unsafe(tables[i]!), kept[i])
+    }))
+})
+
 describe("visit rollups, planner", () => {
   const NOW = Date.parse("2026-05-10T12:34:56.789Z")
   const plan = (body: Record<string, unknown>, timezone = "UTC") =>
@@ -246,5 +352,26 @@ describe("visit rollups, planner", () => {
     assert.isUndefined(plan({ metrics: ["visitors"], date_range: "realtime" }))
     // and a caller may refuse them
     assert.isUndefined(rollupDimension({ ...inputOf(parse({ metrics: ["visits"], date_range: "30d" }), "UTC", NOW), rollups: false }))
+  })
+
+  it("content queries: the item rollups for a breakdown by one content dimension, the visits' items or the events otherwise", () => {
+    const path = (body: Record<string, unknown>, timezone = "UTC", options: Partial<CompileInput> = {}) =>
+      queryPath({ ...inputOf(parse({ date_range: "30d", ...body }), timezone, NOW), ...options }).path
+    assert.strictEqual(path({ metrics: ["visitors", "pageviews"], dimensions: ["page"] }), "item-rollups")
+    assert.strictEqual(path({ metrics: ["visitors", "events", "conversions", "revenue"], dimensions: ["event_type"] }, "Europe/Berlin"), "item-rollups")
+    assert.strictEqual(path({ metrics: ["visits"], dimensions: ["time:day", "hostname"], filters: [["contains", "hostname", ["shop"]]] }), "item-rollups")
+    // a filter alone (a visit may match several values), another dimension, per-visit metrics, realtime, half hours
+    assert.strictEqual(path({ metrics: ["visitors"], filters: [["is", "page", ["/pricing"]]] }), "items")
+    assert.strictEqual(path({ metrics: ["visitors"], dimensions: ["page"], filters: [["is", "country", ["DE"]]] }), "items")
+    assert.strictEqual(path({ metrics: ["bounce_rate"], dimensions: ["page"] }), "items")
+    assert.strictEqual(path({ metrics: ["visitors"], dimensions: ["page"] }, "Asia/Kolkata"), "items")
+    assert.strictEqual(path({ metrics: ["visitors"], dimensions: ["page"], date_range: "realtime" }), "events")
+    // two content dimensions need the events themselves (a conversion on a page)
+    assert.strictEqual(path({ metrics: ["conversions"], dimensions: ["page"], filters: [["is", "event_type", ["conversion"]]] }), "events")
+    // conversions, revenue and bot events are visit figures
+    assert.strictEqual(path({ metrics: ["visitors", "conversions", "conversion_rate", "revenue", "bot_events"], dimensions: ["source"] }), "visits")
+    // and a caller may refuse the rollups, or the items
+    assert.strictEqual(path({ metrics: ["visitors"], dimensions: ["page"] }, "UTC", { rollups: false }), "items")
+    assert.strictEqual(path({ metrics: ["visitors"], dimensions: ["page"] }, "UTC", { items: false }), "events")
   })
 })

@@ -3,20 +3,25 @@
  * text with `$n` placeholders and its parameters (text arrays as `{ textArray }`, encoded by
  * the program that runs it).
  *
- * Two shapes, chosen by what the query touches (docs/api.md "How the numbers are computed"):
- * - visit query, `FROM visits` — every dimension and filter is a visit's (source, country,
- *   entry page, …) and every metric is one a visit row holds: a visit counts in the period it
- *   started in (realtime: it was active in the last 5 minutes);
- * - event query, `FROM raw_events` — a page / hostname / event type dimension or filter, or a
- *   metric only events have (conversions, revenue, bot events): events received in the period,
- *   grouped per (dimensions, session) first, then per dimensions, joined to their visit for
- *   visit dimensions, visitors, bounce and duration.
- * Humans only (`NOT is_bot`), except `bot_events`.
+ * Every number counts a visit in the period it started in, with everything it did (realtime:
+ * the visits active in the last 5 minutes, their events since then). The paths, chosen by what
+ * the query touches (docs/api.md "How the numbers are computed", {@link queryPath}):
+ * - visit rollups — totals and one few-valued first-touch dimension (VisitRollups.ts);
+ * - item rollups — one content dimension (page, hostname, event type) as a breakdown, with the
+ *   figures an item holds (VisitItems.ts);
+ * - visits, `FROM visits` — every dimension and filter is a visit's (source, country, entry page,
+ *   …); conversions, revenue and bot events are visit figures too;
+ * - items, `FROM visits JOIN visit_items` — one content dimension with anything else: per
+ *   (dimensions, visit) first, then per dimensions;
+ * - events, `FROM raw_events JOIN visits` — two content dimensions (a conversion *on* a page),
+ *   or realtime with a content dimension: the events of the visits, grouped the same way.
+ * Humans only (`NOT is_bot` of the visit), except `bot_events`.
  */
 import type { Dimension, Filter, FunnelStep, Metric, Period, PropertyDimension } from "./StatsQuery.ts"
 import { isEventDimension, isTimeDimension, timeGrainOf } from "./StatsQuery.ts"
 import { offsetAt } from "./LocalTime.ts"
 import { DAY_MS } from "./Time.ts"
+import { type ItemDimension, isItemDimension } from "./VisitItems.ts"
 import { isRollupDimension, ROLLUP_BUCKET_MS, TOTAL_DIMENSION } from "./VisitRollups.ts"
 
 export type SqlParam = string | { readonly textArray: ReadonlyArray<string> }
@@ -46,13 +51,12 @@ export interface CompileInput {
   readonly orderBy: ReadonlyArray<readonly [string, "asc" | "desc"]>
   /** null: no LIMIT/OFFSET in SQL (time series are filled and paged by the caller) */
   readonly page: { readonly limit: number; readonly offset: number } | null
-  /** false: never the visit rollups (tests compare both paths); default true */
+  /** false: never the visit or item rollups (tests compare the paths); default true */
   readonly rollups?: boolean
+  /** false: content dimensions from the events, never from `visit_items` (tests compare the paths); default true */
+  readonly items?: boolean
 }
 
-const EVENT_ONLY_METRICS: ReadonlyArray<Metric> = ["conversions", "conversion_rate", "revenue", "bot_events"]
-/** metrics that need the event's visit (its visitor id, bounce, duration) */
-const VISIT_JOIN_METRICS: ReadonlyArray<Metric> = ["visitors", "bounce_rate", "visit_duration", "conversion_rate"]
 
 const filterDimensions = (filters: ReadonlyArray<Filter>): Array<PropertyDimension> =>
   filters.flatMap((f): Array<PropertyDimension> => {
@@ -61,16 +65,22 @@ const filterDimensions = (filters: ReadonlyArray<Filter>): Array<PropertyDimensi
     return [f.dimension]
   })
 
-/** Whether the query reads raw_events (else: visits only). */
-export const isEventQuery = (input: Pick<CompileInput, "metrics" | "dimensions" | "filters">): boolean =>
-  input.dimensions.some(isEventDimension) ||
-  filterDimensions(input.filters).some(isEventDimension) ||
-  input.metrics.some((m) => EVENT_ONLY_METRICS.includes(m))
+/** The content dimensions (page, hostname, event type) a query names in its dimensions and filters. */
+const contentDimensions = (input: Pick<CompileInput, "dimensions" | "filters">): Array<ItemDimension> =>
+  [...new Set([...input.dimensions, ...filterDimensions(input.filters)].filter(isEventDimension))]
+
+/** Whether the query names a content dimension (page, hostname, event type): else it is a visit query. */
+export const isEventQuery = (input: Pick<CompileInput, "dimensions" | "filters">): boolean => contentDimensions(input).length > 0
 
 const PAGE_PATH = (column: string) => `spoolway_page_path(${column})`
 const URL_HOST = (column: string) => `spoolway_url_host(${column})`
 
-const propertyExpr = (d: PropertyDimension): string => {
+/** Where a property's value is read from, when not its default column (`v.<name>`, the event's page / host / type). */
+type Columns = Partial<Record<PropertyDimension, string>>
+
+const propertyExpr = (d: PropertyDimension, columns: Columns = {}): string => {
+  const column = columns[d]
+  if (column !== undefined) return column
   switch (d) {
     case "page":
       return PAGE_PATH("e.page_url")
@@ -88,48 +98,74 @@ const propertyExpr = (d: PropertyDimension): string => {
 
 const TIME_FORMAT = { hour: "YYYY-MM-DD HH24:00", day: "YYYY-MM-DD", week: "YYYY-MM-DD", month: "YYYY-MM-DD" } as const
 
-const dimensionExpr = (d: Dimension, timeColumn: string, tz: string): string => {
+const dimensionExpr = (d: Dimension, timeColumn: string, tz: string, columns: Columns = {}): string => {
   const grain = timeGrainOf(d)
   if (grain !== undefined) return `to_char(date_trunc('${grain}', timezone(${tz}, ${timeColumn})), '${TIME_FORMAT[grain]}')`
-  return propertyExpr(d as PropertyDimension)
+  return propertyExpr(d as PropertyDimension, columns)
 }
 
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`)
 
-const filterSql = (filter: Filter, params: Params): string => {
+const filterSql = (filter: Filter, params: Params, columns: Columns = {}): string => {
   switch (filter.op) {
     case "and":
     case "or":
-      return `(${filter.filters.map((f) => filterSql(f, params)).join(filter.op === "and" ? " AND " : " OR ")})`
+      return `(${filter.filters.map((f) => filterSql(f, params, columns)).join(filter.op === "and" ? " AND " : " OR ")})`
     case "not":
-      return `(NOT coalesce(${filterSql(filter.filter, params)}, false))`
+      return `(NOT coalesce(${filterSql(filter.filter, params, columns)}, false))`
     case "is": {
-      const expr = propertyExpr(filter.dimension)
+      const expr = propertyExpr(filter.dimension, columns)
       const known = `${expr} = ANY(${params.add({ textArray: filter.values })}::text[])`
       return filter.unknown ? `(${expr} IS NULL OR ${known})` : `(${known})`
     }
     case "is_not": {
-      const expr = propertyExpr(filter.dimension)
+      const expr = propertyExpr(filter.dimension, columns)
       const known = `${expr} <> ALL(${params.add({ textArray: filter.values })}::text[])`
       return filter.unknown ? `(${expr} IS NOT NULL AND ${known})` : `(${expr} IS NULL OR ${known})`
     }
     case "contains":
-      return `(${propertyExpr(filter.dimension)} ILIKE ANY(${
+      return `(${propertyExpr(filter.dimension, columns)} ILIKE ANY(${
         params.add({ textArray: filter.values.map((v) => `%${likeEscape(v)}%`) })
       }::text[]))`
     case "matches":
-      return `(${propertyExpr(filter.dimension)} ~ ANY(${params.add({ textArray: filter.values })}::text[]))`
+      return `(${propertyExpr(filter.dimension, columns)} ~ ANY(${params.add({ textArray: filter.values })}::text[]))`
   }
 }
 
-const VISIT_METRIC: Record<Exclude<Metric, "conversions" | "conversion_rate" | "revenue" | "bot_events">, string> = {
-  visitors: "count(DISTINCT coalesce(v.visitor_id_daily, convert_to(v.session_id, 'UTF8')))",
-  visits: "count(*)",
-  pageviews: "coalesce(sum(v.pageviews), 0)",
-  views_per_visit: "coalesce(sum(v.pageviews), 0)::float8 / nullif(count(*), 0)",
-  bounce_rate: "100.0 * count(*) FILTER (WHERE v.pageviews <= 1 AND NOT v.engaged) / nullif(count(*), 0)",
-  visit_duration: "avg(extract(epoch FROM v.last_seen_at - v.started_at))",
-  events: "coalesce(sum(v.events), 0)"
+/**
+ * A metric over visit rows `v`. `all`: the rows include bot visits (the query asks for
+ * `bot_events`), so every other metric filters them out itself.
+ */
+const visitMetric = (m: Metric, all: boolean): string => {
+  const human = (condition?: string) => {
+    const c = [...(all ? ["NOT v.is_bot"] : []), ...(condition === undefined ? [] : [condition])]
+    return c.length === 0 ? "" : ` FILTER (WHERE ${c.join(" AND ")})`
+  }
+  const vid = "coalesce(v.visitor_id_daily, convert_to(v.session_id, 'UTF8'))"
+  switch (m) {
+    case "visitors":
+      return `count(DISTINCT ${vid})${human()}`
+    case "visits":
+      return `count(*)${human()}`
+    case "pageviews":
+      return `coalesce(sum(v.pageviews)${human()}, 0)`
+    case "views_per_visit":
+      return `coalesce(sum(v.pageviews)${human()}, 0)::float8 / nullif(count(*)${human()}, 0)`
+    case "bounce_rate":
+      return `100.0 * count(*)${human("v.pageviews <= 1 AND NOT v.engaged")} / nullif(count(*)${human()}, 0)`
+    case "visit_duration":
+      return `avg(extract(epoch FROM v.last_seen_at - v.started_at))${human()}`
+    case "events":
+      return `coalesce(sum(v.events)${human()}, 0)`
+    case "conversions":
+      return `coalesce(sum(v.conversions)${human()}, 0)`
+    case "conversion_rate":
+      return `100.0 * count(DISTINCT ${vid})${human("v.conversions > 0")} / nullif(count(DISTINCT ${vid})${human()}, 0)`
+    case "revenue":
+      return `coalesce(sum(v.revenue)${human()}, 0)`
+    case "bot_events":
+      return "coalesce(sum(v.events) FILTER (WHERE v.is_bot), 0)"
+  }
 }
 
 const HUMAN = "ev > 0"
@@ -146,32 +182,6 @@ const EVENT_METRIC: Record<Metric, string> = {
   conversion_rate: "100.0 * count(*) FILTER (WHERE converted) / nullif(count(*) FILTER (WHERE visits > 0), 0)",
   revenue: "coalesce(sum(rev), 0)",
   bot_events: "coalesce(sum(bots), 0)"
-}
-
-/** Metrics of an event query that need its visits (distinct sessions or visitors, per-visit figures). */
-const PER_VISIT_METRICS: ReadonlyArray<Metric> = [
-  "visitors",
-  "visits",
-  "views_per_visit",
-  "bounce_rate",
-  "visit_duration",
-  "conversion_rate"
-]
-
-/** The metrics that are plain sums over the events. */
-const sumOfEvents = (m: Metric, human: string, value: string): string => {
-  switch (m) {
-    case "pageviews":
-      return `count(*) FILTER (WHERE ${human} AND e.kind = 'view')`
-    case "events":
-      return `count(*) FILTER (WHERE ${human})`
-    case "conversions":
-      return `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion')`
-    case "revenue":
-      return `coalesce(sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion'), 0)`
-    default:
-      return "count(*) FILTER (WHERE e.is_bot)"
-  }
 }
 
 export const metricAlias = (m: Metric) => `m_${m}`
@@ -199,10 +209,12 @@ const orderSql = (input: CompileInput): string => {
 
 const groupSql = (n: number) => (n === 0 ? "" : ` GROUP BY ${Array.from({ length: n }, (_, i) => i + 1).join(", ")}`)
 
-/** Metrics the site's total rows of the visit rollups answer (every visit metric). */
+/** Metrics the site's total rows of the visit rollups answer. */
 const TOTAL_ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"]
 /** Metrics a dimension's rows answer (they hold visits and bounces). */
 const DIMENSION_ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "bounce_rate"]
+/** Metrics the item rollups answer (per value: visits that had it, their pageviews, events, conversions, revenue with it). */
+const ITEM_ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "pageviews", "events", "conversions", "revenue"]
 
 /** Whether every bucket boundary of the period in `tz` falls on a UTC hour (whole-hour offsets throughout). */
 const wholeHourOffsets = (period: Period, tz: string): boolean => {
@@ -213,13 +225,18 @@ const wholeHourOffsets = (period: Period, tz: string): boolean => {
   return true
 }
 
+/** Whether the period (and its time buckets) are unions of whole UTC hours, so rollup rows add up to it exactly. */
+const onRollupHours = (input: CompileInput): boolean =>
+  input.period.fromMs % ROLLUP_BUCKET_MS === 0 && input.period.toMs % ROLLUP_BUCKET_MS === 0 &&
+  (!input.dimensions.some(isTimeDimension) || wholeHourOffsets(input.period, input.timezone))
+
 /**
  * Whether the query can be answered exactly from the visit rollups, and from which dimension:
  * a visit query (not realtime) whose dimensions and filters together name at most one property
- * dimension, one the rollups keep, asking what its rows hold (the total: every visit metric; a
- * dimension: visitors, visits, bounce rate); a period of whole UTC hours; with a time
- * dimension, a time zone whose offsets are whole hours over the period (so every bucket is a
- * union of rollup hours). `undefined`: the exact path over `visits`.
+ * dimension, one the rollups keep, asking what its rows hold (the total: every visit metric but
+ * conversions; a dimension: visitors, visits, bounce rate); a period of whole UTC hours; with a
+ * time dimension, a time zone whose offsets are whole hours over the period (so every bucket is
+ * a union of rollup hours). `undefined`: not from the visit rollups.
  */
 export const rollupDimension = (input: CompileInput): string | undefined => {
   if (input.rollups === false || input.active || isEventQuery(input)) return undefined
@@ -229,12 +246,46 @@ export const rollupDimension = (input: CompileInput): string | undefined => {
   if (dimension !== undefined && !isRollupDimension(dimension)) return undefined
   const metrics = dimension === undefined ? TOTAL_ROLLUP_METRICS : DIMENSION_ROLLUP_METRICS
   if (!input.metrics.every((m) => metrics.includes(m))) return undefined
-  if (input.period.fromMs % ROLLUP_BUCKET_MS !== 0 || input.period.toMs % ROLLUP_BUCKET_MS !== 0) return undefined
-  if (input.dimensions.some(isTimeDimension) && !wholeHourOffsets(input.period, input.timezone)) return undefined
+  if (!onRollupHours(input)) return undefined
   return dimension ?? TOTAL_DIMENSION
 }
 
-/** Visit metrics from the rollup sums (`g`) and the visitors' surplus (`s`), the same SQL types as the visits path. */
+/**
+ * Whether the query can be answered exactly from the item rollups, and of which content
+ * dimension: it breaks down by that one content dimension (filters on it allowed: each row is
+ * one value), names no other property dimension, asks what an item holds (visitors, visits,
+ * pageviews, events, conversions, revenue), not realtime, on whole UTC hours as above.
+ */
+export const itemRollupDimension = (input: CompileInput): ItemDimension | undefined => {
+  if (input.rollups === false || input.items === false || input.active) return undefined
+  const properties = new Set<string>([...input.dimensions.filter((d) => !isTimeDimension(d)), ...filterDimensions(input.filters)])
+  const dimension = [...properties][0]
+  if (properties.size !== 1 || dimension === undefined || !isItemDimension(dimension)) return undefined
+  if (!input.dimensions.includes(dimension)) return undefined
+  if (!input.metrics.every((m) => ITEM_ROLLUP_METRICS.includes(m))) return undefined
+  return onRollupHours(input) ? dimension : undefined
+}
+
+/** How a query is answered (the module comment). */
+export type QueryPath =
+  | { readonly path: "visit-rollups"; readonly dimension: string }
+  | { readonly path: "item-rollups"; readonly dimension: ItemDimension }
+  | { readonly path: "visits" }
+  | { readonly path: "items"; readonly dimension: ItemDimension }
+  | { readonly path: "events" }
+
+export const queryPath = (input: CompileInput): QueryPath => {
+  const visitRollup = rollupDimension(input)
+  if (visitRollup !== undefined) return { path: "visit-rollups", dimension: visitRollup }
+  const itemRollup = itemRollupDimension(input)
+  if (itemRollup !== undefined) return { path: "item-rollups", dimension: itemRollup }
+  const content = contentDimensions(input)
+  if (content.length === 0) return { path: "visits" }
+  if (content.length === 1 && !input.active && input.items !== false) return { path: "items", dimension: content[0]! }
+  return { path: "events" }
+}
+
+/** Metrics from the rollup sums (`g`) and the visitors' surplus (`s`), the same SQL types as the visits path. */
 const ROLLUP_METRIC: Record<string, string> = {
   visitors: "coalesce(g.visits, 0) - coalesce(s.surplus, 0)",
   visits: "coalesce(g.visits, 0)",
@@ -242,7 +293,9 @@ const ROLLUP_METRIC: Record<string, string> = {
   views_per_visit: "coalesce(g.pv, 0)::float8 / nullif(g.visits::bigint, 0)",
   bounce_rate: "100.0 * g.bounces::bigint / nullif(g.visits::bigint, 0)",
   visit_duration: "g.dur / nullif(g.visits, 0)",
-  events: "coalesce(g.ev, 0)"
+  events: "coalesce(g.ev, 0)",
+  conversions: "coalesce(g.conv, 0)",
+  revenue: "coalesce(g.rev, 0)"
 }
 
 /**
@@ -262,20 +315,40 @@ const queryPrologue = (input: CompileInput) => {
   return { params, site, from, to, time, tz, page, nd: input.dimensions.length }
 }
 
+/** The rollup tables a query reads: the visit rollups (sums named as in `visits`) or the item rollups. */
+const ROLLUP_TABLES = {
+  visits: {
+    hourly: "visit_rollups",
+    daily: "visit_rollups_daily",
+    columns: "r.visits, r.pageviews, r.events, r.bounces, r.duration",
+    sums: ["sum(v.visits) AS visits", "sum(v.pageviews) AS pv", "sum(v.events) AS ev", "sum(v.bounces) AS bounces", "sum(v.duration) AS dur"]
+  },
+  items: {
+    hourly: "item_rollups",
+    daily: "item_rollups_daily",
+    columns: "r.visits, r.pageviews, r.events, r.conversions, r.revenue",
+    sums: ["sum(v.visits) AS visits", "sum(v.pageviews) AS pv", "sum(v.events) AS ev", "sum(v.conversions) AS conv", "sum(v.revenue) AS rev"]
+  }
+} as const
+
 /**
- * A visit query from the rollups (docs/visits.md "Visit rollups"): the period's rollup rows of
- * one dimension (without a time dimension the whole UTC days from the daily table), read as if they were visits (`v.started_at` = the hour, `v.<dimension>` = the
- * value) so that buckets and filters are the same expressions as on `visits`; visitors = visits
- * minus, per group, the surplus of the visitors seen on more than one visit, counted on `visits`
- * for those visitors only.
+ * A query from the rollups (docs/visits.md "Visit rollups", "Visit contents"): the period's
+ * rollup rows of one dimension (without a time dimension the whole UTC days from the daily
+ * table), read as if they were visits (`v.started_at` = the hour, `v.<dimension>` = the value)
+ * so that buckets and filters are the same expressions as on `visits`; visitors = visits minus,
+ * per group, the surplus of the visitors seen on more than one visit, counted on `visits` (and,
+ * for a content dimension, their items) for those visitors only.
  */
-const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql => {
+const compileRollupQuery = (input: CompileInput, dimension: string, kind: keyof typeof ROLLUP_TABLES): CompiledSql => {
   const { params, site, from, to, time, tz, page, nd } = queryPrologue(input)
-  const dims = (column: string) => input.dimensions.map((d, i) => `${dimensionExpr(d, column, tz)} AS ${dimensionAlias(i)}`)
+  const table = ROLLUP_TABLES[kind]
+  const dims = (column: string, columns: Columns = {}) =>
+    input.dimensions.map((d, i) => `${dimensionExpr(d, column, tz, columns)} AS ${dimensionAlias(i)}`)
+  const rowColumns: Columns = kind === "items" ? { [dimension]: `v.${dimension}` } : {}
   const value = dimension === TOTAL_DIMENSION ? "" : `, r.value AS ${dimension}`
-  const columns = `${value}, r.visits, r.pageviews, r.events, r.bounces, r.duration`
+  const columns = `${value}, ${table.columns}`
   const hourly = (lo: string, hi: string) =>
-    `SELECT r.hour AS started_at${columns} FROM visit_rollups r ` +
+    `SELECT r.hour AS started_at${columns} FROM ${table.hourly} r ` +
     `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.hour >= ${lo}::timestamptz AND r.hour < ${hi}::timestamptz`
   // without time buckets: the whole UTC days inside the range from the daily rows, the hours at its ends from the hourly ones
   const firstDay = Math.ceil(input.period.fromMs / DAY_MS) * DAY_MS
@@ -284,18 +357,16 @@ const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql
   if (!time && firstDay < lastDay) {
     const d1 = params.add(new Date(firstDay).toISOString())
     const d2 = params.add(new Date(lastDay).toISOString())
-    const daily = `SELECT (r.day::timestamp AT TIME ZONE 'UTC') AS started_at${columns} FROM visit_rollups_daily r ` +
+    const daily = `SELECT (r.day::timestamp AT TIME ZONE 'UTC') AS started_at${columns} FROM ${table.daily} r ` +
       `WHERE r.site_id = ${site}::int AND r.dim = '${dimension}' AND r.day >= (${d1}::timestamptz AT TIME ZONE 'UTC')::date ` +
       `AND r.day < (${d2}::timestamptz AT TIME ZONE 'UTC')::date`
     rows = `${hourly(from, d1)} UNION ALL ${daily} UNION ALL ${hourly(d2, to)}`
   }
-  const filters = (ps: Params) => input.filters.map((f) => filterSql(f, ps))
-  const sums = ["sum(v.visits) AS visits", "sum(v.pageviews) AS pv", "sum(v.events) AS ev", "sum(v.bounces) AS bounces", "sum(v.duration) AS dur"]
-  const where = (base: ReadonlyArray<string>) => {
-    const all = [...base, ...filters(params)]
+  const where = (base: ReadonlyArray<string>, columns: Columns) => {
+    const all = [...base, ...input.filters.map((f) => filterSql(f, params, columns))]
     return all.length === 0 ? "" : ` WHERE ${all.join(" AND ")}`
   }
-  const g = `SELECT ${[...dims("v.started_at"), ...sums].join(", ")} FROM (${rows}) v${where([])}${groupSql(nd)}` +
+  const g = `SELECT ${[...dims("v.started_at", rowColumns), ...table.sums].join(", ")} FROM (${rows}) v${where([], rowColumns)}${groupSql(nd)}` +
     (nd === 0 ? "" : " HAVING sum(v.visits) > 0")
   const aliases = input.dimensions.map((_, i) => dimensionAlias(i))
   const ctes = [`g AS (${g})`]
@@ -303,13 +374,17 @@ const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql
   if (input.metrics.includes("visitors")) {
     // driven by the repeated visitors (few), each one's visits by the (site_id, visitor_id_daily)
     // index: LATERAL with OFFSET 0 (not flattened into a join) keeps the plan that way whatever
-    // the statistics say
+    // the statistics say; a content dimension's values from those visits' items
     const repeated = `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${site}::int AND x.visits > 1 ` +
       `AND x.last_start >= ${from}::timestamptz AND x.first_start < ${to}::timestamptz`
-    const surplus = `SELECT ${[...dims("v.started_at"), "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} ` +
+    const itemJoin = kind === "items"
+      ? ` JOIN visit_items i ON i.site_id = v.site_id AND i.session_id = v.session_id AND i.dim = '${dimension}'`
+      : ""
+    const surplusColumns: Columns = kind === "items" ? { [dimension]: "i.value" } : {}
+    const surplus = `SELECT ${[...dims("v.started_at", surplusColumns), "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} ` +
       `FROM (${repeated}) x CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${site}::int ` +
       `AND w.visitor_id_daily = x.visitor_id_daily AND w.started_at >= ${from}::timestamptz AND w.started_at < ${to}::timestamptz ` +
-      `AND NOT w.is_bot OFFSET 0) v` + where([]) + groupSql(nd)
+      `AND NOT w.is_bot OFFSET 0) v${itemJoin}` + where([], surplusColumns) + groupSql(nd)
     ctes.push(`s AS (${surplus})`)
     join = nd === 0 ? " CROSS JOIN s" : ` LEFT JOIN s ON ${aliases.map((a) => `s.${a} IS NOT DISTINCT FROM g.${a}`).join(" AND ")}`
   }
@@ -318,98 +393,8 @@ const compileRollupQuery = (input: CompileInput, dimension: string): CompiledSql
   return { text, params: params.values }
 }
 
-/** The statement of a query over one period. Rows: `d0…` (dimension values), `m_<metric>`. */
-export const compileQuery = (input: CompileInput): CompiledSql => {
-  const rollup = rollupDimension(input)
-  if (rollup !== undefined) return compileRollupQuery(input, rollup)
-  const { params, site, from, to, time, tz, page, nd } = queryPrologue(input)
-
-  if (!isEventQuery(input)) {
-    const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", tz)} AS ${dimensionAlias(i)}`)
-    // realtime: the visits with an event since `from` are exactly those last seen since then
-    // (last_seen_at is their latest event's time), found from the period's few events by the
-    // (domain_id, received_at) index rather than by every visit that started before `to`
-    const when = input.active
-      ? `v.session_id IN (SELECT e.session_id FROM raw_events e WHERE e.domain_id = ${site}::int AND e.received_at >= ${from}::timestamptz) ` +
-        `AND v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
-      : `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
-    const where = [`v.site_id = ${site}::int`, when, "NOT v.is_bot", ...input.filters.map((f) => filterSql(f, params))]
-    const from_ = `FROM visits v WHERE ${where.join(" AND ")}`
-    // (count(DISTINCT) on visits: visitors repeat little within a period, a sort is as fast as hashing)
-    const metrics = input.metrics.map((m) => `${VISIT_METRIC[m as keyof typeof VISIT_METRIC]} AS ${metricAlias(m)}`)
-    return { text: `SELECT ${[...dims, ...metrics].join(", ")} ${from_}${groupSql(nd)}${orderSql(input)}${page}`, params: params.values }
-  }
-
-  const dimensions = [...input.dimensions, ...filterDimensions(input.filters)]
-  const visitJoinFirst = dimensions.some((d) => !isEventDimension(d) && !isTimeDimension(d))
-  const join = visitJoinFirst || input.metrics.some((m) => VISIT_JOIN_METRICS.includes(m))
-  const bots = input.metrics.includes("bot_events")
-  const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "e.received_at", tz)} AS ${dimensionAlias(i)}`)
-  const human = "NOT e.is_bot"
-  const value = "CASE WHEN jsonb_typeof(e.metadata->'value') = 'number' THEN (e.metadata->>'value')::numeric END"
-  // only visits overlapping the period can hold its events (bounds the join's hash table)
-  const joinSql = join
-    ? ` LEFT JOIN visits v ON v.site_id = e.domain_id AND v.session_id = e.session_id` +
-      ` AND v.started_at < ${to}::timestamptz AND v.last_seen_at >= ${from}::timestamptz`
-    : ""
-  const where = [
-    `e.domain_id = ${site}::int`,
-    `e.received_at >= ${from}::timestamptz`,
-    `e.received_at < ${to}::timestamptz`,
-    ...(bots ? [] : [human]),
-    ...input.filters.map((f) => filterSql(f, params))
-  ]
-
-  if (!input.metrics.some((m) => PER_VISIT_METRICS.includes(m))) {
-    // only sums over the events: one aggregation
-    const metrics = input.metrics.map((m) => `${sumOfEvents(m, human, value)} AS ${metricAlias(m)}`)
-    const text = `SELECT ${[...dims, ...metrics].join(", ")} FROM raw_events e${joinSql} WHERE ${where.join(" AND ")}${groupSql(nd)}${
-      orderSql(input)
-    }${page}`
-    return { text, params: params.values }
-  }
-  // per (dimensions, session) → per (dimensions, visitor) → per dimensions: distinct visits and
-  // visitors are counted by hashed grouping, never by a sort
-  const perSession = [
-    `count(*) FILTER (WHERE ${human}) AS ev`,
-    `count(*) FILTER (WHERE ${human} AND e.kind = 'view') AS pv`,
-    `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS conv`,
-    `sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS rev`,
-    `count(*) FILTER (WHERE e.is_bot) AS bots`
-  ]
-  const groupKeys = (extra: ReadonlyArray<string>) => [...Array.from({ length: nd }, (_, i) => i + 1), ...extra].join(", ")
-  // a visit's visitor: every event of the session has it (views alone carry one themselves)
-  const visitColumns = (session: string) => [
-    `coalesce(v.visitor_id_daily, convert_to(${session}, 'UTF8')) AS vid`,
-    "bool_or(v.pageviews <= 1 AND NOT v.engaged) AS bounce",
-    "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur"
-  ]
-  const dimAliasList = input.dimensions.map((_, i) => dimensionAlias(i))
-  let inner: string
-  if (!join) {
-    inner = `SELECT ${[...dims, "convert_to(e.session_id, 'UTF8') AS vid", ...perSession, "NULL::boolean AS bounce", "NULL::numeric AS dur"].join(", ")} ` +
-      `FROM raw_events e WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(["e.session_id"])}`
-  } else if (visitJoinFirst) {
-    // visit dimensions or filters: every event joined to its visit first
-    inner = `SELECT ${[...dims, ...perSession, ...visitColumns("e.session_id")].join(", ")} FROM raw_events e${joinSql} WHERE ${
-      where.join(" AND ")
-    } GROUP BY ${groupKeys(["e.session_id", "v.visitor_id_daily"])}`
-  } else {
-    // only the visits' figures: join once per (dimensions, session) group, not once per event
-    const perSessionOnly = `SELECT ${[...dims, "e.session_id AS sid", ...perSession].join(", ")} FROM raw_events e WHERE ${
-      where.join(" AND ")
-    } GROUP BY ${groupKeys(["e.session_id"])}`
-    // (a session has one visit: no second aggregation)
-    const columns = [
-      ...dimAliasList.map((a) => `g.${a}`),
-      ...["ev", "pv", "conv", "rev", "bots"].map((c) => `g.${c}`),
-      "coalesce(v.visitor_id_daily, convert_to(g.sid, 'UTF8')) AS vid",
-      "(v.pageviews <= 1 AND NOT v.engaged) AS bounce",
-      "extract(epoch FROM v.last_seen_at - v.started_at) AS dur"
-    ]
-    inner = `SELECT ${columns.join(", ")} FROM (${perSessionOnly}) g LEFT JOIN visits v ON v.site_id = ${site}::int ` +
-      `AND v.session_id = g.sid AND v.started_at < ${to}::timestamptz AND v.last_seen_at >= ${from}::timestamptz`
-  }
+/** per (dimensions, visitor) rows `s` → per (dimensions, visitor) `w` → the metrics, by hashed grouping (never a sort) */
+const perVisitorQuery = (input: CompileInput, inner: string, page: string): string => {
   const dimAliases = input.dimensions.map((_, i) => dimensionAlias(i))
   const perVisitor = [
     `count(*) FILTER (WHERE ${HUMAN}) AS visits`,
@@ -426,10 +411,98 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
   ]
   const middle = `SELECT ${[...dimAliases, ...perVisitor].join(", ")} FROM s GROUP BY ${[...dimAliases, "vid"].join(", ")}`
   const metrics = input.metrics.map((m) => `${EVENT_METRIC[m]} AS ${metricAlias(m)}`)
-  const text = `WITH s AS (${inner}), w AS (${middle}) SELECT ${[...dimAliases, ...metrics].join(", ")} FROM w${groupSql(nd)}${
+  return `WITH s AS (${inner}), w AS (${middle}) SELECT ${[...dimAliases, ...metrics].join(", ")} FROM w${groupSql(input.dimensions.length)}${
     orderSql(input)
   }${page}`
-  return { text, params: params.values }
+}
+
+/** The visit columns of a per-(dimensions, visit) row: its visitor, bounce and duration. */
+const VISIT_COLUMNS = [
+  "coalesce(v.visitor_id_daily, convert_to(v.session_id, 'UTF8')) AS vid",
+  "bool_or(v.pageviews <= 1 AND NOT v.engaged) AS bounce",
+  "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur"
+]
+
+/** The statement of a query over one period. Rows: `d0…` (dimension values), `m_<metric>`. */
+export const compileQuery = (input: CompileInput): CompiledSql => {
+  const path = queryPath(input)
+  if (path.path === "visit-rollups") return compileRollupQuery(input, path.dimension, "visits")
+  if (path.path === "item-rollups") return compileRollupQuery(input, path.dimension, "items")
+  const { params, site, from, to, tz, page, nd } = queryPrologue(input)
+  const bots = input.metrics.includes("bot_events")
+  // the visits of the period: started in it (realtime: with an event since `from` — exactly
+  // those last seen since then, found from the period's few events by the (domain_id,
+  // received_at) index rather than by every visit that started before `to`)
+  const visitsWhen = input.active
+    ? `v.session_id IN (SELECT e.session_id FROM raw_events e WHERE e.domain_id = ${site}::int AND e.received_at >= ${from}::timestamptz) ` +
+      `AND v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
+    : `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
+
+  if (path.path === "visits") {
+    const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", tz)} AS ${dimensionAlias(i)}`)
+    const where = [`v.site_id = ${site}::int`, visitsWhen, ...(bots ? [] : ["NOT v.is_bot"]), ...input.filters.map((f) => filterSql(f, params))]
+    // (count(DISTINCT) on visits: visitors repeat little within a period, a sort is as fast as hashing)
+    const metrics = input.metrics.map((m) => `${visitMetric(m, bots)} AS ${metricAlias(m)}`)
+    return {
+      text: `SELECT ${[...dims, ...metrics].join(", ")} FROM visits v WHERE ${where.join(" AND ")}${groupSql(nd)}${orderSql(input)}${page}`,
+      params: params.values
+    }
+  }
+
+  const groupKeys = (extra: ReadonlyArray<string>) => [...Array.from({ length: nd }, (_, i) => i + 1), ...extra].join(", ")
+  const human = bots ? "NOT v.is_bot" : "true"
+
+  if (path.path === "items") {
+    // per (dimensions, visit): the visit's items of the one content dimension (value = `i.value`)
+    const columns: Columns = { [path.dimension]: "i.value" }
+    const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", tz, columns)} AS ${dimensionAlias(i)}`)
+    const sums = (column: string, alias: string) => `coalesce(sum(${column}) FILTER (WHERE ${human}), 0) AS ${alias}`
+    const perVisit = [
+      sums("i.events", "ev"),
+      sums("i.pageviews", "pv"),
+      sums("i.conversions", "conv"),
+      sums("i.revenue", "rev"),
+      "coalesce(sum(i.events) FILTER (WHERE v.is_bot), 0) AS bots"
+    ]
+    const where = [
+      `v.site_id = ${site}::int`,
+      visitsWhen,
+      ...(bots ? [] : ["NOT v.is_bot"]),
+      ...input.filters.map((f) => filterSql(f, params, columns))
+    ]
+    const inner = `SELECT ${[...dims, ...VISIT_COLUMNS, ...perVisit].join(", ")} FROM visits v ` +
+      `JOIN visit_items i ON i.site_id = v.site_id AND i.session_id = v.session_id AND i.dim = '${path.dimension}' ` +
+      `WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(["v.session_id", "v.visitor_id_daily"])}`
+    return { text: perVisitorQuery(input, inner, page), params: params.values }
+  }
+
+  // the events of the period's visits: those received from its start until the last one's last event
+  const timeColumn = input.active ? "e.received_at" : "v.started_at"
+  const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, timeColumn, tz)} AS ${dimensionAlias(i)}`)
+  const until = input.active
+    ? `e.received_at < ${to}::timestamptz`
+    : `e.received_at <= (SELECT max(x.last_seen_at) FROM visits x WHERE x.site_id = ${site}::int ` +
+      `AND x.started_at >= ${from}::timestamptz AND x.started_at < ${to}::timestamptz)`
+  const where = [
+    `e.domain_id = ${site}::int`,
+    `e.received_at >= ${from}::timestamptz`,
+    until,
+    ...(input.active ? [] : [visitsWhen]),
+    ...(bots ? [] : ["NOT v.is_bot"]),
+    ...input.filters.map((f) => filterSql(f, params))
+  ]
+  const value = "CASE WHEN jsonb_typeof(e.metadata->'value') = 'number' THEN (e.metadata->>'value')::numeric END"
+  const perVisit = [
+    `count(*) FILTER (WHERE ${human}) AS ev`,
+    `count(*) FILTER (WHERE ${human} AND e.kind = 'view') AS pv`,
+    `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS conv`,
+    `coalesce(sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion'), 0) AS rev`,
+    "count(*) FILTER (WHERE v.is_bot) AS bots"
+  ]
+  const inner = `SELECT ${[...dims, ...VISIT_COLUMNS, ...perVisit].join(", ")} FROM raw_events e ` +
+    `JOIN visits v ON v.site_id = e.domain_id AND v.session_id = e.session_id ` +
+    `WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(["v.session_id", "v.visitor_id_daily"])}`
+  return { text: perVisitorQuery(input, inner, page), params: params.values }
 }
 
 /** The first event's time of the site (for `date_range: "all"`). */

@@ -6,7 +6,8 @@
  *   2. upserts `session_fingerprints` for the views that were actually inserted (first touch;
  *      later views only update the viewport and fill an empty user_id);
  *   3. inserts the daily / hourly unique-visitor seen-set rows of those views;
- *   4. upserts the `visits` rows of the inserted events (domain/Visits.ts: commutative merges);
+ *   4. upserts the `visits` rows of the inserted events (domain/Visits.ts: commutative merges),
+ *      then their contents (`visit_items` and its rollups, domain/VisitItems.ts);
  *   5. adds ONLY the inserted rows, new sessions and new seen-set rows to `aggregated_metrics`
  *      and `daily_metrics` (one upsert each, `value = value + excluded.value`);
  *   6. records poison entries in `ingest_failures`.
@@ -243,6 +244,13 @@ const transaction = (
         yield* run(
           Statements.UPSERT_VISITS,
           exact ? bySession.visitParams : () => Statements.visitParams(visits, (row) => cache.entryChanges(row))
+        )
+        // 4b. the visits' contents (domain/VisitItems.ts): the same events' arrays as the raw_events insert
+        yield* run(
+          Statements.UPSERT_VISIT_ITEMS,
+          exact && "params" in bySession.raw
+            ? { params: Statements.itemParams(bySession.raw.params) }
+            : () => Statements.itemParams(Statements.rawParams(inserted))
         )
       }
 

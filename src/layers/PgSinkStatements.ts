@@ -45,6 +45,7 @@ import {
   hourSql,
   TOTAL_DIMENSION
 } from "../domain/VisitRollups.ts"
+import { CONVERSION, ITEM_ROLLUP_FIGURES, itemsOfEventsSql } from "../domain/VisitItems.ts"
 
 // Non-view events flagged `resolve` take corp/domain from their session's fingerprint, those
 // flagged `resolve_bot` its is_bot (the session's first touch): one index lookup for both, and
@@ -592,6 +593,96 @@ export const UPSERT_VISITS = (() => {
 })()
 
 /**
+ * The visit contents of the inserted events (domain/VisitItems.ts, migration 0010), after the
+ * visits statement in the same transaction: `visit_items` gets the events' figures per (visit,
+ * content dimension, value); `item_rollups` / `item_rollups_daily` get, at the hour of each human
+ * visit's start, one visit for every (visit, value) pair new in `visit_items` and the events'
+ * figures; `visits.conversions` / `revenue` get the conversions.
+ *
+ * A visit whose start hour changed in this transaction's visits statement, or that turned into
+ * a bot's (`prev_started_at` / `prev_is_bot`, set by that statement on every row it updated; NULL
+ * on a row it inserted), has all its stored items moved: out of the old hour (if it counted), into
+ * the new one (if it counts). The statement reads `visit_items` as it was before it (one snapshot
+ * for the whole statement), which is what both the pair check and the move need; the visits rows
+ * of the batch are locked by this transaction already, so no other one changes their items
+ * meanwhile. Lock order: visit_items → item_rollups → item_rollups_daily → visits (rows this
+ * transaction holds).
+ *
+ * Parameters: the events' site ids, session ids, page URLs, event types, kinds and metadata —
+ * the arrays of {@link rawParams} (15, 4, 6, 3, 2, 10), see {@link itemParams}.
+ */
+const ITEM_SUMS = ITEM_ROLLUP_FIGURES.map((c) => `${c} = r.${c} + excluded.${c}`).join(", ")
+const ITEM_NONZERO = ITEM_ROLLUP_FIGURES.map((c) => `sum(${c}) <> 0`).join(" OR ")
+
+export const UPSERT_VISIT_ITEMS = `
+    WITH t AS MATERIALIZED (${
+  itemsOfEventsSql("unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(site_id, session_id, page_url, event_type, kind, metadata)")
+}),
+    vs AS MATERIALIZED (
+      SELECT v.site_id, v.session_id, ${hourSql("v.started_at")} AS hour, v.is_bot,
+             ${hourSql("v.prev_started_at")} AS prev_hour, v.prev_is_bot
+      FROM visits v WHERE (v.site_id, v.session_id) IN (SELECT DISTINCT site_id, session_id FROM t)
+    ),
+    moved AS (
+      SELECT * FROM vs WHERE prev_hour IS NOT NULL AND (prev_hour <> hour OR prev_is_bot <> is_bot)
+    ),
+    up AS (
+      INSERT INTO visit_items AS i (site_id, session_id, dim, value, pageviews, events, conversions, revenue)
+      SELECT site_id, session_id, dim, value, pageviews, events, conversions, revenue FROM t
+      ORDER BY 1, 2, 3, 4
+      ON CONFLICT (site_id, session_id, dim, value) DO UPDATE SET
+        pageviews = i.pageviews + excluded.pageviews, events = i.events + excluded.events,
+        conversions = i.conversions + excluded.conversions, revenue = i.revenue + excluded.revenue
+      RETURNING 1
+    ),
+    d AS (
+      SELECT t.site_id, t.dim, vs.hour, t.value,
+             (NOT EXISTS (SELECT 1 FROM visit_items i WHERE i.site_id = t.site_id AND i.session_id = t.session_id
+                          AND i.dim = t.dim AND i.value IS NOT DISTINCT FROM t.value))::int AS visits,
+             t.pageviews, t.events, t.conversions, t.revenue
+      FROM t JOIN vs ON vs.site_id = t.site_id AND vs.session_id = t.session_id
+      WHERE NOT vs.is_bot
+      UNION ALL
+      SELECT i.site_id, i.dim, s.hour, i.value, s.sign, s.sign * i.pageviews, s.sign * i.events, s.sign * i.conversions,
+             s.sign * i.revenue
+      FROM moved m JOIN visit_items i ON i.site_id = m.site_id AND i.session_id = m.session_id
+      CROSS JOIN LATERAL (VALUES (-1, m.prev_hour, NOT m.prev_is_bot), (1, m.hour, NOT m.is_bot)) AS s(sign, hour, counted)
+      WHERE s.counted
+    ),
+    dl AS (
+      SELECT site_id, dim, hour, value, ${ITEM_ROLLUP_FIGURES.map((c) => `sum(${c}) AS ${c}`).join(", ")}
+      FROM d
+      WHERE (SELECT count(*) FROM up) >= 0
+      GROUP BY 1, 2, 3, 4
+      HAVING ${ITEM_NONZERO}
+    ),
+    r AS (
+      INSERT INTO item_rollups AS r (site_id, dim, hour, value, ${ITEM_ROLLUP_FIGURES.join(", ")})
+      SELECT * FROM dl
+      ORDER BY 1, 2, 3, 4
+      ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET ${ITEM_SUMS}
+      RETURNING 1
+    ),
+    rd AS (
+      INSERT INTO item_rollups_daily AS r (site_id, dim, day, value, ${ITEM_ROLLUP_FIGURES.join(", ")})
+      SELECT site_id, dim, ${daySql("hour")}, value, ${ITEM_ROLLUP_FIGURES.map((c) => `sum(${c})`).join(", ")}
+      FROM dl
+      WHERE (SELECT count(*) FROM r) >= 0
+      GROUP BY 1, 2, 3, 4
+      HAVING ${ITEM_NONZERO}
+      ORDER BY 1, 2, 3, 4
+      ON CONFLICT (site_id, dim, day, value) DO UPDATE SET ${ITEM_SUMS}
+      RETURNING 1
+    )
+    UPDATE visits v SET conversions = v.conversions + c.conversions, revenue = v.revenue + c.revenue
+    FROM (SELECT site_id, session_id, conversions, revenue FROM t
+          WHERE dim = 'event_type' AND value = '${CONVERSION}' AND (SELECT count(*) FROM rd) >= 0) c
+    WHERE v.site_id = c.site_id AND v.session_id = c.session_id`
+
+/** The parameters of {@link UPSERT_VISIT_ITEMS}: six of the raw_events insert's arrays. */
+export const itemParams = (raw: Params): Params => [raw[14], raw[3], raw[5], raw[2], raw[1], raw[9]]
+
+/**
  * With `entryChanges` (the sink's WriteCache), rows whose entry cannot change the stored one
  * send no entry and first-touch values (NULL entry_at: the upsert keeps what is stored).
  */
@@ -677,6 +768,7 @@ export const STATEMENTS = {
   upsertFingerprints: UPSERT_FINGERPRINTS,
   insertSeen: INSERT_SEEN,
   upsertVisits: UPSERT_VISITS,
+  upsertVisitItems: UPSERT_VISIT_ITEMS,
   upsertMetrics: UPSERT_METRICS,
   upsertDaily: UPSERT_DAILY,
   insertFailures: INSERT_FAILURES

@@ -240,17 +240,19 @@ const makeSiteStore = (sql: SqlClient.SqlClient): SiteStore["Service"] => {
   const purge = (siteId: number) =>
     sql.withTransaction(Effect.gen(function*() {
       yield* sql`SELECT version FROM site_registry FOR UPDATE`
-      // every table with a domain_id column (partitions are reached through their parent)
-      const tables = yield* sql<{ readonly name: string }>`
-        SELECT c.relname AS name
+      // every table with a domain_id column (events, rollups) or a site_id column (visits, their
+      // contents and rollups, shares) — partitions are reached through their parent; the domains
+      // rows last, below
+      const tables = yield* sql<{ readonly name: string; readonly column: string }>`
+        SELECT c.relname AS name, a.attname AS column
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE a.attname = 'domain_id' AND NOT a.attisdropped AND n.nspname = current_schema()
-          AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+        WHERE a.attname IN ('domain_id', 'site_id') AND NOT a.attisdropped AND n.nspname = current_schema()
+          AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> 'domains'
         ORDER BY 1`
       const report: PurgeReport = {}
-      for (const { name } of tables) {
-        const deleted = yield* sql`DELETE FROM ${sql(name)} WHERE domain_id = ${siteId} RETURNING 1`
-        report[name] = deleted.length
+      for (const { column, name } of tables) {
+        const deleted = yield* sql`DELETE FROM ${sql(name)} WHERE ${sql(column)} = ${siteId} RETURNING 1`
+        report[name] = (report[name] ?? 0) + deleted.length
       }
       // the sites row and the alias rows go with the primary domain row (ON DELETE CASCADE)
       yield* sql`DELETE FROM domains WHERE id = ${siteId}`

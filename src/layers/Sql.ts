@@ -20,6 +20,7 @@ import migration0006 from "../../migrations/0006_site_shares.ts"
 import migration0007 from "../../migrations/0007_query_indexes.ts"
 import migration0008 from "../../migrations/0008_visit_rollups.ts"
 import migration0009 from "../../migrations/0009_visit_rollups_daily.ts"
+import migration0010 from "../../migrations/0010_visit_items.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 
@@ -61,7 +62,8 @@ export const migrations = {
   "0006_site_shares": migration0006,
   "0007_query_indexes": migration0007,
   "0008_visit_rollups": migration0008,
-  "0009_visit_rollups_daily": migration0009
+  "0009_visit_rollups_daily": migration0009,
+  "0010_visit_items": migration0010
 } as const
 
 export const MIGRATIONS_TABLE = "spoolway_migrations"

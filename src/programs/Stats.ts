@@ -184,12 +184,13 @@ const rangeOf = (period: Period, tz: string) => [formatInstant(period.fromMs, tz
 
 /**
  * Runs a validated query for `site` (already authenticated; `query.site` checked here).
- * `options.rollups: false` never reads the visit rollups (tests compare both paths).
+ * `options.rollups: false` never reads the visit or item rollups, `options.items: false` never
+ * `visit_items` (tests compare the paths: StatsSql.ts `queryPath`).
  */
 export const runQuery = Effect.fn("Stats.runQuery")(function*(
   site: StatsSite,
   query: StatsQuery,
-  options?: { readonly rollups?: boolean }
+  options?: { readonly rollups?: boolean; readonly items?: boolean }
 ) {
   yield* checkSite(site, query.site)
   const tz = site.timezone
@@ -213,7 +214,8 @@ export const runQuery = Effect.fn("Stats.runQuery")(function*(
     dimensions: query.dimensions,
     filters: query.filters,
     orderBy: query.orderBy,
-    rollups: options?.rollups ?? true
+    rollups: options?.rollups ?? true,
+    items: options?.items ?? true
   }
   const paged = time === undefined
   const current = rowsOf(query, yield* run(compileQuery({ ...base, period, page: paged ? { limit: query.limit, offset: query.offset } : null })))

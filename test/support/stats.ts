@@ -16,6 +16,7 @@ import * as Sql from "../../src/layers/Sql.ts"
 import { testDatabase } from "../writerSupport.ts"
 import { testLogLevel } from "./collector.ts"
 import { BACKFILL_DAILY_ROLLUPS_SQL, BACKFILL_ROLLUPS_SQL, BACKFILL_VISITORS_SQL } from "../../src/domain/VisitRollups.ts"
+import { BACKFILL_ITEMS_SQL } from "../../src/domain/VisitItems.ts"
 
 export interface StatsApi {
   readonly baseUrl: string
@@ -137,6 +138,21 @@ export const insertVisits = (siteId: number, rows: ReadonlyArray<VisitRow>) =>
     yield* rebuildVisitRollups
   })
 
+/**
+ * The visits' contents recomputed from the stored events (migration 0010's backfill): after
+ * hand-made events, which the writer's statement did not write.
+ */
+export const rebuildVisitItems = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.withTransaction(Effect.gen(function*() {
+    yield* sql`DELETE FROM visit_items`
+    yield* sql`DELETE FROM item_rollups`
+    yield* sql`DELETE FROM item_rollups_daily`
+    yield* sql`UPDATE visits SET conversions = 0, revenue = 0`
+    for (const statement of BACKFILL_ITEMS_SQL) yield* sql.unsafe(statement)
+  }))
+})
+
 export interface EventRow {
   readonly session: string
   readonly at: string
@@ -147,7 +163,7 @@ export interface EventRow {
   readonly metadata?: Record<string, unknown> | null
 }
 
-/** Hand-made raw_events rows: a `page` makes a view (kind 'view', type 'pageview', with visitor id). */
+/** Hand-made raw_events rows: a `page` makes a view (kind 'view', type 'pageview', with visitor id); the visits' contents rebuilt. */
 export const insertEvents = (siteId: number, rows: ReadonlyArray<EventRow>) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -161,6 +177,7 @@ export const insertEvents = (siteId: number, rows: ReadonlyArray<EventRow>) =>
                 ${r.bot ?? false}, ${r.metadata === undefined || r.metadata === null ? null : JSON.stringify(r.metadata)}::jsonb,
                 ${at}, ${at}, ${isView && r.visitor ? vid(r.visitor) : null}, ${siteId})`
     }
+    yield* rebuildVisitItems
   })
 
 /** POST a JSON body to the API. */
