@@ -391,7 +391,7 @@ const runRound = async (round_: number): Promise<RoundResult> => {
   await adminSql(`CREATE DATABASE ${dbName}`)
   if (PG_STATEMENT_STATS) {
     // every statement's text and its backend's CPU (getrusage) in the server log, for this database only
-    for (const setting of ["log_statement_stats = on", "log_statement = 'all'", "log_parameter_max_length = 0"]) {
+    for (const setting of ["log_statement_stats = on"]) {
       await adminSql(`ALTER DATABASE ${dbName} SET ${setting}`)
     }
     log(`round ${round_}: database ${dbName} logs statement statistics`)
