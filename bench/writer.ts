@@ -21,6 +21,7 @@
  * BENCH_REFERENCES=0 (skip the COPY and unnest references: writer figures only, for A/B runs),
  * BENCH_QUIET_WAIT_S (120: how long each round first waits for the machine to calm down),
  * BENCH_NETWORK (real; `real,empty,empty,real` interleaves rounds without network data: bench/writerWorkload.ts),
+ * BENCH_WARMUP_ROUNDS (0; 1 leaves the process's first round out of the results),
  * BENCH_PG_STATEMENT_STATS=1 (PostgreSQL CPU per statement in the server log, see bench/pg-statement-cpu.ts).
  * Run with `npx node --expose-gc bench/writer.ts` to start each round's timed phase after a full GC.
  */
@@ -59,6 +60,12 @@ const PROFILE = process.env["BENCH_CPU_PROFILE"] === "1"
 /** BENCH_REFERENCES=0: no COPY / unnest reference rounds (their figures are null) */
 const REFERENCES = process.env["BENCH_REFERENCES"] !== "0"
 const QUIET_WAIT_S = Number(process.env["BENCH_QUIET_WAIT_S"] ?? 120)
+/**
+ * BENCH_WARMUP_ROUNDS (0): rounds run first and left out of the results — the process's first
+ * round also pays for compiling the writer's code (≈ +20–40 % writer CPU), which in an A/B list
+ * lands on whichever variant comes first.
+ */
+const WARMUP_ROUNDS = Number(process.env["BENCH_WARMUP_ROUNDS"] ?? 0)
 /**
  * BENCH_PG_STATEMENT_STATS=1: the round's database logs each statement and the backend's CPU per
  * protocol message (log_statement_stats) to the server log; bench/pg-statement-cpu.ts sums it per
@@ -382,9 +389,11 @@ const referenceRounds = async (round_: number, pgClient: any, dbUrl: string, wri
   }
 }
 
-const runRound = async (round_: number): Promise<RoundResult> => {
-  const transactions = TRANSACTIONS[(round_ - 1) % TRANSACTIONS.length]!
-  const network = BENCH_NETWORK_MODES[(round_ - 1) % BENCH_NETWORK_MODES.length]!
+const runRound = async (round_: number, warmup = false): Promise<RoundResult> => {
+  // warm-up rounds run the first setting; the measured rounds then start the lists from their beginning
+  const index = warmup ? 0 : round_ - 1 - WARMUP_ROUNDS
+  const transactions = TRANSACTIONS[index % TRANSACTIONS.length]!
+  const network = BENCH_NETWORK_MODES[index % BENCH_NETWORK_MODES.length]!
   const dbName = `spoolway_bench_${Math.random().toString(36).slice(2, 8)}`
   const dbUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${dbName}` }).toString()
   const prefix = `bench-writer-${Math.random().toString(36).slice(2, 8)}`
@@ -517,9 +526,13 @@ const main = async () => {
   const machine = machineInfo()
   log(`writer bench: ${EVENTS} events, batch ${BATCH}, ${ROUNDS} round(s); ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}`)
   const results: Array<RoundResult> = []
-  for (let i = 1; i <= ROUNDS; i++) results.push(await runRound(i))
+  for (let i = 1; i <= WARMUP_ROUNDS; i++) {
+    const warm = await runRound(i, true)
+    log(`round ${i} was a warm-up round (${warm.writerEps} events/s, writer CPU ${warm.nodeCpuS} s): not in the results`)
+  }
+  for (let i = 1; i <= ROUNDS; i++) results.push(await runRound(WARMUP_ROUNDS + i))
   const summary = {
-    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} BENCH_TRANSACTIONS=${TRANSACTIONS.join(",")} BENCH_NETWORK=${BENCH_NETWORK_MODES.join(",")} npx node bench/writer.ts`,
+    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} BENCH_WARMUP_ROUNDS=${WARMUP_ROUNDS} BENCH_ROUNDS=${ROUNDS} BENCH_TRANSACTIONS=${TRANSACTIONS.join(",")} BENCH_NETWORK=${BENCH_NETWORK_MODES.join(",")} npx node bench/writer.ts`,
     machine: { nproc: machine.nproc, cpuModel: machine.cpuModel, node: machine.node, postgres: results[0]?.pgVersion, redis: machine.redis },
     rounds: results
   }
