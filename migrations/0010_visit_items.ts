@@ -2,7 +2,7 @@
  * Visit contents (issue 14 targets; docs/visits.md "Visit contents", src/domain/VisitItems.ts):
  *
  * - `visit_items`: per (site, session, content dimension, value) the visit's pageviews, events,
- *   conversions and revenue with that value (`page`, `hostname`, `event_type`; NULL value =
+ *   conversions and revenue with that value (`page`, `event_type`; NULL value =
  *   none). Its key serves "the items of these visits" (the writer's moves, the query API's joins).
  * - `item_rollups` / `item_rollups_daily`: per (site, dim, UTC hour / day of the visit's start,
  *   value) the human visits that had the value and their figures with it.

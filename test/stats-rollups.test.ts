@@ -87,7 +87,7 @@ const ITEM_QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visitors", "visits", "pageviews", "events", "conversions", "revenue"], dimensions: ["page"] },
   { metrics: ["visitors", "pageviews"], dimensions: ["time:hour", "page"] },
   { metrics: ["visitors", "events"], dimensions: ["time:day", "event_type"] },
-  { metrics: ["visits", "visitors"], dimensions: ["hostname"] },
+  { metrics: ["visits", "visitors", "conversions"], dimensions: ["event_type"], filters: [["is_not", "event_type", ["click"]]] },
   { metrics: ["visitors", "pageviews"], dimensions: ["page"], filters: [["is_not", "page", ["/p0"]]] }
 ]
 
@@ -98,6 +98,12 @@ const ITEM_JOIN_QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visitors", "visits", "pageviews", "events", "bot_events"], filters: [["contains", "page", ["1", "2"]]] },
   { metrics: ["visitors", "visits"], dimensions: ["time:day", "source"], filters: [["is", "page", ["/p1"]]] },
   { metrics: ["visitors", "bot_events"], dimensions: ["event_type"] }
+]
+
+/** Content queries only the events answer: hostnames (not kept per visit), two content dimensions. */
+const EVENT_QUERIES: ReadonlyArray<Record<string, unknown>> = [
+  { metrics: ["visits", "visitors", "pageviews"], dimensions: ["hostname"] },
+  { metrics: ["visitors", "events"], dimensions: ["page"], filters: [["is", "event_type", ["click"]]] }
 ]
 
 const inputOf = (query: StatsQuery, timezone: string, nowMs: number): CompileInput => {
@@ -191,7 +197,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
             assert.deepStrictEqual(fromRollups.results, fromVisits.results, `${timezone} ${JSON.stringify(body)}`)
           }
           // content queries: the item rollups, the visits' items and the events give the same answers
-          for (const [bodies, path] of [[ITEM_QUERIES, "item-rollups"], [ITEM_JOIN_QUERIES, "items"]] as const) {
+          for (const [bodies, path] of [[ITEM_QUERIES, "item-rollups"], [ITEM_JOIN_QUERIES, "items"], [EVENT_QUERIES, "events"]] as const) {
             for (const body of bodies) {
               const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-01", "2026-05-03"] })
               assert.strictEqual(queryPath(inputOf(query, timezone, T0)).path, path, JSON.stringify(body))
@@ -359,7 +365,9 @@ describe("visit rollups, planner", () => {
       queryPath({ ...inputOf(parse({ date_range: "30d", ...body }), timezone, NOW), ...options }).path
     assert.strictEqual(path({ metrics: ["visitors", "pageviews"], dimensions: ["page"] }), "item-rollups")
     assert.strictEqual(path({ metrics: ["visitors", "events", "conversions", "revenue"], dimensions: ["event_type"] }, "Europe/Berlin"), "item-rollups")
-    assert.strictEqual(path({ metrics: ["visits"], dimensions: ["time:day", "hostname"], filters: [["contains", "hostname", ["shop"]]] }), "item-rollups")
+    assert.strictEqual(path({ metrics: ["visits"], dimensions: ["time:day", "event_type"], filters: [["contains", "event_type", ["sign"]]] }), "item-rollups")
+    // hostnames are not kept per visit
+    assert.strictEqual(path({ metrics: ["visits"], dimensions: ["hostname"] }), "events")
     // a filter alone (a visit may match several values), another dimension, per-visit metrics, realtime, half hours
     assert.strictEqual(path({ metrics: ["visitors"], filters: [["is", "page", ["/pricing"]]] }), "items")
     assert.strictEqual(path({ metrics: ["visitors"], dimensions: ["page"], filters: [["is", "country", ["DE"]]] }), "items")

@@ -7,17 +7,17 @@
  * the visits active in the last 5 minutes, their events since then). The paths, chosen by what
  * the query touches (docs/api.md "How the numbers are computed", {@link queryPath}):
  * - visit rollups — totals and one few-valued first-touch dimension (VisitRollups.ts);
- * - item rollups — one content dimension (page, hostname, event type) as a breakdown, with the
+ * - item rollups — one content dimension kept per visit (page, event type) as a breakdown, with the
  *   figures an item holds (VisitItems.ts);
  * - visits, `FROM visits` — every dimension and filter is a visit's (source, country, entry page,
  *   …); conversions, revenue and bot events are visit figures too;
  * - items, `FROM visits JOIN visit_items` — one content dimension with anything else: per
  *   (dimensions, visit) first, then per dimensions;
- * - events, `FROM raw_events JOIN visits` — two content dimensions (a conversion *on* a page),
+ * - events, `FROM raw_events JOIN visits` — a hostname, two content dimensions (a conversion *on* a page),
  *   or realtime with a content dimension: the events of the visits, grouped the same way.
  * Humans only (`NOT is_bot` of the visit), except `bot_events`.
  */
-import type { Dimension, Filter, FunnelStep, Metric, Period, PropertyDimension } from "./StatsQuery.ts"
+import type { Dimension, EventDimension, Filter, FunnelStep, Metric, Period, PropertyDimension } from "./StatsQuery.ts"
 import { isEventDimension, isTimeDimension, timeGrainOf } from "./StatsQuery.ts"
 import { offsetAt } from "./LocalTime.ts"
 import { DAY_MS } from "./Time.ts"
@@ -66,7 +66,7 @@ const filterDimensions = (filters: ReadonlyArray<Filter>): Array<PropertyDimensi
   })
 
 /** The content dimensions (page, hostname, event type) a query names in its dimensions and filters. */
-const contentDimensions = (input: Pick<CompileInput, "dimensions" | "filters">): Array<ItemDimension> =>
+const contentDimensions = (input: Pick<CompileInput, "dimensions" | "filters">): Array<EventDimension> =>
   [...new Set([...input.dimensions, ...filterDimensions(input.filters)].filter(isEventDimension))]
 
 /** Whether the query names a content dimension (page, hostname, event type): else it is a visit query. */
@@ -281,7 +281,8 @@ export const queryPath = (input: CompileInput): QueryPath => {
   if (itemRollup !== undefined) return { path: "item-rollups", dimension: itemRollup }
   const content = contentDimensions(input)
   if (content.length === 0) return { path: "visits" }
-  if (content.length === 1 && !input.active && input.items !== false) return { path: "items", dimension: content[0]! }
+  const only = content.length === 1 ? content[0]! : undefined
+  if (only !== undefined && isItemDimension(only) && !input.active && input.items !== false) return { path: "items", dimension: only }
   return { path: "events" }
 }
 

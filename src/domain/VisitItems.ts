@@ -1,13 +1,16 @@
 /**
  * Visit contents (docs/visits.md "Visit contents", issue 14 targets): what a visit did, per
- * content dimension — the pages it had events on, the hostnames, the event types — so that the
- * stats query API answers "top pages", "event types" and any page / hostname / event type
- * breakdown from rows kept by the writer instead of grouping every event of the period.
+ * content dimension — the pages it had events on, the event types it sent — so that the stats
+ * query API answers "top pages", "event types" and any page / event type breakdown from rows
+ * kept by the writer instead of grouping every event of the period. (Hostnames are not kept:
+ * a visit nearly always has one, so they would add a row per visit and batch — a third of the
+ * statement's rows — for a breakdown the dashboard does not show; the query API reads them from
+ * the events.)
  *
  * - `visit_items`: per (site, session, dim, value) the events of that visit with that value —
  *   pageviews, events, conversions and their revenue. `dim` is `page` (the page path,
- *   `spoolway_page_path`), `hostname` (`spoolway_url_host`) or `event_type`; a NULL value is an
- *   event without one (no page URL). Every event of a visit adds to one row of each dimension.
+ *   `spoolway_page_path`) or `event_type`; a NULL value is an event without one (no page URL).
+ *   Every event of a visit adds to one row of each dimension.
  * - `item_rollups` (per UTC hour of the visit's **start**) and `item_rollups_daily` (per UTC
  *   day): per (site, dim, value) the human visits that had it (`visits`: one per visit) and
  *   their figures with it — additive, like the visit rollups, and in the same rule: a visit
@@ -26,7 +29,7 @@
 import { daySql, hourSql } from "./VisitRollups.ts"
 
 /** The content dimensions (a `visit_items.dim` each). */
-export const ITEM_DIMENSIONS = ["page", "hostname", "event_type"] as const
+export const ITEM_DIMENSIONS = ["page", "event_type"] as const
 export type ItemDimension = typeof ITEM_DIMENSIONS[number]
 
 export const isItemDimension = (d: string): d is ItemDimension => (ITEM_DIMENSIONS as ReadonlyArray<string>).includes(d)
@@ -52,8 +55,7 @@ export const itemsOfEventsSql = (events: string) => `
          count(*) FILTER (WHERE t.event_type = '${CONVERSION}') AS conversions,
          coalesce(sum(${revenueSql("t.event_type", "t.metadata")}), 0) AS revenue
   FROM ${events}
-  CROSS JOIN LATERAL (VALUES ('page', spoolway_page_path(t.page_url)), ('hostname', spoolway_url_host(t.page_url)),
-                             ('event_type', t.event_type)) AS i(dim, value)
+  CROSS JOIN LATERAL (VALUES ('page', spoolway_page_path(t.page_url)), ('event_type', t.event_type)) AS i(dim, value)
   WHERE t.site_id IS NOT NULL
   GROUP BY 1, 2, 3, 4`
 

@@ -599,11 +599,14 @@ export const UPSERT_VISITS = (() => {
  * visit's start, one visit for every (visit, value) pair new in `visit_items` and the events'
  * figures; `visits.conversions` / `revenue` get the conversions.
  *
+ * A (visit, value) pair is new when the upsert inserted its row (`xmax = 0`; a NULL value is
+ * matched as chr(1), which no page path or event type is).
+ *
  * A visit whose start hour changed in this transaction's visits statement, or that turned into
  * a bot's (`prev_started_at` / `prev_is_bot`, set by that statement on every row it updated; NULL
  * on a row it inserted), has all its stored items moved: out of the old hour (if it counted), into
  * the new one (if it counts). The statement reads `visit_items` as it was before it (one snapshot
- * for the whole statement), which is what both the pair check and the move need; the visits rows
+ * for the whole statement), which is what the move needs; the visits rows
  * of the batch are locked by this transaction already, so no other one changes their items
  * meanwhile. Lock order: visit_items → item_rollups → item_rollups_daily → visits (rows this
  * transaction holds).
@@ -633,14 +636,12 @@ export const UPSERT_VISIT_ITEMS = `
       ON CONFLICT (site_id, session_id, dim, value) DO UPDATE SET
         pageviews = i.pageviews + excluded.pageviews, events = i.events + excluded.events,
         conversions = i.conversions + excluded.conversions, revenue = i.revenue + excluded.revenue
-      RETURNING 1
+      RETURNING i.site_id, i.session_id, i.dim, coalesce(i.value, chr(1)) AS k, (i.xmax = 0) AS inserted
     ),
     d AS (
-      SELECT t.site_id, t.dim, vs.hour, t.value,
-             (NOT EXISTS (SELECT 1 FROM visit_items i WHERE i.site_id = t.site_id AND i.session_id = t.session_id
-                          AND i.dim = t.dim AND i.value IS NOT DISTINCT FROM t.value))::int AS visits,
-             t.pageviews, t.events, t.conversions, t.revenue
+      SELECT t.site_id, t.dim, vs.hour, t.value, u.inserted::int AS visits, t.pageviews, t.events, t.conversions, t.revenue
       FROM t JOIN vs ON vs.site_id = t.site_id AND vs.session_id = t.session_id
+      JOIN up u ON u.site_id = t.site_id AND u.session_id = t.session_id AND u.dim = t.dim AND u.k = coalesce(t.value, chr(1))
       WHERE NOT vs.is_bot
       UNION ALL
       SELECT i.site_id, i.dim, s.hour, i.value, s.sign, s.sign * i.pageviews, s.sign * i.events, s.sign * i.conversions,
