@@ -20,18 +20,22 @@
  * BENCH_NO_SESSION_ID=1 (envelopes without sessionId: server-side session assignment),
  * BENCH_REFERENCES=0 (skip the COPY and unnest references: writer figures only, for A/B runs),
  * BENCH_QUIET_WAIT_S (120: how long each round first waits for the machine to calm down),
- * BENCH_NETWORK (real; `real,empty,empty,real` interleaves rounds without network data: bench/writerWorkload.ts).
+ * BENCH_NETWORK (real; `real,empty,empty,real` interleaves rounds without network data: bench/writerWorkload.ts),
+ * BENCH_WARMUP_ROUNDS (0; 1 leaves the process's first round out of the results),
+ * BENCH_PG_STATEMENT_STATS=1 (PostgreSQL CPU per statement in the server log, see bench/pg-statement-cpu.ts).
+ * Run with `npx node --expose-gc bench/writer.ts` to start each round's timed phase after a full GC.
  */
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import * as inspector from "node:inspector/promises"
 import { createRequire } from "node:module"
-import { performance } from "node:perf_hooks"
+import { constants as perfConstants, performance, PerformanceObserver } from "node:perf_hooks"
 import { PgClient, PgTypes } from "@effect/sql-pg"
 import { Effect, Layer, Redacted, Result } from "effect"
 import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
+import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import * as Sql from "../src/layers/Sql.ts"
@@ -56,6 +60,18 @@ const PROFILE = process.env["BENCH_CPU_PROFILE"] === "1"
 /** BENCH_REFERENCES=0: no COPY / unnest reference rounds (their figures are null) */
 const REFERENCES = process.env["BENCH_REFERENCES"] !== "0"
 const QUIET_WAIT_S = Number(process.env["BENCH_QUIET_WAIT_S"] ?? 120)
+/**
+ * BENCH_WARMUP_ROUNDS (0): rounds run first and left out of the results — the process's first
+ * round also pays for compiling the writer's code (≈ +20–40 % writer CPU), which in an A/B list
+ * lands on whichever variant comes first.
+ */
+const WARMUP_ROUNDS = Number(process.env["BENCH_WARMUP_ROUNDS"] ?? 0)
+/**
+ * BENCH_PG_STATEMENT_STATS=1: the round's database logs each statement and the backend's CPU per
+ * protocol message (log_statement_stats) to the server log; bench/pg-statement-cpu.ts sums it per
+ * statement. Diagnostics only: the logging costs PostgreSQL CPU of its own.
+ */
+const PG_STATEMENT_STATS = process.env["BENCH_PG_STATEMENT_STATS"] === "1"
 
 const startProfile = async () => {
   const session = new inspector.Session()
@@ -68,6 +84,73 @@ const startProfile = async () => {
     log(`cpu profile of the writer phase: ${file}`)
     session.disconnect()
   }
+}
+
+/**
+ * Main-thread GC pauses during the writer phase, by kind (scavenge / mark-compact / …), from the
+ * `gc` performance entries: what a round's garbage costs, apart from the work that makes it.
+ */
+const gcRecorder = () => {
+  const byKind: Record<string, { count: number; ms: number }> = {}
+  const kinds: Record<number, string> = {
+    [perfConstants.NODE_PERFORMANCE_GC_MINOR]: "minor",
+    [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: "major",
+    [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental",
+    [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: "weakcb"
+  }
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = kinds[(entry as unknown as { detail: { kind: number } }).detail.kind] ?? "other"
+      const k = (byKind[kind] ??= { count: 0, ms: 0 })
+      k.count++
+      k.ms += entry.duration
+    }
+  })
+  observer.observe({ entryTypes: ["gc"] })
+  return () =>
+    new Promise<Record<string, { count: number; ms: number }>>((resolve) =>
+      // entries are delivered asynchronously: let the last ones arrive
+      setTimeout(() => {
+        for (const entry of observer.takeRecords()) {
+          const kind = kinds[(entry as unknown as { detail: { kind: number } }).detail.kind] ?? "other"
+          const k = (byKind[kind] ??= { count: 0, ms: 0 })
+          k.count++
+          k.ms += entry.duration
+        }
+        observer.disconnect()
+        for (const k of Object.values(byKind)) k.ms = round(k.ms, 1)
+        resolve(byKind)
+      }, 50)
+    )
+}
+
+/**
+ * CPU ticks of this process's threads by name (/proc/self/task): the main thread ("node") apart
+ * from V8's helper threads ("V8 DefaultWorke": concurrent marking, sweeping, parallel scavenges,
+ * compilation) and libuv's pool — where the writer's CPU goes besides the JavaScript it runs.
+ */
+const threadTicks = (): Map<string, number> => {
+  const out = new Map<string, number>()
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8")
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      const key = tid === String(process.pid) ? "main" : name
+      out.set(key, (out.get(key) ?? 0) + Number(fields[11]) + Number(fields[12]))
+    } catch {
+      // the thread ended
+    }
+  }
+  return out
+}
+const threadCpuS = (before: Map<string, number>): Record<string, number> => {
+  const out: Record<string, number> = {}
+  for (const [name, ticks] of threadTicks()) {
+    const d = (ticks - (before.get(name) ?? 0)) / CLK_TCK
+    if (d > 0) out[name] = round(d, 2)
+  }
+  return out
 }
 
 /** CPU time (user + system, clock ticks) of a process, from /proc. */
@@ -250,11 +333,19 @@ interface RoundResult {
   readonly stored: number
   readonly pageviews: number
   readonly sessions: number
+  /** rows in visits after the round */
+  readonly visits: number
   readonly batches: number
   readonly nodeCpuS: number
   readonly pgCpuS: number
   readonly pgVersion: string
   readonly busyBefore: number
+  /** main-thread GC pauses during the writer phase, by kind */
+  readonly gc: Record<string, { count: number; ms: number }>
+  /** heap used at the end of the writer phase, MB */
+  readonly heapMb: number
+  /** CPU s of the writer process's threads by name during the writer phase (main = the JS thread) */
+  readonly threads: Record<string, number>
 }
 
 /** The same run's references (module doc): plain COPY, COPY with raw_events' key, the unnest insert alone. */
@@ -298,14 +389,23 @@ const referenceRounds = async (round_: number, pgClient: any, dbUrl: string, wri
   }
 }
 
-const runRound = async (round_: number): Promise<RoundResult> => {
-  const transactions = TRANSACTIONS[(round_ - 1) % TRANSACTIONS.length]!
-  const network = BENCH_NETWORK_MODES[(round_ - 1) % BENCH_NETWORK_MODES.length]!
+const runRound = async (round_: number, warmup = false): Promise<RoundResult> => {
+  // warm-up rounds run the first setting; the measured rounds then start the lists from their beginning
+  const index = warmup ? 0 : round_ - 1 - WARMUP_ROUNDS
+  const transactions = TRANSACTIONS[index % TRANSACTIONS.length]!
+  const network = BENCH_NETWORK_MODES[index % BENCH_NETWORK_MODES.length]!
   const dbName = `spoolway_bench_${Math.random().toString(36).slice(2, 8)}`
   const dbUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${dbName}` }).toString()
   const prefix = `bench-writer-${Math.random().toString(36).slice(2, 8)}`
   const streamKey = `${prefix}:events`
   await adminSql(`CREATE DATABASE ${dbName}`)
+  if (PG_STATEMENT_STATS) {
+    // every statement's text and its backend's CPU (getrusage) in the server log, for this database only
+    for (const setting of ["log_statement_stats = on"]) {
+      await adminSql(`ALTER DATABASE ${dbName} SET ${setting}`)
+    }
+    log(`round ${round_}: database ${dbName} logs statement statistics`)
+  }
   const redis = new Redis(REDIS_URL)
   const pgClient = new pg.Client({ connectionString: dbUrl })
   try {
@@ -337,33 +437,51 @@ const runRound = async (round_: number): Promise<RoundResult> => {
           yield* sql`WITH c AS (INSERT INTO corps (name) VALUES (${host}) RETURNING id)
                      INSERT INTO domains (hostname, corp_id) SELECT ${host}, id FROM c`
         }
+        // the Domains layer loaded its (empty) table when it was built and reloads on a change made
+        // with `spoolway sites` (site_registry.version) or after 60 s: without this every event of the
+        // round was stored without a site (no visits, rollups without a site)
+        yield* (yield* Domains).refresh
         const writer = yield* makeWriter({ maintenance: false })
         const quiet = yield* Effect.promise(() => waitQuiet("writer bench", 60, QUIET_WAIT_S))
         const backends = sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`
+        // with `node --expose-gc`: a full collection first, so that garbage made before the timed
+        // phase (the previous round's, or the ASN table's CSV load when the layer was built) is not
+        // collected on the round's time — in a writer that is a start-up cost, paid once
+        const gc = (globalThis as { gc?: () => void }).gc
+        if (gc !== undefined) gc()
         const pgBefore = new Map((yield* backends).map((r) => [r.pid, cpuTicks(r.pid) ?? 0]))
         const profiler = PROFILE ? yield* Effect.promise(() => startProfile()) : undefined
+        const gcStop = gcRecorder()
+        const threads0 = threadTicks()
         const cpu0 = process.cpuUsage()
         const start = performance.now()
+        const startedAt = new Date().toISOString()
         yield* writer.drain
         const writerS = (performance.now() - start) / 1000
+        if (PG_STATEMENT_STATS) log(`round ${round_}: writer phase of ${dbName} from ${startedAt} to ${new Date().toISOString()}`)
         const cpu = process.cpuUsage(cpu0)
+        const threads = threadCpuS(threads0)
+        const gcPauses = yield* Effect.promise(() => gcStop())
+        const heapMb = round(process.memoryUsage().heapUsed / 2 ** 20, 1)
         if (profiler !== undefined) yield* Effect.promise(() => profiler())
         let pgTicks = 0
         for (const { pid } of yield* backends) pgTicks += (cpuTicks(pid) ?? 0) - (pgBefore.get(pid) ?? 0)
         const nodeCpuS = (cpu.user + cpu.system) / 1e6
         const pgCpuS = pgTicks / CLK_TCK
         const stats = yield* writer.snapshot
-        const [counts] = yield* sql<{ stored: number; pageviews: number; sessions: number; version: string }>`
+        const [counts] = yield* sql<{ stored: number; pageviews: number; sessions: number; visits: number; version: string }>`
           SELECT (SELECT count(*)::int FROM raw_events) AS stored,
                  (SELECT coalesce(sum(pageviews), 0)::int FROM daily_metrics) AS pageviews,
                  (SELECT coalesce(sum(sessions), 0)::int FROM daily_metrics) AS sessions,
+                 (SELECT count(*)::int FROM visits) AS visits,
                  current_setting('server_version') AS version`
-        return { writerS, stats, counts: counts!, busyBefore: quiet.busyPct, nodeCpuS, pgCpuS }
+        return { writerS, stats, counts: counts!, busyBefore: quiet.busyPct, nodeCpuS, pgCpuS, gc: gcPauses, heapMb, threads }
       }).pipe(Effect.scoped, Effect.provide(layer))
     )
     log(
       `round ${round_} (${transactions} transaction(s) in flight, network ${network}): writer stored ${result.counts.stored} rows in ${round(result.writerS, 2)} s ` +
-        `(CPU: writer process ${round(result.nodeCpuS, 2)} s, PostgreSQL backends ${round(result.pgCpuS, 2)} s)`
+        `(CPU: writer process ${round(result.nodeCpuS, 2)} s, PostgreSQL backends ${round(result.pgCpuS, 2)} s; ` +
+        `GC pauses ${Object.entries(result.gc).map(([k, v]) => `${k} ${v.count}× ${v.ms} ms`).join(", ")}; heap after ${result.heapMb} MB; threads CPU s ${JSON.stringify(result.threads)})`
     )
 
     const writerEps = EVENTS / result.writerS
@@ -386,11 +504,15 @@ const runRound = async (round_: number): Promise<RoundResult> => {
       stored: result.counts.stored,
       pageviews: result.counts.pageviews,
       sessions: result.counts.sessions,
+      visits: result.counts.visits,
       batches: result.stats.batches,
       nodeCpuS: round(result.nodeCpuS, 2),
       pgCpuS: round(result.pgCpuS, 2),
       pgVersion: result.counts.version,
-      busyBefore: result.busyBefore
+      busyBefore: result.busyBefore,
+      gc: result.gc,
+      heapMb: result.heapMb,
+      threads: result.threads
     }
   } finally {
     await pgClient.end().catch(() => undefined)
@@ -404,9 +526,13 @@ const main = async () => {
   const machine = machineInfo()
   log(`writer bench: ${EVENTS} events, batch ${BATCH}, ${ROUNDS} round(s); ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}`)
   const results: Array<RoundResult> = []
-  for (let i = 1; i <= ROUNDS; i++) results.push(await runRound(i))
+  for (let i = 1; i <= WARMUP_ROUNDS; i++) {
+    const warm = await runRound(i, true)
+    log(`round ${i} was a warm-up round (${warm.writerEps} events/s, writer CPU ${warm.nodeCpuS} s): not in the results`)
+  }
+  for (let i = 1; i <= ROUNDS; i++) results.push(await runRound(WARMUP_ROUNDS + i))
   const summary = {
-    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} BENCH_TRANSACTIONS=${TRANSACTIONS.join(",")} BENCH_NETWORK=${BENCH_NETWORK_MODES.join(",")} npx node bench/writer.ts`,
+    command: `BENCH_EVENTS=${EVENTS} BENCH_BATCH=${BATCH} BENCH_WARMUP_ROUNDS=${WARMUP_ROUNDS} BENCH_ROUNDS=${ROUNDS} BENCH_TRANSACTIONS=${TRANSACTIONS.join(",")} BENCH_NETWORK=${BENCH_NETWORK_MODES.join(",")} npx node bench/writer.ts`,
     machine: { nproc: machine.nproc, cpuModel: machine.cpuModel, node: machine.node, postgres: results[0]?.pgVersion, redis: machine.redis },
     rounds: results
   }
