@@ -236,6 +236,17 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
             }
           }
         }
+        // totals with bot events (two statements: the other metrics, then the bot visits alone) = one statement
+        for (const body of [
+          { metrics: [...VISIT_METRICS, "bot_events"] },
+          { metrics: ["visitors", "bot_events"], filters: [["is", "country", ["GB"]]], compare: "previous_period" },
+          { metrics: ["bot_events", "visits"], filters: [["is", "page", ["/p1"]]] }
+        ]) {
+          const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "Europe/Berlin" }
+          const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-01", "2026-05-03"] })
+          const split = yield* runQuery(statsSite, query)
+          assert.deepStrictEqual(split, yield* runQuery(statsSite, query, { rollups: false }), JSON.stringify(body))
+        }
         // a range that cuts visits: each counts, with everything it did, in the range it started in — on every path
         const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" }
         for (const body of [...ITEM_QUERIES, ...ITEM_JOIN_QUERIES, { metrics: VISIT_METRICS }]) {

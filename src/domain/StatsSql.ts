@@ -502,7 +502,14 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
         `AND w.session_id = r.session_id OFFSET 0) v`
       : "visits v"
     const when = input.active ? `v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz` : visitsWhen
-    const where = [`v.site_id = ${site}::int`, when, ...(bots ? [] : ["NOT v.is_bot"]), ...input.filters.map((f) => filterSql(f, params))]
+    // bot events alone: the bot visits only (their partial index, migration 0012)
+    const botsOnly = input.metrics.every((m) => m === "bot_events")
+    const where = [
+      `v.site_id = ${site}::int`,
+      when,
+      ...(botsOnly ? ["v.is_bot"] : bots ? [] : ["NOT v.is_bot"]),
+      ...input.filters.map((f) => filterSql(f, params))
+    ]
     const fromVisits = `FROM ${visits} WHERE ${where.join(" AND ")}`
     if (input.rollups !== false && !input.active && input.metrics.includes("visitors")) {
       return { text: visitorsBySurplus(input, { params, site, from, to, nd, page, bots }, dims, fromVisits), params: params.values }
