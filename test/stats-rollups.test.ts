@@ -281,23 +281,25 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
     }))
 })
 
+/** A fixed history of the property's shape (sessions, bots, both visitors and languages, midnight) for the migration tests. */
+const FIXED_HISTORY = Array.from({ length: 40 }, (_, i) => ({
+  session: i % 6,
+  kind: i % 7,
+  page: i % 4,
+  ip: (i >> 1) % 2,
+  lang: (i >> 2) % 2,
+  source: i % 3,
+  step: (i * 37) % 400,
+  ranks: [(i * 53) % 101]
+}))
+
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit rollups, migration", (it) => {
   it.effect("an install upgrading to 0008 and 0009 gets the rollups of its stored visits (backfill)", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const db = yield* TestDb
-      const history = Array.from({ length: 40 }, (_, i) => ({
-        session: i % 6,
-        kind: i % 7,
-        page: i % 4,
-        ip: (i >> 1) % 2,
-        lang: (i >> 2) % 2,
-        source: i % 3,
-        step: (i * 37) % 400,
-        ranks: [(i * 53) % 101]
-      }))
       const tag = `m${Math.random().toString(36).slice(2, 8)}`
-      const site = yield* writeForNewSite("rmig", 3, (origin) => envelopesOf(history, tag, origin))
+      const site = yield* writeForNewSite("rmig", 3, (origin) => envelopesOf(FIXED_HISTORY, tag, origin))
       const rollups = `SELECT dim, hour, value, visits, pageviews, events, bounces, duration FROM visit_rollups
         WHERE site_id = ${site.domainId} AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)
         ORDER BY dim, hour, value`
@@ -348,18 +350,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const db = yield* TestDb
-      const history = Array.from({ length: 40 }, (_, i) => ({
-        session: i % 6,
-        kind: i % 7,
-        page: i % 4,
-        ip: (i >> 1) % 2,
-        lang: (i >> 2) % 2,
-        source: i % 3,
-        step: (i * 37) % 400,
-        ranks: [(i * 53) % 101]
-      }))
       const tag = `c${Math.random().toString(36).slice(2, 8)}`
-      const site = yield* writeForNewSite("cmig", 3, (origin) => envelopesOf(history, tag, origin))
+      const site = yield* writeForNewSite("cmig", 3, (origin) => envelopesOf(FIXED_HISTORY, tag, origin))
       const tables = [
         `SELECT session_id, dim, value, pageviews, events, conversions, revenue FROM visit_items WHERE site_id = ${site.domainId} ORDER BY 1, 2, 3`,
         `SELECT dim, hour, value, visits, pageviews, events, conversions, revenue FROM item_rollups WHERE site_id = ${site.domainId}

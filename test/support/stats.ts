@@ -102,21 +102,24 @@ export interface VisitRow {
 /** A visitor id as the writer stores it (bytea); the same name gives the same id. */
 export const vid = (name: string) => Buffer.from(`visitor:${name}`)
 
+/** Empties `tables` and runs `statements`, in one transaction. */
+const rebuild = (tables: ReadonlyArray<string>, statements: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.withTransaction(Effect.gen(function*() {
+      for (const table of tables) yield* sql.unsafe(`DELETE FROM ${table}`)
+      for (const statement of statements) yield* sql.unsafe(statement)
+    }))
+  })
+
 /**
  * The visit rollups recomputed from `visits` (migrations 0008 and 0009's backfill): after hand-made or
  * hand-edited visits rows, which the writer's statement did not write.
  */
-export const rebuildVisitRollups = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  yield* sql.withTransaction(Effect.gen(function*() {
-    yield* sql`DELETE FROM visit_rollups`
-    yield* sql`DELETE FROM visit_rollups_daily`
-    yield* sql`DELETE FROM visitor_visits`
-    yield* sql.unsafe(BACKFILL_ROLLUPS_SQL)
-    yield* sql.unsafe(BACKFILL_DAILY_ROLLUPS_SQL)
-    yield* sql.unsafe(BACKFILL_VISITORS_SQL)
-  }))
-})
+export const rebuildVisitRollups = rebuild(
+  ["visit_rollups", "visit_rollups_daily", "visitor_visits"],
+  [BACKFILL_ROLLUPS_SQL, BACKFILL_DAILY_ROLLUPS_SQL, BACKFILL_VISITORS_SQL]
+)
 
 /** Hand-made visits rows (until the writer fills them; then tests also go through the writer); rollups rebuilt. */
 export const insertVisits = (siteId: number, rows: ReadonlyArray<VisitRow>) =>
@@ -142,16 +145,10 @@ export const insertVisits = (siteId: number, rows: ReadonlyArray<VisitRow>) =>
  * The visits' contents recomputed from the stored events (migration 0010's backfill): after
  * hand-made events, which the writer's statement did not write.
  */
-export const rebuildVisitItems = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  yield* sql.withTransaction(Effect.gen(function*() {
-    yield* sql`DELETE FROM visit_items`
-    yield* sql`DELETE FROM item_rollups`
-    yield* sql`DELETE FROM item_rollups_daily`
-    yield* sql`UPDATE visits SET conversions = 0, revenue = 0`
-    for (const statement of BACKFILL_ITEMS_SQL) yield* sql.unsafe(statement)
-  }))
-})
+export const rebuildVisitItems = rebuild(
+  ["visit_items", "item_rollups", "item_rollups_daily"],
+  ["UPDATE visits SET conversions = 0, revenue = 0", ...BACKFILL_ITEMS_SQL]
+)
 
 export interface EventRow {
   readonly session: string
