@@ -228,6 +228,10 @@ const wholeHourOffsets = (period: Period, tz: string): boolean => {
   return true
 }
 
+/** The property dimensions a query names in its dimensions and filters together. */
+const propertyDimensions = (input: CompileInput): Set<string> =>
+  new Set<string>([...input.dimensions.filter((d) => !isTimeDimension(d)), ...filterDimensions(input.filters)])
+
 /** Whether the period (and its time buckets) are unions of whole UTC hours, so rollup rows add up to it exactly. */
 const onRollupHours = (input: CompileInput): boolean =>
   input.period.fromMs % ROLLUP_BUCKET_MS === 0 && input.period.toMs % ROLLUP_BUCKET_MS === 0 &&
@@ -243,7 +247,7 @@ const onRollupHours = (input: CompileInput): boolean =>
  */
 export const rollupDimension = (input: CompileInput): string | undefined => {
   if (input.rollups === false || input.active || isEventQuery(input)) return undefined
-  const properties = new Set<string>([...input.dimensions.filter((d) => !isTimeDimension(d)), ...filterDimensions(input.filters)])
+  const properties = propertyDimensions(input)
   if (properties.size > 1) return undefined
   const dimension = [...properties][0]
   if (dimension !== undefined && !isRollupDimension(dimension)) return undefined
@@ -261,7 +265,7 @@ export const rollupDimension = (input: CompileInput): string | undefined => {
  */
 export const itemRollupDimension = (input: CompileInput): ItemDimension | undefined => {
   if (input.rollups === false || input.items === false || input.active) return undefined
-  const properties = new Set<string>([...input.dimensions.filter((d) => !isTimeDimension(d)), ...filterDimensions(input.filters)])
+  const properties = propertyDimensions(input)
   const dimension = [...properties][0]
   if (properties.size !== 1 || dimension === undefined || !isItemDimension(dimension)) return undefined
   if (!input.dimensions.includes(dimension)) return undefined
@@ -376,19 +380,11 @@ const compileRollupQuery = (input: CompileInput, dimension: string, kind: keyof 
   const ctes = [`g AS (${g})`]
   let join = ""
   if (input.metrics.includes("visitors")) {
-    // driven by the repeated visitors (few), each one's visits by the (site_id, visitor_id_daily)
-    // index: LATERAL with OFFSET 0 (not flattened into a join) keeps the plan that way whatever
-    // the statistics say; a content dimension's values from those visits' items
-    const repeated = `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${site}::int AND x.visits > 1 ` +
-      `AND x.last_start >= ${from}::timestamptz AND x.first_start < ${to}::timestamptz`
     const itemJoin = kind === "items"
       ? ` JOIN visit_items i ON i.site_id = v.site_id AND i.session_id = v.session_id AND i.dim = '${dimension}'`
       : ""
     const surplusColumns: Columns = kind === "items" ? { [dimension]: "i.value" } : {}
-    const surplus = `SELECT ${[...dims("v.started_at", surplusColumns), "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} ` +
-      `FROM (${repeated}) x CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${site}::int ` +
-      `AND w.visitor_id_daily = x.visitor_id_daily AND w.started_at >= ${from}::timestamptz AND w.started_at < ${to}::timestamptz ` +
-      `AND NOT w.is_bot OFFSET 0) v${itemJoin}` + where([], surplusColumns) + groupSql(nd)
+    const surplus = surplusSql(input, { params, site, from, to }, dims("v.started_at", surplusColumns), itemJoin, surplusColumns)
     ctes.push(`s AS (${surplus})`)
     join = nd === 0 ? " CROSS JOIN s" : ` LEFT JOIN s ON ${aliases.map((a) => `s.${a} IS NOT DISTINCT FROM g.${a}`).join(" AND ")}`
   }
@@ -428,20 +424,27 @@ const VISIT_COLUMNS = [
 ]
 
 /**
- * The repeated visitors' surplus on the visits path: per group, how many of the period's human
- * visits (after the query's filters) belong to a daily visitor id already counted on another of
- * them — read from `visits` only for the visitors `visitor_visits` lists as seen on two or more
- * visits around the period (few), each one's visits by the (site_id, visitor_id_daily) index
- * (LATERAL, OFFSET 0: that plan whatever the statistics say). Dimension expressions over `v`.
+ * The repeated visitors' surplus: per group, how many of the period's human visits (after the
+ * query's filters) belong to a daily visitor id already counted on another of them — read from
+ * `visits` only for the visitors `visitor_visits` lists as seen on two or more visits around the
+ * period (few), each one's visits by the (site_id, visitor_id_daily) index (LATERAL, OFFSET 0:
+ * that plan whatever the statistics say); for a content dimension, joined to those visits'
+ * items (`join`, values in `columns`). Dimension expressions over `v` (and `i`).
  */
-const visitsSurplusSql = (input: CompileInput, params: Params, site: string, from: string, to: string, dims: ReadonlyArray<string>) => {
-  const repeated = `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${site}::int AND x.visits > 1 ` +
-    `AND x.last_start >= ${from}::timestamptz AND x.first_start < ${to}::timestamptz`
-  const filters = input.filters.map((f) => filterSql(f, params))
+const surplusSql = (
+  input: CompileInput,
+  q: { params: Params; site: string; from: string; to: string },
+  dims: ReadonlyArray<string>,
+  join = "",
+  columns: Columns = {}
+) => {
+  const repeated = `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${q.site}::int AND x.visits > 1 ` +
+    `AND x.last_start >= ${q.from}::timestamptz AND x.first_start < ${q.to}::timestamptz`
+  const filters = input.filters.map((f) => filterSql(f, q.params, columns))
   return `SELECT ${[...dims, "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} ` +
-    `FROM (${repeated}) x CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${site}::int ` +
-    `AND w.visitor_id_daily = x.visitor_id_daily AND w.started_at >= ${from}::timestamptz AND w.started_at < ${to}::timestamptz ` +
-    `AND NOT w.is_bot OFFSET 0) v` + (filters.length === 0 ? "" : ` WHERE ${filters.join(" AND ")}`) + groupSql(dims.length)
+    `FROM (${repeated}) x CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${q.site}::int ` +
+    `AND w.visitor_id_daily = x.visitor_id_daily AND w.started_at >= ${q.from}::timestamptz AND w.started_at < ${q.to}::timestamptz ` +
+    `AND NOT w.is_bot OFFSET 0) v${join}` + (filters.length === 0 ? "" : ` WHERE ${filters.join(" AND ")}`) + groupSql(dims.length)
 }
 
 /**
@@ -464,7 +467,7 @@ const visitorsBySurplus = (
   const humans = q.bots ? "count(*) FILTER (WHERE NOT v.is_bot)" : "count(*)"
   const g = `SELECT ${[...dims, `${humans} AS n`, ...others.map((m) => `${visitMetric(m, q.bots)} AS ${metricAlias(m)}`)].join(", ")} ` +
     `${fromVisits}${groupSql(q.nd)}`
-  const s = visitsSurplusSql(input, q.params, q.site, q.from, q.to, dims)
+  const s = surplusSql(input, q, dims)
   const both = `SELECT ${[...aliases, "n", "0::bigint AS surplus", ...others.map(metricAlias)].join(", ")} FROM g UNION ALL ` +
     `SELECT ${[...aliases, "0::bigint", "surplus", ...others.map(() => "NULL")].join(", ")} FROM s`
   const metrics = input.metrics.map((m) =>
@@ -482,12 +485,9 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
   if (path.path === "item-rollups") return compileRollupQuery(input, path.dimension, "items")
   const { params, site, from, to, tz, page, nd } = queryPrologue(input)
   const bots = input.metrics.includes("bot_events")
-  // the visits of the period: started in it (realtime: with an event in it — exactly those
-  // last seen since `from` — found from the period's few events, below)
-  const visitsWhen = input.active
-    ? `v.session_id IN (SELECT e.session_id FROM raw_events e WHERE e.domain_id = ${site}::int AND e.received_at >= ${from}::timestamptz) ` +
-      `AND v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
-    : `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
+  // the visits of the period: started in it (realtime is read from the period's events: the
+  // visits and events paths below)
+  const started = `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
 
   if (path.path === "visits") {
     const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", tz)} AS ${dimensionAlias(i)}`)
@@ -501,7 +501,7 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
         `AND e.received_at < ${to}::timestamptz) r CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${site}::int ` +
         `AND w.session_id = r.session_id OFFSET 0) v`
       : "visits v"
-    const when = input.active ? `v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz` : visitsWhen
+    const when = input.active ? `v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz` : started
     // bot events alone: the bot visits only (their partial index, migration 0012)
     const botsOnly = input.metrics.every((m) => m === "bot_events")
     const where = [
@@ -535,7 +535,7 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     ]
     const where = [
       `v.site_id = ${site}::int`,
-      visitsWhen,
+      started,
       ...(bots ? [] : ["NOT v.is_bot"]),
       ...input.filters.map((f) => filterSql(f, params, columns))
     ]
@@ -556,7 +556,7 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     `e.domain_id = ${site}::int`,
     `e.received_at >= ${from}::timestamptz`,
     until,
-    ...(input.active ? [] : [visitsWhen]),
+    ...(input.active ? [] : [started]),
     ...(bots ? [] : ["NOT v.is_bot"]),
     ...input.filters.map((f) => filterSql(f, params))
   ]
