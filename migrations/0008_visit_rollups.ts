@@ -13,7 +13,7 @@
  * - `visits.prev_*`: the writer's upsert copies a visit's previous figures here on every update,
  *   so that the same statement can take the previous version's contribution out of the rollups
  *   (PostgreSQL 15's RETURNING gives only the new row). `prev_dims` holds the previous rollup
- *   dimension values only when the entry or exit changed (NULL: unchanged); `prev_vid_changed`
+ *   dimension values only when the entry changed (NULL: unchanged; the exit page: migration 0013); `prev_vid_changed`
  *   whether the update gave the visit another (lesser) daily visitor id.
  *
  * Backfill: both tables are filled from the stored visits in this migration's transaction, so an

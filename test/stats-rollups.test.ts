@@ -80,7 +80,12 @@ const QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visitors", "visits"], dimensions: ["time:day", "language"] },
   { metrics: ["visits", "bounce_rate", "visitors"], filters: [["is", "country", ["GB"]]] },
   { metrics: ["visitors"], dimensions: ["source"], filters: [["is_not", "source", [null]]] },
-  { metrics: ["visitors", "visits"], dimensions: ["time:hour"], filters: [["contains", "utm_source", ["news"]]] }
+  { metrics: ["visitors", "visits"], dimensions: ["time:hour"], filters: [["contains", "utm_source", ["news"]]] },
+  // the Pages page: a visit's exit page moves with its later pageviews
+  { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["entry_page"] },
+  { metrics: ["visitors", "visits"], dimensions: ["exit_page"] },
+  { metrics: ["visits", "bounce_rate"], dimensions: ["time:day", "exit_page"] },
+  { metrics: ["visitors", "bounce_rate"], filters: [["is", "exit_page", ["/p1"]]] }
 ]
 
 /**
@@ -88,8 +93,8 @@ const QUERIES: ReadonlyArray<Record<string, unknown>> = [
  * repeated visitors' surplus (StatsSql.ts `visitorsBySurplus`), checked against count(DISTINCT).
  */
 const SURPLUS_QUERIES: ReadonlyArray<Record<string, unknown>> = [
-  { metrics: ["visitors", "visits"], dimensions: ["entry_page"] },
-  { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["exit_page"] },
+  { metrics: ["visitors", "visits"], dimensions: ["region"] },
+  { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["exit_page"], filters: [["is_not", "entry_page", ["/p0"]]] },
   { metrics: ["visitors"], dimensions: ["city"] },
   { metrics: VISIT_METRICS, dimensions: ["language"] },
   { metrics: ["visits", "visitors"], dimensions: ["source", "language"] },
@@ -343,6 +348,34 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         assert.deepStrictEqual(fromRollups.results, (yield* runQuery(statsSite, query, { rollups: false })).results)
       }
     }))
+
+  it.effect("an install upgrading to 0013 gets the entry and exit page rows of its stored visits (backfill)", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const db = yield* TestDb
+      const tag = `e${Math.random().toString(36).slice(2, 8)}`
+      const site = yield* writeForNewSite("emig", 3, (origin) => envelopesOf(FIXED_HISTORY, tag, origin))
+      const pages = (table: string, bucket: string) =>
+        `SELECT dim, ${bucket}, value, visits, bounces FROM ${table}
+         WHERE site_id = ${site.domainId} AND dim IN ('entry_page', 'exit_page') AND (visits <> 0 OR bounces <> 0)
+         ORDER BY dim, ${bucket}, value`
+      const kept = yield* sql.unsafe<{ dim: string; value: string | null }>(pages("visit_rollups", "hour"))
+      const keptDaily = yield* sql.unsafe(pages("visit_rollups_daily", "day"))
+      // a visit whose later pageviews moved its exit page away from its entry page
+      const valuesOf = (dim: string) => kept.filter((r) => r.dim === dim).map((r) => r.value)
+      assert.isNotEmpty(valuesOf("exit_page"))
+      assert.notDeepEqual(valuesOf("exit_page"), valuesOf("entry_page"))
+
+      // the database as it was before 0013, with those rows gone, then the migrations
+      yield* sql`DELETE FROM visit_rollups WHERE dim IN ('entry_page', 'exit_page')`
+      yield* sql`DELETE FROM visit_rollups_daily WHERE dim IN ('entry_page', 'exit_page')`
+      yield* sql`ALTER TABLE visits DROP COLUMN prev_exit_page`
+      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id = 13`
+      const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
+      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[13, "page_rollups"]])
+      assert.deepStrictEqual(yield* sql.unsafe(pages("visit_rollups", "hour")), kept)
+      assert.deepStrictEqual(yield* sql.unsafe(pages("visit_rollups_daily", "day")), keptDaily)
+    }))
 })
 
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit contents, migration", (it) => {
@@ -383,6 +416,8 @@ describe("visit rollups, planner", () => {
     assert.strictEqual(plan({ metrics: VISIT_METRICS }), "total")
     assert.strictEqual(plan({ metrics: VISIT_METRICS, dimensions: ["time:day"] }, "Europe/Berlin"), "total")
     assert.strictEqual(plan({ metrics: ["visitors"], dimensions: ["country"], filters: [["is", "country", ["DE"]]] }), "country")
+    assert.strictEqual(plan({ metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["entry_page"] }), "entry_page")
+    assert.strictEqual(plan({ metrics: ["visitors", "visits"], dimensions: ["exit_page"] }), "exit_page")
     assert.strictEqual(plan({ metrics: ["visits"], filters: [["is", "source", ["organic"]]] }), "source")
     assert.strictEqual(plan({ metrics: ["visits"], dimensions: ["time:week", "device"] }, "America/New_York"), "device")
   })
@@ -393,7 +428,7 @@ describe("visit rollups, planner", () => {
     // a dimension the rollups do not keep, an event dimension, an event metric
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["browser_version"] }))
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["city"] }))
-    assert.isUndefined(plan({ metrics: ["visitors", "visits"], dimensions: ["entry_page"] }))
+    assert.isUndefined(plan({ metrics: ["visitors", "visits"], dimensions: ["referrer"] }))
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["page"] }))
     assert.isUndefined(plan({ metrics: ["visitors", "conversions"] }))
     // a dimension's rows hold visits and bounces: pageviews, events, duration by dimension are read from visits

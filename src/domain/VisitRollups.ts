@@ -22,10 +22,16 @@ import type { VisitDimension } from "./StatsQuery.ts"
 export const TOTAL_DIMENSION = "total"
 
 /**
- * The first-touch dimensions the rollup keeps (a visits column each): the ones with few values
- * per hour. Each is a row per (hour, value) written for every new visit, so the
- * many-valued ones (referrer, region, city, entry and exit page: hundreds of values a day) are
- * left to the visits path — they would cost the writer more than the rest together.
+ * The visit dimensions the rollup keeps (a visits column each): the first-touch ones with few
+ * values per hour, and the entry and exit pages (the Pages page of the dashboard). Each is a row
+ * per (hour, value) written for every new visit; the exit page also moves a visit between rows
+ * whenever a later pageview changes it (one row out, one in, per batch and value). The other
+ * many-valued ones (referrer, region, city, organisation, ASN) are left to the visits path
+ * (migration 0011's covering start index serves them) — they would cost the writer a row per new
+ * visit and value for breakdowns few people open.
+ *
+ * The exit page is last: the writer's statement rebuilds a visit's previous values from the new
+ * ones and `prev_exit_page` ({@link oldDimsSql}).
  */
 export const ROLLUP_DIMENSIONS: ReadonlyArray<VisitDimension> = [
   "source",
@@ -37,7 +43,9 @@ export const ROLLUP_DIMENSIONS: ReadonlyArray<VisitDimension> = [
   "os",
   "country",
   "language",
-  "org_type"
+  "org_type",
+  "entry_page",
+  "exit_page"
 ]
 
 export const isRollupDimension = (d: string): d is VisitDimension => (ROLLUP_DIMENSIONS as ReadonlyArray<string>).includes(d)
@@ -47,6 +55,15 @@ export const ROLLUP_BUCKET_MS = 3_600_000
 
 /** The rollup dimension values of a visit row `alias` (columns named as in `visits`), as a text[]. */
 export const dimsArraySql = (alias: string): string => `ARRAY[${ROLLUP_DIMENSIONS.map((d) => `${alias}.${d}`).join(", ")}]::text[]`
+
+/**
+ * A visit's previous rollup dimension values in the writer's upsert (`alias`: its RETURNING
+ * rows): `prev_dims` when the entry changed (it holds every previous value, the exit page too),
+ * else the new values with the previous exit page in the last place (`prev_exit_page`, set on
+ * every update).
+ */
+export const oldDimsSql = (alias: string): string =>
+  `coalesce(${alias}.prev_dims, array_append(${alias}.dims[1:${ROLLUP_DIMENSIONS.length - 1}], ${alias}.prev_exit_page))`
 
 /** The rollup dimensions' names as a text[] (the order of {@link dimsArraySql}). */
 export const DIMENSION_NAMES_SQL = `ARRAY[${ROLLUP_DIMENSIONS.map((d) => `'${d}'`).join(", ")}]::text[]`
@@ -68,19 +85,27 @@ export const daySql = (column: string) => `(${column} AT TIME ZONE 'UTC')::date`
  * bounces, duration). The `total` rows carry every figure; the rows of a dimension value carry
  * visits and bounces (pageviews, events and duration 0): the figures a breakdown reads — a
  * new event in a visit then changes its total row only, not one row per dimension.
+ * `dimensions`: only those dimensions' rows, without the totals (a migration adding dimensions).
  */
-export const ROLLUPS_OF_VISITS_SQL = `
+export const rollupsOfVisitsSql = (dimensions?: ReadonlyArray<VisitDimension>): string => {
+  const values = `ARRAY[${(dimensions ?? ROLLUP_DIMENSIONS).map((d) => `v.${d}`).join(", ")}]::text[]`
+  const names = `ARRAY[${(dimensions ?? ROLLUP_DIMENSIONS).map((d) => `'${d}'`).join(", ")}]::text[]`
+  const total = `
   SELECT site_id, '${TOTAL_DIMENSION}'::text AS dim, ${hourSql("started_at")} AS hour, NULL::text AS value, count(*) AS visits,
          sum(pageviews) AS pageviews, sum(events) AS events, count(*) FILTER (WHERE ${bounceSql("pageviews", "engaged")}) AS bounces,
          sum(${durationSql("started_at", "last_seen_at")}) AS duration
   FROM visits WHERE NOT is_bot
   GROUP BY 1, 2, 3, 4
-  UNION ALL
-  SELECT v.site_id, d.dim, ${hourSql("v.started_at")}, d.value, count(*), 0, 0,
-         count(*) FILTER (WHERE ${bounceSql("v.pageviews", "v.engaged")}), 0
-  FROM visits v CROSS JOIN LATERAL unnest(${DIMENSION_NAMES_SQL}, ${dimsArraySql("v")}) AS d(dim, value)
+  UNION ALL`
+  return `${dimensions === undefined ? total : ""}
+  SELECT v.site_id, d.dim, ${hourSql("v.started_at")} AS hour, d.value, count(*) AS visits, 0 AS pageviews, 0 AS events,
+         count(*) FILTER (WHERE ${bounceSql("v.pageviews", "v.engaged")}) AS bounces, 0 AS duration
+  FROM visits v CROSS JOIN LATERAL unnest(${names}, ${values}) AS d(dim, value)
   WHERE NOT v.is_bot
   GROUP BY 1, 2, 3, 4`
+}
+
+export const ROLLUPS_OF_VISITS_SQL = rollupsOfVisitsSql()
 
 /** Fills `visit_rollups` from the stored visits (migration 0008's backfill; empty table assumed). */
 export const BACKFILL_ROLLUPS_SQL = `
@@ -94,12 +119,14 @@ export const BACKFILL_VISITORS_SQL = `
   FROM visits WHERE visitor_id_daily IS NOT NULL
   GROUP BY 1, 2`
 
-/** The daily rollup rows: the hourly ones of {@link ROLLUPS_OF_VISITS_SQL} summed per UTC day. */
-export const DAILY_ROLLUPS_OF_VISITS_SQL = `
+/** The daily rollup rows: the hourly ones of {@link rollupsOfVisitsSql} summed per UTC day. */
+export const dailyRollupsOfVisitsSql = (dimensions?: ReadonlyArray<VisitDimension>): string => `
   SELECT site_id, dim, ${daySql("hour")} AS day, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
          sum(bounces) AS bounces, sum(duration) AS duration
-  FROM (${ROLLUPS_OF_VISITS_SQL}) h
+  FROM (${rollupsOfVisitsSql(dimensions)}) h
   GROUP BY 1, 2, 3, 4`
+
+export const DAILY_ROLLUPS_OF_VISITS_SQL = dailyRollupsOfVisitsSql()
 
 /** Fills `visit_rollups_daily` from the stored visits (migration 0009's backfill; empty table assumed). */
 export const BACKFILL_DAILY_ROLLUPS_SQL = `

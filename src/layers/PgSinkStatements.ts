@@ -43,6 +43,7 @@ import {
   dimsArraySql,
   durationSql,
   hourSql,
+  oldDimsSql,
   TOTAL_DIMENSION
 } from "../domain/VisitRollups.ts"
 import { CONVERSION, ITEM_ROLLUP_FIGURES, itemsOfEventsSql } from "../domain/VisitItems.ts"
@@ -495,7 +496,9 @@ export const UPSERT_VISITS = (() => {
     "prev_is_bot = v.is_bot",
     `prev_vid_changed = (${MERGE["visitor_id_daily"]} IS DISTINCT FROM v.visitor_id_daily)`,
     // the previous first-touch dimension values when the entry changed, else NULL
-    `prev_dims = CASE WHEN ${earlier} THEN ${dimsArraySql("v")} END`
+    `prev_dims = CASE WHEN ${earlier} THEN ${dimsArraySql("v")} END`,
+    // the previous exit page (the last rollup dimension), which most updates may move
+    "prev_exit_page = v.exit_page"
   ]
   const returning = [
     "site_id",
@@ -515,7 +518,8 @@ export const UPSERT_VISITS = (() => {
     "prev_engaged",
     "prev_is_bot",
     "prev_vid_changed",
-    "prev_dims"
+    "prev_dims",
+    "prev_exit_page"
   ]
   // each changed visit: its previous version's contribution out, the new one's in — to the
   // site's total (every figure), and to each dimension value (visits, bounces) only where the
@@ -527,7 +531,7 @@ export const UPSERT_VISITS = (() => {
              ${bounceSql("u.pageviews", "u.engaged")} AS new_bounce, ${bounceSql("u.prev_pageviews", "u.prev_engaged")} AS old_bounce,
              u.pageviews, u.events, ${durationSql("u.started_at", "u.last_seen_at")} AS new_dur,
              u.prev_pageviews, u.prev_events, ${durationSql("u.prev_started_at", "u.prev_last_seen_at")} AS old_dur,
-             u.dims AS new_dims, coalesce(u.prev_dims, u.dims) AS old_dims
+             u.dims AS new_dims, ${oldDimsSql("u")} AS old_dims
       FROM up u`
   const level = "(x.inserted OR x.new_on <> x.old_on OR x.new_hour <> x.old_hour OR x.new_bounce <> x.old_bounce)"
   const deltas = `

@@ -23,6 +23,7 @@ import migration0009 from "../../migrations/0009_visit_rollups_daily.ts"
 import migration0010 from "../../migrations/0010_visit_items.ts"
 import migration0011 from "../../migrations/0011_visits_covering_index.ts"
 import migration0012 from "../../migrations/0012_visits_bots_index.ts"
+import migration0013 from "../../migrations/0013_page_rollups.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 
@@ -67,7 +68,8 @@ export const migrations = {
   "0009_visit_rollups_daily": migration0009,
   "0010_visit_items": migration0010,
   "0011_visits_covering_index": migration0011,
-  "0012_visits_bots_index": migration0012
+  "0012_visits_bots_index": migration0012,
+  "0013_page_rollups": migration0013
 } as const
 
 export const MIGRATIONS_TABLE = "spoolway_migrations"
