@@ -14,7 +14,8 @@
  * Measured per page, cold (a new browser context: nothing cached) and warm (the same context,
  * the page again): from navigation start to the moment every query of the page answered and is
  * drawn (`main[data-state=ready]`); the medians of `--runs` runs. Then, on the Overview and the
- * Pages page: switching the range (30d → 7d) and filtering by the first page of the table.
+ * Pages page: switching the range (30d → 7d) and filtering by the first and the fifth page of the
+ * table; on the Traffic page, filtering by the first source.
  * Baseline, same run: each page's own queries (captured from its load) sent again from Node, all
  * at once — what the query API alone takes; the rest is the browser (load, modules, drawing).
  * Figures go to bench/results/dashboard-<stamp>.txt and to stdout.
@@ -225,7 +226,13 @@ const main = async () => {
     const coldPhases: Record<string, Array<Record<string, number>>> = {}
     const cold: Record<string, Array<number>> = {}
     const warm: Record<string, Array<number>> = {}
-    const switches: Record<string, Array<number>> = { "range 30d → 7d (Overview)": [], "range 30d → 7d (Pages)": [], "filter by the top page (Pages)": [] }
+    const switches: Record<string, Array<number>> = {
+      "range 30d → 7d (Overview)": [],
+      "range 30d → 7d (Pages)": [],
+      "filter by the top page (Pages)": [],
+      "filter by the 5th page (Pages)": [],
+      "filter by the top source (Traffic)": []
+    }
     for (let run = 0; run < RUNS; run++) {
       for (const name of PAGES) {
         const context = await newContext()
@@ -243,6 +250,15 @@ const main = async () => {
           await timed(page, () => page.goto(url(name)))
           switches["filter by the top page (Pages)"]!.push(
             await timed(page, () => page.click("section[data-dimension=page] tbody tr:first-child button.filter"))
+          )
+          await timed(page, () => page.goto(url(name)))
+          switches["filter by the 5th page (Pages)"]!.push(
+            await timed(page, () => page.click("section[data-dimension=page] tbody tr:nth-child(5) button.filter"))
+          )
+        }
+        if (name === "traffic") {
+          switches["filter by the top source (Traffic)"]!.push(
+            await timed(page, () => page.click("section[data-dimension=source] tbody tr:first-child button.filter"))
           )
         }
         await context.close()
