@@ -119,8 +119,19 @@ const ITEM_JOIN_QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"], dimensions: ["page"] },
   { metrics: ["visitors", "visits", "pageviews"], dimensions: ["page"], filters: [["is", "language", ["de"]]] },
   { metrics: ["visitors", "visits", "pageviews", "events", "bot_events"], filters: [["contains", "page", ["1", "2"]]] },
+  { metrics: ["visitors", "visits", "pageviews"], dimensions: ["source"], filters: [["is", "page", ["/p1"]]] },
+  { metrics: ["visitors", "bot_events"], dimensions: ["event_type"] },
+  // a filter naming a page and a visit dimension together: not separable
+  { metrics: ["visits", "bounce_rate"], filters: [["or", [["is", "page", ["/p1"]], ["is", "language", ["de"]]]]] }
+]
+
+/** Visit figures with a filter on a page or event type: the visits having a matching item (a semi-join). */
+const HAVING_QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visitors", "visits"], dimensions: ["time:day", "source"], filters: [["is", "page", ["/p1"]]] },
-  { metrics: ["visitors", "bot_events"], dimensions: ["event_type"] }
+  { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["entry_page"], filters: [["is", "page", ["/p1", "/p3"]]] },
+  { metrics: ["visit_duration", "visits"], dimensions: ["exit_page"], filters: [["is_not", "page", ["/p0"]], ["is", "language", ["de"]]] },
+  { metrics: ["visitors", "bounce_rate"], filters: [["not", ["contains", "page", ["1"]]], ["contains", "page", ["p"]]] },
+  { metrics: ["visitors", "visits"], dimensions: ["country"], filters: [["is", "event_type", ["click"]]] }
 ]
 
 /** Content queries only the events answer: hostnames (not kept per visit), two content dimensions. */
@@ -227,12 +238,20 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
             assert.deepStrictEqual(bySurplus.results, byDistinct.results, `${timezone} ${JSON.stringify(body)}`)
           }
           // content queries: the item rollups, the visits' items and the events give the same answers
-          for (const [bodies, path] of [[ITEM_QUERIES, "item-rollups"], [ITEM_JOIN_QUERIES, "items"], [EVENT_QUERIES, "events"]] as const) {
+          const pathSets = [
+            [ITEM_QUERIES, "item-rollups"],
+            [ITEM_JOIN_QUERIES, "items"],
+            [HAVING_QUERIES, "visits"],
+            [EVENT_QUERIES, "events"]
+          ] as const
+          for (const [bodies, path] of pathSets) {
             for (const body of bodies) {
               const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-01", "2026-05-03"] })
               assert.strictEqual(queryPath(inputOf(query, timezone, T0)).path, path, JSON.stringify(body))
               const answer = (yield* runQuery(statsSite, query)).results
-              if (path === "item-rollups") assert.deepStrictEqual(answer, (yield* runQuery(statsSite, query, { rollups: false })).results)
+              if (path !== "items" && path !== "events") {
+                assert.deepStrictEqual(answer, (yield* runQuery(statsSite, query, { rollups: false })).results)
+              }
               assert.deepStrictEqual(
                 answer,
                 (yield* runQuery(statsSite, query, { rollups: false, items: false })).results,
@@ -254,7 +273,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         }
         // a range that cuts visits: each counts, with everything it did, in the range it started in — on every path
         const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" }
-        for (const body of [...ITEM_QUERIES, ...ITEM_JOIN_QUERIES, { metrics: VISIT_METRICS }]) {
+        for (const body of [...ITEM_QUERIES, ...ITEM_JOIN_QUERIES, ...HAVING_QUERIES, { metrics: VISIT_METRICS }]) {
           const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-02T01:00:00Z", "2026-05-02T09:00:00Z"] })
           const answer = (yield* runQuery(statsSite, query)).results
           assert.deepStrictEqual(answer, (yield* runQuery(statsSite, query, { rollups: false })).results, JSON.stringify(body))
@@ -453,13 +472,21 @@ describe("visit rollups, planner", () => {
     // hostnames are not kept per visit
     assert.strictEqual(path({ metrics: ["visits"], dimensions: ["hostname"] }), "events")
     // a filter alone (a visit may match several values), another dimension, per-visit metrics, realtime, half hours
-    assert.strictEqual(path({ metrics: ["visitors"], filters: [["is", "page", ["/pricing"]]] }), "items")
+    assert.strictEqual(path({ metrics: ["visitors", "pageviews"], filters: [["is", "page", ["/pricing"]]] }), "items")
+    assert.strictEqual(path({ metrics: ["visits"], filters: [["or", [["is", "page", ["/a"]], ["is", "country", ["DE"]]]]] }), "items")
     assert.strictEqual(path({ metrics: ["visitors"], dimensions: ["page"], filters: [["is", "country", ["DE"]]] }), "items")
     assert.strictEqual(path({ metrics: ["bounce_rate"], dimensions: ["page"] }), "items")
     assert.strictEqual(path({ metrics: ["visitors"], dimensions: ["page"] }, "Asia/Kolkata"), "items")
     assert.strictEqual(path({ metrics: ["visitors"], dimensions: ["page"], date_range: "realtime" }), "events")
     // two content dimensions need the events themselves (a conversion on a page)
     assert.strictEqual(path({ metrics: ["conversions"], dimensions: ["page"], filters: [["is", "event_type", ["conversion"]]] }), "events")
+    // visit figures with a filter on a page or event type: the visits having a matching item
+    assert.strictEqual(path({ metrics: ["visitors"], filters: [["is", "page", ["/pricing"]]] }), "visits")
+    assert.strictEqual(
+      path({ metrics: ["visits", "bounce_rate"], dimensions: ["exit_page"], filters: [["is", "page", ["/a"]], ["is", "country", ["DE"]]] }),
+      "visits"
+    )
+    assert.strictEqual(path({ metrics: ["visits"], filters: [["is", "page", ["/a"]]] }, "UTC", { items: false }), "events")
     // conversions, revenue and bot events are visit figures
     assert.strictEqual(path({ metrics: ["visitors", "conversions", "conversion_rate", "revenue", "bot_events"], dimensions: ["source"] }), "visits")
     // and a caller may refuse the rollups, or the items

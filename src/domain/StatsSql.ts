@@ -10,7 +10,9 @@
  * - item rollups — one content dimension kept per visit (page, event type) as a breakdown, with the
  *   figures an item holds (VisitItems.ts);
  * - visits, `FROM visits` — every dimension and filter is a visit's (source, country, entry page,
- *   …); conversions, revenue and bot events are visit figures too;
+ *   …); conversions, revenue and bot events are visit figures too; with a filter on a page or an
+ *   event type and visit figures only, the visits that have a matching item (`EXISTS`, by the
+ *   items' value index);
  * - items, `FROM visits JOIN visit_items` — one content dimension with anything else: per
  *   (dimensions, visit) first, then per dimensions;
  * - events, `FROM raw_events JOIN visits` — a hostname, two content dimensions (a conversion *on* a page),
@@ -277,9 +279,22 @@ export const itemRollupDimension = (input: CompileInput): ItemDimension | undefi
 export type QueryPath =
   | { readonly path: "visit-rollups"; readonly dimension: string }
   | { readonly path: "item-rollups"; readonly dimension: ItemDimension }
-  | { readonly path: "visits" }
+  | { readonly path: "visits"; readonly having?: ItemDimension }
   | { readonly path: "items"; readonly dimension: ItemDimension }
   | { readonly path: "events" }
+
+/** Metrics of the visit alone: with a filter on a content dimension they need only which visits had a matching item. */
+const VISIT_LEVEL_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "bounce_rate", "visit_duration"]
+
+/**
+ * Whether every top-level filter names either `dimension` alone or no content dimension at all
+ * (so the visit filters and the item filters can be applied apart).
+ */
+const separableFilters = (filters: ReadonlyArray<Filter>, dimension: ItemDimension): boolean =>
+  filters.every((f) => {
+    const named = filterDimensions([f])
+    return named.every((d) => d === dimension) || !named.some(isEventDimension)
+  })
 
 export const queryPath = (input: CompileInput): QueryPath => {
   const visitRollup = rollupDimension(input)
@@ -289,7 +304,15 @@ export const queryPath = (input: CompileInput): QueryPath => {
   const content = contentDimensions(input)
   if (content.length === 0) return { path: "visits" }
   const only = content.length === 1 ? content[0]! : undefined
-  if (only !== undefined && isItemDimension(only) && !input.active && input.items !== false) return { path: "items", dimension: only }
+  if (only !== undefined && isItemDimension(only) && !input.active && input.items !== false) {
+    // a filter on a page or event type and visit figures by visit dimensions: the visits that
+    // have a matching item (a semi-join, by the items' value index) — no per-visit item sums
+    if (
+      !input.dimensions.includes(only) && input.metrics.every((m) => VISIT_LEVEL_METRICS.includes(m)) &&
+      separableFilters(input.filters, only)
+    ) return { path: "visits", having: only }
+    return { path: "items", dimension: only }
+  }
   return { path: "events" }
 }
 
@@ -436,11 +459,11 @@ const surplusSql = (
   q: { params: Params; site: string; from: string; to: string },
   dims: ReadonlyArray<string>,
   join = "",
-  columns: Columns = {}
+  columns: Columns = {},
+  filters: ReadonlyArray<string> = input.filters.map((f) => filterSql(f, q.params, columns))
 ) => {
   const repeated = `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${q.site}::int AND x.visits > 1 ` +
     `AND x.last_start >= ${q.from}::timestamptz AND x.first_start < ${q.to}::timestamptz`
-  const filters = input.filters.map((f) => filterSql(f, q.params, columns))
   return `SELECT ${[...dims, "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} ` +
     `FROM (${repeated}) x CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${q.site}::int ` +
     `AND w.visitor_id_daily = x.visitor_id_daily AND w.started_at >= ${q.from}::timestamptz AND w.started_at < ${q.to}::timestamptz ` +
@@ -460,14 +483,15 @@ const visitorsBySurplus = (
   input: CompileInput,
   q: { params: Params; site: string; from: string; to: string; nd: number; page: string; bots: boolean },
   dims: ReadonlyArray<string>,
-  fromVisits: string
+  fromVisits: string,
+  filters: ReadonlyArray<string>
 ): string => {
   const aliases = input.dimensions.map((_, i) => dimensionAlias(i))
   const others = input.metrics.filter((m) => m !== "visitors")
   const humans = q.bots ? "count(*) FILTER (WHERE NOT v.is_bot)" : "count(*)"
   const g = `SELECT ${[...dims, `${humans} AS n`, ...others.map((m) => `${visitMetric(m, q.bots)} AS ${metricAlias(m)}`)].join(", ")} ` +
     `${fromVisits}${groupSql(q.nd)}`
-  const s = surplusSql(input, q, dims)
+  const s = surplusSql(input, q, dims, "", {}, filters)
   const both = `SELECT ${[...aliases, "n", "0::bigint AS surplus", ...others.map(metricAlias)].join(", ")} FROM g UNION ALL ` +
     `SELECT ${[...aliases, "0::bigint", "surplus", ...others.map(() => "NULL")].join(", ")} FROM s`
   const metrics = input.metrics.map((m) =>
@@ -479,6 +503,23 @@ const visitorsBySurplus = (
 }
 
 /** The statement of a query over one period. Rows: `d0…` (dimension values), `m_<metric>`. */
+/**
+ * The filters of a visits-path query with a filter on one content dimension (`having`, {@link
+ * queryPath}): the visit filters as they are, and the ones on the content dimension together as
+ * "the visit has an item matching them all" — the same visits the items path counts (a visit
+ * counts there when one of its items matches) — by `visit_items`' value index (migration 0014).
+ */
+const havingItemSql = (input: CompileInput, params: Params, dimension: ItemDimension): Array<string> => {
+  const onItem = (f: Filter) => filterDimensions([f]).includes(dimension)
+  const columns: Columns = { [dimension]: "i.value" }
+  const item = input.filters.filter(onItem).map((f) => filterSql(f, params, columns))
+  return [
+    ...input.filters.filter((f) => !onItem(f)).map((f) => filterSql(f, params)),
+    `EXISTS (SELECT 1 FROM visit_items i WHERE i.site_id = v.site_id AND i.dim = '${dimension}' AND i.session_id = v.session_id ` +
+    `AND ${item.join(" AND ")})`
+  ]
+}
+
 export const compileQuery = (input: CompileInput): CompiledSql => {
   const path = queryPath(input)
   if (path.path === "visit-rollups") return compileRollupQuery(input, path.dimension, "visits")
@@ -504,15 +545,16 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     const when = input.active ? `v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz` : started
     // bot events alone: the bot visits only (their partial index, migration 0012)
     const botsOnly = input.metrics.every((m) => m === "bot_events")
+    const filters = path.having === undefined ? input.filters.map((f) => filterSql(f, params)) : havingItemSql(input, params, path.having)
     const where = [
       `v.site_id = ${site}::int`,
       when,
       ...(botsOnly ? ["v.is_bot"] : bots ? [] : ["NOT v.is_bot"]),
-      ...input.filters.map((f) => filterSql(f, params))
+      ...filters
     ]
     const fromVisits = `FROM ${visits} WHERE ${where.join(" AND ")}`
     if (input.rollups !== false && !input.active && input.metrics.includes("visitors")) {
-      return { text: visitorsBySurplus(input, { params, site, from, to, nd, page, bots }, dims, fromVisits), params: params.values }
+      return { text: visitorsBySurplus(input, { params, site, from, to, nd, page, bots }, dims, fromVisits, filters), params: params.values }
     }
     const metrics = input.metrics.map((m) => `${visitMetric(m, bots)} AS ${metricAlias(m)}`)
     return { text: `SELECT ${[...dims, ...metrics].join(", ")} ${fromVisits}${groupSql(nd)}${orderSql(input)}${page}`, params: params.values }
