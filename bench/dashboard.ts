@@ -230,6 +230,7 @@ const main = async () => {
       "range 30d → 7d (Overview)": [],
       "range 30d → 7d (Pages)": [],
       "filter by the top page (Pages)": [],
+      "then the Overview, so filtered (navigation)": [],
       "filter by the 5th page (Pages)": [],
       "filter by the top source (Traffic)": []
     }
@@ -251,6 +252,7 @@ const main = async () => {
           switches["filter by the top page (Pages)"]!.push(
             await timed(page, () => page.click("section[data-dimension=page] tbody tr:first-child button.filter"))
           )
+          switches["then the Overview, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:first-child a")))
           await timed(page, () => page.goto(url(name)))
           switches["filter by the 5th page (Pages)"]!.push(
             await timed(page, () => page.click("section[data-dimension=page] tbody tr:nth-child(5) button.filter"))
