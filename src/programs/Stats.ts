@@ -83,7 +83,8 @@ export interface FunnelAnswer {
   }
 }
 
-const encode = (p: SqlParam): unknown => (typeof p === "string" ? p : textArray([...p.textArray]))
+/** A compiled statement's parameter as the driver takes it (text arrays encoded). */
+export const encode = (p: SqlParam): unknown => (typeof p === "string" ? p : textArray([...p.textArray]))
 
 /**
  * Memory for the aggregation of one query (distinct visitors, per-session groups: hashed in
