@@ -111,7 +111,10 @@ const ITEM_QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visitors", "pageviews"], dimensions: ["time:hour", "page"] },
   { metrics: ["visitors", "events"], dimensions: ["time:day", "event_type"] },
   { metrics: ["visits", "visitors", "conversions"], dimensions: ["event_type"], filters: [["is_not", "event_type", ["click"]]] },
-  { metrics: ["visitors", "pageviews"], dimensions: ["page"], filters: [["is_not", "page", ["/p0"]]] }
+  { metrics: ["visitors", "pageviews"], dimensions: ["page"], filters: [["is_not", "page", ["/p0"]]] },
+  // filtered by one value only (the Overview once a page is clicked)
+  { metrics: ["visitors", "visits", "pageviews"], filters: [["is", "page", ["/p1"]]] },
+  { metrics: ["visitors", "events"], dimensions: ["time:day"], filters: [["is", "event_type", ["click"]]] }
 ]
 
 /** Content queries with more than the item rollups hold: from the visits and their items. */
@@ -264,7 +267,11 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         for (const body of [
           { metrics: [...VISIT_METRICS, "bot_events"] },
           { metrics: ["visitors", "bot_events"], filters: [["is", "country", ["GB"]]], compare: "previous_period" },
-          { metrics: ["bot_events", "visits"], filters: [["is", "page", ["/p1"]]] }
+          { metrics: ["bot_events", "visits"], filters: [["is", "page", ["/p1"]]] },
+          // filtered by one page: the item rollups' metrics and the visits' apart (bounce rate, duration)
+          { metrics: ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"], filters: [["is", "page", ["/p1"]]], compare: "previous_period" },
+          { metrics: ["visitors", "pageviews", "bounce_rate"], dimensions: ["time:hour"], filters: [["is", "page", ["/p2"]]] },
+          { metrics: ["visits", "bot_events", "bounce_rate"], filters: [["is", "event_type", ["click"]]] }
         ]) {
           const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "Europe/Berlin" }
           const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-01", "2026-05-03"] })
@@ -479,7 +486,7 @@ describe("visit rollups, planner", () => {
     // hostnames are not kept per visit
     assert.strictEqual(path({ metrics: ["visits"], dimensions: ["hostname"] }), "events")
     // a filter alone (a visit may match several values), another dimension, per-visit metrics, realtime, half hours
-    assert.strictEqual(path({ metrics: ["visitors", "pageviews"], filters: [["is", "page", ["/pricing"]]] }), "items")
+    assert.strictEqual(path({ metrics: ["visitors", "pageviews"], filters: [["contains", "page", ["/pricing"]]] }), "items")
     assert.strictEqual(path({ metrics: ["visits"], filters: [["or", [["is", "page", ["/a"]], ["is", "country", ["DE"]]]]] }), "items")
     assert.strictEqual(path({ metrics: ["visitors"], dimensions: ["page"], filters: [["is", "country", ["DE"]]] }), "items")
     assert.strictEqual(path({ metrics: ["bounce_rate"], dimensions: ["page"] }), "items")
@@ -488,7 +495,11 @@ describe("visit rollups, planner", () => {
     // two content dimensions need the events themselves (a conversion on a page)
     assert.strictEqual(path({ metrics: ["conversions"], dimensions: ["page"], filters: [["is", "event_type", ["conversion"]]] }), "events")
     // visit figures with a filter on a page or event type: the visits having a matching item
-    assert.strictEqual(path({ metrics: ["visitors"], filters: [["is", "page", ["/pricing"]]] }), "visits")
+    assert.strictEqual(path({ metrics: ["visitors"], filters: [["is", "page", ["/pricing", "/"]]] }), "visits")
+    assert.strictEqual(path({ metrics: ["bounce_rate"], filters: [["is", "page", ["/pricing"]]] }), "visits")
+    // … and, filtered by one value, what an item holds from the item rollups
+    assert.strictEqual(path({ metrics: ["visitors", "pageviews"], filters: [["is", "page", ["/pricing"]]] }), "item-rollups")
+    assert.strictEqual(path({ metrics: ["visits"], dimensions: ["time:day"], filters: [["is", "event_type", ["signup"]]] }), "item-rollups")
     assert.strictEqual(
       path({ metrics: ["visits", "bounce_rate"], dimensions: ["exit_page"], filters: [["is", "page", ["/a"]], ["is", "country", ["DE"]]] }),
       "visits"

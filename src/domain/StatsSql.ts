@@ -262,17 +262,38 @@ export const rollupDimension = (input: CompileInput): string | undefined => {
 /**
  * Whether the query can be answered exactly from the item rollups, and of which content
  * dimension: it breaks down by that one content dimension (filters on it allowed: each row is
- * one value), names no other property dimension, asks what an item holds (visitors, visits,
- * pageviews, events, conversions, revenue), not realtime, on whole UTC hours as above.
+ * one value) — or only filters by one value of it (`is`, one value: that value's rows alone, so
+ * no visit is counted twice) — names no other property dimension, asks what an item holds
+ * (visitors, visits, pageviews, events, conversions, revenue), not realtime, on whole UTC hours
+ * as above.
  */
 export const itemRollupDimension = (input: CompileInput): ItemDimension | undefined => {
   if (input.rollups === false || input.items === false || input.active) return undefined
   const properties = propertyDimensions(input)
   const dimension = [...properties][0]
   if (properties.size !== 1 || dimension === undefined || !isItemDimension(dimension)) return undefined
-  if (!input.dimensions.includes(dimension)) return undefined
+  if (!input.dimensions.includes(dimension) && !isOneValueFilter(input.filters)) return undefined
   if (!input.metrics.every((m) => ITEM_ROLLUP_METRICS.includes(m))) return undefined
   return onRollupHours(input) ? dimension : undefined
+}
+
+/** Filters that are one `is` with one known value (the dashboard's "click a page"). */
+const isOneValueFilter = (filters: ReadonlyArray<Filter>): boolean => {
+  const only = filters.length === 1 ? filters[0]! : undefined
+  return only !== undefined && only.op === "is" && only.values.length === 1 && !only.unknown
+}
+
+/**
+ * The metrics of a query without property dimensions filtered by one page or event type (one
+ * value) that the item rollups answer (visitors, visits, pageviews…) when the others (bounce
+ * rate, duration…) keep the query off them: the API then asks the two groups apart and joins
+ * their rows by time bucket (Stats.ts). `undefined`: nothing to split.
+ */
+export const itemRollupMetrics = (input: CompileInput): ReadonlyArray<Metric> | undefined => {
+  if (input.dimensions.some((d) => !isTimeDimension(d)) || itemRollupDimension(input) !== undefined) return undefined
+  const own = input.metrics.filter((m) => ITEM_ROLLUP_METRICS.includes(m))
+  if (own.length === 0 || own.length === input.metrics.length) return undefined
+  return itemRollupDimension({ ...input, metrics: own }) === undefined ? undefined : own
 }
 
 /** How a query is answered (the module comment). */

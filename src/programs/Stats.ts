@@ -31,6 +31,7 @@ import {
   type CompiledSql,
   dimensionAlias,
   earliestSql,
+  itemRollupMetrics,
   metricAlias,
   type SqlParam
 } from "../domain/StatsSql.ts"
@@ -117,24 +118,43 @@ const run = (compiled: CompiledSql) =>
     ))
 
 /**
- * A query's rows. Totals asking `bot_events` beside other metrics (the Network page's "visitors,
- * bot events") are two statements at once: the other metrics, which the visit rollups may
- * answer, and the bot events alone, which read only the bot visits (their partial index,
- * migration 0012) — instead of one statement over every visit of the period, bots included.
- * With dimensions, or `rollups: false` (tests compare both), one statement.
+ * A query's rows. Some are two statements at once, each asking part of the metrics, whose rows
+ * are joined by their dimension values (time buckets at most: these have no property dimension):
+ * - totals asking `bot_events` beside other metrics (the Network page's "visitors, bot events"):
+ *   the other metrics, which the visit rollups may answer, and the bot events alone, which read
+ *   only the bot visits (their partial index, migration 0012) — instead of one statement over
+ *   every visit of the period, bots included;
+ * - filtered by one page or event type (the Overview once a page is clicked): what the item
+ *   rollups answer (visitors, visits, pageviews…) from them, the rest (bounce rate, duration)
+ *   from the visits that have the value (StatsSql.ts `itemRollupMetrics`).
+ * With `rollups: false` (tests compare both), one statement.
  */
 const runInput = (input: CompileInput) => {
+  if (input.rollups === false) return run(compileQuery(input))
+  const fromItems = itemRollupMetrics(input)
+  if (fromItems !== undefined) return runApart(input, [fromItems, input.metrics.filter((m) => !fromItems.includes(m))])
   const others = input.metrics.filter((m) => m !== "bot_events")
-  if (input.rollups === false || input.dimensions.length > 0 || others.length === 0 || others.length === input.metrics.length) {
+  if (input.dimensions.length > 0 || others.length === 0 || others.length === input.metrics.length) {
     return run(compileQuery(input))
   }
-  const bots = metricAlias("bot_events")
+  return runApart(input, [others, ["bot_events"]])
+}
+
+/** `input` as one statement per group of its metrics, at once; rows joined by their dimension values (no paging in SQL). */
+const runApart = (input: CompileInput, groups: ReadonlyArray<ReadonlyArray<Metric>>) => {
+  const keyOfRow = (row: Record<string, unknown>) => JSON.stringify(input.dimensions.map((_, i) => String(row[dimensionAlias(i)])))
   return Effect.map(
-    Effect.all([
-      run(compileQuery({ ...input, metrics: others, orderBy: [] })),
-      run(compileQuery({ ...input, metrics: ["bot_events"], orderBy: [] }))
-    ], { concurrency: 2 }),
-    ([rows, botRows]) => rows.map((row) => ({ ...row, [bots]: botRows[0]?.[bots] ?? 0 }))
+    Effect.all(groups.map((metrics) => run(compileQuery({ ...input, metrics, orderBy: [] }))), { concurrency: "unbounded" }),
+    ([first, ...rest]) => {
+      const joined = new Map<string, Record<string, unknown>>()
+      for (const rows of [first!, ...rest]) {
+        for (const row of rows) {
+          const key = keyOfRow(row)
+          joined.set(key, { ...joined.get(key), ...row })
+        }
+      }
+      return [...joined.values()]
+    }
   )
 }
 
