@@ -523,7 +523,6 @@ const visitorsBySurplus = (
   }${q.page}`
 }
 
-/** The statement of a query over one period. Rows: `d0…` (dimension values), `m_<metric>`. */
 /**
  * The filters of a visits-path query with a filter on one content dimension (`having`, {@link
  * queryPath}): the visit filters as they are, and the ones on the content dimension together as
@@ -541,6 +540,7 @@ const havingItemSql = (input: CompileInput, params: Params, dimension: ItemDimen
   ]
 }
 
+/** The statement of a query over one period. Rows: `d0…` (dimension values), `m_<metric>`. */
 export const compileQuery = (input: CompileInput): CompiledSql => {
   const path = queryPath(input)
   if (path.path === "visit-rollups") return compileRollupQuery(input, path.dimension, "visits")
