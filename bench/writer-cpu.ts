@@ -7,7 +7,8 @@
  *   - decode: the envelope decoder alone;
  *   - prepare: `prepareBatch` + the sink's `makePlan` (what the writer does before each transaction);
  *   - bind: the driver's Bind messages of those statements' parameters (raw events, fingerprints,
- *     visits, seen-set, the events' rollup rows) — the binary encoding of the arrays happens there,
+ *     visits, the visit contents' item rows, seen-set, the events' rollup rows; not the visits'
+ *     hours the contents statement sends back) — the binary encoding of the arrays happens there,
  *     in the transaction, not in `makePlan`.
  *
  *   BENCH_EVENTS=100000 BENCH_BATCH=500 BENCH_PASSES=5 npx node bench/writer-cpu.ts
@@ -131,7 +132,9 @@ const main = async () => {
           // what the sink does after COMMIT when every row was new
           cache.committed(plan!.bySession?.sessions ?? [], plan!.seen)
           cache.committedVisits(plan!.bySession?.visits ?? [])
-          for (const params of [plan!.bySession?.raw, plan!.bySession?.fingerprints, plan!.bySession?.visitParams, plan!.seenParams]) {
+          for (
+            const params of [plan!.bySession?.raw, plan!.bySession?.fingerprints, plan!.bySession?.visitParams, plan!.bySession?.itemParams, plan!.seenParams]
+          ) {
             if (params !== undefined && "params" in params) toBind.push(params.params)
           }
           if (prepared.rollups !== undefined) toBind.push(metricParams(prepared.rollups.metrics))

@@ -17,14 +17,15 @@
  *   counts, with everything it did, in the period it started in.
  *
  * Kept by the writer in the batch transaction, after the visits (PgSinkStatements.ts,
- * `UPSERT_VISIT_ITEMS`), from the newly inserted events only. When a visit's start moves to
- * another hour (an earlier event arrived late) or it turns out to be a bot's, the statement
- * moves all its stored items from the old hour to the new one (or out of the rollups).
- * `visits.conversions` / `visits.revenue` (its `event_type = 'conversion'` item, copied onto the
- * visit by the same statement) make conversions a visit figure.
+ * `UPSERT_VISIT_ITEMS`), from the newly inserted events only: their item rows computed in the
+ * writer ({@link visitItemRows}, equal to {@link itemsOfEventsSql}, which the backfill runs).
+ * When a visit's start moves to another hour (an earlier event arrived late) or it turns out to
+ * be a bot's, the statement moves all its stored items from the old hour to the new one (or out
+ * of the rollups). `visits.conversions` / `visits.revenue` (its `event_type = 'conversion'` item,
+ * merged into the visit by the visits statement) make conversions a visit figure.
  *
  * Pure: the SQL fragments shared by the migration (backfill), the writer's statement and the
- * query compiler.
+ * query compiler, and the writer's item rows.
  */
 import { daySql, hourSql } from "./VisitRollups.ts"
 
@@ -93,3 +94,166 @@ export const BACKFILL_ITEMS_SQL: ReadonlyArray<string> = [
 
 /** The additive columns of the item rollups. */
 export const ITEM_ROLLUP_FIGURES = ["visits", "pageviews", "events", "conversions", "revenue"] as const
+
+// ---------------------------------------------------------------------------------------------
+// the writer's item rows, computed in Node (the SQL of `itemsOfEventsSql`, without sending the
+// events' URLs and metadata to PostgreSQL a second time)
+
+/** What one event contributes to its visit's items (the columns `itemsOfEventsSql` reads; a `PreparedEvent` is one). */
+export interface ItemEvent {
+  readonly scope: { readonly domainId: number | null }
+  readonly row: {
+    readonly sessionId: string
+    readonly pageUrl: string | null
+    readonly eventType: string
+    readonly kind: string
+    readonly metadata: Readonly<Record<string, unknown>> | null
+  }
+}
+
+/** One `visit_items` row of a batch: the figures its events add. `revenue` is a numeric's text. */
+export interface VisitItemRow {
+  readonly siteId: number
+  readonly sessionId: string
+  readonly dim: ItemDimension
+  readonly value: string | null
+  pageviews: number
+  events: number
+  conversions: number
+  /** the exact decimal sum (scale: the greatest of its terms', as PostgreSQL's numeric sum) */
+  revenue: Decimal
+}
+
+/** A text as PostgreSQL stores it from the writer's parameters: U+0000 → U+FFFD, lone surrogates → U+FFFD (UTF-8). */
+export const storedText = (text: string): string =>
+  ((text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text) as WellFormable).toWellFormed()
+
+/** (ES2024, in Node 24; the project's lib is ES2023) */
+type WellFormable = string & { toWellFormed(): string }
+
+/**
+ * `spoolway_page_path` (migration 0007) in TypeScript: the path of a site-relative URL up to its
+ * query or fragment, of an absolute one (after the first `://`) from its first `/` (`/` when it
+ * has none), else null. Property-tested against the SQL function.
+ */
+export const sqlPagePath = (url: string | null): string | null => {
+  if (url === null) return null
+  const cut = (s: string) => {
+    let end = s.length
+    const q = s.indexOf("?")
+    if (q !== -1) end = q
+    const h = s.indexOf("#")
+    if (h !== -1 && h < end) end = h
+    return end === s.length ? s : s.slice(0, end)
+  }
+  if (url.startsWith("/")) return cut(url)
+  const scheme = url.indexOf("://")
+  if (scheme === -1) return null
+  const rest = cut(url.slice(scheme + 3))
+  const slash = rest.indexOf("/")
+  return slash === -1 ? "/" : rest.slice(slash)
+}
+
+/** An exact decimal: `units` × 10^−`scale`. */
+export interface Decimal {
+  readonly units: bigint
+  readonly scale: number
+}
+
+export const ZERO_DECIMAL: Decimal = { units: 0n, scale: 0 }
+
+const NUMBER_TEXT = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/
+
+/** The exact decimal of a finite number's JSON text (what `::jsonb->>'value'` turns into a numeric). */
+export const decimalOfNumber = (n: number): Decimal => {
+  const m = NUMBER_TEXT.exec(JSON.stringify(n))!
+  const fraction = m[3] ?? ""
+  const exponent = Number(m[4] ?? 0)
+  let units = BigInt(`${m[2]}${fraction}`)
+  if (m[1] === "-") units = -units
+  const scale = fraction.length - exponent
+  return scale >= 0 ? { units, scale } : { units: units * 10n ** BigInt(-scale), scale: 0 }
+}
+
+export const addDecimals = (a: Decimal, b: Decimal): Decimal =>
+  a.scale === b.scale
+    ? { units: a.units + b.units, scale: a.scale }
+    : a.scale < b.scale
+    ? { units: a.units * 10n ** BigInt(b.scale - a.scale) + b.units, scale: b.scale }
+    : { units: a.units + b.units * 10n ** BigInt(a.scale - b.scale), scale: a.scale }
+
+/** A decimal as numeric input text, with all `scale` digits after the point (PostgreSQL keeps the scale). */
+export const decimalText = (d: Decimal): string => {
+  const negative = d.units < 0n
+  const digits = (negative ? -d.units : d.units).toString()
+  if (d.scale === 0) return `${negative ? "-" : ""}${digits}`
+  const padded = digits.padStart(d.scale + 1, "0")
+  return `${negative ? "-" : ""}${padded.slice(0, -d.scale)}.${padded.slice(-d.scale)}`
+}
+
+/** A conversion's value (`revenueSql`): its metadata's `value` when that is a (finite) number. */
+const revenueOf = (metadata: Readonly<Record<string, unknown>> | null): Decimal | undefined => {
+  if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) return undefined
+  const value = Object.hasOwn(metadata, "value") ? metadata["value"] : undefined
+  return typeof value === "number" && Number.isFinite(value) ? decimalOfNumber(value) : undefined
+}
+
+const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+/** The order rows are sent in (any one total order of the conflict key serves as the lock order). */
+export const compareItemRows = (a: VisitItemRow, b: VisitItemRow): number =>
+  a.siteId - b.siteId || compareText(a.sessionId, b.sessionId) || compareText(a.dim, b.dim) ||
+  (a.value === b.value ? 0 : a.value === null ? -1 : b.value === null ? 1 : compareText(a.value, b.value))
+
+/**
+ * The `visit_items` rows of events — what `itemsOfEventsSql` computes from the same events (the
+ * property test holds them equal): per (site, session, dim, value) the pageviews, events,
+ * conversions and revenue; events without a site are left out. Sorted by
+ * {@link compareItemRows}; texts as PostgreSQL stores them ({@link storedText}), so that no two
+ * rows share a key there.
+ */
+export const visitItemRows = (events: ReadonlyArray<ItemEvent>): Array<VisitItemRow> => {
+  const rows = new Map<string, VisitItemRow>()
+  const add = (
+    siteId: number,
+    sessionId: string,
+    dim: ItemDimension,
+    value: string | null,
+    view: boolean,
+    conversion: boolean,
+    revenue: Decimal | undefined
+  ) => {
+    // injective: the session's length delimits it, the dimension is one of two names
+    const key = `${siteId}|${sessionId.length}|${sessionId}${dim}|${value === null ? "" : `=${value}`}`
+    let row = rows.get(key)
+    if (row === undefined) {
+      row = { siteId, sessionId, dim, value, pageviews: 0, events: 0, conversions: 0, revenue: ZERO_DECIMAL }
+      rows.set(key, row)
+    }
+    row.events++
+    if (view) row.pageviews++
+    if (conversion) row.conversions++
+    if (revenue !== undefined) row.revenue = addDecimals(row.revenue, revenue)
+  }
+  for (const e of events) {
+    const siteId = e.scope.domainId
+    if (siteId === null) continue
+    const r = e.row
+    const sessionId = storedText(r.sessionId)
+    const eventType = storedText(r.eventType)
+    const view = r.kind === "view"
+    const conversion = eventType === CONVERSION
+    const revenue = conversion ? revenueOf(r.metadata) : undefined
+    const page = sqlPagePath(r.pageUrl === null ? null : storedText(r.pageUrl))
+    add(siteId, sessionId, "page", page, view, conversion, revenue)
+    add(siteId, sessionId, "event_type", eventType, view, conversion, revenue)
+  }
+  return [...rows.values()].sort(compareItemRows)
+}
+
+/** Per visit (`${siteId}|${sessionId}`, stored texts): its conversions and their revenue, from its `event_type` conversion row. */
+export const conversionsOfItems = (rows: ReadonlyArray<VisitItemRow>): Map<string, VisitItemRow> => {
+  const byVisit = new Map<string, VisitItemRow>()
+  for (const row of rows) if (row.dim === "event_type" && row.value === CONVERSION) byVisit.set(`${row.siteId}|${row.sessionId}`, row)
+  return byVisit
+}

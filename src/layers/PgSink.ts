@@ -7,7 +7,8 @@
  *      later views only update the viewport and fill an empty user_id);
  *   3. inserts the daily / hourly unique-visitor seen-set rows of those views;
  *   4. upserts the `visits` rows of the inserted events (domain/Visits.ts: commutative merges),
- *      then their contents (`visit_items` and its rollups, domain/VisitItems.ts);
+ *      then their contents (`visit_items` and its rollups, domain/VisitItems.ts: the item rows
+ *      computed here from the events, the visits' hours as the first statement returned them);
  *   5. adds ONLY the inserted rows, new sessions and new seen-set rows to `aggregated_metrics`
  *      and `daily_metrics` (one upsert each, `value = value + excluded.value`);
  *   6. records poison entries in `ingest_failures`.
@@ -42,6 +43,7 @@ import type { PreparedBatch, PreparedEvent, WriteResult } from "../domain/Batch.
 import { DailyAccumulator, type DailyRow, type Granularity, MetricAccumulator, type MetricRow } from "../domain/RollupAccumulators.ts"
 import { addSessions, addVisitors, eventRollups } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope } from "../domain/Tenant.ts"
+import { visitItemRows } from "../domain/VisitItems.ts"
 import { type VisitRow, visitRows } from "../domain/Visits.ts"
 import { ensurePartitionsAround, maintainPartitions } from "./Partitions.ts"
 import { WriteCache } from "./PgSinkCache.ts"
@@ -65,6 +67,8 @@ export interface SessionPlan {
   readonly fingerprints: ParamsOrError
   readonly visits: ReadonlyArray<VisitRow>
   readonly visitParams: ParamsOrError
+  /** the item rows' part of the contents statement's parameters */
+  readonly itemParams: ParamsOrError
 }
 
 export interface BatchPlan {
@@ -81,9 +85,11 @@ const sessionPlan = Effect.fnUntraced(function*(events: ReadonlyArray<PreparedEv
   const fingerprints = tryParams(() => Statements.fingerprintParams(sessions))
   yield* Effect.yieldNow
   const visits = visitRows(events)
-  const visitParams = tryParams(() => Statements.visitParams(visits, cache && ((row) => cache.entryChanges(row))))
+  const items = visitItemRows(events)
+  const visitParams = tryParams(() => Statements.visitParams(visits, items, cache && ((row) => cache.entryChanges(row))))
+  const itemParams = tryParams(() => Statements.itemParams(items))
   yield* Effect.yieldNow
-  return { raw, sessions, fingerprints, visits, visitParams } satisfies SessionPlan
+  return { raw, sessions, fingerprints, visits, visitParams, itemParams } satisfies SessionPlan
 })
 
 /** Computed in slices, yielding to the event loop between them (the previous batch's transaction runs meanwhile). */
@@ -241,16 +247,16 @@ const transaction = (
       const visits = exact ? bySession.visits : visitRows(inserted)
       sentVisits = visits
       if (visits.length > 0) {
-        yield* run(
+        const items = exact ? undefined : visitItemRows(inserted)
+        const hours = yield* run<Statements.StoredVisitHours>(
           Statements.UPSERT_VISITS,
-          exact ? bySession.visitParams : () => Statements.visitParams(visits, (row) => cache.entryChanges(row))
+          items === undefined ? bySession.visitParams : () => Statements.visitParams(visits, items, (row) => cache.entryChanges(row))
         )
-        // 4b. the visits' contents (domain/VisitItems.ts): the same events' arrays as the raw_events insert
+        // 4b. their contents (domain/VisitItems.ts): item rows computed here, the visits' hours as just stored
+        const itemParams = items === undefined ? bySession.itemParams : tryParams(() => Statements.itemParams(items))
         yield* run(
           Statements.UPSERT_VISIT_ITEMS,
-          exact && "params" in bySession.raw
-            ? { params: Statements.itemParams(bySession.raw.params) }
-            : () => Statements.itemParams(Statements.rawParams(inserted))
+          "error" in itemParams ? itemParams : () => [...Statements.visitHoursParams(hours), ...itemParams.params]
         )
       }
 

@@ -46,7 +46,7 @@ import {
   oldDimsSql,
   TOTAL_DIMENSION
 } from "../domain/VisitRollups.ts"
-import { CONVERSION, ITEM_ROLLUP_FIGURES, itemsOfEventsSql } from "../domain/VisitItems.ts"
+import { conversionsOfItems, decimalText, ITEM_ROLLUP_FIGURES, storedText, type VisitItemRow } from "../domain/VisitItems.ts"
 
 // Non-view events flagged `resolve` take corp/domain from their session's fingerprint, those
 // flagged `resolve_bot` its is_bot (the session's first touch): one index lookup for both, and
@@ -110,6 +110,9 @@ const columnArray = (type: string, values: Array<unknown>) => {
       return byteaArray(values as Array<Uint8Array | null>)
     case "uuid":
       return arrayOf(values, PgTypes.OID.uuid)
+    case "numeric":
+      // numeric input text (exact), cast in the statement
+      return textArray(values as Array<string | null>)
     default:
       return tsArray(values as Array<number | null>)
   }
@@ -447,7 +450,10 @@ const VISIT_COLUMNS: ReadonlyArray<readonly [string, string, "key" | "merge" | "
   ["is_government", "bool", "entry"],
   ["is_tor", "bool", "entry"],
   ["proxy_type", "text", "entry"],
-  ["response_tier", "text", "entry"]
+  ["response_tier", "text", "entry"],
+  // the visit's conversions and their values (migration 0010): added from the batch's item rows
+  ["conversions", "int4", "merge"],
+  ["revenue", "numeric", "merge"]
 ]
 
 const MERGE: Record<string, string> = {
@@ -457,7 +463,9 @@ const MERGE: Record<string, string> = {
   pageviews: "v.pageviews + excluded.pageviews",
   events: "v.events + excluded.events",
   engaged: "v.engaged OR excluded.engaged",
-  is_bot: "v.is_bot OR excluded.is_bot"
+  is_bot: "v.is_bot OR excluded.is_bot",
+  conversions: "v.conversions + excluded.conversions",
+  revenue: "v.revenue + excluded.revenue"
 }
 
 /**
@@ -468,14 +476,22 @@ const MERGE: Record<string, string> = {
  * version's contribution out of `visit_rollups` and adds the new one's (a row inserted here adds
  * only) — per UTC hour and per UTC day (`visit_rollups_daily`, migration 0009) — and records new
  * (visit, daily visitor id) pairs in `visitor_visits`. Every set of rows is sorted by its key,
- * and each table is written only after the one before (the one-time filters on `r` and `rd`): the
- * lock order is visits → visit_rollups → visit_rollups_daily → visitor_visits.
+ * and each table is written only after the one before (the one-time filters on `r`, `rd`, `w`):
+ * the lock order is visits → visit_rollups → visit_rollups_daily → visitor_visits, then (next
+ * statement) visit_items → item_rollups → item_rollups_daily.
+ *
+ * It returns every visit of the batch as stored now — its start hour and bot flag, and their
+ * values before this statement (NULL for a visit it inserted) — for the contents statement
+ * ({@link UPSERT_VISIT_ITEMS}), which so need not read the visits again.
  */
+/** A timestamp as epoch milliseconds (float8: exact for whole milliseconds), for {@link tsArray}. */
+const epochMs = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`
+
 const ROLLUP_SUMS = ["visits", "pageviews", "events", "bounces", "duration"].map((c) => `${c} = r.${c} + excluded.${c}`).join(", ")
 
 export const UPSERT_VISITS = (() => {
   const names = VISIT_COLUMNS.map(([name]) => name)
-  const unnestArgs = VISIT_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(", ")
+  const unnestArgs = VISIT_COLUMNS.map(([, type], i) => `$${i + 1}::${type === "numeric" ? "text[]::numeric" : type}[]`).join(", ")
   const earlier = `(excluded.entry_at IS NOT NULL AND (v.entry_at IS NULL OR
       (excluded.entry_at, COALESCE(excluded.entry_page, '') COLLATE "C", excluded.entry_event_id)
         < (v.entry_at, COALESCE(v.entry_page, '') COLLATE "C", v.entry_event_id)))`
@@ -502,6 +518,7 @@ export const UPSERT_VISITS = (() => {
   ]
   const returning = [
     "site_id",
+    "session_id",
     "visitor_id_daily",
     "started_at",
     "last_seen_at",
@@ -581,62 +598,79 @@ export const UPSERT_VISITS = (() => {
       ORDER BY 1, 2, 3, 4
       ON CONFLICT (site_id, dim, day, value) DO UPDATE SET ${ROLLUP_SUMS}
       RETURNING 1
+    ),
+    w AS (
+      INSERT INTO visitor_visits AS w (site_id, visitor_id_daily, visits, first_start, last_start)
+      SELECT u.site_id, u.visitor_id_daily, count(*) FILTER (WHERE u.inserted OR u.prev_vid_changed), min(u.started_at),
+             max(u.started_at)
+      FROM up u
+      WHERE u.visitor_id_daily IS NOT NULL AND (u.inserted OR u.prev_vid_changed OR u.started_at < u.prev_started_at)
+        AND (SELECT count(*) FROM rd) >= 0
+      GROUP BY 1, 2
+      ORDER BY 1, 2
+      ON CONFLICT (site_id, visitor_id_daily) DO UPDATE SET
+        visits = w.visits + excluded.visits,
+        first_start = LEAST(w.first_start, excluded.first_start),
+        last_start = GREATEST(w.last_start, excluded.last_start)
+      RETURNING 1
     )
-    INSERT INTO visitor_visits AS w (site_id, visitor_id_daily, visits, first_start, last_start)
-    SELECT u.site_id, u.visitor_id_daily, count(*) FILTER (WHERE u.inserted OR u.prev_vid_changed), min(u.started_at),
-           max(u.started_at)
+    SELECT u.site_id, u.session_id, ${epochMs(hourSql("u.started_at"))} AS hour, u.is_bot,
+           ${epochMs(hourSql("u.prev_started_at"))} AS prev_hour, u.prev_is_bot
     FROM up u
-    WHERE u.visitor_id_daily IS NOT NULL AND (u.inserted OR u.prev_vid_changed OR u.started_at < u.prev_started_at)
-      AND (SELECT count(*) FROM rd) >= 0
-    GROUP BY 1, 2
-    ORDER BY 1, 2
-    ON CONFLICT (site_id, visitor_id_daily) DO UPDATE SET
-      visits = w.visits + excluded.visits,
-      first_start = LEAST(w.first_start, excluded.first_start),
-      last_start = GREATEST(w.last_start, excluded.last_start)`
+    WHERE (SELECT count(*) FROM w) >= 0`
 })()
 
+/** A visit of the batch as {@link UPSERT_VISITS} returns it. */
+export interface StoredVisitHours {
+  readonly site_id: number
+  readonly session_id: string
+  /** the UTC hour of its start, epoch ms */
+  readonly hour: number
+  readonly is_bot: boolean
+  /** the same before the statement (null: inserted by it) */
+  readonly prev_hour: number | null
+  readonly prev_is_bot: boolean | null
+}
+
 /**
- * The visit contents of the inserted events (domain/VisitItems.ts, migration 0010), after the
- * visits statement in the same transaction: `visit_items` gets the events' figures per (visit,
- * content dimension, value); `item_rollups` / `item_rollups_daily` get, at the hour of each human
- * visit's start, one visit for every (visit, value) pair new in `visit_items` and the events'
- * figures; `visits.conversions` / `revenue` get the conversions.
+ * The visit contents (domain/VisitItems.ts, migration 0010), after the visits statement in the
+ * same transaction: `visit_items` gets the batch's item rows (computed in Node from the inserted
+ * events, `visitItemRows`: per (visit, content dimension, value) the events' figures);
+ * `item_rollups` / `item_rollups_daily` get, at the hour of each human visit's start, one visit
+ * for every (visit, value) pair new in `visit_items` and the rows' figures. (`visits.conversions`
+ * / `revenue` are merged by the visits statement, from the same rows.)
  *
  * A (visit, value) pair is new when the upsert inserted its row (`xmax = 0`; a NULL value is
  * matched as chr(1), which no page path or event type is).
  *
- * A visit whose start hour changed in this transaction's visits statement, or that turned into
- * a bot's (`prev_started_at` / `prev_is_bot`, set by that statement on every row it updated; NULL
- * on a row it inserted), has all its stored items moved: out of the old hour (if it counted), into
- * the new one (if it counts). The statement reads `visit_items` as it was before it (one snapshot
- * for the whole statement), which is what the move needs; the visits rows
- * of the batch are locked by this transaction already, so no other one changes their items
- * meanwhile. Lock order: visit_items → item_rollups → item_rollups_daily → visits (rows this
- * transaction holds).
+ * The batch's visits (`vs`) are what the visits statement returned ({@link StoredVisitHours}):
+ * a visit whose start hour changed there, or that turned into a bot's, has all its stored items
+ * moved: out of the old hour (if it counted), into the new one (if it counts). The statement reads
+ * `visit_items` as it was before it (one snapshot for the whole statement, taken after the
+ * visits statement, so after every transaction it waited for there), which is what the move
+ * needs; the visits rows of the batch are locked by this transaction already, so no other one
+ * changes their items meanwhile. (In the visits statement itself the move would read an older
+ * snapshot: one from before the transactions its upsert waited for.) Lock order: visit_items →
+ * item_rollups → item_rollups_daily.
  *
- * Parameters: the events' site ids, session ids, page URLs, event types, kinds and metadata —
- * the arrays of {@link rawParams} (15, 4, 6, 3, 2, 10), see {@link itemParams}.
+ * Parameters: the visits ({@link visitHoursParams}), then the item rows ({@link itemParams}).
  */
 const ITEM_SUMS = ITEM_ROLLUP_FIGURES.map((c) => `${c} = r.${c} + excluded.${c}`).join(", ")
 const ITEM_NONZERO = ITEM_ROLLUP_FIGURES.map((c) => `sum(${c}) <> 0`).join(" OR ")
 
 export const UPSERT_VISIT_ITEMS = `
-    WITH t AS MATERIALIZED (${
-  itemsOfEventsSql("unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(site_id, session_id, page_url, event_type, kind, metadata)")
-}),
-    vs AS MATERIALIZED (
-      SELECT v.site_id, v.session_id, ${hourSql("v.started_at")} AS hour, v.is_bot,
-             ${hourSql("v.prev_started_at")} AS prev_hour, v.prev_is_bot
-      FROM visits v WHERE (v.site_id, v.session_id) IN (SELECT DISTINCT site_id, session_id FROM t)
+    WITH vs AS (
+      SELECT * FROM unnest($1::int4[], $2::text[], $3::timestamptz[], $4::bool[], $5::timestamptz[], $6::bool[])
+        AS v(site_id, session_id, hour, is_bot, prev_hour, prev_is_bot)
     ),
-    moved AS (
-      SELECT * FROM vs WHERE prev_hour IS NOT NULL AND (prev_hour <> hour OR prev_is_bot <> is_bot)
+    t AS (
+      SELECT * FROM unnest($7::int4[], $8::text[], $9::text[], $10::text[], $11::int4[], $12::int4[], $13::int4[],
+                           $14::text[]::numeric[])
+        AS t(site_id, session_id, dim, value, pageviews, events, conversions, revenue)
     ),
     up AS (
       INSERT INTO visit_items AS i (site_id, session_id, dim, value, pageviews, events, conversions, revenue)
-      SELECT site_id, session_id, dim, value, pageviews, events, conversions, revenue FROM t
-      ORDER BY 1, 2, 3, 4
+      SELECT * FROM t
       ON CONFLICT (site_id, session_id, dim, value) DO UPDATE SET
         pageviews = i.pageviews + excluded.pageviews, events = i.events + excluded.events,
         conversions = i.conversions + excluded.conversions, revenue = i.revenue + excluded.revenue
@@ -650,9 +684,9 @@ export const UPSERT_VISIT_ITEMS = `
       UNION ALL
       SELECT i.site_id, i.dim, s.hour, i.value, s.sign, s.sign * i.pageviews, s.sign * i.events, s.sign * i.conversions,
              s.sign * i.revenue
-      FROM moved m JOIN visit_items i ON i.site_id = m.site_id AND i.session_id = m.session_id
+      FROM vs m JOIN visit_items i ON i.site_id = m.site_id AND i.session_id = m.session_id
       CROSS JOIN LATERAL (VALUES (-1, m.prev_hour, NOT m.prev_is_bot), (1, m.hour, NOT m.is_bot)) AS s(sign, hour, counted)
-      WHERE s.counted
+      WHERE m.prev_hour IS NOT NULL AND (m.prev_hour <> m.hour OR m.prev_is_bot <> m.is_bot) AND s.counted
     ),
     dl AS (
       SELECT site_id, dim, hour, value, ${ITEM_ROLLUP_FIGURES.map((c) => `sum(${c}) AS ${c}`).join(", ")}
@@ -667,34 +701,54 @@ export const UPSERT_VISIT_ITEMS = `
       ORDER BY 1, 2, 3, 4
       ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET ${ITEM_SUMS}
       RETURNING 1
-    ),
-    rd AS (
-      INSERT INTO item_rollups_daily AS r (site_id, dim, day, value, ${ITEM_ROLLUP_FIGURES.join(", ")})
-      SELECT site_id, dim, ${daySql("hour")}, value, ${ITEM_ROLLUP_FIGURES.map((c) => `sum(${c})`).join(", ")}
-      FROM dl
-      WHERE (SELECT count(*) FROM r) >= 0
-      GROUP BY 1, 2, 3, 4
-      HAVING ${ITEM_NONZERO}
-      ORDER BY 1, 2, 3, 4
-      ON CONFLICT (site_id, dim, day, value) DO UPDATE SET ${ITEM_SUMS}
-      RETURNING 1
     )
-    UPDATE visits v SET conversions = v.conversions + c.conversions, revenue = v.revenue + c.revenue
-    FROM (SELECT site_id, session_id, conversions, revenue FROM t
-          WHERE dim = 'event_type' AND value = '${CONVERSION}' AND (SELECT count(*) FROM rd) >= 0) c
-    WHERE v.site_id = c.site_id AND v.session_id = c.session_id`
+    INSERT INTO item_rollups_daily AS r (site_id, dim, day, value, ${ITEM_ROLLUP_FIGURES.join(", ")})
+    SELECT site_id, dim, ${daySql("hour")}, value, ${ITEM_ROLLUP_FIGURES.map((c) => `sum(${c})`).join(", ")}
+    FROM dl
+    WHERE (SELECT count(*) FROM r) >= 0
+    GROUP BY 1, 2, 3, 4
+    HAVING ${ITEM_NONZERO}
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (site_id, dim, day, value) DO UPDATE SET ${ITEM_SUMS}`
 
-/** The parameters of {@link UPSERT_VISIT_ITEMS}: six of the raw_events insert's arrays. */
-export const itemParams = (raw: Params): Params => [raw[14], raw[3], raw[5], raw[2], raw[1], raw[9]]
+/** The visits' part of {@link UPSERT_VISIT_ITEMS}'s parameters: what {@link UPSERT_VISITS} returned. */
+export const visitHoursParams = (rows: ReadonlyArray<StoredVisitHours>): Params => [
+  int4Array(rows.map((r) => r.site_id)),
+  textArray(rows.map((r) => r.session_id)),
+  tsArray(rows.map((r) => r.hour)),
+  boolArray(rows.map((r) => r.is_bot)),
+  tsArray(rows.map((r) => r.prev_hour)),
+  boolArray(rows.map((r) => r.prev_is_bot))
+]
+
+/** The item rows' columns (site_id, session_id, dim, value, pageviews, events, conversions, revenue). */
+export const itemParams = (rows: ReadonlyArray<VisitItemRow>): Params => [
+  int4Array(rows.map((r) => r.siteId)),
+  textArray(rows.map((r) => r.sessionId)),
+  textArray(rows.map((r) => r.dim)),
+  textArray(rows.map((r) => r.value)),
+  int4Array(rows.map((r) => r.pageviews)),
+  int4Array(rows.map((r) => r.events)),
+  int4Array(rows.map((r) => r.conversions)),
+  textArray(rows.map((r) => decimalText(r.revenue)))
+]
 
 /**
- * With `entryChanges` (the sink's WriteCache), rows whose entry cannot change the stored one
- * send no entry and first-touch values (NULL entry_at: the upsert keeps what is stored).
+ * The parameters of {@link UPSERT_VISITS}: the visit rows' columns, their conversions and revenue
+ * from `items` (`visitItemRows` of the same events). With `entryChanges` (the sink's WriteCache), rows whose
+ * entry cannot change the stored one send no entry and first-touch values (NULL entry_at: the
+ * upsert keeps what is stored).
  */
-export const visitParams = (visits: ReadonlyArray<VisitRow>, entryChanges?: (row: VisitRow) => boolean): Params => {
+export const visitParams = (
+  visits: ReadonlyArray<VisitRow>,
+  items: ReadonlyArray<VisitItemRow>,
+  entryChanges?: (row: VisitRow) => boolean
+): Params => {
   const columns = VISIT_COLUMNS.map(() => [] as Array<unknown>)
+  const conversions = conversionsOfItems(items)
   for (const s of visits) {
     const entry = entryChanges === undefined || entryChanges(s) ? s.entry : undefined
+    const converted = conversions.size === 0 ? undefined : conversions.get(`${s.siteId}|${storedText(s.sessionId)}`)
     const v = entry?.view
     const values: ReadonlyArray<unknown> = [
       s.siteId,
@@ -736,7 +790,9 @@ export const visitParams = (visits: ReadonlyArray<VisitRow>, entryChanges?: (row
       v?.network.isGovernment ?? null,
       v?.network.isTor ?? null,
       v?.network.proxyType ?? null,
-      v?.network.responseTier ?? null
+      v?.network.responseTier ?? null,
+      converted?.conversions ?? 0,
+      converted === undefined ? "0" : decimalText(converted.revenue)
     ]
     for (let i = 0; i < values.length; i++) columns[i]!.push(values[i])
   }
