@@ -12,7 +12,8 @@
  * they hold on a busy machine better than wall times do; the logging itself is not counted in
  * them but does cost the backends CPU, so the round's total PostgreSQL CPU is higher than usual.
  */
-import { readFileSync } from "node:fs"
+import { createReadStream } from "node:fs"
+import { createInterface } from "node:readline"
 
 const [file, database, from, to, eventsArg] = process.argv.slice(2)
 if (file === undefined || database === undefined) {
@@ -32,12 +33,16 @@ interface Record_ {
   readonly level: string
   text: string
 }
+// the server log outgrows a string after a few statistics rounds: read it line by line, keeping
+// only this database's records
 const records: Array<Record_> = []
-for (const line of readFileSync(file, "utf8").split("\n")) {
+let keeping = false
+for await (const line of createInterface({ input: createReadStream(file, "utf8"), crlfDelay: Infinity })) {
   const m = HEAD.exec(line)
   if (m !== null) {
-    records.push({ atMs: Date.parse(`${m[1]!.replace(" ", "T")}Z`), pid: m[3]!, db: m[5] ?? "", level: m[6]!, text: m[7]! })
-  } else if (records.length > 0 && (line.startsWith("\t") || line.startsWith(" "))) {
+    keeping = (m[5] ?? "") === database
+    if (keeping) records.push({ atMs: Date.parse(`${m[1]!.replace(" ", "T")}Z`), pid: m[3]!, db: m[5] ?? "", level: m[6]!, text: m[7]! })
+  } else if (keeping && records.length > 0 && (line.startsWith("\t") || line.startsWith(" "))) {
     records[records.length - 1]!.text += `\n${line}`
   }
 }
