@@ -15,7 +15,11 @@
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 
-/** The columns the start index carries (besides its key), in order. */
+/**
+ * The columns the start index carries (besides its key), in order: every visit dimension of the
+ * query API at this migration (StatsQuery.ts `VISIT_DIMENSIONS`) but the exit page — written out,
+ * so that this migration builds the same index whatever that list becomes.
+ */
 const VISITS_STARTED_INCLUDE = [
   "is_bot",
   "source",

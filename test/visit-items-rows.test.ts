@@ -9,8 +9,9 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { type ItemEvent, itemsOfEventsSql, visitItemRows, decimalText } from "../src/domain/VisitItems.ts"
+import { decimalText, type ItemEvent, itemsOfEventsSql, visitItemRows } from "../src/domain/VisitItems.ts"
 import { int4Array, metadataJson, noNul, noNulOrNull, textArray } from "../src/layers/PgSinkParams.ts"
+import { itemParams } from "../src/layers/PgSinkStatements.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { TestDb } from "./writerSupport.ts"
 
@@ -77,16 +78,7 @@ layer(dbLayer, { timeout: "120 seconds" })("visit item rows", (it) => {
         const fromNode = yield* sql.unsafe<Record<string, unknown>>(
           `SELECT * FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::int4[], $8::text[])
              AS t(site_id, session_id, dim, value, pageviews, events, conversions, revenue)`,
-          [
-            int4Array(rows.map((r) => r.siteId)),
-            textArray(rows.map((r) => r.sessionId)),
-            textArray(rows.map((r) => r.dim)),
-            textArray(rows.map((r) => r.value)),
-            int4Array(rows.map((r) => r.pageviews)),
-            int4Array(rows.map((r) => r.events)),
-            int4Array(rows.map((r) => r.conversions)),
-            textArray(rows.map((r) => decimalText(r.revenue)))
-          ]
+          itemParams(rows)
         )
         const canonical = (rs: ReadonlyArray<Record<string, unknown>>) =>
           rs.map((r) =>
