@@ -641,7 +641,10 @@ export interface StoredVisitHours {
  * / `revenue` are merged by the visits statement, from the same rows.)
  *
  * A (visit, value) pair is new when the upsert inserted its row (`xmax = 0`; a NULL value is
- * matched as chr(1), which no page path or event type is).
+ * matched as chr(1), which no page path or event type is). The item rows meet their visits' hours
+ * first, in a materialized CTE (`tv`): joined in the same step as the upsert's returned rows, whose
+ * four-column match PostgreSQL estimates at one row, the plan looped over the batch's visits for
+ * every item row — quadratic in the batch (1.7 s for 5,000 item rows instead of 0.16 s).
  *
  * The batch's visits (`vs`) are what the visits statement returned ({@link StoredVisitHours}):
  * a visit whose start hour changed there, or that turned into a bot's, has all its stored items
@@ -668,6 +671,9 @@ export const UPSERT_VISIT_ITEMS = `
                            $14::text[]::numeric[])
         AS t(site_id, session_id, dim, value, pageviews, events, conversions, revenue)
     ),
+    tv AS MATERIALIZED (
+      SELECT t.*, vs.hour, vs.is_bot FROM t JOIN vs ON vs.site_id = t.site_id AND vs.session_id = t.session_id
+    ),
     up AS (
       INSERT INTO visit_items AS i (site_id, session_id, dim, value, pageviews, events, conversions, revenue)
       SELECT * FROM t
@@ -677,10 +683,9 @@ export const UPSERT_VISIT_ITEMS = `
       RETURNING i.site_id, i.session_id, i.dim, coalesce(i.value, chr(1)) AS k, (i.xmax = 0) AS inserted
     ),
     d AS (
-      SELECT t.site_id, t.dim, vs.hour, t.value, u.inserted::int AS visits, t.pageviews, t.events, t.conversions, t.revenue
-      FROM t JOIN vs ON vs.site_id = t.site_id AND vs.session_id = t.session_id
-      JOIN up u ON u.site_id = t.site_id AND u.session_id = t.session_id AND u.dim = t.dim AND u.k = coalesce(t.value, chr(1))
-      WHERE NOT vs.is_bot
+      SELECT t.site_id, t.dim, t.hour, t.value, u.inserted::int AS visits, t.pageviews, t.events, t.conversions, t.revenue
+      FROM tv t JOIN up u ON u.site_id = t.site_id AND u.session_id = t.session_id AND u.dim = t.dim AND u.k = coalesce(t.value, chr(1))
+      WHERE NOT t.is_bot
       UNION ALL
       SELECT i.site_id, i.dim, s.hour, i.value, s.sign, s.sign * i.pageviews, s.sign * i.events, s.sign * i.conversions,
              s.sign * i.revenue
