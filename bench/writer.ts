@@ -14,7 +14,7 @@
  *
  *   npx node bench/writer.ts
  *
- * Env: BENCH_EVENTS (100000), BENCH_BATCH (WRITER_BATCH_SIZE, default 500), BENCH_PG_ADMIN_URL
+ * Env: BENCH_EVENTS (100000), BENCH_BATCH (WRITER_BATCH_SIZE, default the writer's: 5000 since 2026-12-06 16:45, 500 before), BENCH_PG_ADMIN_URL
  * (postgres://root@127.0.0.1:5432/postgres — a database is created and dropped),
  * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROUNDS (1; >1 repeats on fresh databases),
  * BENCH_NO_SESSION_ID=1 (envelopes without sessionId: server-side session assignment),
@@ -34,7 +34,7 @@ import { Effect, Layer, Redacted, Result } from "effect"
 import { SqlClient } from "effect/sql"
 import { Redis } from "ioredis"
 import { ENVELOPE_FIELD } from "../src/domain/Envelope.ts"
-import { AppConfig } from "../src/layers/AppConfig.ts"
+import { AppConfig, DEFAULT_WRITER_BATCH_SIZE } from "../src/layers/AppConfig.ts"
 import { Domains } from "../src/layers/Domains.ts"
 import { GeoLookup } from "../src/layers/GeoLookup.ts"
 import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
@@ -46,7 +46,7 @@ import { BENCH_NETWORK_MODES, benchNetworkLayer, HOSTS, makeWorkload } from "./w
 requireNode24()
 
 const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 100_000)
-const BATCH = Number(process.env["BENCH_BATCH"] ?? 500)
+const BATCH = Number(process.env["BENCH_BATCH"] ?? DEFAULT_WRITER_BATCH_SIZE)
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 1)
 const ADMIN_URL = process.env["BENCH_PG_ADMIN_URL"] ?? "postgres://root@127.0.0.1:5432/postgres"
 const REDIS_URL = process.env["BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379"
