@@ -54,7 +54,8 @@ export const isRollupDimension = (d: string): d is VisitDimension => (ROLLUP_DIM
 export const ROLLUP_BUCKET_MS = 3_600_000
 
 /** The rollup dimension values of a visit row `alias` (columns named as in `visits`), as a text[]. */
-export const dimsArraySql = (alias: string): string => `ARRAY[${ROLLUP_DIMENSIONS.map((d) => `${alias}.${d}`).join(", ")}]::text[]`
+export const dimsArraySql = (alias: string, dimensions: ReadonlyArray<VisitDimension> = ROLLUP_DIMENSIONS): string =>
+  `ARRAY[${dimensions.map((d) => `${alias}.${d}`).join(", ")}]::text[]`
 
 /**
  * A visit's previous rollup dimension values in the writer's upsert (`alias`: its RETURNING
@@ -65,8 +66,11 @@ export const dimsArraySql = (alias: string): string => `ARRAY[${ROLLUP_DIMENSION
 export const oldDimsSql = (alias: string): string =>
   `coalesce(${alias}.prev_dims, array_append(${alias}.dims[1:${ROLLUP_DIMENSIONS.length - 1}], ${alias}.prev_exit_page))`
 
+/** Dimension names as a text[] (the order of {@link dimsArraySql}). */
+const dimensionNamesSql = (dimensions: ReadonlyArray<VisitDimension>): string => `ARRAY[${dimensions.map((d) => `'${d}'`).join(", ")}]::text[]`
+
 /** The rollup dimensions' names as a text[] (the order of {@link dimsArraySql}). */
-export const DIMENSION_NAMES_SQL = `ARRAY[${ROLLUP_DIMENSIONS.map((d) => `'${d}'`).join(", ")}]::text[]`
+export const DIMENSION_NAMES_SQL = dimensionNamesSql(ROLLUP_DIMENSIONS)
 
 /** Whether a visit bounced, from its pageviews and engaged columns. */
 export const bounceSql = (pageviews: string, engaged: string) => `(${pageviews} <= 1 AND NOT ${engaged})`
@@ -88,8 +92,7 @@ export const daySql = (column: string) => `(${column} AT TIME ZONE 'UTC')::date`
  * `dimensions`: only those dimensions' rows, without the totals (a migration adding dimensions).
  */
 export const rollupsOfVisitsSql = (dimensions?: ReadonlyArray<VisitDimension>): string => {
-  const values = `ARRAY[${(dimensions ?? ROLLUP_DIMENSIONS).map((d) => `v.${d}`).join(", ")}]::text[]`
-  const names = `ARRAY[${(dimensions ?? ROLLUP_DIMENSIONS).map((d) => `'${d}'`).join(", ")}]::text[]`
+  const kept = dimensions ?? ROLLUP_DIMENSIONS
   const total = `
   SELECT site_id, '${TOTAL_DIMENSION}'::text AS dim, ${hourSql("started_at")} AS hour, NULL::text AS value, count(*) AS visits,
          sum(pageviews) AS pageviews, sum(events) AS events, count(*) FILTER (WHERE ${bounceSql("pageviews", "engaged")}) AS bounces,
@@ -100,7 +103,7 @@ export const rollupsOfVisitsSql = (dimensions?: ReadonlyArray<VisitDimension>): 
   return `${dimensions === undefined ? total : ""}
   SELECT v.site_id, d.dim, ${hourSql("v.started_at")} AS hour, d.value, count(*) AS visits, 0 AS pageviews, 0 AS events,
          count(*) FILTER (WHERE ${bounceSql("v.pageviews", "v.engaged")}) AS bounces, 0 AS duration
-  FROM visits v CROSS JOIN LATERAL unnest(${names}, ${values}) AS d(dim, value)
+  FROM visits v CROSS JOIN LATERAL unnest(${dimensionNamesSql(kept)}, ${dimsArraySql("v", kept)}) AS d(dim, value)
   WHERE NOT v.is_bot
   GROUP BY 1, 2, 3, 4`
 }

@@ -145,9 +145,9 @@ const runApart = (input: CompileInput, groups: ReadonlyArray<ReadonlyArray<Metri
   const keyOfRow = (row: Record<string, unknown>) => JSON.stringify(input.dimensions.map((_, i) => String(row[dimensionAlias(i)])))
   return Effect.map(
     Effect.all(groups.map((metrics) => run(compileQuery({ ...input, metrics, orderBy: [] }))), { concurrency: "unbounded" }),
-    ([first, ...rest]) => {
+    (answers) => {
       const joined = new Map<string, Record<string, unknown>>()
-      for (const rows of [first!, ...rest]) {
+      for (const rows of answers) {
         for (const row of rows) {
           const key = keyOfRow(row)
           joined.set(key, { ...joined.get(key), ...row })
