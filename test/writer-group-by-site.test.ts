@@ -26,6 +26,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
         consumer: `${name}-w`,
         batchSize: 100,
         groupBySite,
+        sessionLanes: false, // site groups alone (lanes: writer-session-lanes.test.ts)
         hooks: { beforeCommit: ({ entryIds }) => Effect.sync(() => void transactions.push(entryIds)) }
       })
       yield* writer.drain

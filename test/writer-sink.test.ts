@@ -160,7 +160,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       store.failNext(2, true, "connection reset")
       const { events } = workload("tr")
       yield* xadd(keys.streamKey, events)
-      const writer = yield* makeWriter({ ...keys, consumer: "tr-a", retryBaseMs: 5 }).pipe(Effect.provide(yield* onMemory(store, HOST)))
+      const writer = yield* makeWriter({ ...keys, consumer: "tr-a", retryBaseMs: 5, sessionLanes: false }).pipe(Effect.provide(yield* onMemory(store, HOST)))
       yield* writer.drain
       const stats = yield* writer.snapshot
       assert.strictEqual(stats.retries, 2)

@@ -122,6 +122,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const crashing = yield* makeWriter({
         ...keys,
         consumer: "crash-a",
+        sessionLanes: false, // the read as one transaction (one commit to crash after)
         hooks: { afterCommit: () => Effect.interrupt }
       })
       const exit = yield* Effect.exit(crashing.step)
@@ -164,6 +165,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const writer = yield* makeWriter({
         ...keys,
         consumer: "tx-a",
+        sessionLanes: false, // the read as one transaction (attempts counted per transaction)
         retryBaseMs: 20,
         hooks: {
           beforeCommit: ({ attempt }) =>
@@ -205,6 +207,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       const writer = yield* makeWriter({
         ...keys,
         consumer: "connlost-a",
+        sessionLanes: false, // the read as one transaction (attempts counted per transaction)
         retryBaseMs: 20,
         hooks: {
           // attempt 1: the backend of this very transaction goes away (as in a PostgreSQL

@@ -74,6 +74,11 @@ export const AppConfigSchema = Config.all({
    * transaction then touches one shard: docs/scaling.md)
    */
   writerGroupBySite: Config.Boolean("WRITER_GROUP_BY_SITE").pipe(Config.withDefault(false)),
+  /**
+   * Split each batch read by session into WRITER_TRANSACTIONS writes, so that the transactions in
+   * flight touch disjoint sessions and do not wait for each other's commits (domain/SessionLanes.ts)
+   */
+  writerSessionLanes: Config.Boolean("WRITER_SESSION_LANES").pipe(Config.withDefault(true)),
   /** entries pending this long in a (dead) writer are reclaimed by another (XAUTOCLAIM) */
   writerClaimIdleMs: Config.Int("WRITER_CLAIM_IDLE_MS").pipe(Config.withDefault(30_000)),
   writerClaimEveryMs: Config.Int("WRITER_CLAIM_EVERY_MS").pipe(Config.withDefault(10_000)),

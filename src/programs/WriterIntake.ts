@@ -7,6 +7,7 @@
 import { Clock, Effect } from "effect"
 import type { cappedBackoff } from "../domain/Backoff.ts"
 import type { BatchEntry } from "../domain/Batch.ts"
+import { splitIntoLanes } from "../domain/SessionLanes.ts"
 import { groupBySite } from "../domain/SiteGroups.ts"
 import type { StreamPartition } from "../layers/StreamConsumer.ts"
 import type { Acks } from "./WriterAcks.ts"
@@ -88,26 +89,32 @@ export const makeIntake = (options: {
     return entries
   })
 
-  /** WRITER_GROUP_BY_SITE: the site groups of the last read not yet handed out (all in flight) */
-  const groups: Array<ReadonlyArray<BatchEntry>> = []
-  const nextGrouped: Effect.Effect<ReadonlyArray<BatchEntry>> = Effect.suspend(() => {
-    const queued = groups.shift()
+  /**
+   * The parts of the last read not yet handed out (all in flight): its site groups
+   * (WRITER_GROUP_BY_SITE), each split into session lanes (WRITER_SESSION_LANES, one per write
+   * in flight: domain/SessionLanes.ts)
+   */
+  const parts: Array<ReadonlyArray<BatchEntry>> = []
+  const lanes = writer.sessionLanes ? writer.transactions : 1
+  const split = writer.groupBySite || lanes > 1
+  const nextPart: Effect.Effect<ReadonlyArray<BatchEntry>> = Effect.suspend(() => {
+    const queued = parts.shift()
     if (queued !== undefined) return Effect.succeed(queued)
     return Effect.map(marked, (entries) => {
       if (entries.length === 0) return entries
-      groups.push(...groupBySite(entries))
-      return groups.shift()!
+      for (const group of writer.groupBySite ? groupBySite(entries) : [entries]) parts.push(...splitIntoLanes(group, lanes))
+      return parts.shift()!
     })
   })
 
   return {
-    next: writer.groupBySite ? nextGrouped : marked,
+    next: split ? nextPart : marked,
     settle: (entries) => {
       for (const entry of entries) inFlight.delete(entry.id)
     },
     clear: () => {
       inFlight.clear()
-      groups.length = 0
+      parts.length = 0
     },
     claimNow: () => {
       nextClaimAt = 0

@@ -19,6 +19,11 @@ export interface WriterOptions {
   readonly blockMs: number
   /** WRITER_GROUP_BY_SITE: each batch read is written as one transaction per site (domain/SiteGroups.ts) */
   readonly groupBySite: boolean
+  /**
+   * WRITER_SESSION_LANES: each batch read is split by session into `transactions` writes, so the
+   * writes in flight touch disjoint sessions (domain/SessionLanes.ts)
+   */
+  readonly sessionLanes: boolean
   /** batch writes (transactions) in flight at once (WRITER_TRANSACTIONS, at least 1) */
   readonly transactions: number
   /** reclaim entries pending (in any consumer) for at least this long */
@@ -55,6 +60,7 @@ export const writerOptions = Effect.fnUntraced(function*(overrides: Partial<Writ
     blockMs: config.writerBlockMs,
     transactions: config.writerTransactions,
     groupBySite: config.writerGroupBySite,
+    sessionLanes: config.writerSessionLanes,
     claimIdleMs: config.writerClaimIdleMs,
     claimEveryMs: config.writerClaimEveryMs,
     pruneConsumersIdleMs: 600_000,
