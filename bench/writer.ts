@@ -14,7 +14,7 @@
  *
  *   npx node bench/writer.ts
  *
- * Env: BENCH_EVENTS (100000), BENCH_BATCH (WRITER_BATCH_SIZE, default the writer's: 5000 since 2026-12-06 16:45, 500 before), BENCH_PG_ADMIN_URL
+ * Env: BENCH_EVENTS (100000), BENCH_BATCH (WRITER_BATCH_SIZE, default the writer's: 10000 read, in 2 session lanes, since 2026-12-06 18:00; 5000 since 16:45, 500 before), BENCH_PG_ADMIN_URL
  * (postgres://root@127.0.0.1:5432/postgres — a database is created and dropped),
  * BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ROUNDS (1; >1 repeats on fresh databases),
  * BENCH_NO_SESSION_ID=1 (envelopes without sessionId: server-side session assignment),

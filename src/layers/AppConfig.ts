@@ -21,9 +21,11 @@ const optionalString = (name: string) =>
  * a read returns what the stream holds, so at a site's usual rate batches stay small and nothing
  * waits for a batch to fill; under a backlog or a burst, bigger batches share each statement's
  * work among more events (bench/README.md, Writer: 500 → 2,000 → 5,000 events per batch gave
- * 7.2–8.1K → 10.5–10.8K → 12.6–12.8K events/s with the visits model on 2 cores).
+ * 7.2–8.1K → 10.5–10.8K → 12.6–12.8K events/s with the visits model on 2 cores). A read is split
+ * into WRITER_TRANSACTIONS session lanes (domain/SessionLanes.ts), so each transaction of a full
+ * read holds about 10,000 / 2 = 5,000 events, the size measured best.
  */
-export const DEFAULT_WRITER_BATCH_SIZE = 5000
+export const DEFAULT_WRITER_BATCH_SIZE = 10_000
 
 export const AppConfigSchema = Config.all({
   port: Config.Int("PORT").pipe(Config.withDefault(8787)),
