@@ -28,7 +28,7 @@ export const laneKeyOfPayload = (payload: string): string =>
   SESSION_ID.exec(payload)?.[1] ?? CLIENT_IP.exec(payload)?.[1] ?? ""
 
 /** FNV-1a, 32 bits: a lane key's lane. */
-const laneOf = (key: string, lanes: number): number => {
+export const laneOf = (key: string, lanes: number): number => {
   let h = 0x811c9dc5
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i)
@@ -41,9 +41,12 @@ const laneOf = (key: string, lanes: number): number => {
  * `entries` split into at most `lanes` groups by lane key (one entry's session always in one
  * group): the non-empty groups in lane order, each in stream order.
  */
+/** The lane of an encoded envelope among `lanes`. */
+export const laneOfPayload = (payload: string, lanes: number): number => laneOf(laneKeyOfPayload(payload), lanes)
+
 export const splitIntoLanes = (entries: ReadonlyArray<BatchEntry>, lanes: number): Array<ReadonlyArray<BatchEntry>> => {
   if (lanes <= 1 || entries.length < 2) return entries.length === 0 ? [] : [entries]
   const groups: Array<Array<BatchEntry>> = Array.from({ length: lanes }, () => [])
-  for (const entry of entries) groups[laneOf(laneKeyOfPayload(entry.payload), lanes)]!.push(entry)
+  for (const entry of entries) groups[laneOfPayload(entry.payload, lanes)]!.push(entry)
   return groups.filter((group) => group.length > 0)
 }

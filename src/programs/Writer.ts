@@ -38,6 +38,7 @@
 import { Cause, Clock, Context, Duration, Effect, Layer, Metric, Ref } from "effect"
 import { cappedBackoff } from "../domain/Backoff.ts"
 import { type BatchEntry, MAX_ERROR_TEXT, poisonOnlyBatch, type PreparedBatch, type WriteResult } from "../domain/Batch.ts"
+import { laneOfPayload } from "../domain/SessionLanes.ts"
 import type { Scope as TenantScope } from "../domain/Tenant.ts"
 import { Domains } from "../layers/Domains.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
@@ -87,6 +88,8 @@ export interface WriterHandle {
 interface Work {
   readonly entries: ReadonlyArray<BatchEntry>
   readonly staged: StagedBatch
+  /** its session lane (WRITER_SESSION_LANES), undefined without lanes */
+  readonly lane: number | undefined
 }
 
 const firstLine = (text: string) => {
@@ -279,14 +282,17 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
     })
 
   const processEntries = (entries: ReadonlyArray<BatchEntry>): Effect.Effect<void> =>
-    Effect.flatMap(prepare(entries), (staged) => commitWork({ entries, staged }))
+    Effect.flatMap(prepare(entries), (staged) => commitWork({ entries, staged, lane: undefined }))
+
+  /** session lanes (the intake splits each read into them): as many as writes in flight */
+  const lanes = options.sessionLanes ? options.transactions : 1
 
   /** The next batch, read and prepared; undefined when there was nothing to read. */
   const fetchWork: Effect.Effect<Work | undefined> = Effect.flatMap(intake.next, (entries) => {
     if (entries.length === 0) return Effect.succeed(undefined)
     return Effect.map(prepare(entries), (staged) => {
       if (staged.batch.sessionBots.size > 0) unsettled.push(staged.batch)
-      return { entries, staged }
+      return { entries, staged, lane: lanes > 1 ? laneOfPayload(entries[0]!.payload, lanes) : undefined }
     })
   })
 
@@ -308,6 +314,7 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
     runPipeline<Work>({
       depth: options.transactions,
       fetch: fetchWork,
+      laneOf: (work) => work.lane,
       commit: commitAndSettle,
       commitOnStop: (work) =>
         attemptOnce(work.staged).pipe(

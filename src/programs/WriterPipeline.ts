@@ -11,6 +11,10 @@
  * CONFLICT; its WriteCache only learns what has committed). Acknowledgements follow the
  * commits, in commit order.
  *
+ * Session lanes (domain/SessionLanes.ts): a write of a lane starts only once the lane's previous
+ * write has ended, whatever else is in flight — so one session is never in two of this writer's
+ * transactions at once, even when consecutive reads fill one lane only (small reads).
+ *
  * When interrupted, the writes in flight finish their current attempt (uninterruptible) and a
  * batch already read ahead is written too (one attempt) — whatever remains pending is released
  * to the other writers by the writer's `leaveGroup`. After a defect the read-ahead and the other
@@ -23,6 +27,8 @@ export interface PipelineSteps<W> {
   readonly depth: number
   /** Reads and prepares the next batch; undefined when there was nothing to read. */
   readonly fetch: Effect.Effect<W | undefined>
+  /** The session lane of a batch (undefined: none — it may run beside any other). */
+  readonly laneOf?: (work: W) => number | undefined
   /** Writes a batch (retrying, splitting as needed) and settles it. */
   readonly commit: (work: W) => Effect.Effect<void>
   /** One attempt at writing the batch read ahead, when stopping; settles it. */
@@ -43,18 +49,35 @@ export const runPipeline = <W>(steps: PipelineSteps<W>, stopWhenIdle: boolean): 
    * that a stop (or a defect) arriving while the loop waits for one still finds it.
    */
   const committing: Array<Fiber.Fiber<void>> = []
-  const awaitOldest = Effect.suspend(() => Fiber.join(committing[0]!)).pipe(
-    Effect.andThen(Effect.sync(() => committing.shift()))
-  )
+  /** the lane of each write in `committing` (same index) */
+  const lanes: Array<number | undefined> = []
+  const awaitAt = (index: number) =>
+    Effect.suspend(() => {
+      const fiber = committing[index]!
+      return Fiber.join(fiber).pipe(Effect.andThen(Effect.sync(() => {
+        const at = committing.indexOf(fiber)
+        committing.splice(at, 1)
+        lanes.splice(at, 1)
+      })))
+    })
+  const awaitOldest = awaitAt(0)
+  /** the write in flight of `lane`, if any, ended first */
+  const awaitLane = (lane: number | undefined) =>
+    Effect.suspend(() => {
+      const index = lane === undefined ? -1 : lanes.indexOf(lane)
+      return index === -1 ? Effect.void : awaitAt(index)
+    })
   const awaitCommits = Effect.suspend(() => Effect.forEach([...committing], (fiber) => Fiber.join(fiber), { discard: true })).pipe(
     Effect.andThen(Effect.sync(() => {
       committing.length = 0
+      lanes.length = 0
     }))
   )
   // an interrupted commit still finishes its current attempt (it is uninterruptible)
   const stopCommits = Effect.suspend(() => Effect.forEach([...committing], (fiber) => Fiber.interrupt(fiber), { discard: true })).pipe(
     Effect.andThen(Effect.sync(() => {
       committing.length = 0
+      lanes.length = 0
     }))
   )
   const handoff = Effect.gen(function*() {
@@ -84,8 +107,13 @@ export const runPipeline = <W>(steps: PipelineSteps<W>, stopWhenIdle: boolean): 
         continue
       }
       idle = 0
+      // its lane's write in flight ends first (meanwhile the batch stays in `next`, where the
+      // shutdown handoff finds it)
+      const lane = steps.laneOf?.(work)
+      yield* awaitLane(lane)
       next = yield* Effect.forkChild(steps.fetch)
       committing.push(yield* Effect.forkChild(steps.commit(work)))
+      lanes.push(lane)
     }
   }).pipe(
     Effect.onExit((exit) => {
