@@ -254,7 +254,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "120 seconds" })(
       ]
       yield* xadd(keys.streamKey, events)
       // one event per batch, three transactions in flight: assigned in stream order all the same
-      const writer = yield* makeWriter({ ...keys, consumer: "assign-a", batchSize: 1, transactions: 3 })
+      // (no session lanes: they would keep one visitor's batches apart)
+      const writer = yield* makeWriter({ ...keys, consumer: "assign-a", batchSize: 1, transactions: 3, sessionLanes: false })
       yield* writer.drain
       // everything again (a redelivery, a spool drain), in another order
       yield* xadd(keys.streamKey, [...events].reverse())
@@ -306,6 +307,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "120 seconds" })(
         consumer: "turn-a",
         batchSize: 1,
         transactions: 3,
+        sessionLanes: false, // lanes would keep one visitor's batches apart: no turn to take
+
         hooks: {
           // the first batch is slow to take its locks: the others must wait for it
           beforeVisitorLocks: ({ entryIds: ids }) =>

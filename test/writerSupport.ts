@@ -299,7 +299,8 @@ export const withLateCopies = <A>(list: ReadonlyArray<A>): Array<A> => {
 }
 
 /**
- * Drains `overlapped` with a writer of three transactions in flight whose first transaction waits
+ * Drains `overlapped` with a writer of three transactions in flight (without session lanes, so
+ * that they share sessions, as several writers' transactions do) whose first transaction waits
  * (before its COMMIT) until another one is open, then `serial` with a one-transaction writer (4
  * entries a batch each); dies unless two transactions were open together. Returns both writers.
  */
@@ -315,6 +316,8 @@ export const drainOverlappedThenSerial = (
       consumer: `${name}overlap-a`,
       batchSize: 4,
       transactions: 3,
+      // no session lanes: the transactions in flight share visits, as several writers' do
+      sessionLanes: false,
       hooks: { beforeCommit: () => hold.hook }
     })
     yield* writerA.drain
