@@ -152,6 +152,42 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       assert.deepStrictEqual(pick(store.metrics), EXPECTED_METRICS)
     }))
 
+  it.effect("an earlier view arriving after its session was counted moves the count — the same in both sinks", () =>
+    Effect.gen(function*() {
+      const host = "move.example"
+      const view = (tag: string, second: number, path: string, attribution: Record<string, string>) =>
+        viewEnvelope({
+          receivedAt: at(second),
+          edge: { headers: { origin: `https://${host}` } },
+          payload: { sessionId: `move-${tag}`, pageUrl: `https://${host}${path}`, attribution }
+        })
+      // the later view first (counted with /b, cpc), then the earlier one (a late spool drain)
+      const run = (tag: string, keys: ReturnType<typeof streamKeys>, consumer: string) =>
+        Effect.gen(function*() {
+          yield* cleanupKeys(keys.streamKey)
+          yield* xadd(keys.streamKey, [view(tag, 7200, "/b", { utmSource: "google", utmMedium: "cpc" })])
+          const writer = yield* makeWriter({ ...keys, consumer })
+          yield* writer.drain
+          yield* xadd(keys.streamKey, [view(tag, 0, "/a", { utmSource: "newsletter", utmMedium: "email" })])
+          yield* writer.drain
+        })
+      const store = new MemorySink.MemoryStore()
+      yield* run("mem", streamKeys("move-mem"), "move-mem-a").pipe(Effect.provide(yield* onMemory(store, host)))
+      const site = yield* registerDomain(host)
+      yield* Effect.flatMap(Domains, (d) => d.refresh).pipe(Effect.orDie)
+      yield* run("pg", streamKeys("move-pg"), "move-pg-a")
+      const pgMetrics = yield* metricsOf(site.domainId)
+      for (const metrics of [Object.fromEntries(store.metrics), pgMetrics]) {
+        assert.strictEqual(metrics["sessions|day|page_path|/a"], 1)
+        assert.strictEqual(metrics["sessions|day|page_path|/b"] ?? 0, 0)
+        assert.strictEqual(metrics["sessions|hour|source|email"], 1)
+        assert.strictEqual(metrics["sessions|hour|source|paid"] ?? 0, 0)
+        assert.strictEqual(metrics["sessions|day|total|∅"], 1)
+      }
+      assert.deepStrictEqual(Object.fromEntries(store.metrics), pgMetrics)
+      assert.strictEqual(store.daily.sessions, 1)
+    }))
+
   it.effect("transient sink failures are retried in place; the batch is stored once and acknowledged", () =>
     Effect.gen(function*() {
       const keys = streamKeys("sink-transient")

@@ -456,10 +456,12 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
             [prefix]
           ),
           (rows) =>
-            rows.map(({ corp_id: _c, created_at: _t, domain_id: _d, session_id, updated_at: _u, ...rest }) => ({
-              ...rest,
-              session: String(session_id).slice(prefix.length)
-            }))
+            // prev_rollup_key is what the row's last update took over (it depends on the batches);
+            // rollup_key names the site: compared without it
+            rows.map(({ corp_id: _c, created_at: _t, domain_id: _d, prev_rollup_key: _p, rollup_key, session_id, updated_at: _u, ...rest }) => {
+              const [at, _corp, _domain, ...key] = JSON.parse(String(rollup_key)) as Array<unknown>
+              return { ...rest, counted: [at, ...key], session: String(session_id).slice(prefix.length) }
+            })
         )
       const fpA = yield* fingerprints(`ovl-${siteA.domainId}`)
       assert.strictEqual(fpA.length, 24)
@@ -757,6 +759,57 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "60 seconds" })("
       assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "pageviews" }), 5)
       assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "unique_visitors" }), 1)
       assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "unique_visitors", granularity: "hour" }), 1)
+    }))
+
+  it.effect("a session's count follows its first touch: an earlier view arriving later moves it to its own hour, day and landing values, once", () =>
+    Effect.gen(function*() {
+      const keys = streamKeys("fpmove")
+      yield* cleanupKeys(keys.streamKey)
+      const site = yield* domainFor("fpmove")
+      const view = (receivedAt: string, path: string, attribution: Record<string, string>) =>
+        viewEnvelope({
+          receivedAt,
+          edge: { headers: { origin: site.origin } },
+          payload: { sessionId: `fpmove-${site.domainId}`, pageUrl: `${site.origin}${path}`, attribution }
+        })
+      const late = view("2026-05-02T00:10:00.000Z", "/b", { utmSource: "google", utmMedium: "cpc" })
+      const early = view("2026-05-01T23:50:00.000Z", "/a", { utmSource: "newsletter", utmMedium: "email" })
+      const sessionsBy = (dimension: string, granularity: "hour" | "day") =>
+        query<{ bucket: string; value_of: string | null; n: number }>(
+          `SELECT to_char(bucket_start AT TIME ZONE 'UTC', 'MM-DD HH24') AS bucket, dimension_value AS value_of, value::int AS n
+           FROM aggregated_metrics WHERE domain_id = $1 AND metric = 'sessions' AND granularity = $2 AND dimension = $3 AND value <> 0
+           ORDER BY 1, 2`,
+          [site.domainId, granularity, dimension]
+        )
+      const daily = query<{ day: string; sessions: number }>(
+        `SELECT to_char(day, 'MM-DD') AS day, sessions::int AS sessions FROM daily_metrics WHERE domain_id = $1 AND sessions <> 0 ORDER BY 1`,
+        [site.domainId]
+      )
+      const writer = yield* makeWriter({ ...keys, consumer: "fpmove-a" })
+      const send = (envelopes: ReadonlyArray<ReturnType<typeof view>>) => Effect.andThen(xadd(keys.streamKey, envelopes), writer.drain)
+
+      yield* send([late])
+      assert.deepStrictEqual(yield* sessionsBy("page_path", "hour"), [{ bucket: "05-02 00", value_of: "/b", n: 1 }])
+      // the earlier view, from a late spool drain: the session is counted where it began
+      yield* send([early])
+      const moved = {
+        pageHour: [{ bucket: "05-01 23", value_of: "/a", n: 1 }],
+        sourceDay: [{ bucket: "05-01 00", value_of: "email", n: 1 }],
+        totalHour: [{ bucket: "05-01 23", value_of: null, n: 1 }],
+        daily: [{ day: "05-01", sessions: 1 }]
+      }
+      const now = Effect.all({
+        pageHour: sessionsBy("page_path", "hour"),
+        sourceDay: sessionsBy("source", "day"),
+        totalHour: sessionsBy("total", "hour"),
+        daily
+      })
+      assert.deepStrictEqual(yield* now, moved)
+      // both again (a redelivery): nothing moves twice
+      yield* send([late, early])
+      assert.deepStrictEqual(yield* now, moved)
+      assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "sessions" }), 1)
+      assert.strictEqual(yield* metricValue({ domainId: site.domainId, metric: "pageviews" }), 2)
     }))
 
   it.effect("an entry whose write keeps failing is isolated by splitting the batch and kept in ingest_failures", () =>

@@ -169,19 +169,55 @@ export const addEvents = (metrics: MetricAccumulator, daily: DailyAccumulator, e
   }
 }
 
+/** A session as the rollups count it: its first-touch view, the time and the tenant of that view. */
+export interface CountedSession {
+  readonly firstSeenMs: number
+  readonly scope: Scope
+  readonly view: EnrichedView
+}
+
+/** One session, its first touch as counted: bucket time, tenant, bot, `viewDimensionValues`. */
+type SessionKey = readonly [number, number | null, number | null, boolean, ...Array<string | null>]
+
+const countSession = (metrics: MetricAccumulator, daily: DailyAccumulator, key: SessionKey, sign: 1 | -1) => {
+  const [at, corpId, domainId, isBot, ...values] = key
+  if (isBot) return
+  const scope: Scope = { corpId, domainId }
+  const hour = metrics.hourOf(at, scope)
+  hour.add(SERIES.sessions, null, sign)
+  for (let i = 0; i < values.length; i++) hour.add(SERIES.sessionsBy[i]!, values[i] ?? null, sign)
+  daily.add(at, scope, "sessions", sign)
+}
+
+const sessionKey = (session: CountedSession): SessionKey =>
+  [session.firstSeenMs, session.scope.corpId, session.scope.domainId, session.view.isBot, ...viewDimensionValues(session.view)]
+
+/**
+ * What the rollups counted for a session, as text (kept with its fingerprint, `rollup_key`), so
+ * that an earlier view taking its first touch over later can take the count back
+ * ({@link moveSessions}).
+ */
+export const sessionRollupKey = (session: CountedSession): string => JSON.stringify(sessionKey(session))
+
 /** Sessions created in this batch (human ones only), with their first-touch view. */
-export const addSessions = (
+export const addSessions = (metrics: MetricAccumulator, daily: DailyAccumulator, sessions: ReadonlyArray<CountedSession>) => {
+  for (const session of sessions) countSession(metrics, daily, sessionKey(session), 1)
+}
+
+/**
+ * Sessions whose first touch an earlier view took over (a late spool drain, or the session's
+ * views in transactions written at once): the count made with the previous first touch
+ * (`from`, a {@link sessionRollupKey}) is taken back and the session counted with the new one —
+ * its hour and day, tenant and landing dimensions (a bot first touch counts nowhere).
+ */
+export const moveSessions = (
   metrics: MetricAccumulator,
   daily: DailyAccumulator,
-  sessions: ReadonlyArray<{ readonly firstSeenMs: number; readonly scope: Scope; readonly view: EnrichedView }>
+  moves: ReadonlyArray<{ readonly from: string; readonly to: CountedSession }>
 ) => {
-  for (const { firstSeenMs: at, scope, view } of sessions) {
-    if (view.isBot) continue
-    const hour = metrics.hourOf(at, scope)
-    hour.add(SERIES.sessions, null, 1)
-    const values = viewDimensionValues(view)
-    for (let i = 0; i < values.length; i++) hour.add(SERIES.sessionsBy[i]!, values[i] ?? null, 1)
-    daily.add(at, scope, "sessions", 1)
+  for (const { from, to } of moves) {
+    countSession(metrics, daily, JSON.parse(from) as SessionKey, -1)
+    countSession(metrics, daily, sessionKey(to), 1)
   }
 }
 

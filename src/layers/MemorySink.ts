@@ -10,7 +10,7 @@ import { Effect, Layer } from "effect"
 import type { PoisonEntry, PreparedBatch, PreparedEvent, WriteResult } from "../domain/Batch.ts"
 import type { EnrichedView } from "../domain/Enrich.ts"
 import { DailyAccumulator, type Granularity, MetricAccumulator } from "../domain/RollupAccumulators.ts"
-import { addSessions, addVisitors, eventRollups } from "../domain/Rollups.ts"
+import { addSessions, addVisitors, type CountedSession, eventRollups, moveSessions, sessionRollupKey } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope } from "../domain/Tenant.ts"
 import { dayStart, hourStart } from "../domain/Time.ts"
 import {
@@ -31,6 +31,8 @@ interface StoredSession {
   readonly scope: Scope
   /** the first touch is a bot */
   readonly isBot: boolean
+  /** what the rollups counted for it (`sessionRollupKey`) */
+  readonly rollupKey: string
 }
 
 /** What the memory sink holds; tests read it and queue failures on it. */
@@ -130,12 +132,20 @@ const write = (store: MemoryStore, sent: ReadonlyArray<PreparedEvent>, poison: R
       firstViews.set(event.row.sessionId, event as PreparedEvent & { readonly row: EnrichedView })
     }
   }
-  const created: Array<{ readonly firstSeenMs: number; readonly scope: Scope; readonly view: EnrichedView }> = []
+  const created: Array<CountedSession> = []
+  const moved: Array<{ readonly from: string; readonly to: CountedSession }> = []
   for (const [sessionId, view] of firstViews) {
     const known = store.sessions.get(sessionId)
-    if (known === undefined) created.push({ firstSeenMs: view.receivedAtMs, scope: view.scope, view: view.row })
+    const counted: CountedSession = { firstSeenMs: view.receivedAtMs, scope: view.scope, view: view.row }
+    if (known === undefined) created.push(counted)
+    else if (view.receivedAtMs < known.firstSeenMs) moved.push({ from: known.rollupKey, to: counted })
     if (known === undefined || view.receivedAtMs < known.firstSeenMs) {
-      store.sessions.set(sessionId, { firstSeenMs: view.receivedAtMs, scope: view.scope, isBot: view.row.isBot })
+      store.sessions.set(sessionId, {
+        firstSeenMs: view.receivedAtMs,
+        scope: view.scope,
+        isBot: view.row.isBot,
+        rollupKey: sessionRollupKey(counted)
+      })
     }
   }
   // unique visitors: hour and day seen-set rows of human views
@@ -162,6 +172,7 @@ const write = (store: MemoryStore, sent: ReadonlyArray<PreparedEvent>, poison: R
   const daily = new DailyAccumulator()
   for (const row of eventDaily) daily.addRow(row)
   addSessions(extra, daily, created)
+  moveSessions(extra, daily, moved)
   addVisitors(extra, daily, visitors)
   for (const row of [...eventMetrics, ...extra.rows()]) {
     const key = `${row.metric}|${row.granularity}|${row.dimension}|${row.dimensionValue ?? "∅"}`

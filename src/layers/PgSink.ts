@@ -41,7 +41,7 @@ import { SqlClient } from "effect/sql"
 import { isSqlError, type SqlError } from "effect/sql/SqlError"
 import type { PreparedBatch, PreparedEvent, WriteResult } from "../domain/Batch.ts"
 import { DailyAccumulator, type DailyRow, type Granularity, MetricAccumulator, type MetricRow } from "../domain/RollupAccumulators.ts"
-import { addSessions, addVisitors, eventRollups } from "../domain/Rollups.ts"
+import { addSessions, addVisitors, type CountedSession, eventRollups, moveSessions } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope } from "../domain/Tenant.ts"
 import { visitItemRows } from "../domain/VisitItems.ts"
 import { type VisitRow, visitRows } from "../domain/Visits.ts"
@@ -151,6 +151,8 @@ const transaction = (
     let inserted: ReadonlyArray<PreparedEvent> = []
     let allNew = false
     let newSessions: Array<SessionRow> = []
+    /** sessions whose first touch an earlier view of this batch took over: their count moves */
+    const movedSessions: Array<{ readonly from: string; readonly to: CountedSession }> = []
     let newVisitors: Array<{ bucketStart: number; granularity: Granularity; scope: Scope }> = []
     let eventMetrics: ReadonlyArray<MetricRow> = []
     let eventDaily: ReadonlyArray<DailyRow> = []
@@ -214,13 +216,25 @@ const transaction = (
       const sessions = allNew ? bySession.sessions : sessionRows(inserted, cache)
       sentSessions = sessions
       if (sessions.length > 0) {
-        const returnedSessions = yield* run<{ readonly session_id: string; readonly inserted: boolean }>(
+        const returnedSessions = yield* run<
+          { readonly session_id: string; readonly inserted: boolean; readonly prev_rollup_key: string | null }
+        >(
           Statements.UPSERT_FINGERPRINTS,
           allNew ? bySession.fingerprints : () => Statements.fingerprintParams(sessions)
         )
         const created = new Set<string>()
-        for (const r of returnedSessions) if (r.inserted) created.add(r.session_id)
+        const takenOver = new Map<string, string>()
+        for (const r of returnedSessions) {
+          if (r.inserted) created.add(r.session_id)
+          else if (r.prev_rollup_key !== null) takenOver.set(r.session_id, r.prev_rollup_key)
+        }
         newSessions = sessions.filter((s) => created.has(s.sessionId))
+        if (takenOver.size > 0) {
+          for (const s of sessions) {
+            const from = takenOver.get(s.sessionId)
+            if (from !== undefined) movedSessions.push({ from, to: { firstSeenMs: s.firstSeenMs, scope: s.first.scope, view: s.first.row } })
+          }
+        }
       }
 
       // 3. unique-visitor seen-set of the inserted human views
@@ -279,6 +293,7 @@ const transaction = (
     const daily = new DailyAccumulator()
     for (const row of eventDaily) daily.addRow(row)
     addSessions(extra, daily, newSessions.map((s) => ({ firstSeenMs: s.firstSeenMs, scope: s.first.scope, view: s.first.row })))
+    moveSessions(extra, daily, movedSessions)
     addVisitors(extra, daily, newVisitors)
     const extraRows = extra.rows()
     if (eventMetrics.length > 0 || extraRows.length > 0) {

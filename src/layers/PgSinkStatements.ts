@@ -16,6 +16,7 @@ import { PgTypes } from "@effect/sql-pg"
 import type { PoisonEntry, PreparedEvent } from "../domain/Batch.ts"
 import { compareStrings } from "../domain/Batch.ts"
 import type { DailyRow, MetricRow } from "../domain/RollupAccumulators.ts"
+import { sessionRollupKey } from "../domain/Rollups.ts"
 import {
   arrayOf,
   boolArray,
@@ -172,6 +173,8 @@ const FINGERPRINT_COLUMNS: ReadonlyArray<readonly [string, string, "first" | "vi
   ["utm_term", "text", "first"],
   ["referrer", "text", "first"],
   ["landing_page", "text", "first"],
+  // what the rollups counted for the session (migration 0016, domain/Rollups.ts sessionRollupKey)
+  ["rollup_key", "text", "first"],
   ["first_seen_at", "timestamptz", "other"],
   ["viewport_updated_at", "timestamptz", "other"]
 ]
@@ -180,7 +183,9 @@ const FINGERPRINT_COLUMNS: ReadonlyArray<readonly [string, string, "first" | "vi
  * First touch wins: a stored session keeps its first-view columns unless this batch holds an
  * earlier view. Later views only replace the viewport (when they carry one that differs) and
  * fill an empty user_id. Rows that would not change are not updated at all (no dead tuples).
- * `xmax = 0` tells a row inserted by this statement from an updated one.
+ * `xmax = 0` tells a row inserted by this statement from an updated one; `prev_rollup_key` is
+ * what the rollups counted for a session whose first touch this statement took over (NULL
+ * otherwise, and for sessions stored before migration 0016), for the writer to move that count.
  */
 export const UPSERT_FINGERPRINTS = (() => {
   const names = FINGERPRINT_COLUMNS.map(([name]) => name)
@@ -209,9 +214,10 @@ export const UPSERT_FINGERPRINTS = (() => {
       ${[...firstTouch, ...viewport].join(",\n      ")},
       user_id = CASE WHEN ${fillUser} THEN excluded.user_id ELSE f.user_id END,
       first_seen_at = LEAST(f.first_seen_at, excluded.first_seen_at),
+      prev_rollup_key = CASE WHEN ${earlier} THEN f.rollup_key END,
       updated_at = now()
     WHERE ${earlier} OR ${newViewport} OR ${fillUser}
-    RETURNING session_id, (xmax = 0) AS inserted`
+    RETURNING session_id, (xmax = 0) AS inserted, prev_rollup_key`
 })()
 
 export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params => {
@@ -276,6 +282,7 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
       noNulOrNull(v.traffic.term),
       noNulOrNull(v.traffic.referrer),
       noNulOrNull(v.landingPage),
+      sessionRollupKey({ firstSeenMs: s.firstSeenMs, scope: s.first.scope, view: v }),
       s.firstSeenMs,
       s.viewport === undefined ? s.firstSeenMs : s.viewportAt
     ]

@@ -26,6 +26,7 @@ import migration0012 from "../../migrations/0012_visits_bots_index.ts"
 import migration0013 from "../../migrations/0013_page_rollups.ts"
 import migration0014 from "../../migrations/0014_visit_items_value_index.ts"
 import migration0015 from "../../migrations/0015_visits_first_touch_index.ts"
+import migration0016 from "../../migrations/0016_session_rollup_key.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 
@@ -73,7 +74,8 @@ export const migrations = {
   "0012_visits_bots_index": migration0012,
   "0013_page_rollups": migration0013,
   "0014_visit_items_value_index": migration0014,
-  "0015_visits_first_touch_index": migration0015
+  "0015_visits_first_touch_index": migration0015,
+  "0016_session_rollup_key": migration0016
 } as const
 
 export const MIGRATIONS_TABLE = "spoolway_migrations"
