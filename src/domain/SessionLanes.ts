@@ -37,13 +37,13 @@ export const laneOf = (key: string, lanes: number): number => {
   return (h >>> 0) % lanes
 }
 
+/** The lane of an encoded envelope among `lanes`. */
+export const laneOfPayload = (payload: string, lanes: number): number => laneOf(laneKeyOfPayload(payload), lanes)
+
 /**
  * `entries` split into at most `lanes` groups by lane key (one entry's session always in one
  * group): the non-empty groups in lane order, each in stream order.
  */
-/** The lane of an encoded envelope among `lanes`. */
-export const laneOfPayload = (payload: string, lanes: number): number => laneOf(laneKeyOfPayload(payload), lanes)
-
 export const splitIntoLanes = (entries: ReadonlyArray<BatchEntry>, lanes: number): Array<ReadonlyArray<BatchEntry>> => {
   if (lanes <= 1 || entries.length < 2) return entries.length === 0 ? [] : [entries]
   const groups: Array<Array<BatchEntry>> = Array.from({ length: lanes }, () => [])

@@ -54,7 +54,7 @@ import { rotateSalts } from "./Maintenance.ts"
 import { prepareBatch } from "./PrepareBatch.ts"
 import { makeAcks } from "./WriterAcks.ts"
 import { makeIntake } from "./WriterIntake.ts"
-import { emptySnapshot, type WriterOptions, writerOptions, type WriterSnapshot } from "./WriterOptions.ts"
+import { emptySnapshot, sessionLaneCount, type WriterOptions, writerOptions, type WriterSnapshot } from "./WriterOptions.ts"
 import { runPipeline } from "./WriterPipeline.ts"
 
 /** One partition of the log as the writer sees it (`/health`, `/metrics`). */
@@ -285,7 +285,7 @@ export const makeWriter = Effect.fnUntraced(function*(overrides: Partial<WriterO
     Effect.flatMap(prepare(entries), (staged) => commitWork({ entries, staged, lane: undefined }))
 
   /** session lanes (the intake splits each read into them): as many as writes in flight */
-  const lanes = options.sessionLanes ? options.transactions : 1
+  const lanes = sessionLaneCount(options)
 
   /** The next batch, read and prepared; undefined when there was nothing to read. */
   const fetchWork: Effect.Effect<Work | undefined> = Effect.flatMap(intake.next, (entries) => {

@@ -11,7 +11,7 @@ import { splitIntoLanes } from "../domain/SessionLanes.ts"
 import { groupBySite } from "../domain/SiteGroups.ts"
 import type { StreamPartition } from "../layers/StreamConsumer.ts"
 import type { Acks } from "./WriterAcks.ts"
-import type { WriterOptions } from "./WriterOptions.ts"
+import { sessionLaneCount, type WriterOptions } from "./WriterOptions.ts"
 
 export interface Intake {
   /** The next entries (marked in flight); empty when there was nothing to read. Never fails. */
@@ -95,7 +95,7 @@ export const makeIntake = (options: {
    * in flight: domain/SessionLanes.ts)
    */
   const parts: Array<ReadonlyArray<BatchEntry>> = []
-  const lanes = writer.sessionLanes ? writer.transactions : 1
+  const lanes = sessionLaneCount(writer)
   const split = writer.groupBySite || lanes > 1
   const nextPart: Effect.Effect<ReadonlyArray<BatchEntry>> = Effect.suspend(() => {
     const queued = parts.shift()

@@ -46,6 +46,9 @@ export interface WriterOptions {
   readonly saltKeepDays: number
 }
 
+/** How many session lanes a read is split into: one per write in flight, or 1 without lanes. */
+export const sessionLaneCount = (options: WriterOptions): number => options.sessionLanes ? options.transactions : 1
+
 export const defaultConsumerName = (): string =>
   `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 
