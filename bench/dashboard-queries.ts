@@ -4,12 +4,13 @@
  * on a data set, one after the other (no concurrency), to see where a page's time goes.
  *
  *   npx node bench/dashboard-queries.ts --database spoolway_perf_10m [--site shop.example.com] [--range 30d] [--only region,city] [--plan]
+ *     [--filter page=/pricing]   (every query under that filter, as a click on the row sets it: `is`, one value)
  *
  * Prints per query: execution time (ms, the median of --runs runs), the planner's time, and with
  * --plan the plan of the last run. Visit queries only unless --events.
  */
 import { spawnSync } from "node:child_process"
-import { compileQuery, type CompileInput, isEventQuery } from "../src/domain/StatsSql.ts"
+import { compileQuery, type CompileInput, isEventQuery, itemRollupMetrics } from "../src/domain/StatsSql.ts"
 import { parseQuery, previousPeriod, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
 
 const arg = (name: string, fallback: string): string => {
@@ -22,6 +23,8 @@ const SITE = arg("site", "shop.example.com")
 const RANGE = arg("range", "30d")
 const RUNS = Number(arg("runs", "3"))
 const ONLY = arg("only", "").split(",").filter((s) => s !== "")
+const FILTER = arg("filter", "")
+const filters = FILTER === "" ? [] : [["is", FILTER.slice(0, FILTER.indexOf("=")), [FILTER.slice(FILTER.indexOf("=") + 1)]]]
 const URL_ = process.env["BENCH_PG_URL"] ?? `postgres://postgres@127.0.0.1:5432/${DB}`
 const SETTINGS = process.env["BENCH_SETTINGS"] ?? "SET work_mem = '64MB';"
 
@@ -67,7 +70,7 @@ const inline = (text: string, params: ReadonlyArray<unknown>) =>
 const now = Date.parse(process.env["BENCH_NOW"] ?? new Date().toISOString())
 for (const q of QUERIES) {
   if (ONLY.length > 0 && !ONLY.some((o) => q.name.includes(o) || q.page === o)) continue
-  const parsed = parseQuery({ site: SITE, date_range: RANGE, ...q.body }) as StatsQuery
+  const parsed = parseQuery({ site: SITE, date_range: RANGE, filters, ...q.body }) as StatsQuery
   if (!("metrics" in parsed)) throw new Error(JSON.stringify(parsed))
   const period = resolvePeriod(parsed.dateRange, now, tz!, null) as { fromMs: number; toMs: number }
   const input: CompileInput = {
@@ -83,8 +86,15 @@ for (const q of QUERIES) {
   }
   const event = isEventQuery(input)
   if (event && !flag("events")) continue
-  const statements = [compileQuery(input)]
-  if (parsed.compare === "previous_period") statements.push(compileQuery({ ...input, period: previousPeriod(period), page: null }))
+  // as the query API runs it (programs/Stats.ts runInput): filtered by one page, what the item
+  // rollups answer and the rest as two statements (timed here one after the other)
+  const fromItems = itemRollupMetrics(input)
+  const apart = (i: CompileInput) =>
+    fromItems === undefined
+      ? [compileQuery(i)]
+      : [fromItems, i.metrics.filter((m) => !fromItems.includes(m))].map((metrics) => compileQuery({ ...i, metrics, orderBy: [] }))
+  const statements = apart(input)
+  if (parsed.compare === "previous_period") statements.push(...apart({ ...input, period: previousPeriod(period), page: null }))
   const times: Array<number> = []
   let plan = ""
   let planning = 0

@@ -27,6 +27,7 @@ import migration0013 from "../../migrations/0013_page_rollups.ts"
 import migration0014 from "../../migrations/0014_visit_items_value_index.ts"
 import migration0015 from "../../migrations/0015_visits_first_touch_index.ts"
 import migration0016 from "../../migrations/0016_session_rollup_key.ts"
+import migration0017 from "../../migrations/0017_visits_started_session_id.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 
@@ -75,7 +76,8 @@ export const migrations = {
   "0013_page_rollups": migration0013,
   "0014_visit_items_value_index": migration0014,
   "0015_visits_first_touch_index": migration0015,
-  "0016_session_rollup_key": migration0016
+  "0016_session_rollup_key": migration0016,
+  "0017_visits_started_session_id": migration0017
 } as const
 
 export const MIGRATIONS_TABLE = "spoolway_migrations"
