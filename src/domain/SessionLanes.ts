@@ -19,6 +19,7 @@
  * (programs/WriterIntake.ts) applies it.
  */
 import type { BatchEntry } from "./Batch.ts"
+import { partitionOf } from "./Partition.ts"
 
 const SESSION_ID = /"sessionId"\s*:\s*"((?:[^"\\]|\\.)*)"/
 const CLIENT_IP = /"ip"\s*:\s*"((?:[^"\\]|\\.)*)"/
@@ -27,15 +28,8 @@ const CLIENT_IP = /"ip"\s*:\s*"((?:[^"\\]|\\.)*)"/
 export const laneKeyOfPayload = (payload: string): string =>
   SESSION_ID.exec(payload)?.[1] ?? CLIENT_IP.exec(payload)?.[1] ?? ""
 
-/** FNV-1a, 32 bits: a lane key's lane. */
-export const laneOf = (key: string, lanes: number): number => {
-  let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return (h >>> 0) % lanes
-}
+/** A lane key's lane: the hash the event log's partitions use (domain/Partition.ts). */
+export const laneOf = (key: string, lanes: number): number => partitionOf(key, lanes)
 
 /** The lane of an encoded envelope among `lanes`. */
 export const laneOfPayload = (payload: string, lanes: number): number => laneOf(laneKeyOfPayload(payload), lanes)
