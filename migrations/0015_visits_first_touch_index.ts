@@ -20,7 +20,7 @@ import { SqlClient } from "effect/sql"
  * query API at this migration (StatsQuery.ts `VISIT_DIMENSIONS`) but the exit page — written out,
  * so that this migration builds the same index whatever that list becomes.
  */
-const VISITS_STARTED_INCLUDE = [
+export const VISITS_STARTED_INCLUDE = [
   "is_bot",
   "source",
   "referrer",

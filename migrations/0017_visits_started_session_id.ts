@@ -8,36 +8,15 @@
  * it, it is an index-only scan (0.28–0.37 s, the rest being the page's sessions from the
  * value index). A session id never changes, so the writer's updates stay HOT.
  *
- * Rebuilt as 0015 left it, the session id added: the list is written out, so that this migration
- * builds the same index whatever the query API's dimensions become.
+ * Rebuilt as 0015 left it, the session id added: the list is 0015's own (a migration's, never
+ * changed), so this one builds the same index whatever the query API's dimensions become.
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
+import { VISITS_STARTED_INCLUDE as FIRST_TOUCH_INCLUDE } from "./0015_visits_first_touch_index.ts"
 
-const VISITS_STARTED_INCLUDE = [
-  "is_bot",
-  "session_id",
-  "source",
-  "referrer",
-  "utm_source",
-  "utm_medium",
-  "utm_campaign",
-  "utm_content",
-  "utm_term",
-  "device",
-  "browser",
-  "browser_version",
-  "os",
-  "os_version",
-  "country",
-  "region",
-  "city",
-  "language",
-  "asn",
-  "org",
-  "org_type",
-  "entry_page"
-] as const
+/** 0015's columns (frozen with that migration), the session id after `is_bot`. */
+const VISITS_STARTED_INCLUDE = ["is_bot", "session_id", ...FIRST_TOUCH_INCLUDE.filter((c) => c !== "is_bot")] as const
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

@@ -28,11 +28,8 @@ const CLIENT_IP = /"ip"\s*:\s*"((?:[^"\\]|\\.)*)"/
 export const laneKeyOfPayload = (payload: string): string =>
   SESSION_ID.exec(payload)?.[1] ?? CLIENT_IP.exec(payload)?.[1] ?? ""
 
-/** A lane key's lane: the hash the event log's partitions use (domain/Partition.ts). */
-export const laneOf = (key: string, lanes: number): number => partitionOf(key, lanes)
-
-/** The lane of an encoded envelope among `lanes`. */
-export const laneOfPayload = (payload: string, lanes: number): number => laneOf(laneKeyOfPayload(payload), lanes)
+/** The lane of an encoded envelope among `lanes`: its key hashed as the event log's partitions are (domain/Partition.ts). */
+export const laneOfPayload = (payload: string, lanes: number): number => partitionOf(laneKeyOfPayload(payload), lanes)
 
 /**
  * `entries` split into at most `lanes` groups by lane key (one entry's session always in one

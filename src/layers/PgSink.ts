@@ -48,7 +48,7 @@ import { type VisitRow, visitRows } from "../domain/Visits.ts"
 import { ensurePartitionsAround, maintainPartitions } from "./Partitions.ts"
 import { WriteCache } from "./PgSinkCache.ts"
 import { type Params, type ParamsOrError, tryParams } from "./PgSinkParams.ts"
-import { type SeenRow, seenRows, type SessionRow, sessionRows } from "./PgSinkRows.ts"
+import { countedSession, type SeenRow, seenRows, type SessionRow, sessionRows } from "./PgSinkRows.ts"
 import { assignSessions } from "./PgSinkSessions.ts"
 import * as Statements from "./PgSinkStatements.ts"
 import { BatchWriteError, Sink, type StagedBatch } from "./Sink.ts"
@@ -232,7 +232,7 @@ const transaction = (
         if (takenOver.size > 0) {
           for (const s of sessions) {
             const from = takenOver.get(s.sessionId)
-            if (from !== undefined) movedSessions.push({ from, to: { firstSeenMs: s.firstSeenMs, scope: s.first.scope, view: s.first.row } })
+            if (from !== undefined) movedSessions.push({ from, to: countedSession(s) })
           }
         }
       }
@@ -292,7 +292,7 @@ const transaction = (
     const extra = new MetricAccumulator()
     const daily = new DailyAccumulator()
     for (const row of eventDaily) daily.addRow(row)
-    addSessions(extra, daily, newSessions.map((s) => ({ firstSeenMs: s.firstSeenMs, scope: s.first.scope, view: s.first.row })))
+    addSessions(extra, daily, newSessions.map(countedSession))
     moveSessions(extra, daily, movedSessions)
     addVisitors(extra, daily, newVisitors)
     const extraRows = extra.rows()

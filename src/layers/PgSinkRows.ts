@@ -11,6 +11,7 @@ import type { PreparedEvent } from "../domain/Batch.ts"
 import { compareStrings } from "../domain/Batch.ts"
 import type { EnrichedView } from "../domain/Enrich.ts"
 import type { Granularity } from "../domain/RollupAccumulators.ts"
+import type { CountedSession } from "../domain/Rollups.ts"
 import type { Scope } from "../domain/Tenant.ts"
 import { dayStart, hourStart } from "../domain/Time.ts"
 import type { WriteCache } from "./PgSinkCache.ts"
@@ -25,6 +26,9 @@ export interface SessionRow {
   userAt: number
   firstSeenMs: number
 }
+
+/** What the rollups count for a session row: its first view, that view's time and tenant. */
+export const countedSession = (s: SessionRow): CountedSession => ({ firstSeenMs: s.firstSeenMs, scope: s.first.scope, view: s.first.row })
 
 /**
  * One row per session from the views, sorted by session id: first-touch columns from the

@@ -34,7 +34,7 @@ import {
   tsArray,
   uuidArray
 } from "./PgSinkParams.ts"
-import type { SeenRow, SessionRow } from "./PgSinkRows.ts"
+import { countedSession, type SeenRow, type SessionRow } from "./PgSinkRows.ts"
 import type { VisitRow } from "../domain/Visits.ts"
 import { pageHost } from "../domain/Visits.ts"
 import {
@@ -282,7 +282,7 @@ export const fingerprintParams = (sessions: ReadonlyArray<SessionRow>): Params =
       noNulOrNull(v.traffic.term),
       noNulOrNull(v.traffic.referrer),
       noNulOrNull(v.landingPage),
-      sessionRollupKey({ firstSeenMs: s.firstSeenMs, scope: s.first.scope, view: v }),
+      sessionRollupKey(countedSession(s)),
       s.firstSeenMs,
       s.viewport === undefined ? s.firstSeenMs : s.viewportAt
     ]

@@ -48,36 +48,29 @@ export const runPipeline = <W>(steps: PipelineSteps<W>, stopWhenIdle: boolean): 
    * Batches being written, oldest first. A fiber leaves the list only once it has ended, so
    * that a stop (or a defect) arriving while the loop waits for one still finds it.
    */
-  const committing: Array<Fiber.Fiber<void>> = []
-  /** the lane of each write in `committing` (same index) */
-  const lanes: Array<number | undefined> = []
-  const awaitAt = (index: number) =>
-    Effect.suspend(() => {
-      const fiber = committing[index]!
-      return Fiber.join(fiber).pipe(Effect.andThen(Effect.sync(() => {
-        const at = committing.indexOf(fiber)
-        committing.splice(at, 1)
-        lanes.splice(at, 1)
-      })))
-    })
-  const awaitOldest = awaitAt(0)
+  const committing: Array<{ readonly fiber: Fiber.Fiber<void>; readonly lane: number | undefined }> = []
+  /** the write ended (joined), then out of the list — unless a stop emptied the list meanwhile */
+  const awaitWrite = (write: typeof committing[number]) =>
+    Fiber.join(write.fiber).pipe(Effect.andThen(Effect.sync(() => {
+      const at = committing.indexOf(write)
+      if (at !== -1) committing.splice(at, 1)
+    })))
+  const awaitOldest = Effect.suspend(() => awaitWrite(committing[0]!))
   /** the write in flight of `lane`, if any, ended first */
   const awaitLane = (lane: number | undefined) =>
     Effect.suspend(() => {
-      const index = lane === undefined ? -1 : lanes.indexOf(lane)
-      return index === -1 ? Effect.void : awaitAt(index)
+      const write = lane === undefined ? undefined : committing.find((w) => w.lane === lane)
+      return write === undefined ? Effect.void : awaitWrite(write)
     })
-  const awaitCommits = Effect.suspend(() => Effect.forEach([...committing], (fiber) => Fiber.join(fiber), { discard: true })).pipe(
+  const awaitCommits = Effect.suspend(() => Effect.forEach([...committing], (w) => Fiber.join(w.fiber), { discard: true })).pipe(
     Effect.andThen(Effect.sync(() => {
       committing.length = 0
-      lanes.length = 0
     }))
   )
   // an interrupted commit still finishes its current attempt (it is uninterruptible)
-  const stopCommits = Effect.suspend(() => Effect.forEach([...committing], (fiber) => Fiber.interrupt(fiber), { discard: true })).pipe(
+  const stopCommits = Effect.suspend(() => Effect.forEach([...committing], (w) => Fiber.interrupt(w.fiber), { discard: true })).pipe(
     Effect.andThen(Effect.sync(() => {
       committing.length = 0
-      lanes.length = 0
     }))
   )
   const handoff = Effect.gen(function*() {
@@ -112,8 +105,7 @@ export const runPipeline = <W>(steps: PipelineSteps<W>, stopWhenIdle: boolean): 
       const lane = steps.laneOf?.(work)
       yield* awaitLane(lane)
       next = yield* Effect.forkChild(steps.fetch)
-      committing.push(yield* Effect.forkChild(steps.commit(work)))
-      lanes.push(lane)
+      committing.push({ fiber: yield* Effect.forkChild(steps.commit(work)), lane })
     }
   }).pipe(
     Effect.onExit((exit) => {
