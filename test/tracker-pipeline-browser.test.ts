@@ -56,6 +56,9 @@ interface Row {
   readonly is_bot: boolean
   readonly metadata: Record<string, any> | null
   readonly domain_id: number | null
+  readonly received_at: string
+  /** the daily visitor id, hex */
+  readonly visitor: string | null
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -89,7 +92,8 @@ describe.skipIf(!available)("the tracker on a real pipeline", () => {
 
   const rows = async (where: string): Promise<ReadonlyArray<Row>> =>
     Effect.runPromise(
-      pipeline.sql<Row>`SELECT kind, event_type, session_id, page_url, referrer, is_bot, metadata, domain_id
+      pipeline.sql<Row>`SELECT kind, event_type, session_id, page_url, referrer, is_bot, metadata, domain_id,
+          received_at::text AS received_at, encode(visitor_id_daily, 'hex') AS visitor
         FROM raw_events WHERE page_url LIKE ${`${where}%`} ORDER BY "timestamp", event_type`
     )
 
@@ -240,7 +244,11 @@ describe.skipIf(!available)("the tracker on a real pipeline", () => {
     )
     expect(engagements.at(-1)!.page_url).toBe(`${SITE}${landing}`)
     // one session, assigned by the server (the tracker has no id to send), of the site, no bot
-    expect(new Set(all.map((r) => r.session_id)).size).toBe(1)
+    // (on failure: which events went to which session, when, with which daily visitor id — it
+    // hashes the IP, User-Agent and Accept-Language, so a request sent with other ones starts
+    // another visitor's session)
+    const sessions = [...new Set(all.map((r) => r.session_id))]
+    expect(sessions.length, JSON.stringify(all.map((r) => [sessions.indexOf(r.session_id), line(r), r.received_at, r.visitor]))).toBe(1)
     expect(all.every((r) => r.domain_id === site.id && r.is_bot === false)).toBe(true)
     const views = all.filter((r) => r.kind === "view")
     // the document's first view has the referrer; navigations inside the site have none
