@@ -85,7 +85,10 @@ const QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["entry_page"] },
   { metrics: ["visitors", "visits"], dimensions: ["exit_page"] },
   { metrics: ["visits", "bounce_rate"], dimensions: ["time:day", "exit_page"] },
-  { metrics: ["visitors", "bounce_rate"], filters: [["is", "exit_page", ["/p1"]]] }
+  { metrics: ["visitors", "bounce_rate"], filters: [["is", "exit_page", ["/p1"]]] },
+  // the Network page's bot events: the bots' rows (migration 0018)
+  { metrics: ["bot_events"] },
+  { metrics: ["bot_events"], dimensions: ["time:hour"] }
 ]
 
 /**
@@ -422,6 +425,34 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       assert.deepStrictEqual(yield* sql.unsafe(pages("visit_rollups", "hour")), kept)
       assert.deepStrictEqual(yield* sql.unsafe(pages("visit_rollups_daily", "day")), keptDaily)
     }))
+
+  it.effect("an install upgrading to 0018 gets the bot visits' rows of its stored visits (backfill)", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const db = yield* TestDb
+      const tag = `b${Math.random().toString(36).slice(2, 8)}`
+      const site = yield* writeForNewSite("bmig", 3, (origin) => envelopesOf(FIXED_HISTORY, tag, origin))
+      const bots = (table: string, bucket: string) =>
+        `SELECT ${bucket}, visits, pageviews, events FROM ${table}
+         WHERE site_id = ${site.domainId} AND dim = 'bots' AND (visits <> 0 OR events <> 0) ORDER BY 1`
+      const kept = yield* sql.unsafe<{ visits: number; events: number }>(bots("visit_rollups", "hour"))
+      const keptDaily = yield* sql.unsafe(bots("visit_rollups_daily", "day"))
+      // the history's bot visits, as the writer counted them
+      const [stored] = yield* sql<{ visits: number; events: number }>`
+        SELECT count(*)::int AS visits, coalesce(sum(events), 0)::int AS events FROM visits WHERE site_id = ${site.domainId} AND is_bot`
+      assert.isAbove(stored!.visits, 0)
+      assert.strictEqual(kept.reduce((n, r) => n + Number(r.visits), 0), stored!.visits)
+      assert.strictEqual(kept.reduce((n, r) => n + Number(r.events), 0), stored!.events)
+
+      // the database as it was before 0018 (no bots' rows), then the migrations
+      yield* sql`DELETE FROM visit_rollups WHERE dim = 'bots'`
+      yield* sql`DELETE FROM visit_rollups_daily WHERE dim = 'bots'`
+      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id = 18`
+      const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
+      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[18, "bot_rollups"]])
+      assert.deepStrictEqual(yield* sql.unsafe(bots("visit_rollups", "hour")), kept)
+      assert.deepStrictEqual(yield* sql.unsafe(bots("visit_rollups_daily", "day")), keptDaily)
+    }))
 })
 
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit contents, migration", (it) => {
@@ -466,6 +497,8 @@ describe("visit rollups, planner", () => {
     assert.strictEqual(plan({ metrics: ["visitors", "visits"], dimensions: ["exit_page"] }), "exit_page")
     assert.strictEqual(plan({ metrics: ["visits"], filters: [["is", "source", ["organic"]]] }), "source")
     assert.strictEqual(plan({ metrics: ["visits"], dimensions: ["time:week", "device"] }, "America/New_York"), "device")
+    assert.strictEqual(plan({ metrics: ["bot_events"] }), "bots")
+    assert.strictEqual(plan({ metrics: ["bot_events"], dimensions: ["time:day"] }, "Europe/Berlin"), "bots")
   })
 
   it("falls back to the visits path for what they cannot answer exactly", () => {
@@ -477,6 +510,10 @@ describe("visit rollups, planner", () => {
     assert.isUndefined(plan({ metrics: ["visitors", "visits"], dimensions: ["referrer"] }))
     assert.isUndefined(plan({ metrics: ["visitors"], dimensions: ["page"] }))
     assert.isUndefined(plan({ metrics: ["visitors", "conversions"] }))
+    // the bots' rows have no dimension values, and hold bot events alone (beside other metrics the API asks them apart)
+    assert.isUndefined(plan({ metrics: ["bot_events"], filters: [["is", "country", ["DE"]]] }))
+    assert.isUndefined(plan({ metrics: ["bot_events"], dimensions: ["source"] }))
+    assert.isUndefined(plan({ metrics: ["visitors", "bot_events"] }))
     // a dimension's rows hold visits and bounces: pageviews, events, duration by dimension are read from visits
     assert.isUndefined(plan({ metrics: ["visitors", "pageviews"], dimensions: ["country"] }))
     assert.isUndefined(plan({ metrics: ["visit_duration"], filters: [["is", "source", ["organic"]]] }))

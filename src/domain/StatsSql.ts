@@ -24,7 +24,7 @@ import { isEventDimension, isTimeDimension, timeGrainOf } from "./StatsQuery.ts"
 import { offsetAt } from "./LocalTime.ts"
 import { DAY_MS } from "./Time.ts"
 import { type ItemDimension, isItemDimension } from "./VisitItems.ts"
-import { isRollupDimension, ROLLUP_BUCKET_MS, TOTAL_DIMENSION } from "./VisitRollups.ts"
+import { BOTS_DIMENSION, isRollupDimension, ROLLUP_BUCKET_MS, TOTAL_DIMENSION } from "./VisitRollups.ts"
 
 export type SqlParam = string | { readonly textArray: ReadonlyArray<string> }
 
@@ -243,13 +243,16 @@ const onRollupHours = (input: CompileInput): boolean =>
  * Whether the query can be answered exactly from the visit rollups, and from which dimension:
  * a visit query (not realtime) whose dimensions and filters together name at most one property
  * dimension, one the rollups keep, asking what its rows hold (the total: every visit metric but
- * conversions; a dimension: visitors, visits, bounce rate); a period of whole UTC hours; with a
+ * conversions; a dimension: visitors, visits, bounce rate) — or bot events alone, from the bots'
+ * rows (no property dimension or filter); a period of whole UTC hours; with a
  * time dimension, a time zone whose offsets are whole hours over the period (so every bucket is
  * a union of rollup hours). `undefined`: not from the visit rollups.
  */
 export const rollupDimension = (input: CompileInput): string | undefined => {
   if (input.rollups === false || input.active || isEventQuery(input)) return undefined
   const properties = propertyDimensions(input)
+  // bot events alone, by time at most: the bots' rows
+  if (properties.size === 0 && input.metrics.every((m) => m === "bot_events")) return onRollupHours(input) ? BOTS_DIMENSION : undefined
   if (properties.size > 1) return undefined
   const dimension = [...properties][0]
   if (dimension !== undefined && !isRollupDimension(dimension)) return undefined
@@ -347,7 +350,9 @@ const ROLLUP_METRIC: Record<string, string> = {
   visit_duration: "g.dur / nullif(g.visits, 0)",
   events: "coalesce(g.ev, 0)",
   conversions: "coalesce(g.conv, 0)",
-  revenue: "coalesce(g.rev, 0)"
+  revenue: "coalesce(g.rev, 0)",
+  // read from the bots' rows only (rollupDimension)
+  bot_events: "coalesce(g.ev, 0)"
 }
 
 /**
@@ -397,7 +402,7 @@ const compileRollupQuery = (input: CompileInput, dimension: string, kind: keyof 
   const dims = (column: string, columns: Columns = {}) =>
     input.dimensions.map((d, i) => `${dimensionExpr(d, column, tz, columns)} AS ${dimensionAlias(i)}`)
   const rowColumns: Columns = kind === "items" ? { [dimension]: `v.${dimension}` } : {}
-  const value = dimension === TOTAL_DIMENSION ? "" : `, r.value AS ${dimension}`
+  const value = dimension === TOTAL_DIMENSION || dimension === BOTS_DIMENSION ? "" : `, r.value AS ${dimension}`
   const columns = `${value}, ${table.columns}`
   const hourly = (lo: string, hi: string) =>
     `SELECT r.hour AS started_at${columns} FROM ${table.hourly} r ` +

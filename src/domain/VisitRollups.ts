@@ -22,6 +22,13 @@ import type { VisitDimension } from "./StatsQuery.ts"
 export const TOTAL_DIMENSION = "total"
 
 /**
+ * The dimension of the site's bot visits (value NULL): their visits, pageviews and events (no
+ * bounces, no duration) — the Network page's "bot events" from a few rows instead of every bot
+ * visit's row (migration 0018). Every other rollup row counts human visits only.
+ */
+export const BOTS_DIMENSION = "bots"
+
+/**
  * The visit dimensions the rollup keeps (a visits column each): the first-touch ones with few
  * values per hour, and the entry and exit pages (the Pages page of the dashboard). Each is a row
  * per (hour, value) written for every new visit; the exit page also moves a visit between rows
@@ -108,7 +115,16 @@ export const rollupsOfVisitsSql = (dimensions?: ReadonlyArray<VisitDimension>): 
   GROUP BY 1, 2, 3, 4`
 }
 
-export const ROLLUPS_OF_VISITS_SQL = rollupsOfVisitsSql()
+/** The bot visits' rollup rows ({@link BOTS_DIMENSION}), columns as {@link rollupsOfVisitsSql}. */
+export const BOT_ROLLUPS_OF_VISITS_SQL = `
+  SELECT site_id, '${BOTS_DIMENSION}'::text AS dim, ${hourSql("started_at")} AS hour, NULL::text AS value, count(*) AS visits,
+         sum(pageviews) AS pageviews, sum(events) AS events, 0 AS bounces, 0 AS duration
+  FROM visits WHERE is_bot
+  GROUP BY 1, 2, 3, 4`
+
+/** Every rollup row of the stored visits: the totals, the dimensions' rows and the bots' (what the writer keeps). */
+export const ROLLUPS_OF_VISITS_SQL = `${rollupsOfVisitsSql()}
+  UNION ALL${BOT_ROLLUPS_OF_VISITS_SQL}`
 
 /** Fills `visit_rollups` from the stored visits (migration 0008's backfill; empty table assumed). */
 export const BACKFILL_ROLLUPS_SQL = `
@@ -129,7 +145,19 @@ export const dailyRollupsOfVisitsSql = (dimensions?: ReadonlyArray<VisitDimensio
   FROM (${rollupsOfVisitsSql(dimensions)}) h
   GROUP BY 1, 2, 3, 4`
 
-export const DAILY_ROLLUPS_OF_VISITS_SQL = dailyRollupsOfVisitsSql()
+/** The daily rows of {@link ROLLUPS_OF_VISITS_SQL}. */
+export const DAILY_ROLLUPS_OF_VISITS_SQL = `
+  SELECT site_id, dim, ${daySql("hour")} AS day, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
+         sum(bounces) AS bounces, sum(duration) AS duration
+  FROM (${ROLLUPS_OF_VISITS_SQL}) h
+  GROUP BY 1, 2, 3, 4`
+
+/** The daily rows of {@link BOT_ROLLUPS_OF_VISITS_SQL}. */
+export const DAILY_BOT_ROLLUPS_OF_VISITS_SQL = `
+  SELECT site_id, dim, ${daySql("hour")} AS day, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
+         sum(bounces) AS bounces, sum(duration) AS duration
+  FROM (${BOT_ROLLUPS_OF_VISITS_SQL}) h
+  GROUP BY 1, 2, 3, 4`
 
 /** Fills `visit_rollups_daily` from the stored visits (migration 0009's backfill; empty table assumed). */
 export const BACKFILL_DAILY_ROLLUPS_SQL = `

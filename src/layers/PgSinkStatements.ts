@@ -38,6 +38,7 @@ import { countedSession, type SeenRow, type SessionRow } from "./PgSinkRows.ts"
 import type { VisitRow } from "../domain/Visits.ts"
 import { pageHost } from "../domain/Visits.ts"
 import {
+  BOTS_DIMENSION,
   bounceSql,
   daySql,
   DIMENSION_NAMES_SQL,
@@ -546,11 +547,13 @@ export const UPSERT_VISITS = (() => {
     "prev_exit_page"
   ]
   // each changed visit: its previous version's contribution out, the new one's in — to the
-  // site's total (every figure), and to each dimension value (visits, bounces) only where the
+  // site's total (every figure; a bot visit's to the bots' total row instead: visits, pageviews,
+  // events), and to each dimension value (visits, bounces) only where the
   // visit came or went, moved hour, changed bounce, or changed its first touch: a new event of a
   // visit otherwise touches its hour's total row alone
   const x = `
       SELECT u.site_id, u.inserted, NOT u.is_bot AS new_on, (NOT u.inserted AND NOT u.prev_is_bot) AS old_on,
+             (NOT u.inserted AND u.prev_is_bot) AS old_bot,
              ${hourSql("u.started_at")} AS new_hour, ${hourSql("u.prev_started_at")} AS old_hour,
              ${bounceSql("u.pageviews", "u.engaged")} AS new_bounce, ${bounceSql("u.prev_pageviews", "u.prev_engaged")} AS old_bounce,
              u.pageviews, u.events, ${durationSql("u.started_at", "u.last_seen_at")} AS new_dur,
@@ -565,6 +568,12 @@ export const UPSERT_VISITS = (() => {
       UNION ALL
       SELECT site_id, '${TOTAL_DIMENSION}', old_hour, NULL, -1, -prev_pageviews, -prev_events, -(old_bounce::int), -old_dur
       FROM x WHERE old_on
+      UNION ALL
+      SELECT site_id, '${BOTS_DIMENSION}', new_hour, NULL, 1, pageviews, events, 0, 0
+      FROM x WHERE NOT new_on
+      UNION ALL
+      SELECT site_id, '${BOTS_DIMENSION}', old_hour, NULL, -1, -prev_pageviews, -prev_events, 0, 0
+      FROM x WHERE old_bot
       UNION ALL
       SELECT x.site_id, d.dim, s.hour, s.value, s.sign, 0, 0, s.sign * s.bounce::int, 0
       FROM (SELECT * FROM x WHERE ${level} OR x.old_dims IS DISTINCT FROM x.new_dims) x
