@@ -13,7 +13,7 @@
  * is dropped at the end.
  * Measured per page, cold (a new browser context: nothing cached) and warm (the same context,
  * the page again): from navigation start to the moment every query of the page answered and is
- * drawn (`main[data-state=ready]`); the medians of `--runs` runs. Then, on the Overview and the
+ * drawn (`main[data-state=ready]`, checked on every animation frame); the medians of `--runs` runs. Then, on the Overview and the
  * Pages page: switching the range (30d → 7d) and filtering by the first and the fifth page of the
  * table; on the Traffic page, filtering by the first source.
  * Baseline, same run: each page's own queries (captured from its load) sent again from Node, all
@@ -102,15 +102,24 @@ const median = (xs: ReadonlyArray<number>) => {
   return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
+/** wall-clock time (epoch ms) of the last timed action's start, to place the page's own clock */
+let actionStartedAt = 0
+
 /** ms from `action` until the page drew everything it asked for */
 const timed = async (page: Page, action: () => Promise<unknown>) => {
   await page.evaluate(() => {
     const main = (globalThis as any).document.getElementById("main")
     if (main) main.dataset.state = "stale"
   })
+  actionStartedAt = Date.now()
   const t0 = performance.now()
   await action()
-  await page.waitForSelector("main[data-state=ready]", { timeout: 60_000 })
+  // checked on every animation frame: waitForSelector polls less often the longer it waits (up
+  // to every 500 ms), which added up to half a second to a slow page's figure
+  await page.waitForFunction(() => (globalThis as any).document.getElementById("main")?.dataset.state === "ready", undefined, {
+    polling: "raf",
+    timeout: 60_000
+  })
   return performance.now() - t0
 }
 
@@ -166,6 +175,28 @@ const main = async () => {
     const newContext = async (): Promise<BrowserContext> => {
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
       await context.addInitScript(([site, key]) => (globalThis as any).localStorage.setItem(`spoolway:key:${site}`, key), [SITE, rotated.serverKey])
+      // where the time after "ready" goes: the page's long tasks, and the second animation frame
+      // after the page marked itself ready (its content on screen)
+      await context.addInitScript(() => {
+        const g = globalThis as any
+        const bench: { longTasks: Array<[number, number]>; painted?: number } = { longTasks: [] }
+        g.__bench = bench
+        try {
+          new g.PerformanceObserver((list: any) => {
+            for (const e of list.getEntries()) bench.longTasks.push([e.startTime, e.duration])
+          }).observe({ type: "longtask", buffered: true })
+        } catch {}
+        const watch = () => {
+          const main = g.document.getElementById("main")
+          if (!main) return
+          new g.MutationObserver(() => {
+            if (main.dataset.state === "ready" && bench.painted === undefined) {
+              g.requestAnimationFrame(() => g.requestAnimationFrame(() => (bench.painted = g.performance.now())))
+            }
+          }).observe(main, { attributes: true, attributeFilter: ["data-state"] })
+        }
+        g.document.addEventListener("DOMContentLoaded", watch)
+      })
       return context
     }
     const url = (page: string, query = "") => `${base}/sites/${SITE}${page === "overview" ? "" : `/${page}`}${query}`
@@ -208,8 +239,11 @@ const main = async () => {
     const api: Record<string, Array<number>> = {}
 
     /** where a cold load's time goes (ms from navigation start, the page's own Resource Timing) */
-    const phases = async (page: Page) =>
-      page.evaluate(() => {
+    const phases = async (page: Page) => {
+      // the second frame after "ready" (bounded: a page that never paints again reports NaN)
+      await page.waitForFunction(() => (globalThis as any).__bench?.painted !== undefined, undefined, { polling: "raf", timeout: 2_000 })
+        .catch(() => {})
+      const { timeOrigin, ...rest } = await page.evaluate(() => {
         const perf = (globalThis as any).performance
         const api = perf.getEntriesByType("resource").filter((e: any) => e.name.includes("/api/v1/"))
         const assets = perf.getEntriesByType("resource").filter((e: any) => !e.name.includes("/api/v1/"))
@@ -220,9 +254,16 @@ const main = async () => {
           firstQuery: Math.min(...api.map((e: any) => e.startTime)),
           lastAnswer: Math.max(...api.map((e: any) => e.responseEnd)),
           queries: api.length,
-          ready: Number((globalThis as any).document.getElementById("main")?.dataset.readyAt ?? NaN)
+          each: api.map((e: any) => `${Math.round(e.startTime)}-${Math.round(e.responseEnd)}`).join(" "),
+          ready: Number((globalThis as any).document.getElementById("main")?.dataset.readyAt ?? NaN),
+          load: nav?.loadEventEnd ?? NaN,
+          painted: (globalThis as any).__bench?.painted ?? NaN,
+          longTasksMs: ((globalThis as any).__bench?.longTasks ?? []).reduce((a: number, [, d]: [number, number]) => a + d, 0),
+          timeOrigin: perf.timeOrigin as number
         }
       })
+      return { ...rest, navigationStart: Math.round(timeOrigin - actionStartedAt) }
+    }
     const coldPhases: Record<string, Array<Record<string, number>>> = {}
     const cold: Record<string, Array<number>> = {}
     const warm: Record<string, Array<number>> = {}
@@ -290,13 +331,18 @@ const main = async () => {
       "",
       "Cold loads, where the time goes (medians, ms from navigation start): shell = the HTML received, assets = the last",
       "script/style received, first query = the first query sent, last answer = the last query's answer received, drawn = the",
-      "page marked itself ready (everything drawn), all in the page's clock; first render = the bench's clock (goto to ready).",
+      "page marked itself ready (everything drawn), painted = the second animation frame after it, long tasks = the page's",
+      "tasks over 50 ms in all (Long Tasks API), load = the load event's end, all in the page's clock; navigation start =",
+      "the page clock's zero in the bench's (ms after the bench asked for the page: the browser's own start-up of the",
+      "navigation, a new renderer process for a new context); first render = the bench's clock (goto to ready, after load).",
       "",
-      "| page | shell | assets | first query | last answer | drawn | first render |",
-      "|---|---|---|---|---|---|---|",
+      "| page | navigation start | shell | assets | first query | last answer | drawn | painted | long tasks | load | first render |",
+      "|---|---|---|---|---|---|---|---|---|---|---|",
       ...PAGES.map((p) => {
         const m = (k: string) => round(median((coldPhases[p] ?? []).map((x) => x[k]!)), 0)
-        return `| ${p} | ${m("shell")} | ${m("assets")} | ${m("firstQuery")} | ${m("lastAnswer")} | ${m("ready")} | ${round(median(cold[p]!), 0)} |`
+        return `| ${p} | ${m("navigationStart")} | ${m("shell")} | ${m("assets")} | ${m("firstQuery")} | ${m("lastAnswer")} | ${m("ready")} | ${m("painted")} | ${
+          m("longTasksMs")
+        } | ${m("load")} | ${round(median(cold[p]!), 0)} |`
       }),
       "",
       "| switch | median ms |",
