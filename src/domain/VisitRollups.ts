@@ -115,6 +115,13 @@ export const rollupsOfVisitsSql = (dimensions?: ReadonlyArray<VisitDimension>): 
   GROUP BY 1, 2, 3, 4`
 }
 
+/** Hourly rollup rows (columns as {@link rollupsOfVisitsSql}) summed per UTC day. */
+const dailyOf = (hourly: string): string => `
+  SELECT site_id, dim, ${daySql("hour")} AS day, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
+         sum(bounces) AS bounces, sum(duration) AS duration
+  FROM (${hourly}) h
+  GROUP BY 1, 2, 3, 4`
+
 /** The bot visits' rollup rows ({@link BOTS_DIMENSION}), columns as {@link rollupsOfVisitsSql}. */
 export const BOT_ROLLUPS_OF_VISITS_SQL = `
   SELECT site_id, '${BOTS_DIMENSION}'::text AS dim, ${hourSql("started_at")} AS hour, NULL::text AS value, count(*) AS visits,
@@ -139,25 +146,13 @@ export const BACKFILL_VISITORS_SQL = `
   GROUP BY 1, 2`
 
 /** The daily rollup rows: the hourly ones of {@link rollupsOfVisitsSql} summed per UTC day. */
-export const dailyRollupsOfVisitsSql = (dimensions?: ReadonlyArray<VisitDimension>): string => `
-  SELECT site_id, dim, ${daySql("hour")} AS day, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
-         sum(bounces) AS bounces, sum(duration) AS duration
-  FROM (${rollupsOfVisitsSql(dimensions)}) h
-  GROUP BY 1, 2, 3, 4`
+export const dailyRollupsOfVisitsSql = (dimensions?: ReadonlyArray<VisitDimension>): string => dailyOf(rollupsOfVisitsSql(dimensions))
 
 /** The daily rows of {@link ROLLUPS_OF_VISITS_SQL}. */
-export const DAILY_ROLLUPS_OF_VISITS_SQL = `
-  SELECT site_id, dim, ${daySql("hour")} AS day, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
-         sum(bounces) AS bounces, sum(duration) AS duration
-  FROM (${ROLLUPS_OF_VISITS_SQL}) h
-  GROUP BY 1, 2, 3, 4`
+export const DAILY_ROLLUPS_OF_VISITS_SQL = dailyOf(ROLLUPS_OF_VISITS_SQL)
 
 /** The daily rows of {@link BOT_ROLLUPS_OF_VISITS_SQL}. */
-export const DAILY_BOT_ROLLUPS_OF_VISITS_SQL = `
-  SELECT site_id, dim, ${daySql("hour")} AS day, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
-         sum(bounces) AS bounces, sum(duration) AS duration
-  FROM (${BOT_ROLLUPS_OF_VISITS_SQL}) h
-  GROUP BY 1, 2, 3, 4`
+export const DAILY_BOT_ROLLUPS_OF_VISITS_SQL = dailyOf(BOT_ROLLUPS_OF_VISITS_SQL)
 
 /** Fills `visit_rollups_daily` from the stored visits (migration 0009's backfill; empty table assumed). */
 export const BACKFILL_DAILY_ROLLUPS_SQL = `
