@@ -212,7 +212,18 @@ const orderSql = (input: CompileInput): string => {
   return terms.length === 0 ? "" : ` ORDER BY ${terms.join(", ")}`
 }
 
-const groupSql = (n: number) => (n === 0 ? "" : ` GROUP BY ${Array.from({ length: n }, (_, i) => i + 1).join(", ")}`)
+/** The first `n` output columns by position, then `extra`: a GROUP BY list. */
+const groupKeys = (n: number, extra: ReadonlyArray<string> = []) => [...Array.from({ length: n }, (_, i) => i + 1), ...extra].join(", ")
+
+const groupSql = (n: number) => (n === 0 ? "" : ` GROUP BY ${groupKeys(n)}`)
+
+/** A conversion's value of an event `e`: its numeric `value` (revenue), else NULL. */
+const EVENT_VALUE = "CASE WHEN jsonb_typeof(e.metadata->'value') = 'number' THEN (e.metadata->>'value')::numeric END"
+
+/** The events of the period's visits end with the last one's last event (`e.received_at` up to it). */
+const untilLastVisitEvent = (site: string, from: string, to: string) =>
+  `e.received_at <= (SELECT max(x.last_seen_at) FROM visits x WHERE x.site_id = ${site}::int ` +
+  `AND x.started_at >= ${from}::timestamptz AND x.started_at < ${to}::timestamptz)`
 
 /** Metrics the site's total rows of the visit rollups answer. */
 const TOTAL_ROLLUP_METRICS: ReadonlyArray<Metric> = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"]
@@ -586,7 +597,6 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     return { text: `SELECT ${[...dims, ...metrics].join(", ")} ${fromVisits}${groupSql(nd)}${orderSql(input)}${page}`, params: params.values }
   }
 
-  const groupKeys = (extra: ReadonlyArray<string>) => [...Array.from({ length: nd }, (_, i) => i + 1), ...extra].join(", ")
   const human = bots ? "NOT v.is_bot" : "true"
 
   if (path.path === "items") {
@@ -609,7 +619,7 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     ]
     const inner = `SELECT ${[...dims, ...VISIT_COLUMNS, ...perVisit].join(", ")} FROM visits v ` +
       `JOIN visit_items i ON i.site_id = v.site_id AND i.session_id = v.session_id AND i.dim = '${path.dimension}' ` +
-      `WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(["v.session_id", "v.visitor_id_daily"])}`
+      `WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(nd, ["v.session_id", "v.visitor_id_daily"])}`
     return { text: perVisitorQuery(input, inner, page), params: params.values }
   }
 
@@ -619,10 +629,7 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
   }
   const timeColumn = input.active ? "e.received_at" : "v.started_at"
   const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, timeColumn, tz)} AS ${dimensionAlias(i)}`)
-  const until = input.active
-    ? `e.received_at < ${to}::timestamptz`
-    : `e.received_at <= (SELECT max(x.last_seen_at) FROM visits x WHERE x.site_id = ${site}::int ` +
-      `AND x.started_at >= ${from}::timestamptz AND x.started_at < ${to}::timestamptz)`
+  const until = input.active ? `e.received_at < ${to}::timestamptz` : untilLastVisitEvent(site, from, to)
   const where = [
     `e.domain_id = ${site}::int`,
     `e.received_at >= ${from}::timestamptz`,
@@ -631,25 +638,24 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     ...(bots ? [] : ["NOT v.is_bot"]),
     ...input.filters.map((f) => filterSql(f, params))
   ]
-  const value = "CASE WHEN jsonb_typeof(e.metadata->'value') = 'number' THEN (e.metadata->>'value')::numeric END"
   const perVisit = [
     `count(*) FILTER (WHERE ${human}) AS ev`,
     `count(*) FILTER (WHERE ${human} AND e.kind = 'view') AS pv`,
     `count(*) FILTER (WHERE ${human} AND e.event_type = 'conversion') AS conv`,
-    `coalesce(sum(${value}) FILTER (WHERE ${human} AND e.event_type = 'conversion'), 0) AS rev`,
+    `coalesce(sum(${EVENT_VALUE}) FILTER (WHERE ${human} AND e.event_type = 'conversion'), 0) AS rev`,
     "count(*) FILTER (WHERE v.is_bot) AS bots"
   ]
   const inner = `SELECT ${[...dims, ...VISIT_COLUMNS, ...perVisit].join(", ")} FROM raw_events e ` +
     `JOIN visits v ON v.site_id = e.domain_id AND v.session_id = e.session_id ` +
-    `WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(["v.session_id", "v.visitor_id_daily"])}`
+    `WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(nd, ["v.session_id", "v.visitor_id_daily"])}`
   return { text: perVisitorQuery(input, inner, page), params: params.values }
 }
 
+/** Whether a filter names content dimensions only. */
+const onEvents = (f: Filter): boolean => filterDimensions([f]).every(isEventDimension)
+
 /** Whether a top-level filter names content dimensions only, or visit dimensions only. */
-const onEventsOrVisit = (f: Filter): boolean => {
-  const named = filterDimensions([f])
-  return named.every(isEventDimension) || !named.some(isEventDimension)
-}
+const onEventsOrVisit = (f: Filter): boolean => onEvents(f) || !filterDimensions([f]).some(isEventDimension)
 
 /**
  * The per-(dimensions, visit) rows of an events-path query over started visits whose filters
@@ -666,17 +672,17 @@ const eventsPerVisitSql = (
 ): string => {
   const content = input.dimensions.flatMap((d, i) => (isEventDimension(d) ? [[d, `c${i}`] as const] : []))
   const columns: Columns = Object.fromEntries(content.map(([d, alias]) => [d, `a.${alias}`]))
-  const onEvents = (f: Filter) => filterDimensions([f]).every(isEventDimension)
-  const value = "CASE WHEN jsonb_typeof(e.metadata->'value') = 'number' THEN (e.metadata->>'value')::numeric END"
-  const until = `e.received_at <= (SELECT max(x.last_seen_at) FROM visits x WHERE x.site_id = ${q.site}::int ` +
-    `AND x.started_at >= ${q.from}::timestamptz AND x.started_at < ${q.to}::timestamptz)`
   const a = `SELECT ${[...content.map(([d, alias]) => `${propertyExpr(d)} AS ${alias}`), "e.session_id"].join(", ")}, ` +
     "count(*) AS ev, count(*) FILTER (WHERE e.kind = 'view') AS pv, count(*) FILTER (WHERE e.event_type = 'conversion') AS conv, " +
-    `coalesce(sum(${value}) FILTER (WHERE e.event_type = 'conversion'), 0) AS rev ` +
+    `coalesce(sum(${EVENT_VALUE}) FILTER (WHERE e.event_type = 'conversion'), 0) AS rev ` +
     `FROM raw_events e WHERE ${
-      [`e.domain_id = ${q.site}::int`, `e.received_at >= ${q.from}::timestamptz`, until, ...input.filters.filter(onEvents).map((f) => filterSql(f, q.params))]
-        .join(" AND ")
-    } GROUP BY ${Array.from({ length: content.length + 1 }, (_, i) => i + 1).join(", ")}`
+      [
+        `e.domain_id = ${q.site}::int`,
+        `e.received_at >= ${q.from}::timestamptz`,
+        untilLastVisitEvent(q.site, q.from, q.to),
+        ...input.filters.filter(onEvents).map((f) => filterSql(f, q.params))
+      ].join(" AND ")
+    } GROUP BY ${groupKeys(content.length + 1)}`
   const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", q.tz, columns)} AS ${dimensionAlias(i)}`)
   const sums = (column: string, alias: string, when = q.human) => `coalesce(sum(a.${column}) FILTER (WHERE ${when}), 0) AS ${alias}`
   const perVisit = [sums("ev", "ev"), sums("pv", "pv"), sums("conv", "conv"), sums("rev", "rev"), sums("ev", "bots", "v.is_bot")]
@@ -688,7 +694,7 @@ const eventsPerVisitSql = (
   ]
   return `WITH a AS (${a}) SELECT ${[...dims, ...VISIT_COLUMNS, ...perVisit].join(", ")} FROM a ` +
     `JOIN visits v ON v.site_id = ${q.site}::int AND v.session_id = a.session_id WHERE ${where.join(" AND ")} ` +
-    `GROUP BY ${[...Array.from({ length: input.dimensions.length }, (_, i) => i + 1), "v.session_id", "v.visitor_id_daily"].join(", ")}`
+    `GROUP BY ${groupKeys(input.dimensions.length, ["v.session_id", "v.visitor_id_daily"])}`
 }
 
 /** The first event's time of the site (for `date_range: "all"`). */
