@@ -14,7 +14,7 @@
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { BACKFILL_ITEMS_SQL } from "../src/domain/VisitItems.ts"
+import { backfillItemsSql } from "../src/domain/VisitItems.ts"
 
 const ROLLUP_COLUMNS = `
       visits bigint NOT NULL,
@@ -56,7 +56,8 @@ export default Effect.gen(function*() {
     ) WITH (fillfactor = 70)`)
 
   // backfill (before the rollups' indexes: one bulk build each; the items' key first, the rollups join by it)
-  const [items, conversions, rollups, daily] = BACKFILL_ITEMS_SQL
+  // (the table has no start hours yet: 0019 adds them)
+  const [items, conversions, rollups, daily] = backfillItemsSql({ hours: false })
   yield* sql.unsafe(items!)
   yield* sql.unsafe(`CREATE UNIQUE INDEX visit_items_key ON visit_items (site_id, session_id, dim, value) NULLS NOT DISTINCT`)
   yield* sql.unsafe(conversions!)

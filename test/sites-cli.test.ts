@@ -187,8 +187,8 @@ describe("spoolway sites", () => {
       [site.id]
     )
     await query(
-      `INSERT INTO visit_items (site_id, session_id, dim, value, pageviews, events, conversions, revenue)
-       VALUES ($1, 's', 'event_type', 'e', 0, 1, 0, 0)`,
+      `INSERT INTO visit_items (site_id, session_id, dim, value, pageviews, events, conversions, revenue, hour)
+       VALUES ($1, 's', 'event_type', 'e', 0, 1, 0, 0, date_trunc('hour', now()))`,
       [site.id]
     )
     const removed = await cli("remove", "example.com")

@@ -22,7 +22,7 @@ import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery, VISIT_DIMENSIONS } from "../src/domain/StatsQuery.ts"
 import { type CompileInput, compileQuery, queryPath, rollupDimension } from "../src/domain/StatsSql.ts"
 import { DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL, ITEM_ROLLUPS_OF_ITEMS_SQL, ITEMS_OF_STORED_EVENTS_SQL } from "../src/domain/VisitItems.ts"
-import { DAILY_ROLLUPS_OF_VISITS_SQL, isRollupDimension, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
+import { DAILY_ROLLUPS_OF_VISITS_SQL, hourSql, isRollupDimension, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { encode, runQuery } from "../src/programs/Stats.ts"
 import { deliveries, historyOf, int, IPS, writeForNewSite } from "./support/history.ts"
@@ -206,6 +206,11 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
           0,
           "kept visit items differ from the events'"
         )
+        // each item carries its visit's start hour, however late the visit's earliest event came
+        const [staleHours] = yield* sql.unsafe<{ n: number }>(`
+          SELECT count(*)::int AS n FROM visit_items i LEFT JOIN visits v ON v.site_id = i.site_id AND v.session_id = i.session_id
+          WHERE i.site_id = ${site.domainId} AND i.hour IS DISTINCT FROM ${hourSql("v.started_at")}`)
+        assert.strictEqual(staleHours!.n, 0, "an item's hour differs from its visit's start hour")
         for (const [table, bucket, computed] of [["item_rollups", "hour", ITEM_ROLLUPS_OF_ITEMS_SQL], ["item_rollups_daily", "day", DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL]] as const) {
           const columns = `dim, ${bucket}, value, visits::bigint, pageviews::bigint, events::bigint, conversions::bigint, revenue::numeric`
           assert.strictEqual(
@@ -282,12 +287,19 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
           assert.deepStrictEqual(split, yield* runQuery(statsSite, query, { rollups: false }), JSON.stringify(body))
         }
         // a range that cuts visits: each counts, with everything it did, in the range it started in — on every path
+        // (also inside hours: the contents' hour bounds then take in the whole first hour, the visits' starts decide)
         const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" }
-        for (const body of [...ITEM_QUERIES, ...ITEM_JOIN_QUERIES, ...HAVING_QUERIES, { metrics: VISIT_METRICS }]) {
-          const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-02T01:00:00Z", "2026-05-02T09:00:00Z"] })
-          const answer = (yield* runQuery(statsSite, query)).results
-          assert.deepStrictEqual(answer, (yield* runQuery(statsSite, query, { rollups: false })).results, JSON.stringify(body))
-          assert.deepStrictEqual(answer, (yield* runQuery(statsSite, query, { rollups: false, items: false })).results, JSON.stringify(body))
+        for (const range of [["2026-05-02T01:00:00Z", "2026-05-02T09:00:00Z"], ["2026-05-02T01:30:00Z", "2026-05-02T09:45:00Z"]]) {
+          for (const body of [...ITEM_QUERIES, ...ITEM_JOIN_QUERIES, ...HAVING_QUERIES, { metrics: VISIT_METRICS }]) {
+            const query = parse({ ...body, site: site.hostname, date_range: range })
+            const answer = (yield* runQuery(statsSite, query)).results
+            assert.deepStrictEqual(answer, (yield* runQuery(statsSite, query, { rollups: false })).results, `${range} ${JSON.stringify(body)}`)
+            assert.deepStrictEqual(
+              answer,
+              (yield* runQuery(statsSite, query, { rollups: false, items: false })).results,
+              `${range} ${JSON.stringify(body)}`
+            )
+          }
         }
       }),
     { timeout: 300_000, arbitrary: { runs: 25 } }
@@ -456,14 +468,14 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
 })
 
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit contents, migration", (it) => {
-  it.effect("an install upgrading to 0010 gets the contents of its stored visits and their rollups (backfill)", () =>
+  it.effect("an install upgrading to 0010 and 0019 gets the contents of its stored visits, their start hours and their rollups (backfill)", () =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const db = yield* TestDb
       const tag = `c${Math.random().toString(36).slice(2, 8)}`
       const site = yield* writeForNewSite("cmig", 3, (origin) => envelopesOf(FIXED_HISTORY, tag, origin))
       const tables = [
-        `SELECT session_id, dim, value, pageviews, events, conversions, revenue FROM visit_items WHERE site_id = ${site.domainId} ORDER BY 1, 2, 3`,
+        `SELECT session_id, dim, value, pageviews, events, conversions, revenue, hour FROM visit_items WHERE site_id = ${site.domainId} ORDER BY 1, 2, 3`,
         `SELECT dim, hour, value, visits, pageviews, events, conversions, revenue FROM item_rollups WHERE site_id = ${site.domainId}
            AND visits <> 0 ORDER BY 1, 2, 3`,
         `SELECT dim, day, value, visits, pageviews, events, conversions, revenue FROM item_rollups_daily WHERE site_id = ${site.domainId}
@@ -474,12 +486,13 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       assert.isAbove(kept[0]!.length, 10)
       assert.isAbove(kept[1]!.length, 3)
 
-      // the database as it was before 0010 (its visits and events stay), then the migration
+      // the database as it was before 0010 (its visits and events stay), then the migrations
+      // (0010 builds the contents, 0019 adds their visits' start hours)
       yield* sql`DROP TABLE visit_items, item_rollups, item_rollups_daily`
       yield* sql`ALTER TABLE visits DROP COLUMN conversions, DROP COLUMN revenue`
-      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id = 10`
+      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id IN (10, 19)`
       const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
-      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[10, "visit_items"]])
+      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[10, "visit_items"], [19, "visit_items_hour"]])
       for (let i = 0; i < tables.length; i++) assert.deepStrictEqual(yield* sql.unsafe(tables[i]!), kept[i])
     }))
 })

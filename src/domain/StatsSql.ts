@@ -24,7 +24,7 @@ import { isEventDimension, isTimeDimension, timeGrainOf } from "./StatsQuery.ts"
 import { offsetAt } from "./LocalTime.ts"
 import { DAY_MS } from "./Time.ts"
 import { type ItemDimension, isItemDimension } from "./VisitItems.ts"
-import { BOTS_DIMENSION, isRollupDimension, ROLLUP_BUCKET_MS, TOTAL_DIMENSION } from "./VisitRollups.ts"
+import { BOTS_DIMENSION, hourSql, isRollupDimension, ROLLUP_BUCKET_MS, TOTAL_DIMENSION } from "./VisitRollups.ts"
 
 export type SqlParam = string | { readonly textArray: ReadonlyArray<string> }
 
@@ -543,16 +543,20 @@ const visitorsBySurplus = (
  * The filters of a visits-path query with a filter on one content dimension (`having`, {@link
  * queryPath}): the visit filters as they are, and the ones on the content dimension together as
  * "the visit has an item matching them all" — the same visits the items path counts (a visit
- * counts there when one of its items matches) — by `visit_items`' value index (migration 0014).
+ * counts there when one of its items matches) — by `visit_items`' value index (migration 0014),
+ * whose entries carry the visit's start hour (0019): only the items of visits started in the
+ * period's hours are read (the hour bounds hold for every visit of the period, whose start
+ * `v.started_at` is what decides).
  */
-const havingItemSql = (input: CompileInput, params: Params, dimension: ItemDimension): Array<string> => {
+const havingItemSql = (input: CompileInput, q: { params: Params; from: string; to: string }, dimension: ItemDimension): Array<string> => {
   const onItem = (f: Filter) => filterDimensions([f]).includes(dimension)
   const columns: Columns = { [dimension]: "i.value" }
-  const item = input.filters.filter(onItem).map((f) => filterSql(f, params, columns))
+  const item = input.filters.filter(onItem).map((f) => filterSql(f, q.params, columns))
+  const hours = `i.hour >= ${hourSql(`${q.from}::timestamptz`)} AND i.hour < ${q.to}::timestamptz`
   return [
-    ...input.filters.filter((f) => !onItem(f)).map((f) => filterSql(f, params)),
+    ...input.filters.filter((f) => !onItem(f)).map((f) => filterSql(f, q.params)),
     `EXISTS (SELECT 1 FROM visit_items i WHERE i.site_id = v.site_id AND i.dim = '${dimension}' AND i.session_id = v.session_id ` +
-    `AND ${item.join(" AND ")})`
+    `AND ${hours} AND ${item.join(" AND ")})`
   ]
 }
 
@@ -582,7 +586,7 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     const when = input.active ? `v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz` : started
     // bot events alone: the bot visits only (their partial index, migration 0012)
     const botsOnly = input.metrics.every((m) => m === "bot_events")
-    const filters = path.having === undefined ? input.filters.map((f) => filterSql(f, params)) : havingItemSql(input, params, path.having)
+    const filters = path.having === undefined ? input.filters.map((f) => filterSql(f, params)) : havingItemSql(input, { params, from, to }, path.having)
     const where = [
       `v.site_id = ${site}::int`,
       when,

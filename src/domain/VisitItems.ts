@@ -80,17 +80,27 @@ export const DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL = `
   FROM (${ITEM_ROLLUPS_OF_ITEMS_SQL}) h
   GROUP BY 1, 2, 3, 4`
 
+const ITEM_COLUMNS = "site_id, session_id, dim, value, pageviews, events, conversions, revenue"
+
 /**
  * Fills `visit_items`, `visits.conversions` / `revenue` and the item rollups from the stored
- * events and visits (migration 0010's backfill; the item tables empty, the visits' conversions 0).
+ * events and visits (the item tables empty, the visits' conversions 0): today's tables (each item
+ * with its visit's start hour, migration 0019) or, `{ hours: false }`, migration 0010's backfill,
+ * before that column existed.
  */
-export const BACKFILL_ITEMS_SQL: ReadonlyArray<string> = [
-  `INSERT INTO visit_items (site_id, session_id, dim, value, pageviews, events, conversions, revenue) ${ITEMS_OF_STORED_EVENTS_SQL}`,
+export const backfillItemsSql = (options: { readonly hours: boolean }): ReadonlyArray<string> => [
+  options.hours
+    ? `INSERT INTO visit_items (${ITEM_COLUMNS}, hour) SELECT x.*, ${hourSql("v.started_at")} FROM (${ITEMS_OF_STORED_EVENTS_SQL}) x ` +
+      "JOIN visits v ON v.site_id = x.site_id AND v.session_id = x.session_id"
+    : `INSERT INTO visit_items (${ITEM_COLUMNS}) ${ITEMS_OF_STORED_EVENTS_SQL}`,
   `UPDATE visits v SET conversions = i.conversions, revenue = i.revenue FROM visit_items i
     WHERE i.site_id = v.site_id AND i.session_id = v.session_id AND i.dim = 'event_type' AND i.value = '${CONVERSION}'`,
   `INSERT INTO item_rollups (site_id, dim, hour, value, visits, pageviews, events, conversions, revenue) ${ITEM_ROLLUPS_OF_ITEMS_SQL}`,
   `INSERT INTO item_rollups_daily (site_id, dim, day, value, visits, pageviews, events, conversions, revenue) ${DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL}`
 ]
+
+/** {@link backfillItemsSql} for today's tables. */
+export const BACKFILL_ITEMS_SQL = backfillItemsSql({ hours: true })
 
 /** The additive columns of the item rollups. */
 export const ITEM_ROLLUP_FIGURES = ["visits", "pageviews", "events", "conversions", "revenue"] as const

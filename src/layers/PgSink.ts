@@ -266,7 +266,10 @@ const transaction = (
           Statements.UPSERT_VISITS,
           items === undefined ? bySession.visitParams : () => Statements.visitParams(visits, items, (row) => cache.entryChanges(row))
         )
-        // 4b. their contents (domain/VisitItems.ts): item rows computed here, the visits' hours as just stored
+        // 4b. their contents (domain/VisitItems.ts): item rows computed here, the visits' hours as just
+        // stored (the stored items of a visit whose start moved to another hour first move with it)
+        const moved = Statements.movedVisitHours(hours)
+        if (moved.length > 0) yield* run(Statements.MOVE_VISIT_ITEMS_HOUR, () => Statements.movedHoursParams(moved))
         const itemParams = items === undefined ? bySession.itemParams : tryParams(() => Statements.itemParams(items))
         yield* run(
           Statements.UPSERT_VISIT_ITEMS,

@@ -29,6 +29,7 @@ import migration0015 from "../../migrations/0015_visits_first_touch_index.ts"
 import migration0016 from "../../migrations/0016_session_rollup_key.ts"
 import migration0017 from "../../migrations/0017_visits_started_session_id.ts"
 import migration0018 from "../../migrations/0018_bot_rollups.ts"
+import migration0019 from "../../migrations/0019_visit_items_hour.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 
@@ -79,7 +80,8 @@ export const migrations = {
   "0015_visits_first_touch_index": migration0015,
   "0016_session_rollup_key": migration0016,
   "0017_visits_started_session_id": migration0017,
-  "0018_bot_rollups": migration0018
+  "0018_bot_rollups": migration0018,
+  "0019_visit_items_hour": migration0019
 } as const
 
 export const MIGRATIONS_TABLE = "spoolway_migrations"
