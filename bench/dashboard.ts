@@ -124,6 +124,8 @@ const timed = async (page: Page, action: () => Promise<unknown>) => {
 }
 
 const main = async () => {
+  // the tree as it is when the run starts (the server it spawns runs that code), not after later edits
+  const machine = machineInfo()
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium, or CHROMIUM_PATH)`)
   const copy = `spoolway_bench_dashboard_${stamp().toLowerCase().replace(/-/g, "_")}`
   log(`copying ${SOURCE} to ${copy} (the source stays untouched)`)
@@ -312,7 +314,6 @@ const main = async () => {
     await browser.close()
     await stopChild(child)
 
-    const machine = machineInfo()
     const lines = [
       `# Dashboard render times — ${new Date().toISOString()}`,
       "",

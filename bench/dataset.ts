@@ -250,6 +250,8 @@ const adminSql = (statement: string) =>
 export const databaseUrl = (name = DATABASE) => Object.assign(new URL(ADMIN_URL), { pathname: `/${name}` }).toString()
 
 const main = async () => {
+  // the tree as it is when the run starts (the code this process loaded), not after later edits
+  const machine = machineInfo()
   const dbUrl = databaseUrl()
   const prefix = `bench-dataset-${Math.random().toString(36).slice(2, 8)}`
   const streamKey = `${prefix}:events`
@@ -330,7 +332,7 @@ const main = async () => {
     )
     const result = {
       at: new Date().toISOString(),
-      machine: machineInfo(),
+      machine,
       database: DATABASE,
       events: EVENTS,
       days: DAYS,
