@@ -16,9 +16,10 @@
  * earlier event arrived late), the visit's stored items move with it first (`MOVE_VISIT_ITEMS_HOUR`).
  *
  * Backfill: the table is rebuilt with the column filled from the visits (one pass, then the two
- * indexes built in bulk), in this migration's transaction. Writers of an older version still
- * running meanwhile would fail on the new column (their batches are retried, nothing is lost):
- * stop them first (docs/operations.md "Upgrading").
+ * indexes built in bulk), in this migration's transaction. A writer of an older version still
+ * running afterwards fails on the new column (it writes no hour): its batches fail, are retried
+ * and split, and end in `ingest_failures`, from where `spoolway replay-failures` brings them back
+ * once a current writer runs — stop older writers first (docs/operations.md "Upgrading").
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
