@@ -23,7 +23,7 @@
  */
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
-import { hourSql } from "../src/domain/VisitRollups.ts"
+import { withVisitHourSql } from "../src/domain/VisitItems.ts"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -31,9 +31,7 @@ export default Effect.gen(function*() {
   yield* sql.unsafe(`
     CREATE TABLE visit_items_next (LIKE visit_items INCLUDING ALL EXCLUDING INDEXES, hour timestamptz NOT NULL)
     WITH (fillfactor = 90, autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_vacuum_scale_factor = 0.02)`)
-  yield* sql.unsafe(`
-    INSERT INTO visit_items_next SELECT i.*, ${hourSql("v.started_at")}
-    FROM visit_items i JOIN visits v ON v.site_id = i.site_id AND v.session_id = i.session_id`)
+  yield* sql.unsafe(`INSERT INTO visit_items_next ${withVisitHourSql("SELECT * FROM visit_items")}`)
   yield* sql.unsafe(`DROP TABLE visit_items`)
   yield* sql.unsafe(`ALTER TABLE visit_items_next RENAME TO visit_items`)
   yield* sql.unsafe(`CREATE UNIQUE INDEX visit_items_key ON visit_items (site_id, session_id, dim, value) NULLS NOT DISTINCT`)

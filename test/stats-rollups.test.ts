@@ -23,7 +23,7 @@ import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery, VISIT_DIMENSI
 import { type CompileInput, compileQuery, queryPath, rollupDimension } from "../src/domain/StatsSql.ts"
 import { DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL, ITEM_ROLLUPS_OF_ITEMS_SQL, ITEMS_OF_STORED_EVENTS_SQL } from "../src/domain/VisitItems.ts"
 import { UPSERT_VISIT_ITEMS } from "../src/layers/PgSinkStatements.ts"
-import { DAILY_ROLLUPS_OF_VISITS_SQL, hourSql, isRollupDimension, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
+import { BOTS_DIMENSION, DAILY_ROLLUPS_OF_VISITS_SQL, hourSql, isRollupDimension, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { encode, runQuery } from "../src/programs/Stats.ts"
 import { deliveries, historyOf, int, IPS, writeForNewSite } from "./support/history.ts"
@@ -447,7 +447,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       const site = yield* writeForNewSite("bmig", 3, (origin) => envelopesOf(FIXED_HISTORY, tag, origin))
       const bots = (table: string, bucket: string) =>
         `SELECT ${bucket}, visits, pageviews, events FROM ${table}
-         WHERE site_id = ${site.domainId} AND dim = 'bots' AND (visits <> 0 OR events <> 0) ORDER BY 1`
+         WHERE site_id = ${site.domainId} AND dim = '${BOTS_DIMENSION}' AND (visits <> 0 OR events <> 0) ORDER BY 1`
       const kept = yield* sql.unsafe<{ visits: number; events: number }>(bots("visit_rollups", "hour"))
       const keptDaily = yield* sql.unsafe(bots("visit_rollups_daily", "day"))
       // the history's bot visits, as the writer counted them
@@ -458,8 +458,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       assert.strictEqual(kept.reduce((n, r) => n + Number(r.events), 0), stored!.events)
 
       // the database as it was before 0018 (no bots' rows), then the migrations
-      yield* sql`DELETE FROM visit_rollups WHERE dim = 'bots'`
-      yield* sql`DELETE FROM visit_rollups_daily WHERE dim = 'bots'`
+      yield* sql`DELETE FROM visit_rollups WHERE dim = ${BOTS_DIMENSION}`
+      yield* sql`DELETE FROM visit_rollups_daily WHERE dim = ${BOTS_DIMENSION}`
       yield* sql`DELETE FROM spoolway_migrations WHERE migration_id = 18`
       const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
       assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[18, "bot_rollups"]])

@@ -82,6 +82,10 @@ export const DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL = `
 
 const ITEM_COLUMNS = "site_id, session_id, dim, value, pageviews, events, conversions, revenue"
 
+/** Item rows `items` (columns as `visit_items` before 0019) each followed by its visit's start hour (`visit_items.hour`). */
+export const withVisitHourSql = (items: string) =>
+  `SELECT x.*, ${hourSql("v.started_at")} AS hour FROM (${items}) x JOIN visits v ON v.site_id = x.site_id AND v.session_id = x.session_id`
+
 /**
  * Fills `visit_items`, `visits.conversions` / `revenue` and the item rollups from the stored
  * events and visits (the item tables empty, the visits' conversions 0): today's tables (each item
@@ -90,8 +94,7 @@ const ITEM_COLUMNS = "site_id, session_id, dim, value, pageviews, events, conver
  */
 export const backfillItemsSql = (options: { readonly hours: boolean }): ReadonlyArray<string> => [
   options.hours
-    ? `INSERT INTO visit_items (${ITEM_COLUMNS}, hour) SELECT x.*, ${hourSql("v.started_at")} FROM (${ITEMS_OF_STORED_EVENTS_SQL}) x ` +
-      "JOIN visits v ON v.site_id = x.site_id AND v.session_id = x.session_id"
+    ? `INSERT INTO visit_items (${ITEM_COLUMNS}, hour) ${withVisitHourSql(ITEMS_OF_STORED_EVENTS_SQL)}`
     : `INSERT INTO visit_items (${ITEM_COLUMNS}) ${ITEMS_OF_STORED_EVENTS_SQL}`,
   `UPDATE visits v SET conversions = i.conversions, revenue = i.revenue FROM visit_items i
     WHERE i.site_id = v.site_id AND i.session_id = v.session_id AND i.dim = 'event_type' AND i.value = '${CONVERSION}'`,
