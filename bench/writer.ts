@@ -22,7 +22,8 @@
  * BENCH_QUIET_WAIT_S (120: how long each round first waits for the machine to calm down),
  * BENCH_NETWORK (real; `real,empty,empty,real` interleaves rounds without network data: bench/writerWorkload.ts),
  * BENCH_WARMUP_ROUNDS (0; 1 leaves the process's first round out of the results),
- * BENCH_PG_STATEMENT_STATS=1 (PostgreSQL CPU per statement in the server log, see bench/pg-statement-cpu.ts).
+ * BENCH_PG_STATEMENT_STATS=1 (PostgreSQL CPU per statement in the server log, see bench/pg-statement-cpu.ts),
+ * BENCH_PG_SETTINGS (settings for each round's database, e.g. auto_explain's: see below).
  * Run with `npx node --expose-gc bench/writer.ts` to start each round's timed phase after a full GC.
  */
 import { readdirSync, readFileSync } from "node:fs"
@@ -72,6 +73,13 @@ const WARMUP_ROUNDS = Number(process.env["BENCH_WARMUP_ROUNDS"] ?? 0)
  * statement. Diagnostics only: the logging costs PostgreSQL CPU of its own.
  */
 const PG_STATEMENT_STATS = process.env["BENCH_PG_STATEMENT_STATS"] === "1"
+/**
+ * BENCH_PG_SETTINGS: settings for each round's database, `;`-separated (`ALTER DATABASE … SET`
+ * each), e.g. auto_explain's for the plans of the writer's statements with their row counts and
+ * times in the server log: "session_preload_libraries = 'auto_explain'; auto_explain.log_min_duration = 0;
+ * auto_explain.log_analyze = on; auto_explain.log_nested_statements = on". Diagnostics only.
+ */
+const PG_SETTINGS = (process.env["BENCH_PG_SETTINGS"] ?? "").split(";").map((s) => s.trim()).filter((s) => s !== "")
 
 const startProfile = async () => {
   const session = new inspector.Session()
@@ -406,6 +414,7 @@ const runRound = async (round_: number, warmup = false): Promise<RoundResult> =>
     }
     log(`round ${round_}: database ${dbName} logs statement statistics`)
   }
+  for (const setting of PG_SETTINGS) await adminSql(`ALTER DATABASE ${dbName} SET ${setting}`)
   const redis = new Redis(REDIS_URL)
   const pgClient = new pg.Client({ connectionString: dbUrl })
   try {

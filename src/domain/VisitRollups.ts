@@ -3,10 +3,11 @@
  * visit's start and one first-touch dimension value, the additive figures of its human visits —
  * visits, pageviews, events, bounces and the sum of durations — so that the stats query API reads
  * O(hours × values) rows instead of every visit of the period (a dimension value's rows hold
- * visits and bounces, the site's total rows every figure). Kept by the writer in the visits
- * statement itself (PgSinkStatements.ts, `UPSERT_VISITS`): each changed visit row takes out what
- * its previous version had added and adds what the new one adds, so the rollups equal a GROUP BY
- * over `visits` at every commit, whatever order events arrive in.
+ * visits and bounces, the site's total rows every figure). Kept by the writer in the batch's
+ * transaction: the visits statement (PgSinkStatements.ts, `UPSERT_VISITS`) returns each changed
+ * visit as it is now and was before, {@link visitRollupDeltas} takes out what its previous version
+ * had added and adds what the new one adds, and `UPSERT_VISIT_ROLLUPS` adds those changes — so
+ * the rollups equal a GROUP BY over `visits` at every commit, whatever order events arrive in.
  *
  * Distinct visitors are not additive; the API counts them as visits minus the surplus of
  * visitors with more than one visit (`visitor_visits` lists every daily visitor id seen on two
@@ -14,7 +15,7 @@
  * few visitors only (StatsSql.ts).
  *
  * Pure: the column lists and SQL fragments shared by the migration (backfill), the writer's
- * statement and the query compiler.
+ * statements and the query compiler, and the writer's rollup changes ({@link visitRollupDeltas}).
  */
 import type { VisitDimension } from "./StatsQuery.ts"
 
@@ -37,8 +38,8 @@ export const BOTS_DIMENSION = "bots"
  * (migration 0011's covering start index serves them) — they would cost the writer a row per new
  * visit and value for breakdowns few people open.
  *
- * The exit page is last: the writer's statement rebuilds a visit's previous values from the new
- * ones and `prev_exit_page` ({@link oldDimsSql}).
+ * The exit page is last: the writer rebuilds a visit's previous values from the new ones and
+ * `prev_exit_page` ({@link visitRollupDeltas}).
  */
 export const ROLLUP_DIMENSIONS: ReadonlyArray<VisitDimension> = [
   "source",
@@ -64,20 +65,8 @@ export const ROLLUP_BUCKET_MS = 3_600_000
 export const dimsArraySql = (alias: string, dimensions: ReadonlyArray<VisitDimension> = ROLLUP_DIMENSIONS): string =>
   `ARRAY[${dimensions.map((d) => `${alias}.${d}`).join(", ")}]::text[]`
 
-/**
- * A visit's previous rollup dimension values in the writer's upsert (`alias`: its RETURNING
- * rows): `prev_dims` when the entry changed (it holds every previous value, the exit page too),
- * else the new values with the previous exit page in the last place (`prev_exit_page`, set on
- * every update).
- */
-export const oldDimsSql = (alias: string): string =>
-  `coalesce(${alias}.prev_dims, array_append(${alias}.dims[1:${ROLLUP_DIMENSIONS.length - 1}], ${alias}.prev_exit_page))`
-
 /** Dimension names as a text[] (the order of {@link dimsArraySql}). */
 const dimensionNamesSql = (dimensions: ReadonlyArray<VisitDimension>): string => `ARRAY[${dimensions.map((d) => `'${d}'`).join(", ")}]::text[]`
-
-/** The rollup dimensions' names as a text[] (the order of {@link dimsArraySql}). */
-export const DIMENSION_NAMES_SQL = dimensionNamesSql(ROLLUP_DIMENSIONS)
 
 /** Whether a visit bounced, from its pageviews and engaged columns. */
 export const bounceSql = (pageviews: string, engaged: string) => `(${pageviews} <= 1 AND NOT ${engaged})`
@@ -158,3 +147,127 @@ export const DAILY_BOT_ROLLUPS_OF_VISITS_SQL = dailyOf(BOT_ROLLUPS_OF_VISITS_SQL
 export const BACKFILL_DAILY_ROLLUPS_SQL = `
   INSERT INTO visit_rollups_daily (site_id, dim, day, value, visits, pageviews, events, bounces, duration)
   ${DAILY_ROLLUPS_OF_VISITS_SQL}`
+
+/**
+ * A visit of a batch as the writer's visits statement returns it (PgSinkStatements.ts,
+ * `UPSERT_VISITS`): its figures as stored now and before the statement (`prev_*` null: inserted
+ * by it). Hours are epoch ms of the UTC hour of the start; durations whole microseconds.
+ * `dims`: the rollup dimension values ({@link ROLLUP_DIMENSIONS} order) — returned only when the
+ * visit's dimension rows all move (it is new, its hour, bot flag or bounce changed, or its entry
+ * changed), else null: then at most its exit page moved (`exit_page`, `prev_exit_page`).
+ * `prev_dims`: the previous values when the entry changed, else null.
+ */
+export interface StoredVisit {
+  readonly site_id: number
+  readonly hour: number
+  readonly is_bot: boolean
+  readonly prev_hour: number | null
+  readonly prev_is_bot: boolean | null
+  readonly inserted: boolean
+  readonly pageviews: number
+  readonly events: number
+  readonly prev_pageviews: number | null
+  readonly prev_events: number | null
+  readonly bounce: boolean
+  readonly prev_bounce: boolean | null
+  readonly dur_us: number
+  readonly prev_dur_us: number | null
+  readonly exit_page: string | null
+  readonly prev_exit_page: string | null
+  readonly dims: ReadonlyArray<string | null> | null
+  readonly prev_dims: ReadonlyArray<string | null> | null
+}
+
+/** A change to one `visit_rollups` row (its key, then the figures to add; duration in microseconds). */
+export interface VisitRollupDelta {
+  readonly siteId: number
+  readonly dim: string
+  readonly hour: number
+  readonly value: string | null
+  visits: number
+  pageviews: number
+  events: number
+  bounces: number
+  durationUs: number
+}
+
+/**
+ * The changes a batch's visits make to the visit rollups, one per rollup row and without those
+ * that cancel out: each changed visit takes out what its previous version added and adds what it
+ * adds now — to its hour's total row (every figure; a bot visit's to the bots' row instead:
+ * visits, pageviews, events), and to each dimension value's row (visits, bounces) only where the
+ * visit came or went, moved hour, changed bounce or first touch (a visit's later event otherwise
+ * changes its total row alone, and its exit page's rows when the exit page moved). The rule the
+ * rollups hold to (each equals a GROUP BY over `visits`, {@link rollupsOfVisitsSql}) is checked
+ * by test/stats-rollups.test.ts against the stored visits.
+ */
+export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<VisitRollupDelta> => {
+  const rows = new Map<string, VisitRollupDelta>()
+  const add = (
+    siteId: number,
+    dim: string,
+    hour: number,
+    value: string | null,
+    visits: number,
+    pageviews: number,
+    events: number,
+    bounces: number,
+    durationUs: number
+  ) => {
+    const key = `${siteId}|${hour}|${dim}|${value === null ? "\u0000" : `=${value}`}`
+    const row = rows.get(key)
+    if (row === undefined) {
+      rows.set(key, { siteId, dim, hour, value, visits, pageviews, events, bounces, durationUs })
+      return
+    }
+    row.visits += visits
+    row.pageviews += pageviews
+    row.events += events
+    row.bounces += bounces
+    row.durationUs += durationUs
+  }
+  const last = ROLLUP_DIMENSIONS.length - 1
+  for (const v of visits) {
+    const newOn = !v.is_bot
+    const oldOn = !v.inserted && v.prev_is_bot === false
+    const oldBot = !v.inserted && v.prev_is_bot === true
+    const oldHour = v.prev_hour ?? v.hour
+    const oldBounce = v.prev_bounce === true
+    if (newOn) add(v.site_id, TOTAL_DIMENSION, v.hour, null, 1, v.pageviews, v.events, v.bounce ? 1 : 0, v.dur_us)
+    else add(v.site_id, BOTS_DIMENSION, v.hour, null, 1, v.pageviews, v.events, 0, 0)
+    if (oldOn) {
+      add(v.site_id, TOTAL_DIMENSION, oldHour, null, -1, -(v.prev_pageviews ?? 0), -(v.prev_events ?? 0), oldBounce ? -1 : 0, -(v.prev_dur_us ?? 0))
+    } else if (oldBot) {
+      add(v.site_id, BOTS_DIMENSION, oldHour, null, -1, -(v.prev_pageviews ?? 0), -(v.prev_events ?? 0), 0, 0)
+    }
+    const dims = v.dims
+    if (dims === null) {
+      // same hour, bot flag, bounce and entry: only the exit page's rows can move
+      if (v.exit_page === v.prev_exit_page) continue
+      const exit = ROLLUP_DIMENSIONS[last]!
+      if (newOn) add(v.site_id, exit, v.hour, v.exit_page, 1, 0, 0, v.bounce ? 1 : 0, 0)
+      if (oldOn) add(v.site_id, exit, oldHour, v.prev_exit_page, -1, 0, 0, oldBounce ? -1 : 0, 0)
+      continue
+    }
+    const level = v.inserted || newOn !== oldOn || v.hour !== oldHour || v.bounce !== oldBounce
+    for (let d = 0; d <= last; d++) {
+      const nv = dims[d] ?? null
+      const ov = v.prev_dims !== null ? v.prev_dims[d] ?? null : d === last ? v.prev_exit_page : nv
+      if (!level && ov === nv) continue
+      if (newOn) add(v.site_id, ROLLUP_DIMENSIONS[d]!, v.hour, nv, 1, 0, 0, v.bounce ? 1 : 0, 0)
+      if (oldOn) add(v.site_id, ROLLUP_DIMENSIONS[d]!, oldHour, ov, -1, 0, 0, oldBounce ? -1 : 0, 0)
+    }
+  }
+  const out: Array<VisitRollupDelta> = []
+  for (const row of rows.values()) {
+    if (row.visits !== 0 || row.pageviews !== 0 || row.events !== 0 || row.bounces !== 0 || row.durationUs !== 0) out.push(row)
+  }
+  return out
+}
+
+/** Whole microseconds as exact decimal seconds with six places (`numeric`, as `extract(epoch …)` gives them). */
+export const secondsOfMicros = (us: number): string => {
+  const sign = us < 0 ? "-" : ""
+  const abs = Math.abs(us)
+  return `${sign}${Math.floor(abs / 1_000_000)}.${String(abs % 1_000_000).padStart(6, "0")}`
+}

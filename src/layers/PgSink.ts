@@ -44,6 +44,7 @@ import { DailyAccumulator, type DailyRow, type Granularity, MetricAccumulator, t
 import { addSessions, addVisitors, type CountedSession, eventRollups, moveSessions } from "../domain/Rollups.ts"
 import { NO_SCOPE, type Scope } from "../domain/Tenant.ts"
 import { visitItemRows } from "../domain/VisitItems.ts"
+import { visitRollupDeltas } from "../domain/VisitRollups.ts"
 import { type VisitRow, visitRows } from "../domain/Visits.ts"
 import { ensurePartitionsAround, maintainPartitions } from "./Partitions.ts"
 import { WriteCache } from "./PgSinkCache.ts"
@@ -266,6 +267,9 @@ const transaction = (
           Statements.UPSERT_VISITS,
           items === undefined ? bySession.visitParams : () => Statements.visitParams(visits, items, (row) => cache.entryChanges(row))
         )
+        // 4a. the visit rollups' changes, computed here from what the statement returned
+        const rollups = visitRollupDeltas(hours)
+        if (rollups.length > 0) yield* run(Statements.UPSERT_VISIT_ROLLUPS, () => Statements.visitRollupParams(rollups))
         // 4b. their contents (domain/VisitItems.ts): item rows computed here, the visits' hours as just
         // stored (the stored items of a visit whose start moved to another hour first move with it)
         const moved = Statements.movedVisitHours(hours)

@@ -38,15 +38,16 @@ import { countedSession, type SeenRow, type SessionRow } from "./PgSinkRows.ts"
 import type { VisitRow } from "../domain/Visits.ts"
 import { pageHost } from "../domain/Visits.ts"
 import {
-  BOTS_DIMENSION,
   bounceSql,
   daySql,
-  DIMENSION_NAMES_SQL,
   dimsArraySql,
   durationSql,
   hourSql,
-  oldDimsSql,
-  TOTAL_DIMENSION
+  ROLLUP_DIMENSIONS,
+  secondsOfMicros,
+  type StoredVisit,
+  TOTAL_DIMENSION,
+  type VisitRollupDelta
 } from "../domain/VisitRollups.ts"
 import { conversionsOfItems, decimalText, ITEM_ROLLUP_FIGURES, storedText, type VisitItemRow } from "../domain/VisitItems.ts"
 
@@ -478,19 +479,23 @@ const MERGE: Record<string, string> = {
 
 /**
  * The visit rows of the inserted events, merged into the stored ones by the commutative rules
- * of domain/Visits.ts (text compared byte-wise, COLLATE "C", as the writer compares it) — and,
- * in the same statement, the visit rollups (domain/VisitRollups.ts, migration 0008): every
- * updated row's SET copies its previous figures to `prev_*`, so the statement takes the previous
- * version's contribution out of `visit_rollups` and adds the new one's (a row inserted here adds
- * only) — per UTC hour and per UTC day (`visit_rollups_daily`, migration 0009) — and records new
- * (visit, daily visitor id) pairs in `visitor_visits`. Every set of rows is sorted by its key,
- * and each table is written only after the one before (the one-time filters on `r`, `rd`, `w`):
- * the lock order is visits → visit_rollups → visit_rollups_daily → visitor_visits, then (next
- * statement) visit_items → item_rollups → item_rollups_daily.
+ * of domain/Visits.ts (text compared byte-wise, COLLATE "C", as the writer compares it), and the
+ * new (visit, daily visitor id) pairs recorded in `visitor_visits`. Every updated row's SET copies
+ * its previous figures to `prev_*` (PostgreSQL 15's RETURNING gives only the new row), so the
+ * statement returns every visit of the batch as stored now and as it was before (NULL for a visit
+ * it inserted): its start hour and bot flag — for the contents statement ({@link
+ * UPSERT_VISIT_ITEMS}), which so need not read the visits again — and the figures the visit
+ * rollups take from it, from which the writer computes the rollups' changes
+ * (domain/VisitRollups.ts, `visitRollupDeltas`; {@link UPSERT_VISIT_ROLLUPS} writes them). A
+ * visit's dimension values come back only when all its dimension rows move (new visit, hour, bot
+ * flag, bounce or entry changed); otherwise only its exit page can move them.
  *
- * It returns every visit of the batch as stored now — its start hour and bot flag, and their
- * values before this statement (NULL for a visit it inserted) — for the contents statement
- * ({@link UPSERT_VISIT_ITEMS}), which so need not read the visits again.
+ * Lock order of the visits step: visits → visitor_visits (the one-time filter on `w`), then
+ * visit_rollups → visit_rollups_daily, then visit_items → item_rollups → item_rollups_daily.
+ * (Until 2026-12-07 the rollups' changes were computed in this statement, with the lock order
+ * visits → visit_rollups → visit_rollups_daily → visitor_visits: a writer of that version and
+ * one of this can deadlock while both run; PostgreSQL then aborts one transaction, which is
+ * retried.)
  */
 /** A timestamp as epoch milliseconds (float8: exact for whole milliseconds), for {@link tsArray}. */
 const epochMs = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`
@@ -534,7 +539,8 @@ export const UPSERT_VISITS = (() => {
     "events",
     "engaged",
     "is_bot",
-    `${dimsArraySql("v")} AS dims`,
+    ...ROLLUP_DIMENSIONS.filter((d) => d !== "exit_page"),
+    "exit_page",
     "(xmax = 0) AS inserted",
     "prev_started_at",
     "prev_last_seen_at",
@@ -546,41 +552,14 @@ export const UPSERT_VISITS = (() => {
     "prev_dims",
     "prev_exit_page"
   ]
-  // each changed visit: its previous version's contribution out, the new one's in — to the
-  // site's total (every figure; a bot visit's to the bots' total row instead: visits, pageviews,
-  // events), and to each dimension value (visits, bounces) only where the
-  // visit came or went, moved hour, changed bounce, or changed its first touch: a new event of a
-  // visit otherwise touches its hour's total row alone
-  const x = `
-      SELECT u.site_id, u.inserted, NOT u.is_bot AS new_on, (NOT u.inserted AND NOT u.prev_is_bot) AS old_on,
-             (NOT u.inserted AND u.prev_is_bot) AS old_bot,
-             ${hourSql("u.started_at")} AS new_hour, ${hourSql("u.prev_started_at")} AS old_hour,
-             ${bounceSql("u.pageviews", "u.engaged")} AS new_bounce, ${bounceSql("u.prev_pageviews", "u.prev_engaged")} AS old_bounce,
-             u.pageviews, u.events, ${durationSql("u.started_at", "u.last_seen_at")} AS new_dur,
-             u.prev_pageviews, u.prev_events, ${durationSql("u.prev_started_at", "u.prev_last_seen_at")} AS old_dur,
-             u.dims AS new_dims, ${oldDimsSql("u")} AS old_dims
-      FROM up u`
-  const level = "(x.inserted OR x.new_on <> x.old_on OR x.new_hour <> x.old_hour OR x.new_bounce <> x.old_bounce)"
-  const deltas = `
-      SELECT site_id, '${TOTAL_DIMENSION}' AS dim, new_hour AS hour, NULL::text AS value, 1 AS visits, pageviews, events,
-             new_bounce::int AS bounces, new_dur AS duration
-      FROM x WHERE new_on
-      UNION ALL
-      SELECT site_id, '${TOTAL_DIMENSION}', old_hour, NULL, -1, -prev_pageviews, -prev_events, -(old_bounce::int), -old_dur
-      FROM x WHERE old_on
-      UNION ALL
-      SELECT site_id, '${BOTS_DIMENSION}', new_hour, NULL, 1, pageviews, events, 0, 0
-      FROM x WHERE NOT new_on
-      UNION ALL
-      SELECT site_id, '${BOTS_DIMENSION}', old_hour, NULL, -1, -prev_pageviews, -prev_events, 0, 0
-      FROM x WHERE old_bot
-      UNION ALL
-      SELECT x.site_id, d.dim, s.hour, s.value, s.sign, 0, 0, s.sign * s.bounce::int, 0
-      FROM (SELECT * FROM x WHERE ${level} OR x.old_dims IS DISTINCT FROM x.new_dims) x
-      CROSS JOIN LATERAL unnest(${DIMENSION_NAMES_SQL}, x.old_dims, x.new_dims) AS d(dim, ov, nv)
-      CROSS JOIN LATERAL (VALUES (1, x.new_hour, d.nv, x.new_bounce, x.new_on), (-1, x.old_hour, d.ov, x.old_bounce, x.old_on))
-        AS s(sign, hour, value, bounce, counted)
-      WHERE s.counted AND (${level} OR d.ov IS DISTINCT FROM d.nv)`
+  const hour = hourSql("u.started_at")
+  const prevHour = hourSql("u.prev_started_at")
+  const bounce = bounceSql("u.pageviews", "u.engaged")
+  const prevBounce = bounceSql("u.prev_pageviews", "u.prev_engaged")
+  // a visit's dimension values are needed where all its dimension rows move (domain/VisitRollups.ts,
+  // visitRollupDeltas): it is new, or its hour, bot flag, bounce or entry changed
+  const allMove = `u.inserted OR u.prev_dims IS NOT NULL OR u.is_bot <> u.prev_is_bot OR ${hour} <> ${prevHour} OR ${bounce} <> ${prevBounce}`
+  const durationUs = (started: string, lastSeen: string) => `(${durationSql(started, lastSeen)} * 1000000)::float8`
   return `
     WITH up AS (
       INSERT INTO visits AS v (${names.join(", ")})
@@ -589,39 +568,12 @@ export const UPSERT_VISITS = (() => {
         ${[...set, ...prev].join(",\n        ")}
       RETURNING ${returning.join(", ")}
     ),
-    x AS (${x}),
-    dl AS (
-      SELECT site_id, dim, hour, value, sum(visits) AS visits, sum(pageviews) AS pageviews, sum(events) AS events,
-             sum(bounces) AS bounces, sum(duration) AS duration
-      FROM (${deltas}) d
-      GROUP BY 1, 2, 3, 4
-      HAVING sum(visits) <> 0 OR sum(pageviews) <> 0 OR sum(events) <> 0 OR sum(bounces) <> 0 OR sum(duration) <> 0
-    ),
-    r AS (
-      INSERT INTO visit_rollups AS r (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
-      SELECT * FROM dl
-      ORDER BY 1, 2, 3, 4
-      ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET ${ROLLUP_SUMS}
-      RETURNING 1
-    ),
-    rd AS (
-      INSERT INTO visit_rollups_daily AS r (site_id, dim, day, value, visits, pageviews, events, bounces, duration)
-      SELECT site_id, dim, ${daySql("hour")}, value, sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration)
-      FROM dl
-      WHERE (SELECT count(*) FROM r) >= 0
-      GROUP BY 1, 2, 3, 4
-      HAVING sum(visits) <> 0 OR sum(pageviews) <> 0 OR sum(events) <> 0 OR sum(bounces) <> 0 OR sum(duration) <> 0
-      ORDER BY 1, 2, 3, 4
-      ON CONFLICT (site_id, dim, day, value) DO UPDATE SET ${ROLLUP_SUMS}
-      RETURNING 1
-    ),
     w AS (
       INSERT INTO visitor_visits AS w (site_id, visitor_id_daily, visits, first_start, last_start)
       SELECT u.site_id, u.visitor_id_daily, count(*) FILTER (WHERE u.inserted OR u.prev_vid_changed), min(u.started_at),
              max(u.started_at)
       FROM up u
       WHERE u.visitor_id_daily IS NOT NULL AND (u.inserted OR u.prev_vid_changed OR u.started_at < u.prev_started_at)
-        AND (SELECT count(*) FROM rd) >= 0
       GROUP BY 1, 2
       ORDER BY 1, 2
       ON CONFLICT (site_id, visitor_id_daily) DO UPDATE SET
@@ -630,22 +582,60 @@ export const UPSERT_VISITS = (() => {
         last_start = GREATEST(w.last_start, excluded.last_start)
       RETURNING 1
     )
-    SELECT u.site_id, u.session_id, ${epochMs(hourSql("u.started_at"))} AS hour, u.is_bot,
-           ${epochMs(hourSql("u.prev_started_at"))} AS prev_hour, u.prev_is_bot
+    SELECT u.site_id, u.session_id, ${epochMs(hour)} AS hour, u.is_bot, ${epochMs(prevHour)} AS prev_hour, u.prev_is_bot,
+           u.inserted, u.pageviews, u.events, u.prev_pageviews, u.prev_events, ${bounce} AS bounce, ${prevBounce} AS prev_bounce,
+           ${durationUs("u.started_at", "u.last_seen_at")} AS dur_us, ${durationUs("u.prev_started_at", "u.prev_last_seen_at")} AS prev_dur_us,
+           u.exit_page, u.prev_exit_page, CASE WHEN ${allMove} THEN ${dimsArraySql("u")} END AS dims, u.prev_dims
     FROM up u
     WHERE (SELECT count(*) FROM w) >= 0`
 })()
 
-/** A visit of the batch as {@link UPSERT_VISITS} returns it. */
-export interface StoredVisitHours {
-  readonly site_id: number
+/**
+ * The visit rollups' changes of a batch (domain/VisitRollups.ts, `visitRollupDeltas`, computed
+ * by the writer from what {@link UPSERT_VISITS} returned): added to `visit_rollups` per UTC hour
+ * and to `visit_rollups_daily` per UTC day (migrations 0008, 0009), each set sorted by its key,
+ * the daily rows only after the hourly ones (the one-time filter on `r`): lock order
+ * visit_rollups → visit_rollups_daily. Parameters: {@link visitRollupParams}.
+ */
+export const UPSERT_VISIT_ROLLUPS = `
+    WITH t AS (
+      SELECT * FROM unnest($1::int4[], $2::text[], $3::timestamptz[], $4::text[], $5::int4[], $6::int4[], $7::int4[], $8::int4[],
+                           $9::text[]::numeric[])
+        AS t(site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
+    ),
+    r AS (
+      INSERT INTO visit_rollups AS r (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
+      SELECT * FROM t
+      ORDER BY 1, 2, 3, 4
+      ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET ${ROLLUP_SUMS}
+      RETURNING 1
+    )
+    INSERT INTO visit_rollups_daily AS r (site_id, dim, day, value, visits, pageviews, events, bounces, duration)
+    SELECT site_id, dim, ${daySql("hour")}, value, sum(visits), sum(pageviews), sum(events), sum(bounces), sum(duration)
+    FROM t
+    WHERE (SELECT count(*) FROM r) >= 0
+    GROUP BY 1, 2, 3, 4
+    HAVING sum(visits) <> 0 OR sum(pageviews) <> 0 OR sum(events) <> 0 OR sum(bounces) <> 0 OR sum(duration) <> 0
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (site_id, dim, day, value) DO UPDATE SET ${ROLLUP_SUMS}`
+
+/** {@link UPSERT_VISIT_ROLLUPS}'s parameters. */
+export const visitRollupParams = (rows: ReadonlyArray<VisitRollupDelta>): Params => [
+  int4Array(rows.map((r) => r.siteId)),
+  textArray(rows.map((r) => r.dim)),
+  tsArray(rows.map((r) => r.hour)),
+  textArray(rows.map((r) => r.value)),
+  int4Array(rows.map((r) => r.visits)),
+  int4Array(rows.map((r) => r.pageviews)),
+  int4Array(rows.map((r) => r.events)),
+  int4Array(rows.map((r) => r.bounces)),
+  // a duration is kept on the total rows only (others hold 0, as the migrations' backfills write it)
+  textArray(rows.map((r) => r.dim === TOTAL_DIMENSION ? secondsOfMicros(r.durationUs) : "0"))
+]
+
+/** A visit of the batch as {@link UPSERT_VISITS} returns it (domain/VisitRollups.ts). */
+export interface StoredVisitHours extends StoredVisit {
   readonly session_id: string
-  /** the UTC hour of its start, epoch ms */
-  readonly hour: number
-  readonly is_bot: boolean
-  /** the same before the statement (null: inserted by it) */
-  readonly prev_hour: number | null
-  readonly prev_is_bot: boolean | null
 }
 
 /**
@@ -891,6 +881,7 @@ export const STATEMENTS = {
   upsertFingerprints: UPSERT_FINGERPRINTS,
   insertSeen: INSERT_SEEN,
   upsertVisits: UPSERT_VISITS,
+  upsertVisitRollups: UPSERT_VISIT_ROLLUPS,
   upsertVisitItems: UPSERT_VISIT_ITEMS,
   upsertMetrics: UPSERT_METRICS,
   upsertDaily: UPSERT_DAILY,
