@@ -202,10 +202,13 @@ export interface VisitRollupDelta {
  * by test/stats-rollups.test.ts against the stored visits.
  */
 export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<VisitRollupDelta> => {
-  const rows = new Map<string, VisitRollupDelta>()
+  // rows by hour, site, dimension (its place in ROLLUP_DIMENSIONS; then the total, the bots) and
+  // value: no key strings to build (a batch adds a dozen rows per new visit)
+  const buckets = new Map<number, Map<number, Array<Map<string | null, VisitRollupDelta> | undefined>>>()
+  const out: Array<VisitRollupDelta> = []
   const add = (
     siteId: number,
-    dim: string,
+    slot: number,
     hour: number,
     value: string | null,
     visits: number,
@@ -214,10 +217,17 @@ export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<Vis
     bounces: number,
     durationUs: number
   ) => {
-    const key = `${siteId}|${hour}|${dim}|${value === null ? "\u0000" : `=${value}`}`
-    const row = rows.get(key)
+    let sites = buckets.get(hour)
+    if (sites === undefined) buckets.set(hour, sites = new Map())
+    let slots = sites.get(siteId)
+    if (slots === undefined) sites.set(siteId, slots = [])
+    let values = slots[slot]
+    if (values === undefined) slots[slot] = values = new Map()
+    const row = values.get(value)
     if (row === undefined) {
-      rows.set(key, { siteId, dim, hour, value, visits, pageviews, events, bounces, durationUs })
+      const created = { siteId, dim: SLOT_NAMES[slot]!, hour, value, visits, pageviews, events, bounces, durationUs }
+      values.set(value, created)
+      out.push(created)
       return
     }
     row.visits += visits
@@ -233,20 +243,19 @@ export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<Vis
     const oldBot = !v.inserted && v.prev_is_bot === true
     const oldHour = v.prev_hour ?? v.hour
     const oldBounce = v.prev_bounce === true
-    if (newOn) add(v.site_id, TOTAL_DIMENSION, v.hour, null, 1, v.pageviews, v.events, v.bounce ? 1 : 0, v.dur_us)
-    else add(v.site_id, BOTS_DIMENSION, v.hour, null, 1, v.pageviews, v.events, 0, 0)
+    if (newOn) add(v.site_id, TOTAL_SLOT, v.hour, null, 1, v.pageviews, v.events, v.bounce ? 1 : 0, v.dur_us)
+    else add(v.site_id, BOTS_SLOT, v.hour, null, 1, v.pageviews, v.events, 0, 0)
     if (oldOn) {
-      add(v.site_id, TOTAL_DIMENSION, oldHour, null, -1, -(v.prev_pageviews ?? 0), -(v.prev_events ?? 0), oldBounce ? -1 : 0, -(v.prev_dur_us ?? 0))
+      add(v.site_id, TOTAL_SLOT, oldHour, null, -1, -(v.prev_pageviews ?? 0), -(v.prev_events ?? 0), oldBounce ? -1 : 0, -(v.prev_dur_us ?? 0))
     } else if (oldBot) {
-      add(v.site_id, BOTS_DIMENSION, oldHour, null, -1, -(v.prev_pageviews ?? 0), -(v.prev_events ?? 0), 0, 0)
+      add(v.site_id, BOTS_SLOT, oldHour, null, -1, -(v.prev_pageviews ?? 0), -(v.prev_events ?? 0), 0, 0)
     }
     const dims = v.dims
     if (dims === null) {
       // same hour, bot flag, bounce and entry: only the exit page's rows can move
       if (v.exit_page === v.prev_exit_page) continue
-      const exit = ROLLUP_DIMENSIONS[last]!
-      if (newOn) add(v.site_id, exit, v.hour, v.exit_page, 1, 0, 0, v.bounce ? 1 : 0, 0)
-      if (oldOn) add(v.site_id, exit, oldHour, v.prev_exit_page, -1, 0, 0, oldBounce ? -1 : 0, 0)
+      if (newOn) add(v.site_id, last, v.hour, v.exit_page, 1, 0, 0, v.bounce ? 1 : 0, 0)
+      if (oldOn) add(v.site_id, last, oldHour, v.prev_exit_page, -1, 0, 0, oldBounce ? -1 : 0, 0)
       continue
     }
     const level = v.inserted || newOn !== oldOn || v.hour !== oldHour || v.bounce !== oldBounce
@@ -254,16 +263,17 @@ export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<Vis
       const nv = dims[d] ?? null
       const ov = v.prev_dims !== null ? v.prev_dims[d] ?? null : d === last ? v.prev_exit_page : nv
       if (!level && ov === nv) continue
-      if (newOn) add(v.site_id, ROLLUP_DIMENSIONS[d]!, v.hour, nv, 1, 0, 0, v.bounce ? 1 : 0, 0)
-      if (oldOn) add(v.site_id, ROLLUP_DIMENSIONS[d]!, oldHour, ov, -1, 0, 0, oldBounce ? -1 : 0, 0)
+      if (newOn) add(v.site_id, d, v.hour, nv, 1, 0, 0, v.bounce ? 1 : 0, 0)
+      if (oldOn) add(v.site_id, d, oldHour, ov, -1, 0, 0, oldBounce ? -1 : 0, 0)
     }
   }
-  const out: Array<VisitRollupDelta> = []
-  for (const row of rows.values()) {
-    if (row.visits !== 0 || row.pageviews !== 0 || row.events !== 0 || row.bounces !== 0 || row.durationUs !== 0) out.push(row)
-  }
-  return out
+  return out.filter((row) => row.visits !== 0 || row.pageviews !== 0 || row.events !== 0 || row.bounces !== 0 || row.durationUs !== 0)
 }
+
+/** {@link visitRollupDeltas}' slots: the rollup dimensions in order, then the total and the bots. */
+const TOTAL_SLOT = ROLLUP_DIMENSIONS.length
+const BOTS_SLOT = TOTAL_SLOT + 1
+const SLOT_NAMES: ReadonlyArray<string> = [...ROLLUP_DIMENSIONS, TOTAL_DIMENSION, BOTS_DIMENSION]
 
 /** Whole microseconds as exact decimal seconds with six places (`numeric`, as `extract(epoch …)` gives them). */
 export const secondsOfMicros = (us: number): string => {
