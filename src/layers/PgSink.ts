@@ -263,21 +263,21 @@ const transaction = (
       sentVisits = visits
       if (visits.length > 0) {
         const items = exact ? undefined : visitItemRows(inserted)
-        const hours = yield* run<Statements.StoredVisitHours>(
+        const upserted = yield* run<Statements.UpsertedVisit>(
           Statements.UPSERT_VISITS,
           items === undefined ? bySession.visitParams : () => Statements.visitParams(visits, items, (row) => cache.entryChanges(row))
         )
         // 4a. the visit rollups' changes, computed here from what the statement returned
-        const rollups = visitRollupDeltas(hours)
+        const rollups = visitRollupDeltas(upserted)
         if (rollups.length > 0) yield* run(Statements.UPSERT_VISIT_ROLLUPS, () => Statements.visitRollupParams(rollups))
         // 4b. their contents (domain/VisitItems.ts): item rows computed here, the visits' hours as just
         // stored (the stored items of a visit whose start moved to another hour first move with it)
-        const moved = Statements.movedVisitHours(hours)
+        const moved = Statements.movedVisitHours(upserted)
         if (moved.length > 0) yield* run(Statements.MOVE_VISIT_ITEMS_HOUR, () => Statements.movedHoursParams(moved))
         const itemParams = items === undefined ? bySession.itemParams : tryParams(() => Statements.itemParams(items))
         yield* run(
           Statements.UPSERT_VISIT_ITEMS,
-          "error" in itemParams ? itemParams : () => [...Statements.visitHoursParams(hours), ...itemParams.params]
+          "error" in itemParams ? itemParams : () => [...Statements.visitHoursParams(upserted), ...itemParams.params]
         )
       }
 

@@ -539,8 +539,7 @@ export const UPSERT_VISITS = (() => {
     "events",
     "engaged",
     "is_bot",
-    ...ROLLUP_DIMENSIONS.filter((d) => d !== "exit_page"),
-    "exit_page",
+    ...ROLLUP_DIMENSIONS,
     "(xmax = 0) AS inserted",
     "prev_started_at",
     "prev_last_seen_at",
@@ -634,7 +633,7 @@ export const visitRollupParams = (rows: ReadonlyArray<VisitRollupDelta>): Params
 ]
 
 /** A visit of the batch as {@link UPSERT_VISITS} returns it (domain/VisitRollups.ts). */
-export interface StoredVisitHours extends StoredVisit {
+export interface UpsertedVisit extends StoredVisit {
   readonly session_id: string
 }
 
@@ -655,7 +654,7 @@ export interface StoredVisitHours extends StoredVisit {
  * PostgreSQL estimates at one row, was planned as a loop over one side for every row of the
  * other — quadratic in the batch: 1.7 s for 5,000 item rows instead of 0.16 s.)
  *
- * The batch's visits (`vs`) are what the visits statement returned ({@link StoredVisitHours}):
+ * The batch's visits (`vs`) are what the visits statement returned ({@link UpsertedVisit}):
  * a visit whose start hour changed there, or that turned into a bot's, has all its stored items
  * moved: out of the old hour (if it counted), into the new one (if it counts). The statement reads
  * `visit_items` as it was before it (one snapshot for the whole statement, taken after the
@@ -753,18 +752,18 @@ export const MOVE_VISIT_ITEMS_HOUR = `
     WHERE i.site_id = m.site_id AND i.session_id = m.session_id AND i.hour <> m.hour`
 
 /** The visits {@link UPSERT_VISITS} moved to another start hour: {@link MOVE_VISIT_ITEMS_HOUR}'s rows. */
-export const movedVisitHours = (rows: ReadonlyArray<StoredVisitHours>): ReadonlyArray<StoredVisitHours> =>
+export const movedVisitHours = (rows: ReadonlyArray<UpsertedVisit>): ReadonlyArray<UpsertedVisit> =>
   rows.filter((r) => r.prev_hour !== null && r.prev_hour !== r.hour)
 
 /** {@link MOVE_VISIT_ITEMS_HOUR}'s parameters. */
-export const movedHoursParams = (rows: ReadonlyArray<StoredVisitHours>): Params => [
+export const movedHoursParams = (rows: ReadonlyArray<UpsertedVisit>): Params => [
   int4Array(rows.map((r) => r.site_id)),
   textArray(rows.map((r) => r.session_id)),
   tsArray(rows.map((r) => r.hour))
 ]
 
 /** The visits' part of {@link UPSERT_VISIT_ITEMS}'s parameters: what {@link UPSERT_VISITS} returned. */
-export const visitHoursParams = (rows: ReadonlyArray<StoredVisitHours>): Params => [
+export const visitHoursParams = (rows: ReadonlyArray<UpsertedVisit>): Params => [
   int4Array(rows.map((r) => r.site_id)),
   textArray(rows.map((r) => r.session_id)),
   tsArray(rows.map((r) => r.hour)),
