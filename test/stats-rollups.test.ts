@@ -344,6 +344,31 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       const single = yield* writeForNewSite("rbounce", 1, (origin) => [view(origin, 0, "/a"), view(origin, 1, "/a")])
       assert.deepStrictEqual(yield* rollupDifferences(single.domainId), { hourly: 0, daily: 0 })
     }))
+
+  it.effect("a visit's later batches: a late earlier click moves its start to the hour before (entry and bounce unchanged), a late earlier view its entry alone", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const sessionId = `late-${Math.random().toString(36).slice(2, 8)}`
+      const at = (minute: number) => new Date(T0 + minute * 60_000).toISOString()
+      const view = (origin: string, minute: number, path: string) =>
+        viewEnvelope({ receivedAt: at(minute), edge: { headers: { origin } }, payload: { sessionId, pageUrl: `${origin}${path}` } })
+      const rowsOf = (siteId: number, dim: string) =>
+        sql<{ hour: Date; value: string; visits: number }>`
+          SELECT hour, value, sum(visits)::int AS visits FROM visit_rollups
+          WHERE site_id = ${siteId} AND dim = ${dim} GROUP BY hour, value HAVING sum(visits) <> 0`
+      // [/a, /b] at 20:05 and 20:06, then a click at 19:58: the visit starts in the hour before
+      const moved = yield* writeForNewSite("rhour", 2, (origin) => [
+        view(origin, 5, "/a"),
+        view(origin, 6, "/b"),
+        eventEnvelope({ receivedAt: at(-2), edge: { headers: { origin } }, payload: { sessionId, eventType: "click", pageUrl: `${origin}/a` } })
+      ])
+      assert.deepStrictEqual(yield* rollupDifferences(moved.domainId), { hourly: 0, daily: 0 })
+      assert.deepStrictEqual(yield* rowsOf(moved.domainId, "entry_page"), [{ hour: new Date(T0 - 3_600_000), value: "/a", visits: 1 }])
+      // [/a, /b] at 20:10 and 20:11, then /c at 20:08: the entry moves to /c, in the same hour
+      const entry = yield* writeForNewSite("rentry", 2, (origin) => [view(origin, 10, "/a"), view(origin, 11, "/b"), view(origin, 8, "/c")])
+      assert.deepStrictEqual(yield* rollupDifferences(entry.domainId), { hourly: 0, daily: 0 })
+      assert.deepStrictEqual(yield* rowsOf(entry.domainId, "entry_page"), [{ hour: new Date(T0), value: "/c", visits: 1 }])
+    }))
 })
 
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("the start index (migrations 0011, 0015, 0017)", (it) => {
