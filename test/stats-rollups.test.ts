@@ -169,21 +169,29 @@ const parse = (body: Record<string, unknown>): StatsQuery => {
   return query
 }
 
+/** How many rows two queries' results differ by (as multisets: either way's EXCEPT ALL). */
+const rowsDiffering = (kept: string, computed: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql.unsafe<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ((${kept} EXCEPT ALL ${computed}) UNION ALL (${computed} EXCEPT ALL ${kept})) d`
+    )
+    return rows[0]!.n
+  })
+
 /**
  * How many rows a site's kept visit rollups differ by from a GROUP BY over its stored visits
  * (rows that netted out to zero aside), hourly and daily.
  */
 const rollupDifferences = (siteId: number) =>
   Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
     const differing = (table: string, bucket: string, computedSql: string) => {
       const columns = `dim, ${bucket}, value, visits::bigint, pageviews::bigint, events::bigint, bounces::bigint, duration::numeric`
-      const kept = `SELECT ${columns} FROM ${table} WHERE site_id = ${siteId}
-        AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)`
-      const computed = `SELECT ${columns} FROM (${computedSql}) x WHERE site_id = ${siteId}`
-      return sql.unsafe<{ n: number }>(
-        `SELECT count(*)::int AS n FROM ((${kept} EXCEPT ALL ${computed}) UNION ALL (${computed} EXCEPT ALL ${kept})) d`
-      ).pipe(Effect.map((rows) => rows[0]!.n))
+      return rowsDiffering(
+        `SELECT ${columns} FROM ${table} WHERE site_id = ${siteId}
+          AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR bounces <> 0 OR duration <> 0)`,
+        `SELECT ${columns} FROM (${computedSql}) x WHERE site_id = ${siteId}`
+      )
     }
     return {
       hourly: yield* differing("visit_rollups", "hour", ROLLUPS_OF_VISITS_SQL),
@@ -205,13 +213,9 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         assert.deepStrictEqual(yield* rollupDifferences(site.domainId), { hourly: 0, daily: 0 }, "kept rollups differ from the visits'")
         // the visits' contents = a GROUP BY over the stored events, their rollups = one over the
         // contents and visits (migration 0010's backfill), and each visit's conversions its items'
-        const differs = (kept: string, computed: string) =>
-          sql.unsafe<{ n: number }>(
-            `SELECT count(*)::int AS n FROM ((${kept} EXCEPT ALL ${computed}) UNION ALL (${computed} EXCEPT ALL ${kept})) d`
-          ).pipe(Effect.map((rows) => rows[0]!.n))
         const itemColumns = "session_id, dim, value, pageviews::bigint, events::bigint, conversions::bigint, revenue::numeric"
         assert.strictEqual(
-          yield* differs(
+          yield* rowsDiffering(
             `SELECT ${itemColumns} FROM visit_items WHERE site_id = ${site.domainId}`,
             `SELECT ${itemColumns} FROM (${ITEMS_OF_STORED_EVENTS_SQL}) x WHERE site_id = ${site.domainId}`
           ),
@@ -226,7 +230,7 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         for (const [table, bucket, computed] of [["item_rollups", "hour", ITEM_ROLLUPS_OF_ITEMS_SQL], ["item_rollups_daily", "day", DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL]] as const) {
           const columns = `dim, ${bucket}, value, visits::bigint, pageviews::bigint, events::bigint, conversions::bigint, revenue::numeric`
           assert.strictEqual(
-            yield* differs(
+            yield* rowsDiffering(
               `SELECT ${columns} FROM ${table} WHERE site_id = ${site.domainId} AND (visits <> 0 OR pageviews <> 0 OR events <> 0 OR conversions <> 0 OR revenue <> 0)`,
               `SELECT ${columns} FROM (${computed}) x WHERE site_id = ${site.domainId}`
             ),
