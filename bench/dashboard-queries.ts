@@ -7,10 +7,11 @@
  *     [--filter page=/pricing]   (every query under that filter, as a click on the row sets it: `is`, one value)
  *
  * Prints per query: execution time (ms, the median of --runs runs), the planner's time, and with
- * --plan the plan of the last run. Visit queries only unless --events.
+ * --plan the plan of the last run. Visit queries only unless --events. With --sql: the statements
+ * with their parameters inlined, not run (for trying a change by hand in psql).
  */
 import { spawnSync } from "node:child_process"
-import { compileQuery, type CompileInput, isEventQuery, itemRollupMetrics } from "../src/domain/StatsSql.ts"
+import { compileQuery, type CompileInput, isEventQuery, itemRollupMetrics, lastVisitEventSql, readsVisitEvents } from "../src/domain/StatsSql.ts"
 import { parseQuery, previousPeriod, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
 
 const arg = (name: string, fallback: string): string => {
@@ -26,7 +27,8 @@ const ONLY = arg("only", "").split(",").filter((s) => s !== "")
 const FILTER = arg("filter", "")
 const filters = FILTER === "" ? [] : [["is", FILTER.slice(0, FILTER.indexOf("=")), [FILTER.slice(FILTER.indexOf("=") + 1)]]]
 const URL_ = process.env["BENCH_PG_URL"] ?? `postgres://postgres@127.0.0.1:5432/${DB}`
-const SETTINGS = process.env["BENCH_SETTINGS"] ?? "SET work_mem = '64MB';"
+/** the query API's own settings (src/programs/Stats.ts, QUERY_SETTINGS): its work_mem, no JIT */
+const SETTINGS = process.env["BENCH_SETTINGS"] ?? "SET work_mem = '64MB'; SET jit = off;"
 
 const psql = (sql: string) => {
   const r = spawnSync("psql", ["-qAtX", URL_, "-c", sql], { encoding: "utf8", maxBuffer: 64 << 20 })
@@ -73,7 +75,7 @@ for (const q of QUERIES) {
   const parsed = parseQuery({ site: SITE, date_range: RANGE, filters, ...q.body }) as StatsQuery
   if (!("metrics" in parsed)) throw new Error(JSON.stringify(parsed))
   const period = resolvePeriod(parsed.dateRange, now, tz!, null) as { fromMs: number; toMs: number }
-  const input: CompileInput = {
+  let input: CompileInput = {
     siteId: Number(siteId),
     timezone: tz!,
     period,
@@ -86,6 +88,12 @@ for (const q of QUERIES) {
   }
   const event = isEventQuery(input)
   if (event && !flag("events")) continue
+  // as the query API runs an events-path statement: its visits' last event asked first (not timed)
+  if (readsVisitEvents(input)) {
+    const bound = lastVisitEventSql(input)
+    const until = psql(`SELECT floor(extract(epoch FROM until) * 1000) FROM (${inline(bound.text, bound.params)}) b`).trim()
+    input = { ...input, eventsUntilMs: until === "" ? null : Number(until) }
+  }
   // as the query API runs it (programs/Stats.ts runInput): filtered by one page, what the item
   // rollups answer and the rest as two statements (timed here one after the other)
   const fromItems = itemRollupMetrics(input)
@@ -95,6 +103,10 @@ for (const q of QUERIES) {
       : [fromItems, i.metrics.filter((m) => !fromItems.includes(m))].map((metrics) => compileQuery({ ...i, metrics, orderBy: [] }))
   const statements = apart(input)
   if (parsed.compare === "previous_period") statements.push(...apart({ ...input, period: previousPeriod(period), page: null }))
+  if (flag("sql")) {
+    for (const s of statements) console.log(`-- ${q.page} ${q.name}\n${inline(s.text, s.params)};`)
+    continue
+  }
   const times: Array<number> = []
   let plan = ""
   let planning = 0

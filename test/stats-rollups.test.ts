@@ -23,7 +23,14 @@ import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery, VISIT_DIMENSI
 import { type CompileInput, compileQuery, queryPath, rollupDimension } from "../src/domain/StatsSql.ts"
 import { DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL, ITEM_ROLLUPS_OF_ITEMS_SQL, ITEMS_OF_STORED_EVENTS_SQL } from "../src/domain/VisitItems.ts"
 import { UPSERT_VISIT_ITEMS } from "../src/layers/PgSinkStatements.ts"
-import { BOTS_DIMENSION, DAILY_ROLLUPS_OF_VISITS_SQL, hourSql, isRollupDimension, ROLLUPS_OF_VISITS_SQL } from "../src/domain/VisitRollups.ts"
+import {
+  BOTS_DIMENSION,
+  DAILY_ROLLUPS_OF_VISITS_SQL,
+  hourSql,
+  isRollupDimension,
+  LAST_SEEN_OF_VISITS_SQL,
+  ROLLUPS_OF_VISITS_SQL
+} from "../src/domain/VisitRollups.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { encode, runQuery } from "../src/programs/Stats.ts"
 import { deliveries, historyOf, int, IPS, writeForNewSite } from "./support/history.ts"
@@ -144,7 +151,10 @@ const HAVING_QUERIES: ReadonlyArray<Record<string, unknown>> = [
 /** Content queries only the events answer: hostnames (not kept per visit), two content dimensions. */
 const EVENT_QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visits", "visitors", "pageviews"], dimensions: ["hostname"] },
-  { metrics: ["visitors", "events"], dimensions: ["page"], filters: [["is", "event_type", ["click"]]] }
+  { metrics: ["visitors", "events"], dimensions: ["page"], filters: [["is", "event_type", ["click"]]] },
+  // the dashboard's Events page under a page filter
+  { metrics: ["visitors", "events", "conversions", "revenue"], dimensions: ["event_type"], filters: [["is", "page", ["/p1"]]] },
+  { metrics: ["bot_events", "events"], dimensions: ["event_type"], filters: [["contains", "page", ["2"]]] }
 ]
 
 const inputOf = (query: StatsQuery, timezone: string, nowMs: number): CompileInput => {
@@ -199,6 +209,20 @@ const rollupDifferences = (siteId: number) =>
     }
   })
 
+/**
+ * How many (kind, hour) groups of a site's stored visits have a later last event than their
+ * total / bots rollup row's `last_seen` (missing or NULL counts as lower).
+ */
+const lastSeenBelowVisits = (siteId: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const [row] = yield* sql.unsafe<{ n: number }>(`
+      SELECT count(*)::int AS n FROM (${LAST_SEEN_OF_VISITS_SQL}) m
+      LEFT JOIN visit_rollups r ON r.site_id = m.site_id AND r.dim = m.dim AND r.hour = m.hour AND r.value IS NULL
+      WHERE m.site_id = ${siteId} AND (r.last_seen IS NULL OR r.last_seen < m.last_seen)`)
+    return row!.n
+  })
+
 layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })("visit rollups, property", (it) => {
   it.effect.prop(
     "random histories: the kept rollups equal a GROUP BY over visits, and every rollup answer equals the visits path's",
@@ -211,6 +235,8 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
 
         // the kept rollups = a GROUP BY over the stored visits, hourly and daily
         assert.deepStrictEqual(yield* rollupDifferences(site.domainId), { hourly: 0, daily: 0 }, "kept rollups differ from the visits'")
+        // each hour's total / bots row bounds its visits' last events from above
+        assert.strictEqual(yield* lastSeenBelowVisits(site.domainId), 0, "a rollup row's last_seen is below one of its visits' last events")
         // the visits' contents = a GROUP BY over the stored events, their rollups = one over the
         // contents and visits (migration 0010's backfill), and each visit's conversions its items'
         const itemColumns = "session_id, dim, value, pageviews::bigint, events::bigint, conversions::bigint, revenue::numeric"
@@ -305,8 +331,9 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
         // a range that cuts visits: each counts, with everything it did, in the range it started in — on every path
         // (also inside hours: the contents' hour bounds then take in the whole first hour, the visits' starts decide)
         const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" }
+        // (the events path: its events run until the period's visits' last event, as the rollups bound it)
         for (const range of [["2026-05-02T01:00:00Z", "2026-05-02T09:00:00Z"], ["2026-05-02T01:30:00Z", "2026-05-02T09:45:00Z"]]) {
-          for (const body of [...ITEM_QUERIES, ...ITEM_JOIN_QUERIES, ...HAVING_QUERIES, { metrics: VISIT_METRICS }]) {
+          for (const body of [...ITEM_QUERIES, ...ITEM_JOIN_QUERIES, ...HAVING_QUERIES, ...EVENT_QUERIES, { metrics: VISIT_METRICS }]) {
             const query = parse({ ...body, site: site.hostname, date_range: range })
             const answer = (yield* runQuery(statsSite, query)).results
             assert.deepStrictEqual(answer, (yield* runQuery(statsSite, query, { rollups: false })).results, `${range} ${JSON.stringify(body)}`)
@@ -455,9 +482,10 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       yield* sql`ALTER TABLE visits DROP COLUMN prev_started_at, DROP COLUMN prev_last_seen_at, DROP COLUMN prev_pageviews,
         DROP COLUMN prev_events, DROP COLUMN prev_engaged, DROP COLUMN prev_is_bot, DROP COLUMN prev_vid_changed,
         DROP COLUMN prev_dims`
-      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id IN (8, 9)`
+      // (0020 adds a column to the table 0008 creates: run again after it)
+      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id IN (8, 9, 20)`
       const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
-      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[8, "visit_rollups"], [9, "visit_rollups_daily"]])
+      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[8, "visit_rollups"], [9, "visit_rollups_daily"], [20, "visit_rollups_last_seen"]])
 
       // the same rollups as the writer kept, and the same answers as the visits path
       assert.deepStrictEqual(yield* sql.unsafe(rollups), kept)
@@ -533,6 +561,45 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
       assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[18, "bot_rollups"]])
       assert.deepStrictEqual(yield* sql.unsafe(bots("visit_rollups", "hour")), kept)
       assert.deepStrictEqual(yield* sql.unsafe(bots("visit_rollups_daily", "day")), keptDaily)
+    }))
+
+  it.effect("an install upgrading to 0020 gets each hour's last event of its stored visits (backfill), and its event queries their answers", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const db = yield* TestDb
+      const tag = `l${Math.random().toString(36).slice(2, 8)}`
+      const site = yield* writeForNewSite("lmig", 3, (origin) => envelopesOf(FIXED_HISTORY, tag, origin))
+      const bounds = `SELECT dim, hour, last_seen FROM visit_rollups
+        WHERE site_id = ${site.domainId} AND dim IN ('total', '${BOTS_DIMENSION}') AND last_seen IS NOT NULL ORDER BY 1, 2`
+      const kept = yield* sql.unsafe<{ dim: string; hour: Date; last_seen: Date }>(bounds)
+      assert.isNotEmpty(kept.filter((r) => r.dim === BOTS_DIMENSION), "the history has bot visits")
+      assert.strictEqual(yield* lastSeenBelowVisits(site.domainId), 0)
+
+      // the database as it was before 0020, then the migrations
+      yield* sql`ALTER TABLE visit_rollups DROP COLUMN last_seen`
+      yield* sql`DELETE FROM spoolway_migrations WHERE migration_id = 20`
+      const applied = yield* Sql.runMigrations.pipe(Effect.provide(Sql.layerUrlNoMigrations(db.url)))
+      assert.deepStrictEqual(applied.map(([id, name]) => [id, name]), [[20, "visit_rollups_last_seen"]])
+      // exactly each hour's latest last event now, where the writer kept it at least that
+      const backfilled = yield* sql.unsafe<{ dim: string; hour: Date; last_seen: Date }>(bounds)
+      const exact = yield* sql.unsafe<{ dim: string; hour: Date; last_seen: Date }>(
+        `SELECT dim, hour, last_seen FROM (${LAST_SEEN_OF_VISITS_SQL}) m WHERE site_id = ${site.domainId} ORDER BY 1, 2`
+      )
+      assert.deepStrictEqual(backfilled, exact)
+      const keptAt = new Map(kept.map((r) => [`${r.dim} ${r.hour.toISOString()}`, r.last_seen.getTime()]))
+      for (const r of backfilled) assert.isAtLeast(keptAt.get(`${r.dim} ${r.hour.toISOString()}`) ?? -1, r.last_seen.getTime())
+      // the event queries (their events bounded by these rows) answer as without the rollups
+      const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" }
+      for (const range of [["2026-05-01", "2026-05-03"], ["2026-05-02T01:00:00Z", "2026-05-02T09:00:00Z"]]) {
+        for (const body of EVENT_QUERIES) {
+          const query = parse({ ...body, site: site.hostname, date_range: range })
+          assert.deepStrictEqual(
+            (yield* runQuery(statsSite, query)).results,
+            (yield* runQuery(statsSite, query, { rollups: false, items: false })).results,
+            `${range} ${JSON.stringify(body)}`
+          )
+        }
+      }
     }))
 })
 

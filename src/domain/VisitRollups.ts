@@ -122,6 +122,23 @@ export const BOT_ROLLUPS_OF_VISITS_SQL = `
 export const ROLLUPS_OF_VISITS_SQL = `${rollupsOfVisitsSql()}
   UNION ALL${BOT_ROLLUPS_OF_VISITS_SQL}`
 
+/**
+ * Per site, UTC hour of the start and kind (the total rows' human visits, the bots' rows' bot
+ * visits) the latest last event of the stored visits: (site_id, dim, hour, last_seen) — what
+ * `visit_rollups.last_seen` holds at least (migration 0020's backfill).
+ */
+export const LAST_SEEN_OF_VISITS_SQL = `
+  SELECT site_id, CASE WHEN is_bot THEN '${BOTS_DIMENSION}' ELSE '${TOTAL_DIMENSION}' END AS dim, ${hourSql("started_at")} AS hour,
+         max(last_seen_at) AS last_seen
+  FROM visits
+  GROUP BY 1, 2, 3`
+
+/** Sets `visit_rollups.last_seen` of the total and bots rows from the stored visits (migration 0020's backfill). */
+export const BACKFILL_LAST_SEEN_SQL = `
+  UPDATE visit_rollups r SET last_seen = m.last_seen
+  FROM (${LAST_SEEN_OF_VISITS_SQL}) m
+  WHERE r.site_id = m.site_id AND r.dim = m.dim AND r.hour = m.hour AND r.value IS NULL`
+
 /** Fills `visit_rollups` from the stored visits (migration 0008's backfill; empty table assumed). */
 export const BACKFILL_ROLLUPS_SQL = `
   INSERT INTO visit_rollups (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
@@ -172,6 +189,8 @@ export interface StoredVisit {
   readonly prev_bounce: boolean | null
   readonly dur_us: number
   readonly prev_dur_us: number | null
+  /** its last event's time (epoch ms): the bound of its hour's total / bots row ({@link VisitRollupDelta}) */
+  readonly last_seen: number
   readonly exit_page: string | null
   readonly prev_exit_page: string | null
   readonly dims: ReadonlyArray<string | null> | null
@@ -189,6 +208,11 @@ export interface VisitRollupDelta {
   events: number
   bounces: number
   durationUs: number
+  /**
+   * The site's total and bots rows only (else null): the latest last event of the row's visits
+   * (epoch ms), kept as the greatest ever sent (`visit_rollups.last_seen`, migration 0020).
+   */
+  lastSeen: number | null
 }
 
 /**
@@ -199,7 +223,9 @@ export interface VisitRollupDelta {
  * visit came or went, moved hour, changed bounce or first touch (a visit's later event otherwise
  * changes its total row alone, and its exit page's rows when the exit page moved). The rule the
  * rollups hold to (each equals a GROUP BY over `visits`, {@link rollupsOfVisitsSql}) is checked
- * by test/stats-rollups.test.ts against the stored visits.
+ * by test/stats-rollups.test.ts against the stored visits. The total / bots row of the visit's
+ * hour also gets its last event's time (`lastSeen`: the row keeps the greatest, an upper bound of
+ * its visits' last events — a visit that moves away leaves it where it was).
  */
 export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<VisitRollupDelta> => {
   // rows by hour, site, dimension (its place in ROLLUP_DIMENSIONS; then the total, the bots) and
@@ -215,7 +241,8 @@ export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<Vis
     pageviews: number,
     events: number,
     bounces: number,
-    durationUs: number
+    durationUs: number,
+    lastSeen: number | null = null
   ) => {
     let sites = buckets.get(hour)
     if (sites === undefined) buckets.set(hour, sites = new Map())
@@ -225,7 +252,7 @@ export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<Vis
     if (values === undefined) slots[slot] = values = new Map()
     const row = values.get(value)
     if (row === undefined) {
-      const created = { siteId, dim: SLOT_NAMES[slot]!, hour, value, visits, pageviews, events, bounces, durationUs }
+      const created = { siteId, dim: SLOT_NAMES[slot]!, hour, value, visits, pageviews, events, bounces, durationUs, lastSeen }
       values.set(value, created)
       out.push(created)
       return
@@ -235,6 +262,7 @@ export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<Vis
     row.events += events
     row.bounces += bounces
     row.durationUs += durationUs
+    if (lastSeen !== null && (row.lastSeen === null || lastSeen > row.lastSeen)) row.lastSeen = lastSeen
   }
   const last = ROLLUP_DIMENSIONS.length - 1
   for (const v of visits) {
@@ -243,8 +271,8 @@ export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<Vis
     const oldBot = !v.inserted && v.prev_is_bot === true
     const oldHour = v.prev_hour ?? v.hour
     const oldBounce = v.prev_bounce === true
-    if (newOn) add(v.site_id, TOTAL_SLOT, v.hour, null, 1, v.pageviews, v.events, v.bounce ? 1 : 0, v.dur_us)
-    else add(v.site_id, BOTS_SLOT, v.hour, null, 1, v.pageviews, v.events, 0, 0)
+    if (newOn) add(v.site_id, TOTAL_SLOT, v.hour, null, 1, v.pageviews, v.events, v.bounce ? 1 : 0, v.dur_us, v.last_seen)
+    else add(v.site_id, BOTS_SLOT, v.hour, null, 1, v.pageviews, v.events, 0, 0, v.last_seen)
     if (oldOn) {
       add(v.site_id, TOTAL_SLOT, oldHour, null, -1, -(v.prev_pageviews ?? 0), -(v.prev_events ?? 0), oldBounce ? -1 : 0, -(v.prev_dur_us ?? 0))
     } else if (oldBot) {
@@ -267,7 +295,9 @@ export const visitRollupDeltas = (visits: ReadonlyArray<StoredVisit>): Array<Vis
       if (oldOn) add(v.site_id, d, oldHour, ov, -1, 0, 0, oldBounce ? -1 : 0, 0)
     }
   }
-  return out.filter((row) => row.visits !== 0 || row.pageviews !== 0 || row.events !== 0 || row.bounces !== 0 || row.durationUs !== 0)
+  return out.filter((row) =>
+    row.visits !== 0 || row.pageviews !== 0 || row.events !== 0 || row.bounces !== 0 || row.durationUs !== 0 || row.lastSeen !== null
+  )
 }
 
 /** {@link visitRollupDeltas}' slots: the rollup dimensions in order, then the total and the bots. */

@@ -584,6 +584,7 @@ export const UPSERT_VISITS = (() => {
     SELECT u.site_id, u.session_id, ${epochMs(hour)} AS hour, u.is_bot, ${epochMs(prevHour)} AS prev_hour, u.prev_is_bot,
            u.inserted, u.pageviews, u.events, u.prev_pageviews, u.prev_events, ${bounce} AS bounce, ${prevBounce} AS prev_bounce,
            ${durationUs("u.started_at", "u.last_seen_at")} AS dur_us, ${durationUs("u.prev_started_at", "u.prev_last_seen_at")} AS prev_dur_us,
+           ${epochMs("u.last_seen_at")} AS last_seen,
            u.exit_page, u.prev_exit_page, CASE WHEN ${allMove} THEN ${dimsArraySql("u")} END AS dims, u.prev_dims
     FROM up u
     WHERE (SELECT count(*) FROM w) >= 0`
@@ -594,19 +595,21 @@ export const UPSERT_VISITS = (() => {
  * by the writer from what {@link UPSERT_VISITS} returned): added to `visit_rollups` per UTC hour
  * and to `visit_rollups_daily` per UTC day (migrations 0008, 0009), each set sorted by its key,
  * the daily rows only after the hourly ones (the one-time filter on `r`): lock order
- * visit_rollups → visit_rollups_daily. Parameters: {@link visitRollupParams}.
+ * visit_rollups → visit_rollups_daily. The hourly total and bots rows keep the greatest last
+ * event time sent (`last_seen`, migration 0020; the daily rows have none). Parameters:
+ * {@link visitRollupParams}.
  */
 export const UPSERT_VISIT_ROLLUPS = `
     WITH t AS (
       SELECT * FROM unnest($1::int4[], $2::text[], $3::timestamptz[], $4::text[], $5::int4[], $6::int4[], $7::int4[], $8::int4[],
-                           $9::text[]::numeric[])
-        AS t(site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
+                           $9::text[]::numeric[], $10::timestamptz[])
+        AS t(site_id, dim, hour, value, visits, pageviews, events, bounces, duration, last_seen)
     ),
     r AS (
-      INSERT INTO visit_rollups AS r (site_id, dim, hour, value, visits, pageviews, events, bounces, duration)
+      INSERT INTO visit_rollups AS r (site_id, dim, hour, value, visits, pageviews, events, bounces, duration, last_seen)
       SELECT * FROM t
       ORDER BY 1, 2, 3, 4
-      ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET ${ROLLUP_SUMS}
+      ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET ${ROLLUP_SUMS}, last_seen = GREATEST(r.last_seen, excluded.last_seen)
       RETURNING 1
     )
     INSERT INTO visit_rollups_daily AS r (site_id, dim, day, value, visits, pageviews, events, bounces, duration)
@@ -629,7 +632,8 @@ export const visitRollupParams = (rows: ReadonlyArray<VisitRollupDelta>): Params
   int4Array(rows.map((r) => r.events)),
   int4Array(rows.map((r) => r.bounces)),
   // a duration is kept on the total rows only (others hold 0, as the migrations' backfills write it)
-  textArray(rows.map((r) => r.dim === TOTAL_DIMENSION ? secondsOfMicros(r.durationUs) : "0"))
+  textArray(rows.map((r) => r.dim === TOTAL_DIMENSION ? secondsOfMicros(r.durationUs) : "0")),
+  tsArray(rows.map((r) => r.lastSeen))
 ]
 
 /** A visit of the batch as {@link UPSERT_VISITS} returns it (domain/VisitRollups.ts). */

@@ -15,7 +15,12 @@ import { SiteStore } from "../../src/layers/SiteStore.ts"
 import * as Sql from "../../src/layers/Sql.ts"
 import { testDatabase } from "../writerSupport.ts"
 import { testLogLevel } from "./collector.ts"
-import { BACKFILL_DAILY_ROLLUPS_SQL, BACKFILL_ROLLUPS_SQL, BACKFILL_VISITORS_SQL } from "../../src/domain/VisitRollups.ts"
+import {
+  BACKFILL_DAILY_ROLLUPS_SQL,
+  BACKFILL_LAST_SEEN_SQL,
+  BACKFILL_ROLLUPS_SQL,
+  BACKFILL_VISITORS_SQL
+} from "../../src/domain/VisitRollups.ts"
 import { BACKFILL_ITEMS_SQL } from "../../src/domain/VisitItems.ts"
 
 export interface StatsApi {
@@ -113,12 +118,12 @@ const rebuild = (tables: ReadonlyArray<string>, statements: ReadonlyArray<string
   })
 
 /**
- * The visit rollups recomputed from `visits` (migrations 0008 and 0009's backfill): after hand-made or
+ * The visit rollups recomputed from `visits` (migrations 0008, 0009 and 0020's backfill): after hand-made or
  * hand-edited visits rows, which the writer's statement did not write.
  */
 export const rebuildVisitRollups = rebuild(
   ["visit_rollups", "visit_rollups_daily", "visitor_visits"],
-  [BACKFILL_ROLLUPS_SQL, BACKFILL_DAILY_ROLLUPS_SQL, BACKFILL_VISITORS_SQL]
+  [BACKFILL_ROLLUPS_SQL, BACKFILL_LAST_SEEN_SQL, BACKFILL_DAILY_ROLLUPS_SQL, BACKFILL_VISITORS_SQL]
 )
 
 /** Hand-made visits rows (until the writer fills them; then tests also go through the writer); rollups rebuilt. */
