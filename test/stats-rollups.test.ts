@@ -135,6 +135,8 @@ const ITEM_JOIN_QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visitors", "visits", "pageviews", "events", "bot_events"], filters: [["contains", "page", ["1", "2"]]] },
   { metrics: ["visitors", "visits", "pageviews"], dimensions: ["source"], filters: [["is", "page", ["/p1"]]] },
   { metrics: ["visitors", "bot_events"], dimensions: ["event_type"] },
+  // bot events alone: the bot visits' items only
+  { metrics: ["bot_events"], dimensions: ["page"], filters: [["is_not", "language", ["xx"]]] },
   // a filter naming a page and a visit dimension together: not separable
   { metrics: ["visits", "bounce_rate"], filters: [["or", [["is", "page", ["/p1"]], ["is", "language", ["de"]]]]] }
 ]

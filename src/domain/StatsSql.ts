@@ -610,6 +610,16 @@ const havingItemSql = (input: CompileInput, q: { params: Params; from: string; t
  */
 const itemHours = (from: string, to: string) => `i.hour >= ${hourSql(`${from}::timestamptz`)} AND i.hour < ${to}::timestamptz`
 
+/**
+ * Which visits a query counts: the human ones; with `bot_events`
+ * all; with `bot_events` alone the bot visits only (as the visits path: their partial index,
+ * migration 0012, and then their items or events — under a filter on the top page the Network
+ * page's bot events read that page's items of the period's 10K bot visits instead of its 235K
+ * visits': 0.87 s → 0.1 s on the 10M data set).
+ */
+const botsSql = (input: CompileInput): ReadonlyArray<string> =>
+  input.metrics.every((m) => m === "bot_events") ? ["v.is_bot"] : input.metrics.includes("bot_events") ? [] : ["NOT v.is_bot"]
+
 /** The statement of a query over one period. Rows: `d0…` (dimension values), `m_<metric>`. */
 export const compileQuery = (input: CompileInput): CompiledSql => {
   const path = queryPath(input)
@@ -634,13 +644,11 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
         `AND w.session_id = r.session_id OFFSET 0) v`
       : "visits v"
     const when = input.active ? `v.last_seen_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz` : started
-    // bot events alone: the bot visits only (their partial index, migration 0012)
-    const botsOnly = input.metrics.every((m) => m === "bot_events")
     const filters = path.having === undefined ? input.filters.map((f) => filterSql(f, params)) : havingItemSql(input, { params, from, to }, path.having)
     const where = [
       `v.site_id = ${site}::int`,
       when,
-      ...(botsOnly ? ["v.is_bot"] : bots ? [] : ["NOT v.is_bot"]),
+      ...botsSql(input),
       ...filters
     ]
     const fromVisits = `FROM ${visits} WHERE ${where.join(" AND ")}`
@@ -668,7 +676,7 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     const where = [
       `v.site_id = ${site}::int`,
       started,
-      ...(bots ? [] : ["NOT v.is_bot"]),
+      ...botsSql(input),
       ...input.filters.map((f) => filterSql(f, params, columns))
     ]
     const inner = `SELECT ${[...dims, ...VISIT_COLUMNS, ...perVisit].join(", ")} FROM visits v ` +
@@ -689,7 +697,7 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     `e.received_at >= ${from}::timestamptz`,
     until,
     ...(input.active ? [] : [started]),
-    ...(bots ? [] : ["NOT v.is_bot"]),
+    ...botsSql(input),
     ...input.filters.map((f) => filterSql(f, params))
   ]
   const perVisit = [
@@ -743,7 +751,7 @@ const eventsPerVisitSql = (
   const where = [
     `v.site_id = ${q.site}::int`,
     q.started,
-    ...(input.metrics.includes("bot_events") ? [] : ["NOT v.is_bot"]),
+    ...botsSql(input),
     ...input.filters.filter((f) => !onEvents(f)).map((f) => filterSql(f, q.params))
   ]
   return `WITH a AS (${a}) SELECT ${[...dims, ...VISIT_COLUMNS, ...perVisit].join(", ")} FROM a ` +
