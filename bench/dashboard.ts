@@ -15,7 +15,8 @@
  * the page again): from navigation start to the moment every query of the page answered and is
  * drawn (`main[data-state=ready]`, checked on every animation frame); the medians of `--runs` runs. Then, on the Overview and the
  * Pages page: switching the range (30d → 7d) and filtering by the first and the fifth page of the
- * table; on the Traffic page, filtering by the first source.
+ * table, each then followed to the Events and Network pages (the top page's also to the Overview);
+ * on the Traffic page, filtering by the first source.
  * Baseline, same run: each page's own queries (captured from its load) sent again from Node, all
  * at once — what the query API alone takes; the rest is the browser (load, modules, drawing).
  * Figures go to bench/results/dashboard-<stamp>.txt and to stdout.
@@ -274,7 +275,11 @@ const main = async () => {
       "range 30d → 7d (Pages)": [],
       "filter by the top page (Pages)": [],
       "then the Overview, so filtered (navigation)": [],
+      "then the Events page, so filtered (navigation)": [],
+      "then the Network page, so filtered (navigation)": [],
       "filter by the 5th page (Pages)": [],
+      "then the Events page, so filtered by the 5th page (navigation)": [],
+      "then the Network page, so filtered by the 5th page (navigation)": [],
       "filter by the top source (Traffic)": []
     }
     for (let run = 0; run < RUNS; run++) {
@@ -296,9 +301,18 @@ const main = async () => {
             await timed(page, () => page.click("section[data-dimension=page] tbody tr:first-child button.filter"))
           )
           switches["then the Overview, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:first-child a")))
+          // the pages in the nav's order: Overview, Pages, Events, Traffic, Audience, Network
+          switches["then the Events page, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:nth-child(3) a")))
+          switches["then the Network page, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:nth-child(6) a")))
           await timed(page, () => page.goto(url(name)))
           switches["filter by the 5th page (Pages)"]!.push(
             await timed(page, () => page.click("section[data-dimension=page] tbody tr:nth-child(5) button.filter"))
+          )
+          switches["then the Events page, so filtered by the 5th page (navigation)"]!.push(
+            await timed(page, () => page.click("#nav li:nth-child(3) a"))
+          )
+          switches["then the Network page, so filtered by the 5th page (navigation)"]!.push(
+            await timed(page, () => page.click("#nav li:nth-child(6) a"))
           )
         }
         if (name === "traffic") {
