@@ -20,7 +20,14 @@ import { randomUUID } from "node:crypto"
 import { Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery, VISIT_DIMENSIONS } from "../src/domain/StatsQuery.ts"
-import { type CompileInput, compileQuery, queryPath, rollupDimension } from "../src/domain/StatsSql.ts"
+import {
+  type CompileInput,
+  compileQuery,
+  lastVisitEventSql,
+  queryPath,
+  readsVisitEvents,
+  rollupDimension
+} from "../src/domain/StatsSql.ts"
 import { DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL, ITEM_ROLLUPS_OF_ITEMS_SQL, ITEMS_OF_STORED_EVENTS_SQL } from "../src/domain/VisitItems.ts"
 import { UPSERT_VISIT_ITEMS } from "../src/layers/PgSinkStatements.ts"
 import {
@@ -678,6 +685,26 @@ describe("visit rollups, planner", () => {
   const NOW = Date.parse("2026-05-10T12:34:56.789Z")
   const plan = (body: Record<string, unknown>, timezone = "UTC") =>
     rollupDimension(inputOf(parse({ date_range: "30d", ...body }), timezone, NOW))
+
+  it("an events-path query's end: asked ahead from the rollups, then a parameter of the statement (null: no events)", () => {
+    const input = inputOf(parse({ date_range: "30d", metrics: ["events"], dimensions: ["event_type"], filters: [["is", "page", ["/p1"]]] }), "UTC", NOW)
+    assert.strictEqual(queryPath(input).path, "events")
+    assert.isTrue(readsVisitEvents(input))
+    assert.isFalse(readsVisitEvents({ ...input, dimensions: ["page"], filters: [] }), "the item rollups' query reads no events")
+    assert.isFalse(readsVisitEvents({ ...input, active: true }), "realtime reads the events until now")
+    const bound = lastVisitEventSql(input)
+    assert.include(bound.text, "FROM visit_rollups r")
+    assert.include(lastVisitEventSql({ ...input, rollups: false }).text, "FROM visits x")
+    // given: a parameter, up to the next millisecond; the subquery otherwise; no visits: no events
+    const until = Date.parse("2026-05-10T11:00:00.123Z")
+    const given = compileQuery({ ...input, eventsUntilMs: until })
+    assert.notInclude(given.text, "last_seen)")
+    assert.include(given.text, "e.received_at < $")
+    assert.include(given.params, "2026-05-10T11:00:00.124Z")
+    assert.isFalse(readsVisitEvents({ ...input, eventsUntilMs: until }))
+    assert.include(compileQuery(input).text, "SELECT max(r.last_seen)")
+    assert.include(compileQuery({ ...input, eventsUntilMs: null }).text, "AND false")
+  })
 
   it("answers from the rollups what they hold exactly", () => {
     assert.strictEqual(plan({ metrics: VISIT_METRICS }), "total")
