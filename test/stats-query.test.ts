@@ -194,6 +194,29 @@ describe("filters", () => {
     expect(body.results).toEqual([{ dimensions: [], metrics: [visits] }])
   })
 
+  it("a page filter on the events matches a page with LIKE's special characters as it is (\\, %, _), in queries and funnels", async () => {
+    const signs = await api.run(addTestSite("signs.example", "UTC"))
+    await api.run(insertVisits(signs.id, [
+      { session: "x1", visitor: "X", start: "2026-11-03T10:00:00Z", durationS: 60, pageviews: 2, events: 3, entry: "/a\\b%_", exit: "/ab%_" }
+    ]))
+    await api.run(insertEvents(signs.id, [
+      { session: "x1", visitor: "X", at: "2026-11-03T10:00:00Z", page: "https://signs.example/a\\b%_" },
+      { session: "x1", at: "2026-11-03T10:00:30Z", type: "click", page: "https://signs.example/a\\b%_?q=1" },
+      { session: "x1", visitor: "X", at: "2026-11-03T10:01:00Z", page: "https://signs.example/ab%_" }
+    ]))
+    const asked = { site: "signs.example", date_range: RANGE }
+    const { body } = await post(api.baseUrl, "/api/v1/query", {
+      ...asked,
+      metrics: ["events"],
+      dimensions: ["event_type"],
+      filters: [["is", "page", ["/a\\b%_"]]],
+      order_by: [["event_type", "asc"]]
+    }, signs.serverKey)
+    expect(body.results).toEqual([{ dimensions: ["click"], metrics: [1] }, { dimensions: ["pageview"], metrics: [1] }])
+    const funnel = await post(api.baseUrl, "/api/v1/funnel", { ...asked, steps: [{ page: "/a\\b%_" }, { page: "/ab%_" }] }, signs.serverKey)
+    expect(funnel.body.steps.map((s: { visitors: number }) => s.visitors)).toEqual([1, 1])
+  })
+
   it("a page filter counts the matching events only: pageviews of /pricing", async () => {
     const { body } = await query({ metrics: ["pageviews", "visitors"], filters: [["is", "page", ["/pricing"]]] })
     expect(body.results).toEqual([{ dimensions: [], metrics: [3, 2] }])
