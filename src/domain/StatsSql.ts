@@ -41,6 +41,15 @@ class Params {
   }
 }
 
+/** Every statement's first parameters: the site, then the period's start and end. */
+const periodParams = (input: { readonly siteId: number; readonly period: Period }) => {
+  const params = new Params()
+  const site = params.add(String(input.siteId))
+  const from = params.add(new Date(input.period.fromMs).toISOString())
+  const to = params.add(new Date(input.period.toMs).toISOString())
+  return { params, site, from, to }
+}
+
 export interface CompileInput {
   readonly siteId: number
   readonly timezone: string
@@ -128,9 +137,14 @@ const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`)
  * where the page is read from a column.
  */
 const urlHolds = (filter: { readonly dimension: PropertyDimension; readonly values: ReadonlyArray<string> }, params: Params, columns: Columns): string =>
-  filter.dimension === "page" && columns.page === undefined
-    ? `e.page_url LIKE ANY(${params.add({ textArray: filter.values.map((v) => `%${likeEscape(v)}%`) })}::text[]) AND `
-    : ""
+  filter.dimension === "page" && columns.page === undefined ? `${urlContainsAny(filter.values, params)} AND ` : ""
+
+/** A LIKE pattern for texts that contain `value`. */
+const containing = (value: string) => `%${likeEscape(value)}%`
+
+/** Whether an event's URL contains one of `values` ({@link urlHolds}). */
+const urlContainsAny = (values: ReadonlyArray<string>, params: Params) =>
+  `e.page_url LIKE ANY(${params.add({ textArray: values.map(containing) })}::text[])`
 
 const filterSql = (filter: Filter, params: Params, columns: Columns = {}): string => {
   switch (filter.op) {
@@ -150,9 +164,7 @@ const filterSql = (filter: Filter, params: Params, columns: Columns = {}): strin
       return filter.unknown ? `(${expr} IS NOT NULL AND ${known})` : `(${expr} IS NULL OR ${known})`
     }
     case "contains":
-      return `(${propertyExpr(filter.dimension, columns)} ILIKE ANY(${
-        params.add({ textArray: filter.values.map((v) => `%${likeEscape(v)}%`) })
-      }::text[]))`
+      return `(${propertyExpr(filter.dimension, columns)} ILIKE ANY(${params.add({ textArray: filter.values.map(containing) })}::text[]))`
     case "matches":
       return `(${propertyExpr(filter.dimension, columns)} ~ ANY(${params.add({ textArray: filter.values })}::text[]))`
   }
@@ -273,10 +285,7 @@ export const readsVisitEvents = (input: CompileInput): boolean =>
 
 /** The last event of the period's visits ({@link readsVisitEvents}): one row, `until` (NULL: no visits). */
 export const lastVisitEventSql = (input: CompileInput): CompiledSql => {
-  const params = new Params()
-  const site = params.add(String(input.siteId))
-  const from = params.add(new Date(input.period.fromMs).toISOString())
-  const to = params.add(new Date(input.period.toMs).toISOString())
+  const { params, site, from, to } = periodParams(input)
   return { text: lastVisitEventOf(input, site, from, to), params: params.values }
 }
 
@@ -426,10 +435,7 @@ const ROLLUP_METRIC: Record<string, string> = {
  * the timezone (only with a time dimension), the page's limit and offset.
  */
 const queryPrologue = (input: CompileInput) => {
-  const params = new Params()
-  const site = params.add(String(input.siteId))
-  const from = params.add(new Date(input.period.fromMs).toISOString())
-  const to = params.add(new Date(input.period.toMs).toISOString())
+  const { params, site, from, to } = periodParams(input)
   const time = input.dimensions.some(isTimeDimension)
   const tz = time ? `${params.add(input.timezone)}::text` : "'UTC'"
   const page = input.page === null
@@ -785,7 +791,7 @@ const stepCondition = (step: FunnelStep, params: Params): string => {
     // (an exact page: the URL holds it, a cheap test first — see `urlHolds`)
     return step.page.includes("*")
       ? `(e.kind = 'view' AND ${path} LIKE ${params.add(likeEscape(step.page).replaceAll("*", "%"))})`
-      : `(e.kind = 'view' AND e.page_url LIKE ${params.add(`%${likeEscape(step.page)}%`)} AND ${path} = ${params.add(step.page)})`
+      : `(e.kind = 'view' AND ${urlContainsAny([step.page], params)} AND ${path} = ${params.add(step.page)})`
   }
   if ("event_type" in step) return `(e.event_type = ${params.add(step.event_type)})`
   return `(e.event_type = 'funnel_step' AND e.metadata->>'funnelId' = ${params.add(step.funnel_id)} AND e.metadata->>'stepId' = ${
@@ -809,10 +815,7 @@ export interface FunnelInput {
  * `c1…cN`.
  */
 export const compileFunnel = (input: FunnelInput): CompiledSql => {
-  const params = new Params()
-  const site = params.add(String(input.siteId))
-  const from = params.add(new Date(input.period.fromMs).toISOString())
-  const to = params.add(new Date(input.period.toMs).toISOString())
+  const { params, site, from, to } = periodParams(input)
   const window = params.add(String(input.windowMinutes))
   const conditions = input.steps.map((s) => stepCondition(s, params))
   const join = filterDimensions(input.filters).some((d) => !isEventDimension(d))

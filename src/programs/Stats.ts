@@ -152,11 +152,13 @@ const runInput = (input: CompileInput) => {
 const runStatement = (input: CompileInput) =>
   readsVisitEvents(input)
     ? Effect.flatMap(run(lastVisitEventSql(input)), (rows) => {
-      const until = rows[0]?.["until"]
-      const eventsUntilMs = until instanceof Date ? until.getTime() : typeof until === "string" ? Date.parse(until) : null
-      return run(compileQuery({ ...input, eventsUntilMs }))
+      return run(compileQuery({ ...input, eventsUntilMs: epochMsOf(rows[0]?.["until"]) }))
     })
     : run(compileQuery(input))
+
+/** A timestamp column's value as epoch milliseconds (null when NULL). */
+const epochMsOf = (value: unknown): number | null =>
+  value instanceof Date ? value.getTime() : typeof value === "string" ? Date.parse(value) : null
 
 /** `input` as one statement per group of its metrics, at once; rows joined by their dimension values (no paging in SQL). */
 const runApart = (input: CompileInput, groups: ReadonlyArray<ReadonlyArray<Metric>>) => {
@@ -189,8 +191,7 @@ const periodOf = Effect.fn("Stats.period")(function*(site: StatsSite, range: Sta
   let earliest: number | null = null
   if (range.kind === "all") {
     const rows = yield* run(earliestSql(site.id))
-    const value = rows[0]?.earliest
-    earliest = value instanceof Date ? value.getTime() : typeof value === "string" ? Date.parse(value) : null
+    earliest = epochMsOf(rows[0]?.earliest)
   }
   const period = resolvePeriod(range, now, site.timezone, earliest)
   return period instanceof InvalidQuery ? yield* Effect.fail(period) : period
