@@ -77,7 +77,7 @@ const layer = Layer.mergeAll(
       byId: (id) => [...tenants.values()].find((t) => t.domainId === id) ?? null,
       datacenterTraffic: () => "flag",
       refresh: Effect.void,
-      refreshForUnknown: Effect.void,
+      refreshForUnknown: () => Effect.void,
       size: () => tenants.size
     })
   )

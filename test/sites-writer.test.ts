@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
+import { TestClock } from "effect/testing"
 import { hashKey, type SiteSnapshot } from "../src/domain/Site.ts"
 import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
 import { AppConfig } from "../src/layers/AppConfig.ts"
@@ -18,17 +19,20 @@ import { query, REDIS_URL, redis, TestDb } from "./writerSupport.ts"
 
 const prefix = `test:sites-writer:${randomUUID().slice(0, 8)}`
 
+const siteStoreLayer = SiteStore.layer.pipe(Layer.provideMerge(Layer.mergeAll(
+  Layer.unwrap(Effect.map(TestDb, (db) => Sql.layerUrl(db.url))).pipe(Layer.provideMerge(TestDb.layer)),
+  PrimaryRedis.layerUrl(REDIS_URL),
+  AppConfig.layerWith({ streamPrefix: prefix, sitesRefreshMs: 50 })
+)))
+
 const TestLayer = Layer.mergeAll(
   Domains.layerWith({ sitesCheckEvery: Duration.millis(50) }),
   SitePublisher.layerStore
-).pipe(
-  Layer.provideMerge(SiteStore.layer),
-  Layer.provideMerge(Layer.mergeAll(
-    Layer.unwrap(Effect.map(TestDb, (db) => Sql.layerUrl(db.url))).pipe(Layer.provideMerge(TestDb.layer)),
-    PrimaryRedis.layerUrl(REDIS_URL),
-    AppConfig.layerWith({ streamPrefix: prefix, sitesRefreshMs: 50 })
-  ))
-)
+).pipe(Layer.provideMerge(siteStoreLayer))
+
+/** The tenant table loaded once, then only by `refreshForUnknown` (its timers never fire under the TestClock). */
+const OnlyOnDemandLayer = Domains.layerWith({ sitesCheckEvery: Duration.hours(1), refreshEvery: Duration.hours(1) })
+  .pipe(Layer.provideMerge(siteStoreLayer))
 
 const eventually = <A, R>(what: string, check: Effect.Effect<A | undefined, never, R>) =>
   check.pipe(
@@ -89,4 +93,39 @@ describe("sites, writer side", () => {
       yield* redis((c) => c.del(sitesKey(prefix), sitesVersionKey(prefix)))
       assert.isAbove((yield* query<{ n: number }>(`SELECT count(*)::int AS n FROM domains`))[0]!.n, 2)
     }).pipe(Effect.provide(TestLayer)), 30_000)
+
+  // The tracker's first view of a site added a moment ago reached a writer whose table had been
+  // loaded less than a second earlier, before the site existed: the reload was skipped and the
+  // view was stored without its site (so with a session of its own).
+  it.effect("a site added just after the table's last load is found by its first event's id; an unknown id is looked for at most once a second", () =>
+    Effect.gen(function*() {
+      const domains = yield* Domains
+      const store = yield* SiteStore
+      // the table was loaded when the layer was built (no time has passed since, on the TestClock)
+      const site = yield* store.add(newSite("late.test", []))
+      assert.isNull(domains.byId(site.id))
+      yield* domains.refreshForUnknown([site.id])
+      assert.deepStrictEqual(domains.byId(site.id), { domainId: site.id, corpId: site.corpId })
+
+      // an id no load finds (a site of another database, say): looked for once …
+      const missing = site.id + 1000
+      yield* domains.refreshForUnknown([missing])
+      const next = yield* store.add(newSite("next.test", []))
+      // … and not again within the second (a reload would have found the site added since)
+      yield* domains.refreshForUnknown([missing])
+      assert.isNull(domains.byId(next.id))
+      yield* TestClock.adjust("999 millis")
+      yield* domains.refreshForUnknown([missing])
+      assert.isNull(domains.byId(next.id))
+      // a second later it is looked for again
+      yield* TestClock.adjust("1 millis")
+      yield* domains.refreshForUnknown([missing])
+      assert.deepStrictEqual(domains.byId(next.id), { domainId: next.id, corpId: next.corpId })
+      assert.isNull(domains.byId(missing))
+
+      // a new id among ids looked for a moment ago: reloaded at once
+      const third = yield* store.add(newSite("third.test", []))
+      yield* domains.refreshForUnknown([missing, third.id])
+      assert.deepStrictEqual(domains.byId(third.id), { domainId: third.id, corpId: third.corpId })
+    }).pipe(Effect.provide(OnlyOnDemandLayer)), 30_000)
 })

@@ -248,7 +248,7 @@ describe.skipIf(!available)("the tracker on a real pipeline", () => {
     // hashes the IP, User-Agent and Accept-Language, so a request sent with other ones starts
     // another visitor's session)
     const sessions = [...new Set(all.map((r) => r.session_id))]
-    expect(sessions.length, JSON.stringify(all.map((r) => [sessions.indexOf(r.session_id), line(r), r.received_at, r.visitor]))).toBe(1)
+    expect(sessions.length, JSON.stringify(all.map((r) => [sessions.indexOf(r.session_id), line(r), r.received_at, r.visitor, r.domain_id, r.session_id]))).toBe(1)
     expect(all.every((r) => r.domain_id === site.id && r.is_bot === false)).toBe(true)
     const views = all.filter((r) => r.kind === "view")
     // the document's first view has the referrer; navigations inside the site have none

@@ -237,7 +237,7 @@ export const onMemory = (store: MemorySink.MemoryStore, host: string) =>
       byId: (id) => (id === 1 ? ({ domainId: 1, corpId: 1 } satisfies Tenant) : null),
       datacenterTraffic: () => "flag",
       refresh: Effect.void,
-      refreshForUnknown: Effect.void,
+      refreshForUnknown: () => Effect.void,
       size: () => 1
     }))
   ))

@@ -28,10 +28,13 @@ export class Domains extends Context.Service<Domains, {
   /** Reloads the table now. */
   readonly refresh: Effect.Effect<void, SqlError>
   /**
-   * Reloads the table unless it was loaded within the last second: for a site id `byId` does not
-   * know yet (a site added since the last load), looked for at most once a second.
+   * For site ids `byId` does not know (a site added since the last load): reloads the table
+   * at once when one of them was not looked for in the last second, else does nothing. An id
+   * still unknown after a load (a removed site whose pages still send events) is looked for
+   * again at most once a second; a new id always at once, however recent the last load (a
+   * load that ran just before the site was added does not know it).
    */
-  readonly refreshForUnknown: Effect.Effect<void, SqlError>
+  readonly refreshForUnknown: (ids: ReadonlyArray<number>) => Effect.Effect<void, SqlError>
   readonly size: () => number
 }>()("spoolway/layers/Domains") {
   static readonly layerWith = (
@@ -77,9 +80,24 @@ export class Domains extends Context.Service<Domains, {
           loadedAt = startedAt
         })
 
-        const refreshForUnknown = Effect.suspend(() =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => (now - loadedAt < 1_000 ? Effect.void : refresh))
-        )
+        /** unknown site id → when the last load that looked for it started */
+        const lookedFor = new Map<number, number>()
+        const refreshForUnknown = (ids: ReadonlyArray<number>): Effect.Effect<void, SqlError> =>
+          Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<void, SqlError> => {
+            const due = ids.some((id) => {
+              const at = lookedFor.get(id)
+              return at === undefined || now - at >= 1_000
+            })
+            if (!due) return Effect.void
+            return Effect.andThen(refresh, Effect.sync(() => {
+              // (bounded: the ids the collector admitted events for, so sites that existed)
+              if (lookedFor.size > 10_000) lookedFor.clear()
+              for (const id of ids) {
+                if (byId.has(id)) lookedFor.delete(id)
+                else lookedFor.set(id, loadedAt)
+              }
+            }))
+          })
 
         const versionOf = Effect.map(
           sql<{ readonly version: string }>`SELECT version::text AS version FROM site_registry`,

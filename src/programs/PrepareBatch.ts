@@ -148,14 +148,13 @@ export const prepareBatch = Effect.fnUntraced(function*(entries: ReadonlyArray<B
 
   const saltByDay = saltDays.size === 0 ? new Map<string, Uint8Array>() : yield* salts.saltsFor(saltDays)
 
-  // a site the tenant table does not know yet (added seconds ago): reload it once
+  // sites the tenant table does not know yet (added seconds ago): reload it (at most once)
+  const unknownSites = new Set<number>()
   for (const { envelope } of decoded) {
     const site = envelope.edge.site
-    if (site !== undefined && domains.byId(site) === null) {
-      yield* domains.refreshForUnknown
-      break
-    }
+    if (site !== undefined && domains.byId(site) === null) unknownSites.add(site)
   }
+  if (unknownSites.size > 0) yield* domains.refreshForUnknown([...unknownSites])
   /** the tenant of the site the collector admitted the event for, else of its hostname */
   const tenantOf = (site: number | undefined, host: string | null): Tenant | null =>
     (site === undefined ? null : domains.byId(site)) ?? domains.resolve(host)
