@@ -28,11 +28,10 @@ export class Domains extends Context.Service<Domains, {
   /** Reloads the table now. */
   readonly refresh: Effect.Effect<void, SqlError>
   /**
-   * For site ids `byId` does not know (a site added since the last load): reloads the table
-   * at once when one of them was not looked for in the last second, else does nothing. An id
-   * still unknown after a load (a removed site whose pages still send events) is looked for
-   * again at most once a second; a new id always at once, however recent the last load (a
-   * load that ran just before the site was added does not know it).
+   * For site ids `byId` does not know (a site added since the last load): reloads the table at
+   * once when one of them was never looked for, however recent the last load (a load that ran
+   * just before the site was added does not know it). Ids a load looked for and did not find (a
+   * purged site whose events are still in the stream) reload it at most once a second.
    */
   readonly refreshForUnknown: (ids: ReadonlyArray<number>) => Effect.Effect<void, SqlError>
   readonly size: () => number
@@ -80,21 +79,18 @@ export class Domains extends Context.Service<Domains, {
           loadedAt = startedAt
         })
 
-        /** unknown site id → when the last load that looked for it started */
-        const lookedFor = new Map<number, number>()
+        /** site ids a load has looked for and not found */
+        const lookedFor = new Set<number>()
         const refreshForUnknown = (ids: ReadonlyArray<number>): Effect.Effect<void, SqlError> =>
           Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<void, SqlError> => {
-            const due = ids.some((id) => {
-              const at = lookedFor.get(id)
-              return at === undefined || now - at >= 1_000
-            })
-            if (!due) return Effect.void
+            // a new id at once; ids looked for before (every load looks for all): once a second
+            if (!ids.some((id) => !lookedFor.has(id)) && now - loadedAt < 1_000) return Effect.void
             return Effect.andThen(refresh, Effect.sync(() => {
               // (bounded: the ids the collector admitted events for, so sites that existed)
               if (lookedFor.size > 10_000) lookedFor.clear()
               for (const id of ids) {
                 if (byId.has(id)) lookedFor.delete(id)
-                else lookedFor.set(id, loadedAt)
+                else lookedFor.add(id)
               }
             }))
           })
