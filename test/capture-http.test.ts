@@ -123,7 +123,9 @@ describe("accepted events", () => {
       ["/track/batch", { events: [{ eventType: "e" }] }],
       ["/track/conversion", { conversionType: "purchase" }],
       ["/track/funnel", { funnelId: "f", stepId: "a", stepOrder: 0 }],
-      ["/track/registration-funnel", { event: "visit", timestamp: "2026-01-01T00:00:00Z" }]
+      ["/track/registration-funnel", { event: "visit", timestamp: "2026-01-01T00:00:00Z" }],
+      // every field of a view is optional: an empty object is a view of page ""
+      ["/track/view", {}]
     ]
     for (const [path, body] of bodies) {
       const res = await post(c.baseUrl, path, body, { headers: { "x-write-key": "k-123" } })
@@ -132,6 +134,7 @@ describe("accepted events", () => {
     const envelopes = await primaryEnvelopes(redis, c.prefix)
     expect(envelopes).toHaveLength(bodies.length)
     for (const envelope of envelopes) expect("sessionId" in envelope.payload).toBe(false)
+    expect(envelopes.at(-1)!.payload).toMatchObject({ eventType: "pageview", isView: true, pageUrl: "" })
     await redis.del(`${c.prefix}:events`)
   })
 
