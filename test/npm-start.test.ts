@@ -5,7 +5,7 @@
  * to its child; the script `exec`s node, so that child is Spoolway itself (behind `sh -c` the
  * shell died and left Spoolway and its embedded servers running, orphaned).
  */
-import { execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -32,20 +32,12 @@ const childrenOf = (pid: number): Array<number> => {
 }
 const descendantsOf = (pid: number): Array<number> => childrenOf(pid).flatMap((child) => [child, ...descendantsOf(child)])
 
-interface Started {
-  readonly npm: ReturnType<typeof spawn>
-  readonly base: string
-  readonly dataDir: string
-  /** npm's descendants: Spoolway, its two redis-servers, the postmaster */
-  readonly pids: Array<number>
-  readonly output: () => string
-}
-
 /**
  * `npm start` on embedded defaults in a data dir of its own, ready, with one view accepted;
- * `stop` then `check` decide how it ends, and nothing outlives `run` whatever fails.
+ * then `stop` signals it, and npm, Spoolway and every embedded server must end. Nothing
+ * outlives `run`, whatever fails.
  */
-const run = async (options: { readonly detached: boolean }, stop: (started: Started) => void | Promise<void>) => {
+const run = async (options: { readonly detached: boolean }, stop: (npm: ChildProcess) => void) => {
   const dataDir = mkdtempSync(join(tmpdir(), "spoolway-npm-start-"))
   const port = await freePort()
   const env: Record<string, string | undefined> = {
@@ -89,7 +81,7 @@ const run = async (options: { readonly detached: boolean }, stop: (started: Star
     })
     assert.strictEqual(view.status, 202)
 
-    await stop({ npm, base, dataDir, pids, output })
+    stop(npm)
     await waitFor("npm start to end", () => npm.exitCode !== null || npm.signalCode !== null, 30_000, output)
     await waitFor("Spoolway and its embedded servers to stop", () => pids.every((pid) => !isAlive(pid)), 30_000, () =>
       `${out}\nstill alive: ${pids.filter(isAlive).join(", ")}`)
@@ -111,16 +103,12 @@ const run = async (options: { readonly detached: boolean }, stop: (started: Star
 }
 
 it("npm start on embedded defaults serves, and SIGTERM to npm stops Spoolway and every embedded server", async () => {
-  await run({ detached: false }, ({ npm }) => {
-    npm.kill("SIGTERM")
-  })
+  await run({ detached: false }, (npm) => npm.kill("SIGTERM"))
 }, 150_000)
 
 // Ctrl-C in a terminal sends SIGINT to the whole foreground process group: the embedded
 // PostgreSQL gets it too and is gone before Spoolway's own shutdown reaches it. Spoolway then
 // waited for an exit that had already happened, and `npm start` never ended.
 it("Ctrl-C (SIGINT to npm's whole process group, PostgreSQL included) stops Spoolway and every embedded server", async () => {
-  await run({ detached: true }, ({ npm }) => {
-    process.kill(-npm.pid!, "SIGINT")
-  })
+  await run({ detached: true }, (npm) => process.kill(-npm.pid!, "SIGINT"))
 }, 150_000)
