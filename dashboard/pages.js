@@ -74,15 +74,23 @@ const dimensionCell = (ctx, dimension, value) => {
  * A table of one dimension: top rows by the first metric, "show more", CSV export. Clicking a
  * value filters every page by it.
  */
-const tableSection = (ctx, { title, dimension, metrics, order, first }) => {
+const tableSection = (ctx, { title, dimension, metrics, order, first, filters = [] }) => {
   const body = h("div", { class: "table-body" }, h("p", { class: "loading" }, "Loading…"))
   const csv = h("button", { type: "button", class: "small", "aria-label": `Export ${title} as CSV` }, "CSV")
-  const section = h("section", { class: "panel", "data-dimension": dimension, "aria-busy": "true" },
+  // `data-filters`: the table's own filters, after the page's (what it asks, for tests and scripts)
+  const section = h("section", {
+    class: "panel",
+    "data-dimension": dimension,
+    "data-filters": filters.length > 0 ? JSON.stringify(filters) : undefined,
+    "aria-busy": "true"
+  },
     h("div", { class: "panel-head" }, h("h2", {}, title), csv),
     body)
   const header = [DIMENSION_LABELS[dimension] ?? dimension, ...metrics.map((m) => METRIC_LABELS[m] ?? m)]
+  const base = baseQuery(ctx)
   const query = (limit) => ({
-    ...baseQuery(ctx),
+    ...base,
+    filters: [...base.filters, ...filters],
     metrics,
     dimensions: [dimension],
     order_by: [[order ?? metrics[0], "desc"]],
@@ -275,7 +283,15 @@ const funnelSection = (ctx) => {
 const events = (ctx) => {
   const funnel = funnelSection(ctx)
   const tables = tablesPage(ctx, [
-    { title: "Custom events", dimension: "event_type", metrics: ["visitors", "events", "conversions", "revenue"], order: "events" }
+    // the custom events: pageviews are the Pages page's (and leaving them out lets a page filter
+    // read only that page's custom events: docs/dashboard.md "How long a filter takes")
+    {
+      title: "Custom events",
+      dimension: "event_type",
+      metrics: ["visitors", "events", "conversions", "revenue"],
+      order: "events",
+      filters: [["is_not", "event_type", ["pageview"]]]
+    }
   ])
   ctx.main.append(funnel.section)
   return Promise.all([tables, funnel.done])

@@ -716,6 +716,7 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     until,
     ...(input.active ? [] : [started]),
     ...botsSql(input),
+    ...customEventsSql(input.filters),
     ...input.filters.map((f) => filterSql(f, params))
   ]
   const perVisit = [
@@ -730,6 +731,26 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
     `WHERE ${where.join(" AND ")} GROUP BY ${groupKeys(nd, ["v.session_id", "v.visitor_id_daily"])}`
   return { text: perVisitorQuery(input, inner, page), params: params.values }
 }
+
+/** The event type every view is stored with (Normalize.ts, `normalizeView`), and only views. */
+const VIEW_EVENT_TYPE = "pageview"
+
+/**
+ * Whether the filters keep the views out: a top-level `is_not` on the event type that names
+ * `pageview`, or an `is` on it that does not (the dashboard's Events page lists the custom events
+ * so). Then an events-path statement also asks for `e.kind <> 'view'` — true of every event the
+ * filters keep, since every view has that event type — which lets PostgreSQL read the custom
+ * events of a page by their own index (migration 0021) instead of every event of the period.
+ */
+export const customEventsOnly = (filters: ReadonlyArray<Filter>): boolean =>
+  filters.some((f) =>
+    f.op === "is_not" ? f.dimension === "event_type" && f.values.includes(VIEW_EVENT_TYPE)
+    : f.op === "is" ? f.dimension === "event_type" && !f.values.includes(VIEW_EVENT_TYPE)
+    : false
+  )
+
+/** The events-path condition of {@link customEventsOnly} (none when the filters may keep views). */
+const customEventsSql = (filters: ReadonlyArray<Filter>): ReadonlyArray<string> => customEventsOnly(filters) ? ["e.kind <> 'view'"] : []
 
 /** Whether a filter names content dimensions only. */
 const onEvents = (f: Filter): boolean => filterDimensions([f]).every(isEventDimension)
@@ -760,6 +781,7 @@ const eventsPerVisitSql = (
         `e.domain_id = ${q.site}::int`,
         `e.received_at >= ${q.from}::timestamptz`,
         untilLastVisitEvent(input, q),
+        ...customEventsSql(input.filters),
         ...input.filters.filter(onEvents).map((f) => filterSql(f, q.params))
       ].join(" AND ")
     } GROUP BY ${groupKeys(content.length + 1)}`

@@ -31,6 +31,7 @@ import migration0017 from "../../migrations/0017_visits_started_session_id.ts"
 import migration0018 from "../../migrations/0018_bot_rollups.ts"
 import migration0019 from "../../migrations/0019_visit_items_hour.ts"
 import migration0020 from "../../migrations/0020_visit_rollups_last_seen.ts"
+import migration0021 from "../../migrations/0021_custom_events_page_index.ts"
 import { AppConfig } from "./AppConfig.ts"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
 
@@ -83,7 +84,8 @@ export const migrations = {
   "0017_visits_started_session_id": migration0017,
   "0018_bot_rollups": migration0018,
   "0019_visit_items_hour": migration0019,
-  "0020_visit_rollups_last_seen": migration0020
+  "0020_visit_rollups_last_seen": migration0020,
+  "0021_custom_events_page_index": migration0021
 } as const
 
 export const MIGRATIONS_TABLE = "spoolway_migrations"
