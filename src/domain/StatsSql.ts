@@ -742,7 +742,7 @@ const VIEW_EVENT_TYPE = "pageview"
  * filters keep, since every view has that event type — which lets PostgreSQL read the custom
  * events of a page by their own index (migration 0021) instead of every event of the period.
  */
-export const customEventsOnly = (filters: ReadonlyArray<Filter>): boolean =>
+const customEventsOnly = (filters: ReadonlyArray<Filter>): boolean =>
   filters.some((f) =>
     f.op === "is_not" ? f.dimension === "event_type" && f.values.includes(VIEW_EVENT_TYPE)
     : f.op === "is" ? f.dimension === "event_type" && !f.values.includes(VIEW_EVENT_TYPE)
