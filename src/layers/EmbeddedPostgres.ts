@@ -99,6 +99,20 @@ const stopServer = (server: EmbeddedPostgresClass, postmaster: number | undefine
   return Effect.raceFirst(stop, Effect.asVoid(gone))
 }
 
+/**
+ * After a failed start: the server stopped if it is still running. A server that exited on its
+ * own (a bad setting, a port taken meanwhile) left the package's `stop` nothing to wait for but
+ * an exit that already happened, as above — the start's error was then never reported. Running
+ * means a live postmaster on `dir`; without one, `stop` gets a moment (a child that has not
+ * written its pid yet) and no more.
+ */
+const stopAfterFailedStart = (server: EmbeddedPostgresClass, dir: string) => {
+  const postmaster = orphanPid(dir)
+  return postmaster !== undefined
+    ? stopServer(server, postmaster)
+    : Effect.promise(() => server.stop().catch(() => undefined)).pipe(Effect.timeoutOption(Duration.seconds(2)), Effect.asVoid)
+}
+
 const stopOrphan = (dir: string) =>
   Effect.gen(function*() {
     const pid = orphanPid(dir)
@@ -264,7 +278,7 @@ export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function
         duration: options.startTimeout ?? Duration.seconds(60),
         orElse: () => Effect.fail(fail(`PostgreSQL did not become ready on ${dir}\n${recent()}`))
       }),
-      Effect.onError(() => Effect.promise(() => server.stop().catch(() => undefined))),
+      Effect.onError(() => stopAfterFailedStart(server, dir)),
       Effect.map(() => orphanPid(dir))
     ),
     (postmaster) => stopServer(server, postmaster).pipe(Effect.andThen(Effect.logInfo(`embedded PostgreSQL on port ${port} stopped`)))
