@@ -83,6 +83,9 @@ const orphanPid = (dir: string): number | undefined => {
   return isRunning(pid, "postgres") ? pid : undefined
 }
 
+/** The package's own `stop` (SIGINT, then waits for the child's next `exit`), never failing. */
+const packageStop = (server: EmbeddedPostgresClass) => Effect.promise(() => server.stop().catch(() => undefined))
+
 /**
  * Stops the server we started, and returns once its postmaster is gone. The package's `stop`
  * waits for the child's next `exit` event, so it never returns when the server has already
@@ -91,7 +94,7 @@ const orphanPid = (dir: string): number | undefined => {
  * check of the postmaster's pid (from `postmaster.pid` after the start).
  */
 const stopServer = (server: EmbeddedPostgresClass, postmaster: number | undefined) => {
-  const stop = Effect.promise(() => server.stop().catch(() => undefined))
+  const stop = packageStop(server)
   if (postmaster === undefined) return stop
   const gone = Effect.sync(() => !isRunning(postmaster, "postgres")).pipe(
     Effect.repeat({ schedule: Schedule.spaced(Duration.millis(100)), until: (exited) => exited })
@@ -110,7 +113,7 @@ const stopAfterFailedStart = (server: EmbeddedPostgresClass, dir: string) => {
   const postmaster = orphanPid(dir)
   return postmaster !== undefined
     ? stopServer(server, postmaster)
-    : Effect.promise(() => server.stop().catch(() => undefined)).pipe(Effect.timeoutOption(Duration.seconds(2)), Effect.asVoid)
+    : packageStop(server).pipe(Effect.timeoutOption(Duration.seconds(2)), Effect.asVoid)
 }
 
 const stopOrphan = (dir: string) =>
