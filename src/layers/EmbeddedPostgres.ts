@@ -39,6 +39,8 @@ export interface EmbeddedPostgresOptions {
   readonly startTimeout?: Duration.Input
   /** use a server already running on this data dir (a running `serve`) instead of stopping it */
   readonly attach?: boolean
+  /** ports the server must not take (Spoolway's own HTTP port, not yet listened on at start) */
+  readonly avoidPorts?: ReadonlyArray<number>
 }
 
 export interface RunningPostgres {
@@ -243,7 +245,7 @@ export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function
 
   if (isRoot()) yield* ensureReachable(root)
   yield* stopOrphan(dir)
-  const port = yield* freePort
+  const port = yield* freePort(options.avoidPorts)
   const log: Array<string> = []
   const remember = (message: unknown) => {
     log.push(String(message).trim())

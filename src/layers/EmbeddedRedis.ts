@@ -26,6 +26,8 @@ export interface EmbeddedRedisOptions {
   readonly appendfsync?: "always" | "everysec" | "no"
   /** use a redis-server already running on this data dir instead of replacing it */
   readonly attach?: boolean
+  /** ports the server must not take (Spoolway's own HTTP port, not yet listened on at start) */
+  readonly avoidPorts?: ReadonlyArray<number>
 }
 
 /** `<dir>/runtime.json`: where the redis-server of this data dir listens (for attaching). */
@@ -85,7 +87,7 @@ export const startEmbeddedRedis = Effect.fn("startEmbeddedRedis")(function*(opti
     return { url, port: existing.port, pid: existing.pid } satisfies RunningRedis
   }
   yield* stopOrphan(dir, options.name)
-  const port = yield* freePort
+  const port = yield* freePort(options.avoidPorts)
   const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
   const args = [
     "--port", String(port),
@@ -138,7 +140,8 @@ export const configuredOrEmbeddedRedis = <A, E, R>(
             dataDir: config.dataDir,
             appendonly: true,
             appendfsync: config.appendfsync,
-            attach: config.embeddedAttach
+            attach: config.embeddedAttach,
+            avoidPorts: [config.port]
           }),
           (running) => layerUrl(running.url)
         )

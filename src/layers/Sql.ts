@@ -179,7 +179,7 @@ export const layer = (options?: SqlOptions) =>
     Effect.gen(function*() {
       const config = yield* AppConfig
       if (config.databaseUrl !== undefined) return layerUrl(config.databaseUrl, options)
-      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach })
+      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach, avoidPorts: [config.port] })
       return layerUrl(running.url, options)
     })
   )
@@ -190,7 +190,7 @@ export const layerNoMigrations = (options?: SqlOptions) =>
     Effect.gen(function*() {
       const config = yield* AppConfig
       if (config.databaseUrl !== undefined) return clientLayer(config.databaseUrl, options)
-      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach })
+      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach, avoidPorts: [config.port] })
       return clientLayer(running.url, options)
     })
   )

@@ -60,7 +60,7 @@ const withOneDatabase = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
   Layer.unwrap(Effect.gen(function*() {
     const config = yield* AppConfig
     if (config.databaseUrl !== undefined) return layer
-    const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach })
+    const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach, avoidPorts: [config.port] })
     return layer.pipe(Layer.provide(Layer.succeed(AppConfig, { ...config, databaseUrl: running.url })))
   }))
 

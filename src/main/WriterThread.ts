@@ -55,7 +55,7 @@ export const layerWith = (threadOptions: WriterThreadOptions = {}) => Layer.effe
     const config = yield* AppConfig
     const primary = yield* PrimaryRedis
     const databaseUrl = config.databaseUrl ??
-      (yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach })).url
+      (yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach, avoidPorts: [config.port] })).url
     const input: WriterThreadInput = {
       config: { ...config, primaryRedisUrl: primary.url, databaseUrl },
       consumer: defaultConsumerName()
