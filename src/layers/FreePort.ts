@@ -12,21 +12,24 @@ export const osFreePort: Effect.Effect<number> = Effect.callback<number>((resume
   })
 })
 
-/** The first port `ask` gives that is not one of `avoid`. */
-export const firstPortNotIn = Effect.fn("firstPortNotIn")(function*(
-  ask: Effect.Effect<number>,
-  avoid: ReadonlyArray<number>
-) {
-  for (;;) {
-    const port = yield* ask
-    if (!avoid.includes(port)) return port
-  }
-})
-
 /**
- * A free TCP port on 127.0.0.1, never one of `avoid`. The embedded servers start before Spoolway
- * listens on its own HTTP port, so that port is still free when the OS is asked and could be
- * handed to PostgreSQL or Redis (then `serve` fails with "port … already in use"); their callers
- * pass it here.
+ * Picks ports from `ask` (the OS), never one of a call's `avoid` and never one it handed out
+ * before. A port is free only until its server binds it: an embedded PostgreSQL binds seconds
+ * after its port is chosen (initdb runs first), and the servers of one `serve` start side by side,
+ * so the OS could hand the same port to two of them, or to PostgreSQL and then to Spoolway's own
+ * HTTP listener (`PORT`).
  */
-export const freePort = (avoid: ReadonlyArray<number> = []) => firstPortNotIn(osFreePort, avoid)
+export const makePortPicker = (ask: Effect.Effect<number>) => {
+  const handedOut = new Set<number>()
+  return Effect.fn("freePort")(function*(avoid: ReadonlyArray<number> = []) {
+    for (;;) {
+      const port = yield* ask
+      if (avoid.includes(port) || handedOut.has(port)) continue
+      handedOut.add(port)
+      return port
+    }
+  })
+}
+
+/** A free TCP port on 127.0.0.1 for an embedded server (see {@link makePortPicker}); callers pass `PORT` in `avoid`. */
+export const freePort = makePortPicker(osFreePort)
