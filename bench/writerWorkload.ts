@@ -120,6 +120,21 @@ export const makeWorkload = (n: number): Array<RawEventEnvelope> => {
   })
 }
 
+
+/**
+ * BENCH_VISIT_MINUTES=m: each session's events fall within m minutes (the sessions start evenly
+ * over the two hours; an event goes to a session started in the last m minutes), as a real visit's
+ * do; unset (the default): an event goes to any session, so a session's events spread over the
+ * whole two hours and meet in many batches (the harder case for the visits model).
+ */
+const VISIT_MS = process.env["BENCH_VISIT_MINUTES"] === undefined ? undefined : Number(process.env["BENCH_VISIT_MINUTES"]) * 60_000
+const sessionAt = <S>(sessions: ReadonlyArray<S>, fraction: number): S => {
+  if (VISIT_MS === undefined) return pick(sessions)
+  const started = fraction * sessions.length
+  const width = Math.min(started, (VISIT_MS / (2 * 3_600_000)) * sessions.length)
+  return sessions[Math.max(0, Math.min(sessions.length - 1, Math.floor(started - rand() * width)))]!
+}
+
 const makeWorkloadWithSessions = (n: number): Array<RawEventEnvelope> => {
   const sessions: Array<Session> = []
   const sessionCount = Math.max(1, Math.round(n / 5))
@@ -140,7 +155,7 @@ const makeWorkloadWithSessions = (n: number): Array<RawEventEnvelope> => {
   const start = Date.now() - 2 * 3_600_000
   const out: Array<RawEventEnvelope> = []
   for (let i = 0; i < n; i++) {
-    const s = pick(sessions)
+    const s = sessionAt(sessions, i / n)
     const receivedAt = new Date(start + Math.floor((i / n) * 2 * 3_600_000)).toISOString()
     const edge = { ip: s.ip, ua: s.ua, lang: s.lang, headers: { origin: `https://${s.host}`, host: "collector.example.com" } }
     const base = { v: 1 as const, eventId: randomUUID(), receivedAt, edge }
