@@ -120,7 +120,6 @@ export const makeWorkload = (n: number): Array<RawEventEnvelope> => {
   })
 }
 
-
 /**
  * BENCH_VISIT_MINUTES=m: each session's events fall within m minutes (the sessions start evenly
  * over the two hours; an event goes to a session started in the last m minutes), as a real visit's

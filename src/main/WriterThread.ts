@@ -23,7 +23,7 @@ import { Worker } from "node:worker_threads"
 import { Cause, Deferred, Effect, Fiber, Layer, Metric, Ref } from "effect"
 import { primaryStreamKey, writerGroup } from "../domain/Streams.ts"
 import { AppConfig } from "../layers/AppConfig.ts"
-import { startEmbeddedPostgres } from "../layers/EmbeddedPostgres.ts"
+import { startConfiguredPostgres } from "../layers/EmbeddedPostgres.ts"
 import { EmbeddedServerError } from "../layers/EmbeddedServerError.ts"
 import * as Metrics from "../layers/Metrics.ts"
 import { PrimaryRedis } from "../layers/PrimaryRedis.ts"
@@ -55,7 +55,7 @@ export const layerWith = (threadOptions: WriterThreadOptions = {}) => Layer.effe
     const config = yield* AppConfig
     const primary = yield* PrimaryRedis
     const databaseUrl = config.databaseUrl ??
-      (yield* startEmbeddedPostgres({ dataDir: config.dataDir, attach: config.embeddedAttach, avoidPorts: [config.port] })).url
+      (yield* startConfiguredPostgres(config)).url
     const input: WriterThreadInput = {
       config: { ...config, primaryRedisUrl: primary.url, databaseUrl },
       consumer: defaultConsumerName()
