@@ -89,7 +89,11 @@ for (const q of QUERIES) {
     page: parsed.dimensions.some((d) => d.startsWith("time:")) ? null : { limit: parsed.limit, offset: parsed.offset }
   }
   const event = isEventQuery(input)
-  if (event && !flag("events")) continue
+  if (event && !flag("events")) {
+    // say so rather than print nothing (under a filter on a page every query reads contents or events)
+    console.log(`${q.page.padEnd(9)} ${q.name.padEnd(22)} event  skipped (reads contents or events: pass --events)`)
+    continue
+  }
   // as the query API runs an events-path statement: its visits' last event asked first (not timed)
   if (readsVisitEvents(input)) {
     const bound = lastVisitEventSql(input)
