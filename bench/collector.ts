@@ -13,7 +13,8 @@
  * Results: bench/results/collector-<stamp>.{txt,json} (+ the collector's log).
  *
  * Env knobs: BENCH_DURATION_S (20), BENCH_WARMUP_S (5), BENCH_ROUNDS (2), BENCH_CONNECTIONS (50),
- * BENCH_WRK_THREADS (1), BENCH_RATE (5000); diagnostics: BENCH_SKIP_BARE=1,
+ * BENCH_WRK_THREADS (1), BENCH_RATE (5000), BENCH_AOF (unset: no persistence; `always` / `everysec`: the
+ * redis-server append-only with that fsync policy, as the embedded servers run); diagnostics: BENCH_SKIP_BARE=1,
  * BENCH_COLLECTOR_NODE_ARGS="--trace-gc" (or "--cpu-prof --cpu-prof-dir=/tmp/x"), see bench/diag.ts. */
 import {
   type HttpServerProc,
@@ -50,6 +51,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
 const THREADS = Number(process.env.BENCH_WRK_THREADS ?? 1)
 const RATE = Number(process.env.BENCH_RATE ?? 5000)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+/** BENCH_AOF: the redis-server's appendfsync policy with the append-only file on (unset: no persistence) */
+const AOF = process.env.BENCH_AOF === undefined ? undefined : (["always", "everysec"] as const).find((p) => p === process.env.BENCH_AOF) ?? (() => { throw new Error(`BENCH_AOF: always or everysec, not ${process.env.BENCH_AOF}`) })()
 
 interface PhaseResult {
   readonly name: string
@@ -66,7 +69,7 @@ runBench(async () => {
   const info = machineInfo()
   const loadStart = loadavg().map((x) => round(x, 2))
   log("machine", info)
-  const redis: RedisServer = await startRedis({ name: "collector-redis" })
+  const redis: RedisServer = await startRedis({ name: "collector-redis", ...(AOF === undefined ? {} : { persistence: ["--appendonly", "yes", "--appendfsync", AOF] }) })
   log(`redis-server pid ${redis.child.pid} on ${redis.url}`)
   const rc = redis.client()
   const prefix = `bench-collector-${Date.now()}`
@@ -206,6 +209,7 @@ runBench(async () => {
     `load average at start: ${loadStart.join(" ")}, at end: ${loadavg().map((x) => round(x, 2)).join(" ")} (other sessions may share this machine)`,
     ...quietness,
     `collector node flags: ${["--experimental-strip-types", "--no-warnings=ExperimentalWarning", ...collectorNodeArgs()].join(" ")}`,
+    `redis-server persistence: ${AOF === undefined ? "none (--appendonly no)" : `--appendonly yes --appendfsync ${AOF} (BENCH_AOF)`}`,
     `wrk: ${THREADS} thread(s), ${CONNECTIONS} connections, ${DURATION_S}s per phase, ${ROUNDS} round(s) alternating bare/spoolway (ABBA), one ${WARMUP_S}s warm-up per server; ` +
     `load generator, server and redis share the ${info.nproc} cores`,
     ""

@@ -170,7 +170,7 @@ export class RedisServer {
     this.starts++
     const child = spawn("redis-server", [
       "--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--save", "",
-      "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no",
+      "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no",
       "--logfile", join(this.dir, "redis.log")
     ], { stdio: "ignore" })
     this.tracked = track(this.name, child)

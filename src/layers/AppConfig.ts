@@ -51,7 +51,7 @@ export const AppConfigSchema = Config.all({
   probeIntervalMs: Config.Int("PROBE_INTERVAL_MS").pipe(Config.withDefault(5000)),
   spoolMaxEvents: Config.Int("SPOOL_MAX_EVENTS").pipe(Config.withDefault(1_000_000)),
   /** fsync policy of the embedded Redis servers' AOF (see EmbeddedRedis.ts for the trade-off) */
-  appendfsync: Config.Literals(["always", "everysec", "no"], "REDIS_APPENDFSYNC").pipe(Config.withDefault("everysec" as const)),
+  appendfsync: Config.Literals(["always", "everysec", "no"], "REDIS_APPENDFSYNC").pipe(Config.withDefault("always" as const)),
   writeKeys: list("COLLECTOR_WRITE_KEYS", ""),
   trustedProxies: list("TRUSTED_PROXIES", "127.0.0.0/8,::1/128"),
   /** allowed CORS origins while no site is defined (with sites, the sites' origins decide) */

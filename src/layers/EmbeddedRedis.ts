@@ -3,10 +3,12 @@
  * with its data under `<dataDir>/<name>/`, and stops it (SIGTERM, then SIGKILL after
  * 10 s) when the scope closes.
  *
- * Persistence: append-only file with `appendfsync everysec` by default. A crash of the
- * Spoolway process or of redis-server loses nothing (the AOF is in the OS page cache);
- * only an OS crash or power loss can lose up to ~1 s of accepted events. Set
- * `appendfsync: "always"` for no loss at a large throughput cost.
+ * Persistence: append-only file with `appendfsync always` by default: redis-server writes and
+ * fsyncs a command's AOF record before it replies, so nothing it acknowledged is lost to a crash
+ * of Spoolway, of redis-server or of the OS. `everysec` is faster but not loss-free, even without
+ * an OS crash: while its once-a-second background fsync is still running (a busy disk),
+ * redis-server holds new writes in memory for up to 2 s and replies all the same, so a kill of
+ * redis-server then loses acknowledged events (docs/operations.md, "Durability settings").
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { resolve } from "node:path"
@@ -95,7 +97,7 @@ export const startEmbeddedRedis = Effect.fn("startEmbeddedRedis")(function*(opti
     "--dir", dir,
     "--save", "",
     "--appendonly", options.appendonly ? "yes" : "no",
-    "--appendfsync", options.appendfsync ?? "everysec",
+    "--appendfsync", options.appendfsync ?? "always",
     "--logfile", "redis.log",
     "--daemonize", "no"
   ]

@@ -75,6 +75,8 @@ const ping = async (url: string) => {
 export const redisProcess = async (
   options: {
     appendonly: boolean
+    /** the AOF's fsync policy; default `always`, the embedded servers' (src/layers/EmbeddedRedis.ts) */
+    appendfsync?: "always" | "everysec"
     port?: number
     extraArgs?: ReadonlyArray<string>
     parentDir?: string
@@ -93,7 +95,7 @@ export const redisProcess = async (
     start: async () => {
       child = spawn("redis-server", [
         "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-        "--appendonly", options.appendonly ? "yes" : "no", "--appendfsync", "everysec", "--daemonize", "no",
+        "--appendonly", options.appendonly ? "yes" : "no", "--appendfsync", options.appendfsync ?? "always", "--daemonize", "no",
         ...(options.extraArgs ?? [])
       ], { stdio: "ignore" })
       options.onSpawn?.(child)
