@@ -4,7 +4,8 @@
  * systems, so the ratios Spoolway / seed design compare like with like.
  *
  * Per system, on its own redis-server(s) (AOF, appendfsync everysec — Spoolway's embedded
- * default — for the primary, the spool and the seed's BullMQ Redis) and a fresh database per
+ * default when the rows of record were measured; `always` since 2026-12-07, bench/README.md
+ * "The AOF's fsync policy" — for the primary, the spool and the seed's BullMQ Redis) and a fresh database per
  * phase on the shared PostgreSQL (created through the `postgres` database, dropped after):
  *
  *  A  collector stage  — only the HTTP side runs (Spoolway `serve --role collector`; seed: HTTP
