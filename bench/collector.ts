@@ -23,6 +23,7 @@ import {
   getJson,
   log,
   machineInfo,
+  median,
   ms,
   type RedisServer,
   requireNode24,
@@ -149,10 +150,6 @@ runBench(async () => {
     }
   }
   if (bare) await stopChild(bare.child)
-  const median = (xs: Array<number>) => {
-    const s = [...xs].sort((a, b) => a - b)
-    return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-  }
   const pick = (label: string, mode: "max" | "paced") => phases.filter((p) => p.name.startsWith(`${label} `) && p.mode === mode)
   const summary = (label: string, mode: "max" | "paced") => {
     const ps = pick(label, mode)

@@ -31,7 +31,7 @@ import { SqlClient } from "effect/sql"
 import { type BrowserContext, chromium, type Page } from "playwright-core"
 import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
 import * as Sql from "../src/layers/Sql.ts"
-import { freePort, log, machineInfo, REPO_DIR, requireNode24, round, runBench, stamp, stopChild, tempDir, track, writeResult } from "./lib.ts"
+import { freePort, log, machineInfo, median, REPO_DIR, requireNode24, round, runBench, stamp, stopChild, tempDir, track, writeResult } from "./lib.ts"
 
 requireNode24()
 
@@ -97,11 +97,6 @@ const applyMissingMigrations = (url: string) =>
       return ran
     }).pipe(Effect.provide(Sql.layerUrlNoMigrations(url, { maxConnections: 1 })))
   )
-
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 /** wall-clock time (epoch ms) of the last timed action's start, to place the page's own clock */
 let actionStartedAt = 0

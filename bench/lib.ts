@@ -599,6 +599,12 @@ export const round = (x: number, digits = 1) => {
 
 export const ms = (us: number) => round(us / 1000, 2)
 
+/** The median (the mean of the middle two for an even count; NaN for none). */
+export const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+
 export const machineInfo = () => {
   let model = "unknown"
   try {

@@ -25,7 +25,7 @@ import { execFileSync, spawnSync } from "node:child_process"
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { log, machineInfo, REPO_DIR, requireNode24, round, stamp, writeResult } from "./lib.ts"
+import { log, machineInfo, median, REPO_DIR, requireNode24, round, stamp, writeResult } from "./lib.ts"
 
 requireNode24()
 
@@ -120,10 +120,6 @@ const runWriter = (tree: "before" | "now", dir: string, run: number, env: Record
 }
 
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
 
 const main = () => {
   const beforeDir = prepareBefore()
