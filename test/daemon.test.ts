@@ -208,6 +208,8 @@ describe("roles", () => {
     expect((await fetch(`${d.baseUrl}/metrics`)).status).toBe(200)
     expect((await post(d.baseUrl, "/track/view", { sessionId: "s" })).status).toBe(404)
     expect(await d.stop()).toBe(0)
+    // the writer created its consumer group, and with it the stream
+    await redis.del(`${prefix}:events`, `${prefix}:spool`)
   }, 60_000)
 })
 
