@@ -13,11 +13,8 @@
 import { spawnSync } from "node:child_process"
 import { compileQuery, type CompileInput, isEventQuery, itemRollupMetrics, lastVisitEventSql, readsVisitEvents } from "../src/domain/StatsSql.ts"
 import { parseQuery, previousPeriod, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
+import { arg } from "./lib.ts"
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
-}
 const flag = (name: string) => process.argv.includes(`--${name}`)
 const DB = arg("database", "spoolway_perf_10m")
 const SITE = arg("site", "shop.example.com")

@@ -31,14 +31,9 @@ import { SqlClient } from "effect/sql"
 import { type BrowserContext, chromium, type Page } from "playwright-core"
 import { sitesKey, sitesVersionKey } from "../src/domain/Streams.ts"
 import * as Sql from "../src/layers/Sql.ts"
-import { freePort, log, machineInfo, median, REPO_DIR, requireNode24, round, runBench, stamp, stopChild, tempDir, track, writeResult } from "./lib.ts"
+import { arg, freePort, log, machineInfo, median, REPO_DIR, requireNode24, round, runBench, stamp, stopChild, tempDir, track, writeResult } from "./lib.ts"
 
 requireNode24()
-
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
-}
 
 const SOURCE = arg("database", "spoolway_bench_query")
 const SITE = arg("site", "shop.example.com")

@@ -34,14 +34,9 @@ import { PrimaryRedis } from "../src/layers/PrimaryRedis.ts"
 import { SiteStore } from "../src/layers/SiteStore.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { makeWriter, WriterDependencies } from "../src/programs/Writer.ts"
-import { log, machineInfo, requireNode24, round, stamp, writeResult } from "./lib.ts"
+import { arg, log, machineInfo, requireNode24, round, stamp, writeResult } from "./lib.ts"
 
 requireNode24()
-
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
-}
 
 const EVENTS = Number(arg("events", "10000000"))
 const DAYS = Number(arg("days", "90"))

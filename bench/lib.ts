@@ -599,6 +599,12 @@ export const round = (x: number, digits = 1) => {
 
 export const ms = (us: number) => round(us / 1000, 2)
 
+/** The value after `--<name>` on the command line, or `fallback`. */
+export const arg = (name: string, fallback: string): string => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
+}
+
 /** The median (the mean of the middle two for an even count; NaN for none). */
 export const median = (xs: ReadonlyArray<number>) => {
   const s = [...xs].sort((a, b) => a - b)

@@ -19,14 +19,10 @@ import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod } from "../src/domain/StatsQuery.ts"
 import { queryPath } from "../src/domain/StatsSql.ts"
 import { runQuery, type StatsSite } from "../src/programs/Stats.ts"
-import { log, machineInfo, requireNode24, round, stamp, writeResult } from "./lib.ts"
+import { arg, log, machineInfo, requireNode24, round, stamp, writeResult } from "./lib.ts"
 
 requireNode24()
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
-}
 const DATABASE = arg("database", "spoolway_bench_query")
 const ROUNDS = Number(arg("rounds", "15"))
 /** `--only top` runs the cases whose name contains "top" */

@@ -25,14 +25,10 @@ import { execFileSync, spawnSync } from "node:child_process"
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { log, machineInfo, median, REPO_DIR, requireNode24, round, stamp, writeResult } from "./lib.ts"
+import { arg, log, machineInfo, median, REPO_DIR, requireNode24, round, stamp, writeResult } from "./lib.ts"
 
 requireNode24()
 
-const arg = (name: string, fallback: string): string => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback
-}
 const RUNS = Number(arg("runs", "4"))
 const BEFORE = arg("before", "12a7dcc")
 
