@@ -53,7 +53,8 @@ const THREADS = Number(process.env.BENCH_WRK_THREADS ?? 1)
 const RATE = Number(process.env.BENCH_RATE ?? 5000)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 /** BENCH_AOF: the redis-server's appendfsync policy with the append-only file on (unset: no persistence) */
-const AOF = process.env.BENCH_AOF === undefined ? undefined : (["always", "everysec"] as const).find((p) => p === process.env.BENCH_AOF) ?? (() => { throw new Error(`BENCH_AOF: always or everysec, not ${process.env.BENCH_AOF}`) })()
+const AOF = process.env.BENCH_AOF
+if (AOF !== undefined && AOF !== "always" && AOF !== "everysec") throw new Error(`BENCH_AOF: always or everysec, not ${AOF}`)
 
 interface PhaseResult {
   readonly name: string

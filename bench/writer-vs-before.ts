@@ -136,11 +136,12 @@ const main = () => {
   }
   const b = summary("before")
   const n = summary("now")
+  const machine = machineInfo()
   const pct = (x: number) => `${x >= 0 ? "+" : "−"}${Math.abs(round(x * 100, 1))} %`
   const lines = [
-    `# Issue 14's writer target: now (${machineInfo().git}) against before the visits model (${BEFORE}), in turn, ${RUNS} run(s)`,
+    `# Issue 14's writer target: now (${machine.git}) against before the visits model (${BEFORE}), in turn, ${RUNS} run(s)`,
     `# command: flock /tmp/spoolway-bench.lock npx node bench/writer-vs-before.ts --runs ${RUNS} --before ${BEFORE}`,
-    `# machine: ${JSON.stringify(machineInfo())}`,
+    `# machine: ${JSON.stringify(machine)}`,
     "",
     ...rounds.map((r) => `run ${r.run} ${r.tree.padEnd(6)} ${Math.round(r.eventsPerS)} events/s  (${r.rows} rows in ${r.seconds} s; CPU writer ${r.nodeS} s, PostgreSQL ${r.pgS} s)`),
     "",
