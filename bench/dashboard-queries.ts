@@ -8,10 +8,13 @@
  *
  * Prints per query: execution time (ms, the median of --runs runs), the planner's time, and with
  * --plan the plan of the last run. Visit queries only unless --events. With --sql: the statements
- * with their parameters inlined, not run (for trying a change by hand in psql).
+ * with their parameters inlined, not run (for trying a change by hand in psql). Last, per page: the
+ * statements the query API runs as one because they share their filtered visits (StatsSql.ts
+ * `compileSharedVisits`: under a filter on a page or an event type), that one statement against
+ * theirs, each run alone.
  */
 import { spawnSync } from "node:child_process"
-import { compileQuery, type CompileInput, isEventQuery, itemRollupMetrics, lastVisitEventSql, readsVisitEvents } from "../src/domain/StatsSql.ts"
+import { compileQuery, type CompileInput, compileSharedVisits, sharedVisitsKey, isEventQuery, itemRollupMetrics, lastVisitEventSql, readsVisitEvents } from "../src/domain/StatsSql.ts"
 import { parseQuery, previousPeriod, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
 import { arg } from "./lib.ts"
 
@@ -69,6 +72,12 @@ const inline = (text: string, params: ReadonlyArray<unknown>) =>
   })
 
 const now = Date.parse(process.env["BENCH_NOW"] ?? new Date().toISOString())
+/** per page and shared-visits key: the statements the query API runs as one (programs/Stats.ts) */
+const sharing = new Map<string, Array<CompileInput>>()
+const explainMs = (s: { text: string; params: ReadonlyArray<unknown> }) => {
+  const out = psql(`${SETTINGS} EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${inline(s.text, s.params)}`)
+  return { ms: Number(/Execution Time: ([\d.]+)/.exec(out)?.[1] ?? NaN), out }
+}
 for (const q of QUERIES) {
   if (ONLY.length > 0 && !ONLY.some((o) => q.name.includes(o) || q.page === o)) continue
   const parsed = parseQuery({ site: SITE, date_range: RANGE, filters: [...filters, ...(q.extra ?? [])], ...q.body }) as StatsQuery
@@ -100,12 +109,19 @@ for (const q of QUERIES) {
   // as the query API runs it (programs/Stats.ts runInput): filtered by one page, what the item
   // rollups answer and the rest as two statements (timed here one after the other)
   const fromItems = itemRollupMetrics(input)
-  const apart = (i: CompileInput) =>
+  const apartInputs = (i: CompileInput) =>
     fromItems === undefined
-      ? [compileQuery(i)]
-      : [fromItems, i.metrics.filter((m) => !fromItems.includes(m))].map((metrics) => compileQuery({ ...i, metrics, orderBy: [] }))
-  const statements = apart(input)
-  if (parsed.compare === "previous_period") statements.push(...apart({ ...input, period: previousPeriod(period), page: null }))
+      ? [i]
+      : [fromItems, i.metrics.filter((m) => !fromItems.includes(m))].map((metrics) => ({ ...i, metrics, orderBy: [] }))
+  const inputs = apartInputs(input)
+  if (parsed.compare === "previous_period") inputs.push(...apartInputs({ ...input, period: previousPeriod(period), page: null }))
+  const statements = inputs.map(compileQuery)
+  for (const i of inputs) {
+    const key = sharedVisitsKey(i)
+    if (key === undefined) continue
+    const group = `${q.page} ${key}`
+    sharing.set(group, [...(sharing.get(group) ?? []), i])
+  }
   if (flag("sql")) {
     for (const s of statements) console.log(`-- ${q.page} ${q.name}\n${inline(s.text, s.params)};`)
     continue
@@ -116,8 +132,8 @@ for (const q of QUERIES) {
   for (let r = 0; r < RUNS; r++) {
     let total = 0
     for (const s of statements) {
-      const out = psql(`${SETTINGS} EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) ${inline(s.text, s.params)}`)
-      total += Number(/Execution Time: ([\d.]+)/.exec(out)?.[1] ?? NaN)
+      const { ms, out } = explainMs(s)
+      total += ms
       planning = Number(/Planning Time: ([\d.]+)/.exec(out)?.[1] ?? NaN)
       plan = out
     }
@@ -128,4 +144,23 @@ for (const q of QUERIES) {
   console.log(`${q.page.padEnd(9)} ${q.name.padEnd(22)} ${event ? "event " : "visit "} ${times[Math.floor(times.length / 2)]!.toFixed(1).padStart(9)} ms  (plan ${planning.toFixed(1)} ms${jit ? `, JIT ${jit} ms` : ""})`)
   if (flag("plan")) console.log(plan)
   if (flag("sql")) console.log(inline(statements[0]!.text, statements[0]!.params))
+}
+
+// the statements a page's tables share (the query API runs each group as one, StatsSql.ts compileSharedVisits):
+// the shared statement against its queries' own statements, each timed alone, one after the other
+for (const [group, inputs] of sharing) {
+  if (inputs.length < 2 || flag("sql")) continue
+  const shared: Array<number> = []
+  const apart: Array<number> = []
+  for (let r = 0; r < RUNS; r++) {
+    const one = explainMs(compileSharedVisits(inputs))
+    shared.push(one.ms)
+    if (flag("plan") && r === RUNS - 1) console.log(one.out)
+    apart.push(inputs.reduce((sum, i) => sum + explainMs(compileQuery(i)).ms, 0))
+  }
+  const median = (xs: Array<number>) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+  console.log(
+    `${group.slice(0, group.indexOf(" ")).padEnd(9)} shared by ${inputs.length}: one statement ${median(shared).toFixed(1)} ms, ` +
+      `its ${inputs.length} statements ${median(apart).toFixed(1)} ms in all`
+  )
 }

@@ -17,7 +17,7 @@
  */
 import { assert, describe, it, layer } from "@effect/vitest"
 import { randomUUID } from "node:crypto"
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
 import { SqlClient } from "effect/sql"
 import { InvalidQuery, parseQuery, resolvePeriod, type StatsQuery, VISIT_DIMENSIONS } from "../src/domain/StatsQuery.ts"
 import {
@@ -26,7 +26,8 @@ import {
   lastVisitEventSql,
   queryPath,
   readsVisitEvents,
-  rollupDimension
+  rollupDimension,
+  sharedVisitsKey
 } from "../src/domain/StatsSql.ts"
 import { DAILY_ITEM_ROLLUPS_OF_ITEMS_SQL, ITEM_ROLLUPS_OF_ITEMS_SQL, ITEMS_OF_STORED_EVENTS_SQL } from "../src/domain/VisitItems.ts"
 import { UPSERT_VISIT_ITEMS } from "../src/layers/PgSinkStatements.ts"
@@ -38,6 +39,7 @@ import {
   LAST_SEEN_OF_VISITS_SQL,
   ROLLUPS_OF_VISITS_SQL
 } from "../src/domain/VisitRollups.ts"
+import * as Metrics from "../src/layers/Metrics.ts"
 import * as Sql from "../src/layers/Sql.ts"
 import { encode, runQuery } from "../src/programs/Stats.ts"
 import { deliveries, historyOf, int, IPS, writeForNewSite } from "./support/history.ts"
@@ -155,6 +157,21 @@ const HAVING_QUERIES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visit_duration", "visits"], dimensions: ["exit_page"], filters: [["is_not", "page", ["/p0"]], ["is", "language", ["de"]]] },
   { metrics: ["visitors", "bounce_rate"], filters: [["not", ["contains", "page", ["1"]]], ["contains", "page", ["p"]]] },
   { metrics: ["visitors", "visits"], dimensions: ["country"], filters: [["is", "event_type", ["click"]]] }
+]
+
+/** The tables of a dashboard page, and filters on a page or an event type under which they share their visits. */
+const SHARED_TABLES: ReadonlyArray<Record<string, unknown>> = [
+  { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["entry_page"], order_by: [["visitors", "desc"]], limit: 3 },
+  { metrics: ["visitors", "visits"], dimensions: ["exit_page"], order_by: [["visitors", "desc"]], limit: 3 },
+  { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["source"] },
+  { metrics: ["visitors"], dimensions: ["country"], order_by: [["visitors", "desc"]] },
+  { metrics: ["visits", "visit_duration"], dimensions: ["language", "time:hour"] },
+  { metrics: ["bounce_rate", "visit_duration"] }
+]
+const SHARED_FILTERS: ReadonlyArray<ReadonlyArray<unknown>> = [
+  [["is", "page", ["/p1"]]],
+  [["is", "page", ["/p0", "/p2"]], ["is_not", "country", ["SE"]]],
+  [["is", "event_type", ["click"]]]
 ]
 
 /** Content queries only the events answer: hostnames (not kept per visit), two content dimensions. */
@@ -336,6 +353,19 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
           const query = parse({ ...body, site: site.hostname, date_range: ["2026-05-01", "2026-05-03"] })
           const split = yield* runQuery(statsSite, query)
           assert.deepStrictEqual(split, yield* runQuery(statsSite, query, { rollups: false }), JSON.stringify(body))
+        }
+        // a dashboard page's tables under a filter on a page or an event type, asked at once: one statement reads the
+        // filtered visits for all of them (StatsSql.ts compileSharedVisits), with each table's answer of its own statement
+        for (const filters of SHARED_FILTERS) {
+          const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "Europe/Berlin" }
+          const queries = SHARED_TABLES.map((body) => parse({ ...body, filters, site: site.hostname, date_range: ["2026-05-01", "2026-05-03"] }))
+          for (const query of queries) assert.isDefined(sharedVisitsKey(inputOf(query, "Europe/Berlin", T0)), JSON.stringify(query))
+          const before = (yield* Metric.value(Metrics.sharedQueries)).count
+          const together = yield* Effect.all(queries.map((query) => runQuery(statsSite, query)), { concurrency: "unbounded" })
+          assert.strictEqual((yield* Metric.value(Metrics.sharedQueries)).count - before, queries.length, "one shared statement")
+          for (const [i, query] of queries.entries()) {
+            assert.deepStrictEqual(together[i]!.results, (yield* runQuery(statsSite, query, { rollups: false })).results, JSON.stringify(query))
+          }
         }
         // a range that cuts visits: each counts, with everything it did, in the range it started in — on every path
         // (also inside hours: the contents' hour bounds then take in the whole first hour, the visits' starts decide)

@@ -434,8 +434,8 @@ const ROLLUP_METRIC: Record<string, string> = {
  * What every query statement starts with, in this parameter order: the site, the period's ends,
  * the timezone (only with a time dimension), the page's limit and offset.
  */
-const queryPrologue = (input: CompileInput) => {
-  const { params, site, from, to } = periodParams(input)
+const queryPrologue = (input: CompileInput, shared?: ReturnType<typeof periodParams>) => {
+  const { params, site, from, to } = shared ?? periodParams(input)
   const time = input.dimensions.some(isTimeDimension)
   const tz = time ? `${params.add(input.timezone)}::text` : "'UTC'"
   const page = input.page === null
@@ -544,6 +544,11 @@ const VISIT_COLUMNS = [
   "max(extract(epoch FROM v.last_seen_at - v.started_at)) AS dur"
 ]
 
+/** The visitors `visitor_visits` lists as seen on two or more visits around the period (few). */
+const repeatedVisitorsSql = (q: { site: string; from: string; to: string }) =>
+  `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${q.site}::int AND x.visits > 1 ` +
+  `AND x.last_start >= ${q.from}::timestamptz AND x.first_start < ${q.to}::timestamptz`
+
 /**
  * The repeated visitors' surplus: per group, how many of the period's human visits (after the
  * query's filters) belong to a daily visitor id already counted on another of them — read from
@@ -560,8 +565,7 @@ const surplusSql = (
   columns: Columns = {},
   filters: ReadonlyArray<string> = input.filters.map((f) => filterSql(f, q.params, columns))
 ) => {
-  const repeated = `SELECT x.visitor_id_daily FROM visitor_visits x WHERE x.site_id = ${q.site}::int AND x.visits > 1 ` +
-    `AND x.last_start >= ${q.from}::timestamptz AND x.first_start < ${q.to}::timestamptz`
+  const repeated = repeatedVisitorsSql(q)
   return `SELECT ${[...dims, "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} ` +
     `FROM (${repeated}) x CROSS JOIN LATERAL (SELECT * FROM visits w WHERE w.site_id = ${q.site}::int ` +
     `AND w.visitor_id_daily = x.visitor_id_daily AND w.started_at >= ${q.from}::timestamptz AND w.started_at < ${q.to}::timestamptz ` +
@@ -582,14 +586,16 @@ const visitorsBySurplus = (
   q: { params: Params; site: string; from: string; to: string; nd: number; page: string; bots: boolean },
   dims: ReadonlyArray<string>,
   fromVisits: string,
-  filters: ReadonlyArray<string>
+  filters: ReadonlyArray<string>,
+  /** the surplus statement, when the visits are read from elsewhere ({@link compileSharedVisits}) */
+  surplus?: string
 ): string => {
   const aliases = input.dimensions.map((_, i) => dimensionAlias(i))
   const others = input.metrics.filter((m) => m !== "visitors")
   const humans = q.bots ? "count(*) FILTER (WHERE NOT v.is_bot)" : "count(*)"
   const g = `SELECT ${[...dims, `${humans} AS n`, ...others.map((m) => `${visitMetric(m, q.bots)} AS ${metricAlias(m)}`)].join(", ")} ` +
     `${fromVisits}${groupSql(q.nd)}`
-  const s = surplusSql(input, q, dims, "", {}, filters)
+  const s = surplus ?? surplusSql(input, q, dims, "", {}, filters)
   const both = `SELECT ${[...aliases, "n", "0::bigint AS surplus", ...others.map(metricAlias)].join(", ")} FROM g UNION ALL ` +
     `SELECT ${[...aliases, "0::bigint", "surplus", ...others.map(() => "NULL")].join(", ")} FROM s`
   const metrics = input.metrics.map((m) =>
@@ -637,6 +643,68 @@ const itemHours = (from: string, to: string) => `i.hour >= ${hourSql(`${from}::t
  */
 const botsSql = (input: CompileInput): ReadonlyArray<string> =>
   input.metrics.every((m) => m === "bot_events") ? ["v.is_bot"] : input.metrics.includes("bot_events") ? [] : ["NOT v.is_bot"]
+
+/**
+ * The key of the visits a query reads, when other queries may share them ({@link
+ * compileSharedVisits}): a query of the visits path under a filter on a page or an event type
+ * (`having`, {@link queryPath}) — every such query of a dashboard page joins the period's visits
+ * with the page's items, the costliest step of each (docs/api.md "How the numbers are computed").
+ * Queries with the same key (site, period, filters) read the same visits. undefined: the query
+ * runs alone.
+ */
+export const sharedVisitsKey = (input: CompileInput): string | undefined => {
+  if (input.active || input.rollups === false || input.items === false) return undefined
+  const path = queryPath(input)
+  if (path.path !== "visits" || path.having === undefined) return undefined
+  return JSON.stringify([input.siteId, input.period.fromMs, input.period.toMs, input.filters])
+}
+
+/**
+ * Several queries with the same {@link sharedVisitsKey}, as one statement: the period's human
+ * visits that match the filters are selected once (`fv`, the columns the queries read), the
+ * repeated visitors' among them once (`fr`, for the visitors' surplus), and each query groups
+ * those (`q0`, `q1`, …) as {@link compileQuery} would group `visits` — the same numbers. Rows:
+ * `q` (the query's index) and `r` (its row as JSON: `d0…`, `m_<metric>`), in each query's order.
+ */
+export const compileSharedVisits = (inputs: ReadonlyArray<CompileInput>): CompiledSql => {
+  const first = inputs[0]!
+  const path = queryPath(first)
+  if (path.path !== "visits" || path.having === undefined) throw new Error("compileSharedVisits: not a visits query with a content filter")
+  const shared = periodParams(first)
+  const { params, site, from, to } = shared
+  const where = [
+    `v.site_id = ${site}::int`,
+    `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`,
+    ...botsSql(first),
+    ...havingItemSql(first, { params, from, to }, path.having)
+  ]
+  // what the metrics read (VISIT_LEVEL_METRICS) and the queries' visit dimensions
+  const columns = new Set(["visitor_id_daily", "started_at", "last_seen_at", "pageviews", "engaged"])
+  for (const input of inputs) for (const d of input.dimensions) if (!isTimeDimension(d)) columns.add(d)
+  const ctes = [`fv AS MATERIALIZED (SELECT ${[...columns].map((c) => `v.${c}`).join(", ")} FROM visits v WHERE ${where.join(" AND ")})`]
+  if (inputs.some((input) => input.metrics.includes("visitors"))) {
+    ctes.push(`fr AS MATERIALIZED (SELECT * FROM fv v WHERE v.visitor_id_daily IN (${repeatedVisitorsSql(shared)}))`)
+  }
+  inputs.forEach((input, k) => {
+    const q = queryPrologue(input, shared)
+    const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", q.tz)} AS ${dimensionAlias(i)}`)
+    const statement = input.metrics.includes("visitors")
+      ? visitorsBySurplus(
+        input,
+        { ...q, bots: false },
+        dims,
+        "FROM fv v",
+        [],
+        `SELECT ${[...dims, "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} FROM fr v${groupSql(q.nd)}`
+      )
+      : `SELECT ${[...dims, ...input.metrics.map((m) => `${visitMetric(m, false)} AS ${metricAlias(m)}`)].join(", ")} FROM fv v${
+        groupSql(q.nd)
+      }${orderSql(input)}${q.page}`
+    ctes.push(`q${k} AS (${statement})`)
+  })
+  const rows = inputs.map((_, k) => `SELECT ${k} AS q, row_number() OVER () AS n, to_jsonb(q${k}) AS r FROM q${k}`).join(" UNION ALL ")
+  return { text: `WITH ${ctes.join(", ")} SELECT a.q, a.r FROM (${rows}) a ORDER BY a.q, a.n`, params: params.values }
+}
 
 /** The statement of a query over one period. Rows: `d0…` (dimension values), `m_<metric>`. */
 export const compileQuery = (input: CompileInput): CompiledSql => {

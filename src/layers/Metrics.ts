@@ -32,6 +32,10 @@ export const rejected = (reason: string) =>
     incremental: true,
     attributes: { reason }
   })
+export const sharedQueries = Metric.counter("spoolway_stats_shared_queries_total", {
+  description: "stats queries answered by a statement shared with others over the same filtered visits (a dashboard page's tables)",
+  incremental: true
+})
 export const written = Metric.counter("spoolway_written_events_total", {
   description: "events newly stored in raw_events",
   incremental: true

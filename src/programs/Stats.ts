@@ -4,7 +4,7 @@
  * src/domain/StatsSql.ts, shaped into the answer. Shared by `POST /api/v1/query`,
  * `POST /api/v1/funnel` (src/http/QueryApi.ts) and `spoolway stats`.
  */
-import { Clock, Effect, Schema } from "effect"
+import { Clock, Effect, Exit, Metric as EffectMetric, Request, RequestResolver, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import { bucketLabels, formatInstant } from "../domain/LocalTime.ts"
@@ -28,6 +28,7 @@ import {
   compileFunnel,
   type CompileInput,
   compileQuery,
+  compileSharedVisits,
   lastVisitEventSql,
   readsVisitEvents,
   type CompiledSql,
@@ -35,8 +36,10 @@ import {
   earliestSql,
   itemRollupMetrics,
   metricAlias,
+  sharedVisitsKey,
   type SqlParam
 } from "../domain/StatsSql.ts"
+import * as Metrics from "../layers/Metrics.ts"
 import { textArray } from "../layers/PgSinkParams.ts"
 import { sqlState } from "../layers/Sql.ts"
 
@@ -149,12 +152,70 @@ const runInput = (input: CompileInput) => {
  * value the planner sees. (Two statements, two snapshots: an event stored between them may be
  * left out, as if the query had run a moment earlier.)
  */
-const runStatement = (input: CompileInput) =>
-  readsVisitEvents(input)
-    ? Effect.flatMap(run(lastVisitEventSql(input)), (rows) => {
+const runStatement = (input: CompileInput) => {
+  if (readsVisitEvents(input)) {
+    return Effect.flatMap(run(lastVisitEventSql(input)), (rows) => {
       return run(compileQuery({ ...input, eventsUntilMs: epochMsOf(rows[0]?.["until"]) }))
     })
-    : run(compileQuery(input))
+  }
+  const key = sharedVisitsKey(input)
+  if (key === undefined) return run(compileQuery(input))
+  return Effect.flatMap(SqlClient.SqlClient, (sql) => Effect.request(SharedVisits({ input, key }), sharedVisitsResolver(sql)))
+}
+
+type Rows = ReadonlyArray<Record<string, unknown>>
+
+/** A statement of the visits path under a content filter, which others may share (StatsSql.ts `sharedVisitsKey`). */
+interface SharedVisits extends Request.Request<Rows, InvalidQuery | SqlError> {
+  readonly _tag: "SharedVisits"
+  readonly input: CompileInput
+  readonly key: string
+}
+const SharedVisits = Request.tagged<SharedVisits>("SharedVisits")
+
+/**
+ * How long the first of such statements waits for others with the same visits: a dashboard
+ * page sends its tables' queries at once (the Pages page under a page filter: entry and exit
+ * pages; Traffic: five, Audience: seven), which arrive within a few milliseconds of each other.
+ */
+export const SHARE_WINDOW_MS = 15
+/** at most this many queries in one statement */
+const SHARE_MAX = 16
+
+const resolvers = new WeakMap<SqlClient.SqlClient, RequestResolver.RequestResolver<SharedVisits>>()
+
+/**
+ * The statements of one database that share their visits: those with the same key arriving
+ * within {@link SHARE_WINDOW_MS} run as one (StatsSql.ts `compileSharedVisits`) — the period's
+ * filtered visits are then read once instead of once per table; a lone one runs as it is.
+ */
+const sharedVisitsResolver = (sql: SqlClient.SqlClient) => {
+  const known = resolvers.get(sql)
+  if (known !== undefined) return known
+  const resolver = RequestResolver.makeWith<SharedVisits>({
+    batchKey: (entry) => entry.request.key,
+    delay: Effect.sleep(SHARE_WINDOW_MS),
+    collectWhile: (entries) => entries.size < SHARE_MAX,
+    runAll: (entries) =>
+      Effect.gen(function*() {
+        if (entries.length === 1) {
+          entries[0].completeUnsafe(yield* Effect.exit(run(compileQuery(entries[0].request.input))))
+          return
+        }
+        const exit = yield* Effect.exit(run(compileSharedVisits(entries.map((entry) => entry.request.input))))
+        if (Exit.isFailure(exit)) {
+          for (const entry of entries) entry.completeUnsafe(exit)
+          return
+        }
+        yield* EffectMetric.update(Metrics.sharedQueries, entries.length)
+        const rows: Array<Array<Record<string, unknown>>> = entries.map(() => [])
+        for (const row of exit.value) rows[Number(row["q"])]!.push(row["r"] as Record<string, unknown>)
+        entries.forEach((entry, k) => entry.completeUnsafe(Exit.succeed(rows[k]!)))
+      }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+  })
+  resolvers.set(sql, resolver)
+  return resolver
+}
 
 /** A timestamp column's value as epoch milliseconds (null when NULL). */
 const epochMsOf = (value: unknown): number | null =>
