@@ -149,7 +149,12 @@ for (const q of QUERIES) {
 // the statements a page's tables share (the query API runs each group as one, StatsSql.ts compileSharedVisits):
 // the shared statement against its queries' own statements, each timed alone, one after the other
 for (const [group, inputs] of sharing) {
-  if (inputs.length < 2 || flag("sql")) continue
+  if (inputs.length < 2) continue
+  if (flag("sql")) {
+    const one = compileSharedVisits(inputs)
+    console.log(`-- ${group.slice(0, group.indexOf(" "))}: shared by ${inputs.length}\n${inline(one.text, one.params)};`)
+    continue
+  }
   const shared: Array<number> = []
   const apart: Array<number> = []
   for (let r = 0; r < RUNS; r++) {

@@ -15,7 +15,8 @@
  * the page again): from navigation start to the moment every query of the page answered and is
  * drawn (`main[data-state=ready]`, checked on every animation frame); the medians of `--runs` runs. Then, on the Overview and the
  * Pages page: switching the range (30d → 7d) and filtering by the first and the fifth page of the
- * table, each then followed to the Events and Network pages (the top page's also to the Overview);
+ * table, each then followed to the Events and Network pages (the top page's also to the Overview,
+ * Traffic and Audience);
  * on the Traffic page, filtering by the first source.
  * Baseline, same run: each page's own queries (captured from its load) sent again from Node, all
  * at once — what the query API alone takes; the rest is the browser (load, modules, drawing).
@@ -267,6 +268,8 @@ const main = async () => {
       "then the Overview, so filtered (navigation)": [],
       "then the Events page, so filtered (navigation)": [],
       "then the Network page, so filtered (navigation)": [],
+      "then the Traffic page, so filtered (navigation)": [],
+      "then the Audience page, so filtered (navigation)": [],
       "filter by the 5th page (Pages)": [],
       "then the Events page, so filtered by the 5th page (navigation)": [],
       "then the Network page, so filtered by the 5th page (navigation)": [],
@@ -294,6 +297,8 @@ const main = async () => {
           // the pages in the nav's order: Overview, Pages, Events, Traffic, Audience, Network
           switches["then the Events page, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:nth-child(3) a")))
           switches["then the Network page, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:nth-child(6) a")))
+          switches["then the Traffic page, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:nth-child(4) a")))
+          switches["then the Audience page, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:nth-child(5) a")))
           await timed(page, () => page.goto(url(name)))
           switches["filter by the 5th page (Pages)"]!.push(
             await timed(page, () => page.click("section[data-dimension=page] tbody tr:nth-child(5) button.filter"))
