@@ -197,6 +197,31 @@ describe("filters", () => {
     expect(body.results).toEqual([{ dimensions: [], metrics: [visits] }])
   })
 
+  it("a page's tables asked at once under a page filter (shared when they arrive together): each answer is the one it gets alone; a pattern PostgreSQL refuses is a 400 for each", async () => {
+    const tables = [
+      { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["entry_page"] },
+      { metrics: ["visitors", "visits"], dimensions: ["exit_page"] },
+      { metrics: ["visitors", "visits", "visit_duration"], dimensions: ["source"] },
+      { metrics: ["bounce_rate", "visit_duration"] }
+    ]
+    const filters = [["is", "page", ["/pricing"]]]
+    // (whether they arrive within the sharing window depends on this machine's load; that they are
+    // shared is checked in-process by test/stats-rollups.test.ts)
+    const together = await Promise.all(tables.map((t) => query({ ...t, filters })))
+    for (const [i, t] of tables.entries()) {
+      expect(together[i]!.status).toBe(200)
+      expect(together[i]!.body.results).toEqual((await query({ ...t, filters })).body.results)
+    }
+    // s1, s3 and s5 had /pricing: their entry pages
+    expect(together[0]!.body.results.map((r: any) => r.dimensions[0]).sort()).toEqual(["/", "/pricing"])
+    // JavaScript takes `(?<n>a)` (a named group), PostgreSQL does not
+    const refused = await Promise.all(tables.map((t) => query({ ...t, filters: [["matches", "page", ["(?<n>/pricing)"]]] })))
+    for (const answer of refused) {
+      expect(answer.status).toBe(400)
+      expect(answer.body.field).toBe("filters")
+    }
+  })
+
   it("a page filter on the events matches a page with LIKE's special characters as it is (\\, %, _), in queries and funnels", async () => {
     const signs = await api.run(addTestSite("signs.example", "UTC"))
     await api.run(insertVisits(signs.id, [

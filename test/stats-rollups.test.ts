@@ -367,6 +367,18 @@ layer(writerTestLayer(), { excludeTestServices: true, timeout: "300 seconds" })(
             assert.deepStrictEqual(together[i]!.results, (yield* runQuery(statsSite, query, { rollups: false })).results, JSON.stringify(query))
           }
         }
+        // a pattern JavaScript takes and PostgreSQL refuses (a named group): the shared statement fails, and each
+        // of its queries with the 400 a query alone gets
+        const refused = yield* Effect.all(
+          SHARED_TABLES.map((body) =>
+            Effect.flip(runQuery(
+              { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" },
+              parse({ ...body, filters: [["matches", "page", ["(?<n>/p1)"]]], site: site.hostname, date_range: ["2026-05-02", "2026-05-02"] })
+            ))
+          ),
+          { concurrency: "unbounded" }
+        )
+        for (const error of refused) assert.strictEqual(error._tag, "InvalidQuery")
         // a range that cuts visits: each counts, with everything it did, in the range it started in — on every path
         // (also inside hours: the contents' hour bounds then take in the whole first hour, the visits' starts decide)
         const statsSite = { id: site.domainId, hostname: site.hostname, hostnames: [site.hostname], timezone: "UTC" }
