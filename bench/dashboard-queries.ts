@@ -16,7 +16,7 @@
 import { spawnSync } from "node:child_process"
 import { compileQuery, type CompileInput, compileSharedVisits, sharedVisitsKey, isEventQuery, itemRollupMetrics, lastVisitEventSql, readsVisitEvents } from "../src/domain/StatsSql.ts"
 import { parseQuery, previousPeriod, resolvePeriod, type StatsQuery } from "../src/domain/StatsQuery.ts"
-import { arg } from "./lib.ts"
+import { arg, median } from "./lib.ts"
 
 const flag = (name: string) => process.argv.includes(`--${name}`)
 const DB = arg("database", "spoolway_perf_10m")
@@ -163,7 +163,6 @@ for (const [group, inputs] of sharing) {
     if (flag("plan") && r === RUNS - 1) console.log(one.out)
     apart.push(inputs.reduce((sum, i) => sum + explainMs(compileQuery(i)).ms, 0))
   }
-  const median = (xs: Array<number>) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
   console.log(
     `${group.slice(0, group.indexOf(" ")).padEnd(9)} shared by ${inputs.length}: one statement ${median(shared).toFixed(1)} ms, ` +
       `its ${inputs.length} statements ${median(apart).toFixed(1)} ms in all`

@@ -586,16 +586,14 @@ const visitorsBySurplus = (
   q: { params: Params; site: string; from: string; to: string; nd: number; page: string; bots: boolean },
   dims: ReadonlyArray<string>,
   fromVisits: string,
-  filters: ReadonlyArray<string>,
-  /** the surplus statement, when the visits are read from elsewhere ({@link compileSharedVisits}) */
-  surplus?: string
+  /** the surplus statement ({@link surplusSql}, or over the shared visits: {@link compileSharedVisits}) */
+  s: string
 ): string => {
   const aliases = input.dimensions.map((_, i) => dimensionAlias(i))
   const others = input.metrics.filter((m) => m !== "visitors")
   const humans = q.bots ? "count(*) FILTER (WHERE NOT v.is_bot)" : "count(*)"
   const g = `SELECT ${[...dims, `${humans} AS n`, ...others.map((m) => `${visitMetric(m, q.bots)} AS ${metricAlias(m)}`)].join(", ")} ` +
     `${fromVisits}${groupSql(q.nd)}`
-  const s = surplus ?? surplusSql(input, q, dims, "", {}, filters)
   const both = `SELECT ${[...aliases, "n", "0::bigint AS surplus", ...others.map(metricAlias)].join(", ")} FROM g UNION ALL ` +
     `SELECT ${[...aliases, "0::bigint", "surplus", ...others.map(() => "NULL")].join(", ")} FROM s`
   const metrics = input.metrics.map((m) =>
@@ -645,6 +643,27 @@ const botsSql = (input: CompileInput): ReadonlyArray<string> =>
   input.metrics.every((m) => m === "bot_events") ? ["v.is_bot"] : input.metrics.includes("bot_events") ? [] : ["NOT v.is_bot"]
 
 /**
+ * A visits-path query over the visits `fromVisits` (`FROM … [WHERE …]`, rows `v`): its dimensions
+ * and metrics per group, visitors by the repeated visitors' surplus ({@link visitorsBySurplus};
+ * `surplus`: that statement for the query's dimension expressions) unless the plain shape is asked
+ * (`rollups: false`) or realtime.
+ */
+const groupVisitsSql = (
+  input: CompileInput,
+  q: { params: Params; site: string; from: string; to: string; tz: string; nd: number; page: string },
+  fromVisits: string,
+  surplus: (dims: ReadonlyArray<string>) => string
+): string => {
+  const bots = input.metrics.includes("bot_events")
+  const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", q.tz)} AS ${dimensionAlias(i)}`)
+  if (input.rollups !== false && !input.active && input.metrics.includes("visitors")) {
+    return visitorsBySurplus(input, { ...q, bots }, dims, fromVisits, surplus(dims))
+  }
+  const metrics = input.metrics.map((m) => `${visitMetric(m, bots)} AS ${metricAlias(m)}`)
+  return `SELECT ${[...dims, ...metrics].join(", ")} ${fromVisits}${groupSql(q.nd)}${orderSql(input)}${q.page}`
+}
+
+/**
  * The key of the visits a query reads, when other queries may share them ({@link
  * compileSharedVisits}): a query of the visits path under a filter on a page or an event type
  * (`having`, {@link queryPath}) — every such query of a dashboard page joins the period's visits
@@ -687,20 +706,9 @@ export const compileSharedVisits = (inputs: ReadonlyArray<CompileInput>): Compil
   }
   inputs.forEach((input, k) => {
     const q = queryPrologue(input, shared)
-    const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", q.tz)} AS ${dimensionAlias(i)}`)
-    const statement = input.metrics.includes("visitors")
-      ? visitorsBySurplus(
-        input,
-        { ...q, bots: false },
-        dims,
-        "FROM fv v",
-        [],
-        `SELECT ${[...dims, "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} FROM fr v${groupSql(q.nd)}`
-      )
-      : `SELECT ${[...dims, ...input.metrics.map((m) => `${visitMetric(m, false)} AS ${metricAlias(m)}`)].join(", ")} FROM fv v${
-        groupSql(q.nd)
-      }${orderSql(input)}${q.page}`
-    ctes.push(`q${k} AS (${statement})`)
+    const surplus = (dims: ReadonlyArray<string>) =>
+      `SELECT ${[...dims, "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} FROM fr v${groupSql(q.nd)}`
+    ctes.push(`q${k} AS (${groupVisitsSql(input, q, "FROM fv v", surplus)})`)
   })
   const rows = inputs.map((_, k) => `SELECT ${k} AS q, row_number() OVER () AS n, to_jsonb(q${k}) AS r FROM q${k}`).join(" UNION ALL ")
   return { text: `WITH ${ctes.join(", ")} SELECT a.q, a.r FROM (${rows}) a ORDER BY a.q, a.n`, params: params.values }
@@ -718,7 +726,6 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
   const started = `v.started_at >= ${from}::timestamptz AND v.started_at < ${to}::timestamptz`
 
   if (path.path === "visits") {
-    const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", tz)} AS ${dimensionAlias(i)}`)
     // realtime: the sessions of the period's events (received since `from` and before `to`, as
     // the event queries bound a period) by the (domain_id, received_at) index, then each visit
     // by its key — LATERAL with OFFSET 0 keeps that plan whatever the statistics say (a stale
@@ -738,11 +745,8 @@ export const compileQuery = (input: CompileInput): CompiledSql => {
       ...filters
     ]
     const fromVisits = `FROM ${visits} WHERE ${where.join(" AND ")}`
-    if (input.rollups !== false && !input.active && input.metrics.includes("visitors")) {
-      return { text: visitorsBySurplus(input, { params, site, from, to, nd, page, bots }, dims, fromVisits, filters), params: params.values }
-    }
-    const metrics = input.metrics.map((m) => `${visitMetric(m, bots)} AS ${metricAlias(m)}`)
-    return { text: `SELECT ${[...dims, ...metrics].join(", ")} ${fromVisits}${groupSql(nd)}${orderSql(input)}${page}`, params: params.values }
+    const surplus = (dims: ReadonlyArray<string>) => surplusSql(input, { params, site, from, to }, dims, "", {}, filters)
+    return { text: groupVisitsSql(input, { params, site, from, to, tz, nd, page }, fromVisits, surplus), params: params.values }
   }
 
   const human = bots ? "NOT v.is_bot" : "true"
