@@ -166,7 +166,10 @@ const SHARED_TABLES: ReadonlyArray<Record<string, unknown>> = [
   { metrics: ["visitors", "visits", "bounce_rate"], dimensions: ["source"] },
   { metrics: ["visitors"], dimensions: ["country"], order_by: [["visitors", "desc"]] },
   { metrics: ["visits", "visit_duration"], dimensions: ["language", "time:hour"] },
-  { metrics: ["bounce_rate", "visit_duration"] }
+  { metrics: ["bounce_rate", "visit_duration"] },
+  // the same dimensions as other tables (in another order): one grouping set each, asked twice
+  { metrics: ["visits"], dimensions: ["source"], order_by: [["visits", "asc"]], limit: 2 },
+  { metrics: ["visitors", "visit_duration"], dimensions: ["time:hour", "language"] }
 ]
 const SHARED_FILTERS: ReadonlyArray<ReadonlyArray<unknown>> = [
   [["is", "page", ["/p1"]]],

@@ -583,17 +583,14 @@ const surplusSql = (
  */
 const visitorsBySurplus = (
   input: CompileInput,
-  q: { params: Params; site: string; from: string; to: string; nd: number; page: string; bots: boolean },
-  dims: ReadonlyArray<string>,
-  fromVisits: string,
+  q: { readonly nd: number; readonly page: string },
+  /** the visits' groups: `d0…`, `n` (human visits), the other metrics (`m_<metric>`) */
+  g: string,
   /** the surplus statement ({@link surplusSql}, or over the shared visits: {@link compileSharedVisits}) */
   s: string
 ): string => {
   const aliases = input.dimensions.map((_, i) => dimensionAlias(i))
   const others = input.metrics.filter((m) => m !== "visitors")
-  const humans = q.bots ? "count(*) FILTER (WHERE NOT v.is_bot)" : "count(*)"
-  const g = `SELECT ${[...dims, `${humans} AS n`, ...others.map((m) => `${visitMetric(m, q.bots)} AS ${metricAlias(m)}`)].join(", ")} ` +
-    `${fromVisits}${groupSql(q.nd)}`
   const both = `SELECT ${[...aliases, "n", "0::bigint AS surplus", ...others.map(metricAlias)].join(", ")} FROM g UNION ALL ` +
     `SELECT ${[...aliases, "0::bigint", "surplus", ...others.map(() => "NULL")].join(", ")} FROM s`
   const metrics = input.metrics.map((m) =>
@@ -657,7 +654,10 @@ const groupVisitsSql = (
   const bots = input.metrics.includes("bot_events")
   const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", q.tz)} AS ${dimensionAlias(i)}`)
   if (input.rollups !== false && !input.active && input.metrics.includes("visitors")) {
-    return visitorsBySurplus(input, { ...q, bots }, dims, fromVisits, surplus(dims))
+    const humans = bots ? "count(*) FILTER (WHERE NOT v.is_bot)" : "count(*)"
+    const others = input.metrics.filter((m) => m !== "visitors").map((m) => `${visitMetric(m, bots)} AS ${metricAlias(m)}`)
+    const g = `SELECT ${[...dims, `${humans} AS n`, ...others].join(", ")} ${fromVisits}${groupSql(q.nd)}`
+    return visitorsBySurplus(input, q, g, surplus(dims))
   }
   const metrics = input.metrics.map((m) => `${visitMetric(m, bots)} AS ${metricAlias(m)}`)
   return `SELECT ${[...dims, ...metrics].join(", ")} ${fromVisits}${groupSql(q.nd)}${orderSql(input)}${q.page}`
@@ -678,12 +678,19 @@ export const sharedVisitsKey = (input: CompileInput): string | undefined => {
   return JSON.stringify([input.siteId, input.period.fromMs, input.period.toMs, input.filters])
 }
 
+/** The most expressions PostgreSQL's `GROUPING()` takes (its answer is an int4 bit mask). */
+const GROUPING_MAX = 31
+
 /**
  * Several queries with the same {@link sharedVisitsKey}, as one statement: the period's human
  * visits that match the filters are selected once (`fv`, the columns the queries read), the
- * repeated visitors' among them once (`fr`, for the visitors' surplus), and each query groups
- * those (`q0`, `q1`, …) as {@link compileQuery} would group `visits` — the same numbers. Rows:
- * `q` (the query's index) and `r` (its row as JSON: `d0…`, `m_<metric>`), in each query's order.
+ * repeated visitors' among them once (`fr`, for the visitors' surplus), and grouped once for all
+ * the queries (`ga`: `GROUP BY GROUPING SETS`, one set per distinct list of dimensions, every
+ * metric any of them asks; a row's set is its `GROUPING()` mask) — one pass over `fv` with a
+ * hash table per set instead of a pass per query. Each query (`q0`, `q1`, …) then takes its
+ * set's rows and finishes as {@link compileQuery} would (visitors by the surplus, order, page):
+ * the same numbers. Rows: `q` (the query's index) and `r` (its row as JSON: `d0…`,
+ * `m_<metric>`), in each query's order.
  */
 export const compileSharedVisits = (inputs: ReadonlyArray<CompileInput>): CompiledSql => {
   const first = inputs[0]!
@@ -704,11 +711,51 @@ export const compileSharedVisits = (inputs: ReadonlyArray<CompileInput>): Compil
   if (inputs.some((input) => input.metrics.includes("visitors"))) {
     ctes.push(`fr AS MATERIALIZED (SELECT * FROM fv v WHERE v.visitor_id_daily IN (${repeatedVisitorsSql(shared)}))`)
   }
+  const prologues = inputs.map((input) => queryPrologue(input, shared))
+  // every query's dimension expressions, the distinct ones numbered (`x0`, `x1`, … in `ga`)
+  const exprs: Array<string> = []
+  const dimensionIndexes = inputs.map((input, k) =>
+    input.dimensions.map((d) => {
+      const e = dimensionExpr(d, "v.started_at", prologues[k]!.tz)
+      if (!exprs.includes(e)) exprs.push(e)
+      return exprs.indexOf(e)
+    })
+  )
+  const grouped = exprs.length <= GROUPING_MAX
+  if (grouped) {
+    // the metrics of the having path are visit-level ones over human visits only (queryPath)
+    const metrics = [...new Set(inputs.flatMap((input) => input.metrics.filter((m) => m !== "visitors")))]
+    const sets = [...new Set(dimensionIndexes.map((ix) => [...ix].sort((a, b) => a - b).join(",")))]
+    const select = [
+      `${exprs.length === 0 ? "0" : `GROUPING(${exprs.join(", ")})`} AS gs`,
+      ...exprs.map((e, j) => `${e} AS x${j}`),
+      "count(*) AS n",
+      ...metrics.map((m) => `${visitMetric(m, false)} AS ${metricAlias(m)}`)
+    ]
+    const groupingSets = sets.map((set) => `(${set === "" ? "" : set.split(",").map((j) => exprs[Number(j)]).join(", ")})`)
+    ctes.push(`ga AS (SELECT ${select.join(", ")} FROM fv v GROUP BY GROUPING SETS (${groupingSets.join(", ")}))`)
+  }
+  /** a query's rows of `ga`: the mask `GROUPING()` gives its set (a bit per expression, the first the highest, 1 = not in the set) */
+  const setRows = (k: number, columns: ReadonlyArray<string>) => {
+    const mask = exprs.reduce((acc, _, j) => (dimensionIndexes[k]!.includes(j) ? acc : acc | (1 << (exprs.length - 1 - j))), 0)
+    const dims = dimensionIndexes[k]!.map((j, i) => `ga.x${j} AS ${dimensionAlias(i)}`)
+    return `SELECT ${[...dims, ...columns].join(", ")} FROM ga WHERE ga.gs = ${mask}`
+  }
   inputs.forEach((input, k) => {
-    const q = queryPrologue(input, shared)
+    const q = prologues[k]!
     const surplus = (dims: ReadonlyArray<string>) =>
       `SELECT ${[...dims, "count(*) - count(DISTINCT v.visitor_id_daily) AS surplus"].join(", ")} FROM fr v${groupSql(q.nd)}`
-    ctes.push(`q${k} AS (${groupVisitsSql(input, q, "FROM fv v", surplus)})`)
+    if (!grouped) {
+      ctes.push(`q${k} AS (${groupVisitsSql(input, q, "FROM fv v", surplus)})`)
+      return
+    }
+    const others = input.metrics.filter((m) => m !== "visitors").map(metricAlias)
+    if (input.metrics.includes("visitors")) {
+      const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", q.tz)} AS ${dimensionAlias(i)}`)
+      ctes.push(`q${k} AS (${visitorsBySurplus(input, q, setRows(k, ["ga.n", ...others.map((m) => `ga.${m}`)]), surplus(dims))})`)
+    } else {
+      ctes.push(`q${k} AS (SELECT * FROM (${setRows(k, input.metrics.map((m) => `ga.${metricAlias(m)}`))}) t${orderSql(input)}${q.page})`)
+    }
   })
   const rows = inputs.map((_, k) => `SELECT ${k} AS q, row_number() OVER () AS n, to_jsonb(q${k}) AS r FROM q${k}`).join(" UNION ALL ")
   return { text: `WITH ${ctes.join(", ")} SELECT a.q, a.r FROM (${rows}) a ORDER BY a.q, a.n`, params: params.values }
