@@ -7,14 +7,14 @@
  * tracking ones (exact error bodies); the `StatsApi` group in Api.ts documents them.
  */
 import { Effect, Layer } from "effect"
-import { HttpRouter, type HttpServerRequest, type HttpServerResponse } from "effect/http"
+import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import type { InvalidServerKey } from "../domain/Site.ts"
 import { InvalidQuery, invalidQueryBody, parseFunnel, parseQuery } from "../domain/StatsQuery.ts"
 import { SiteAuth } from "../layers/SiteAuth.ts"
 import { describeSqlError } from "../layers/Sql.ts"
-import { runFunnel, runQuery, type SiteMismatch, type StatsSite } from "../programs/Stats.ts"
+import { arriving, runFunnel, runQuery, type SiteMismatch, type StatsSite } from "../programs/Stats.ts"
 import { makeBodyReader } from "./Body.ts"
 import { errorResponse, json } from "./Responses.ts"
 
@@ -50,22 +50,27 @@ const endpoint = <Q, A>(
 ) =>
 (request: HttpServerRequest.HttpServerRequest) =>
   Effect.gen(function*() {
-    const auth = yield* SiteAuth
-    const site = yield* auth.authenticateRequest({ headers: request.headers, url: request.url })
-    const bytes = yield* readBody(request)
-    if (bytes === "too_large") {
-      return errorResponse(413, "payload_too_large", `a query body is at most ${MAX_QUERY_BODY_BYTES} bytes`)
-    }
-    if (bytes === "unreadable") return badBody("the request body could not be read")
-    let body: unknown
-    try {
-      body = JSON.parse(utf8.decode(bytes))
-    } catch {
-      return badBody("the body is not valid UTF-8 JSON")
-    }
-    const query = parse(body)
-    if (query instanceof InvalidQuery) return json(400, invalidQueryBody(query))
-    return json(200, yield* answer(site, query))
+    // on its way to the query (Stats.ts `arriving`: statements that may share their visits wait for it)
+    const received = yield* arriving(Effect.gen(function*() {
+      const auth = yield* SiteAuth
+      const site = yield* auth.authenticateRequest({ headers: request.headers, url: request.url })
+      const bytes = yield* readBody(request)
+      if (bytes === "too_large") {
+        return errorResponse(413, "payload_too_large", `a query body is at most ${MAX_QUERY_BODY_BYTES} bytes`)
+      }
+      if (bytes === "unreadable") return badBody("the request body could not be read")
+      let body: unknown
+      try {
+        body = JSON.parse(utf8.decode(bytes))
+      } catch {
+        return badBody("the body is not valid UTF-8 JSON")
+      }
+      const query = parse(body)
+      if (query instanceof InvalidQuery) return json(400, invalidQueryBody(query))
+      return { site, query }
+    }))
+    if (HttpServerResponse.isHttpServerResponse(received)) return received
+    return json(200, yield* answer(received.site, received.query))
   }).pipe(
     Effect.catchTag("InvalidServerKey", (e: InvalidServerKey) => Effect.succeed(errorResponse(401, "unauthorized", e.message))),
     Effect.catch(onFailure)

@@ -36,6 +36,10 @@ export const sharedQueries = Metric.counter("spoolway_stats_shared_queries_total
   description: "stats queries answered by a statement shared with others over the same filtered visits (a dashboard page's tables)",
   incremental: true
 })
+export const sharedStatements = Metric.counter("spoolway_stats_shared_statements_total", {
+  description: "statements that answered several stats queries over the same filtered visits at once (queries per statement: shared_queries / shared_statements)",
+  incremental: true
+})
 export const written = Metric.counter("spoolway_written_events_total", {
   description: "events newly stored in raw_events",
   incremental: true

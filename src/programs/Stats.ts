@@ -160,7 +160,13 @@ const runStatement = (input: CompileInput) => {
   }
   const key = sharedVisitsKey(input)
   if (key === undefined) return run(compileQuery(input))
-  return Effect.flatMap(SqlClient.SqlClient, (sql) => Effect.request(SharedVisits({ input, key }), sharedVisitsResolver(sql)))
+  return Effect.flatMap(SqlClient.SqlClient, (sql) => {
+    const shared = sharedVisitsResolver(sql)
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      shared.arrivals.lastMs = now
+      return Effect.request(SharedVisits({ input, key }), shared.resolver)
+    })
+  })
 }
 
 type Rows = ReadonlyArray<Record<string, unknown>>
@@ -174,27 +180,64 @@ interface SharedVisits extends Request.Request<Rows, InvalidQuery | SqlError> {
 const SharedVisits = Request.tagged<SharedVisits>("SharedVisits")
 
 /**
- * How long the first of such statements waits for others with the same visits: a dashboard
- * page sends its tables' queries at once (the Pages page under a page filter: entry and exit
- * pages; Traffic: five, Audience: seven), which arrive within a few milliseconds of each other.
+ * How long the first of such statements waits at most for others with the same visits. A
+ * dashboard page sends its tables' queries at once (the Pages page under a page filter: entry
+ * and exit pages; Traffic: five, Audience: seven), but they reach this point spread over up to
+ * 70 ms on a busy machine: each request is read, authenticated by a lookup in PostgreSQL (whose
+ * cores the page's other statements keep busy) and checked first. So the statement waits while
+ * a request received is still on that way ({@link arriving}) or the last query that may share
+ * came less than {@link SHARE_QUIET_MS} ago — at most this long after the first.
  */
-export const SHARE_WINDOW_MS = 15
+export const SHARE_WINDOW_MS = 50
+/** the quiet time that ends the wait for more queries to share a statement with */
+export const SHARE_QUIET_MS = 5
+
+/** the stats requests received and not yet answered or handed to their statements ({@link arriving}) */
+let requestsArriving = 0
+
+/**
+ * A stats request's way from its receipt to its query (authentication, body, validation): while
+ * one is on it, a statement that may share its visits waits for it ({@link SHARE_WINDOW_MS}).
+ */
+export const arriving = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    requestsArriving++
+    return Effect.ensuring(effect, Effect.sync(() => requestsArriving--))
+  })
 /** at most this many queries in one statement */
 const SHARE_MAX = 16
 
-const resolvers = new WeakMap<SqlClient.SqlClient, RequestResolver.RequestResolver<SharedVisits>>()
+interface SharedVisitsResolver {
+  readonly resolver: RequestResolver.RequestResolver<SharedVisits>
+  /** when the last query that may share its visits arrived (whatever its visits) */
+  readonly arrivals: { lastMs: number }
+}
+
+const resolvers = new WeakMap<SqlClient.SqlClient, SharedVisitsResolver>()
 
 /**
- * The statements of one database that share their visits: those with the same key arriving
- * within {@link SHARE_WINDOW_MS} run as one (StatsSql.ts `compileSharedVisits`) — the period's
- * filtered visits are then read once instead of once per table; a lone one runs as it is.
+ * The statements of one database that share their visits: those with the same key that arrive
+ * until no request is on its way and none came for {@link SHARE_QUIET_MS} (at most {@link
+ * SHARE_WINDOW_MS} after the first) run as one (StatsSql.ts `compileSharedVisits`) — the period's filtered visits are then read
+ * once instead of once per table; a lone one runs as it is.
  */
-const sharedVisitsResolver = (sql: SqlClient.SqlClient) => {
+const sharedVisitsResolver = (sql: SqlClient.SqlClient): SharedVisitsResolver => {
   const known = resolvers.get(sql)
   if (known !== undefined) return known
+  const arrivals = { lastMs: 0 }
+  const quiet = Effect.gen(function*() {
+    const first = yield* Clock.currentTimeMillis
+    while (true) {
+      const now = yield* Clock.currentTimeMillis
+      const untilQuiet = requestsArriving > 0 ? SHARE_QUIET_MS : arrivals.lastMs + SHARE_QUIET_MS - now
+      const wait = Math.min(untilQuiet, first + SHARE_WINDOW_MS - now)
+      if (wait <= 0) return
+      yield* Effect.sleep(wait)
+    }
+  })
   const resolver = RequestResolver.makeWith<SharedVisits>({
     batchKey: (entry) => entry.request.key,
-    delay: Effect.sleep(SHARE_WINDOW_MS),
+    delay: quiet,
     collectWhile: (entries) => entries.size < SHARE_MAX,
     runAll: (entries) =>
       Effect.gen(function*() {
@@ -208,13 +251,15 @@ const sharedVisitsResolver = (sql: SqlClient.SqlClient) => {
           return
         }
         yield* EffectMetric.update(Metrics.sharedQueries, entries.length)
+        yield* EffectMetric.update(Metrics.sharedStatements, 1)
         const rows: Array<Array<Record<string, unknown>>> = entries.map(() => [])
         for (const row of exit.value) rows[Number(row["q"])]!.push(row["r"] as Record<string, unknown>)
         entries.forEach((entry, k) => entry.completeUnsafe(Exit.succeed(rows[k]!)))
       }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
   })
-  resolvers.set(sql, resolver)
-  return resolver
+  const made = { resolver, arrivals }
+  resolvers.set(sql, made)
+  return made
 }
 
 /** A timestamp column's value as epoch milliseconds (null when NULL). */
