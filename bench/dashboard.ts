@@ -17,7 +17,9 @@
  * Pages page: switching the range (30d → 7d) and filtering by the first and the fifth page of the
  * table, each then followed to the Events and Network pages (the top page's also to the Overview,
  * Traffic and Audience);
- * on the Traffic page, filtering by the first source.
+ * on the Traffic page, filtering by the first source. For each switch its query API requests
+ * ("start-end" in ms after the action, `switchQueries` in the raw figures): tables that end
+ * together were answered by one shared statement; one that starts late waited for a connection.
  * Baseline, same run: each page's own queries (captured from its load) sent again from Node, all
  * at once — what the query API alone takes; the rest is the browser (load, modules, drawing).
  * Figures go to bench/results/dashboard-<stamp>.txt and to stdout.
@@ -102,6 +104,8 @@ const timed = async (page: Page, action: () => Promise<unknown>) => {
   await page.evaluate(() => {
     const main = (globalThis as any).document.getElementById("main")
     if (main) main.dataset.state = "stale"
+    // the action's requests only (the buffer keeps 250 entries; a page's switches would fill it)
+    ;(globalThis as any).performance.clearResourceTimings()
   })
   actionStartedAt = Date.now()
   const t0 = performance.now()
@@ -112,8 +116,18 @@ const timed = async (page: Page, action: () => Promise<unknown>) => {
     polling: "raf",
     timeout: 60_000
   })
-  return performance.now() - t0
+  const ms = performance.now() - t0
+  lastQueries = await page.evaluate((startedAt) => {
+    const perf = (globalThis as any).performance
+    const origin = perf.timeOrigin as number
+    return perf.getEntriesByType("resource").filter((e: any) => e.name.includes("/api/v1/") && origin + e.startTime >= startedAt)
+      .map((e: any) => `${Math.round(origin + e.startTime - startedAt)}-${Math.round(origin + e.responseEnd - startedAt)}`).join(" ")
+  }, actionStartedAt)
+  return ms
 }
+
+/** The query API requests of the last {@link timed} action: "start-end" each, ms after the action started. */
+let lastQueries = ""
 
 const main = async () => {
   // the tree as it is when the run starts (the server it spawns runs that code), not after later edits
@@ -275,6 +289,12 @@ const main = async () => {
       "then the Network page, so filtered by the 5th page (navigation)": [],
       "filter by the top source (Traffic)": []
     }
+    /** each switch's query API requests, per run (when a table's query waited for another, or ran alone) */
+    const switchQueries: Record<string, Array<string>> = {}
+    const record = (name: string, ms: number) => {
+      switches[name]!.push(ms)
+      ;(switchQueries[name] ??= []).push(lastQueries)
+    }
     for (let run = 0; run < RUNS; run++) {
       for (const name of PAGES) {
         const context = await newContext()
@@ -286,32 +306,32 @@ const main = async () => {
         ;(warm[name] ??= []).push(await timed(page, () => page.goto(url(name))))
         if (name === "overview" || name === "pages") {
           const label = `range 30d → 7d (${name === "overview" ? "Overview" : "Pages"})`
-          switches[label]!.push(await timed(page, () => page.selectOption("#range", "7d")))
+          record(label, await timed(page, () => page.selectOption("#range", "7d")))
         }
         if (name === "pages") {
           await timed(page, () => page.goto(url(name)))
-          switches["filter by the top page (Pages)"]!.push(
+          record("filter by the top page (Pages)",
             await timed(page, () => page.click("section[data-dimension=page] tbody tr:first-child button.filter"))
           )
-          switches["then the Overview, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:first-child a")))
+          record("then the Overview, so filtered (navigation)", await timed(page, () => page.click("#nav li:first-child a")))
           // the pages in the nav's order: Overview, Pages, Events, Traffic, Audience, Network
-          switches["then the Events page, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:nth-child(3) a")))
-          switches["then the Network page, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:nth-child(6) a")))
-          switches["then the Traffic page, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:nth-child(4) a")))
-          switches["then the Audience page, so filtered (navigation)"]!.push(await timed(page, () => page.click("#nav li:nth-child(5) a")))
+          record("then the Events page, so filtered (navigation)", await timed(page, () => page.click("#nav li:nth-child(3) a")))
+          record("then the Network page, so filtered (navigation)", await timed(page, () => page.click("#nav li:nth-child(6) a")))
+          record("then the Traffic page, so filtered (navigation)", await timed(page, () => page.click("#nav li:nth-child(4) a")))
+          record("then the Audience page, so filtered (navigation)", await timed(page, () => page.click("#nav li:nth-child(5) a")))
           await timed(page, () => page.goto(url(name)))
-          switches["filter by the 5th page (Pages)"]!.push(
+          record("filter by the 5th page (Pages)",
             await timed(page, () => page.click("section[data-dimension=page] tbody tr:nth-child(5) button.filter"))
           )
-          switches["then the Events page, so filtered by the 5th page (navigation)"]!.push(
+          record("then the Events page, so filtered by the 5th page (navigation)",
             await timed(page, () => page.click("#nav li:nth-child(3) a"))
           )
-          switches["then the Network page, so filtered by the 5th page (navigation)"]!.push(
+          record("then the Network page, so filtered by the 5th page (navigation)",
             await timed(page, () => page.click("#nav li:nth-child(6) a"))
           )
         }
         if (name === "traffic") {
-          switches["filter by the top source (Traffic)"]!.push(
+          record("filter by the top source (Traffic)",
             await timed(page, () => page.click("section[data-dimension=source] tbody tr:first-child button.filter"))
           )
         }
@@ -359,7 +379,7 @@ const main = async () => {
       "|---|---|",
       ...Object.entries(switches).map(([k, v]) => `| ${k} | ${round(median(v), 0)} |`),
       "",
-      `raw (ms): ${JSON.stringify({ cold, warm, api, switches, coldPhases }, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`
+      `raw (ms): ${JSON.stringify({ cold, warm, api, switches, switchQueries, coldPhases }, (_k, v) => (typeof v === "number" ? Math.round(v) : v))}`
     ]
     const text = lines.join("\n") + "\n"
     console.log(text)
