@@ -218,8 +218,8 @@ const resolvers = new WeakMap<SqlClient.SqlClient, SharedVisitsResolver>()
 /**
  * The statements of one database that share their visits: those with the same key that arrive
  * until no request is on its way and none came for {@link SHARE_QUIET_MS} (at most {@link
- * SHARE_WINDOW_MS} after the first) run as one (StatsSql.ts `compileSharedVisits`) — the period's filtered visits are then read
- * once instead of once per table; a lone one runs as it is.
+ * SHARE_WINDOW_MS} after the first) run as one (StatsSql.ts `compileSharedVisits`) — the
+ * period's filtered visits are then read once instead of once per table; a lone one runs as it is.
  */
 const sharedVisitsResolver = (sql: SqlClient.SqlClient): SharedVisitsResolver => {
   const known = resolvers.get(sql)
