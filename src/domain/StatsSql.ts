@@ -751,7 +751,7 @@ export const compileSharedVisits = (inputs: ReadonlyArray<CompileInput>): Compil
     }
     const others = input.metrics.filter((m) => m !== "visitors").map(metricAlias)
     if (input.metrics.includes("visitors")) {
-      const dims = input.dimensions.map((d, i) => `${dimensionExpr(d, "v.started_at", q.tz)} AS ${dimensionAlias(i)}`)
+      const dims = dimensionIndexes[k]!.map((j, i) => `${exprs[j]} AS ${dimensionAlias(i)}`)
       ctes.push(`q${k} AS (${visitorsBySurplus(input, q, setRows(k, ["ga.n", ...others.map((m) => `ga.${m}`)]), surplus(dims))})`)
     } else {
       ctes.push(`q${k} AS (SELECT * FROM (${setRows(k, input.metrics.map((m) => `ga.${metricAlias(m)}`))}) t${orderSql(input)}${q.page})`)
